@@ -1,0 +1,150 @@
+"""Profiles, their consent per channel (with a ledger of every change) and profile events."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from governance.models import Environment
+
+
+class Region(models.TextChoices):
+    EU = "EU", "European Union"
+    UK = "UK", "United Kingdom"
+    NA = "NA", "North America"
+    LATAM = "LATAM", "Latin America"
+    APAC = "APAC", "Asia-Pacific"
+    MEA = "MEA", "Middle East and Africa"
+
+
+class LifecycleStage(models.TextChoices):
+    LEAD = "lead", "Lead"
+    PROSPECT = "prospect", "Prospect"
+    CUSTOMER = "customer", "Customer"
+    LOYAL = "loyal", "Loyal customer"
+    LAPSED = "lapsed", "Lapsed"
+    CHURNED = "churned", "Churned"
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    PUSH = "push", "Push"
+    ADS = "ads", "Ads"
+
+
+class ConsentStatus(models.TextChoices):
+    GRANTED = "granted", "Granted"
+    DENIED = "denied", "Denied"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Profile(models.Model):
+    """One customer record in one environment, keyed by `external_id`."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="profiles")
+    external_id = models.CharField(max_length=255)
+    email = models.CharField(max_length=254, null=True, blank=True)
+    phone = models.CharField(max_length=32, null=True, blank=True)
+    first_name = models.CharField(max_length=100, null=True, blank=True)
+    last_name = models.CharField(max_length=100, null=True, blank=True)
+    locale = models.CharField(max_length=16, null=True, blank=True)
+    country = models.CharField(max_length=2, null=True, blank=True)
+    region = models.CharField(max_length=8, choices=Region.choices, null=True, blank=True)
+    lifecycle_stage = models.CharField(max_length=16, choices=LifecycleStage.choices, null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        permissions = [
+            ("view_profile_pii", "Can see unmasked emails, phones and names"),
+            ("ingest_profiles", "Can ingest profiles and profile events"),
+            ("reset_sandbox", "Can rebuild a sandbox's synthetic data"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "external_id"], name="profile_external_id_per_env"),
+        ]
+        # Segment queries filter one environment by these columns; the leading
+        # environment keeps each index usable for one tenant of many.
+        indexes = [
+            models.Index(fields=["environment", "region"], name="profile_env_region"),
+            models.Index(fields=["environment", "lifecycle_stage"], name="profile_env_stage"),
+            models.Index(fields=["environment", "country"], name="profile_env_country"),
+            models.Index(fields=["environment", "locale"], name="profile_env_locale"),
+            models.Index(fields=["environment", "updated_at"], name="profile_env_updated"),
+            models.Index(fields=["environment", "email"], name="profile_env_email"),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class Consent(models.Model):
+    """A profile's current permission on one channel; every change also lands in ConsentChange."""
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="consents")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    status = models.CharField(max_length=8, choices=ConsentStatus.choices)
+    source = models.CharField(max_length=64, blank=True)
+    captured_at = models.DateTimeField()
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        permissions = [("sync_consent", "Can apply consent updates")]
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "channel"], name="consent_one_per_channel"),
+        ]
+        # Rules ask "does profile p have granted consent on channel c": the unique
+        # (profile, channel) index answers that; this one serves counts per channel.
+        indexes = [models.Index(fields=["channel", "status"], name="consent_channel_status")]
+
+    def __str__(self) -> str:
+        return f"{self.profile_id}/{self.channel}={self.status}"
+
+
+class ConsentChange(models.Model):
+    """The consent ledger: one append-only row for every change of a profile's consent."""
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="consent_changes")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    previous_status = models.CharField(max_length=8, choices=ConsentStatus.choices, null=True, blank=True)
+    status = models.CharField(max_length=8, choices=ConsentStatus.choices)
+    source = models.CharField(max_length=64, blank=True)
+    captured_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(default=timezone.now)
+    request_id = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["profile", "-id"], name="consentchange_profile")]
+
+    def __str__(self) -> str:
+        return f"{self.profile_id}/{self.channel}: {self.previous_status} → {self.status}"
+
+
+class ProfileEvent(models.Model):
+    """Something a customer did (`cart_abandoned`, `purchase`), used by audience rules."""
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+    properties = models.JSONField(default=dict, blank=True)
+    # Optional id from the sender: the same event sent twice is stored once.
+    event_id = models.CharField(max_length=128, null=True, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["profile", "event_id"], condition=Q(event_id__isnull=False), name="profileevent_dedupe"
+            ),
+        ]
+        # Rules compile event conditions to a correlated EXISTS on (profile, type, time).
+        indexes = [models.Index(fields=["profile", "type", "occurred_at"], name="profileevent_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.type}@{self.occurred_at:%Y-%m-%d}"

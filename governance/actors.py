@@ -1,0 +1,98 @@
+"""The actor: who acts, possibly through a token, through which door, from where."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from governance.models import Door, Environment
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    from governance.models import ApiToken
+
+
+@dataclass(frozen=True)
+class Actor:
+    user: AbstractBaseUser | None
+    environment: Environment
+    door: str = Door.API
+    token: ApiToken | None = None
+    ip: str | None = None
+    request_id: str = ""
+    # Roles are looked up once per actor; the policy engine and hints use them.
+    _roles: list[str] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_system(self) -> bool:
+        """An operator at a shell or a scheduled task with no person behind it."""
+        return self.user is None
+
+    @property
+    def label(self) -> str:
+        if self.user is None:
+            return f"system ({self.door})"
+        return str(self.user.get_username())
+
+    @property
+    def roles(self) -> list[str]:
+        if self._roles is not None:
+            return self._roles
+        from governance.roles import ROLE_NAMES
+
+        if self.user is None:
+            roles: list[str] = []
+        else:
+            cached = getattr(self.user, "_marketerapi_roles", None)
+            if cached is None:
+                cached = sorted(
+                    name for name in self.user.groups.values_list("name", flat=True) if name in ROLE_NAMES  # type: ignore[attr-defined]
+                )
+                self.user._marketerapi_roles = cached  # type: ignore[union-attr]
+            roles = cached
+        object.__setattr__(self, "_roles", roles)
+        return roles
+
+    def with_door(self, door: str) -> Actor:
+        return Actor(self.user, self.environment, door, self.token, self.ip, self.request_id)
+
+    @classmethod
+    def system(cls, environment: Environment, door: str = Door.CLI, request_id: str = "") -> Actor:
+        return cls(user=None, environment=environment, door=door, request_id=request_id)
+
+
+def client_ip(request: Any) -> str | None:
+    # Behind a proxy (docker-compose, a load balancer) the first X-Forwarded-For entry is
+    # the client; REMOTE_ADDR is the proxy.
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if forwarded:
+        return forwarded.split(",")[0].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def actor_from_request(request: Any, door: str = Door.API) -> Actor:
+    """Build the actor of an authenticated request (token or session)."""
+    from rest_framework.exceptions import NotAuthenticated
+
+    from governance.selectors import environment_for_session
+
+    if not request.user.is_authenticated:
+        # A request with no person behind it must never become a system actor.
+        raise NotAuthenticated()
+    token = getattr(request, "auth", None)
+    from governance.models import ApiToken
+
+    if isinstance(token, ApiToken):
+        environment = token.environment
+    else:
+        token = None
+        environment = environment_for_session(request)
+    return Actor(
+        user=request.user,
+        environment=environment,
+        door=door,
+        token=token,
+        ip=client_ip(request),
+        request_id=getattr(request, "request_id", ""),
+    )

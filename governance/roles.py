@@ -1,0 +1,105 @@
+"""The six roles of PRODUCT.md §4 as Django groups, and the model permissions each holds.
+
+This map is the single source: a data migration and every `migrate` (post_migrate)
+make the groups' permissions equal to it. Teams are the other groups.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ANALYST = "analyst"
+CAMPAIGN_OPERATOR = "campaign_operator"
+APPROVER = "approver"
+COMPLIANCE_REVIEWER = "compliance_reviewer"
+DEVELOPER = "developer"
+ADMIN = "admin"
+
+ROLE_NAMES: tuple[str, ...] = (ANALYST, CAMPAIGN_OPERATOR, APPROVER, COMPLIANCE_REVIEWER, DEVELOPER, ADMIN)
+
+_EVERYONE = [
+    "governance.view_environment",
+    "audiences.view_profile",
+    "audiences.view_consent",
+    "audiences.view_consentchange",
+    "audiences.view_profileevent",
+    "integrations.view_outboxevent",
+]
+
+_INTEGRATION = [
+    "audiences.ingest_profiles",
+    "audiences.sync_consent",
+    "governance.view_apitoken",
+    "governance.add_apitoken",
+    "governance.delete_apitoken",
+]
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    ANALYST: [*_EVERYONE],
+    CAMPAIGN_OPERATOR: [*_EVERYONE],
+    APPROVER: [*_EVERYONE],
+    COMPLIANCE_REVIEWER: [*_EVERYONE, "audiences.view_profile_pii"],
+    DEVELOPER: [*_EVERYONE, *_INTEGRATION],
+    ADMIN: [
+        *_EVERYONE,
+        *_INTEGRATION,
+        "governance.change_environment",
+        "governance.add_environment",
+        "governance.view_auditevent",
+        "audiences.reset_sandbox",
+        "waffle.view_flag",
+        "waffle.change_flag",
+        "waffle.add_flag",
+        "waffle.view_switch",
+        "waffle.change_switch",
+        "waffle.view_sample",
+        "waffle.change_sample",
+        "auth.view_group",
+        "auth.change_group",
+        "auth.view_user",
+        "auth.change_user",
+    ],
+}
+
+
+def roles_with_permission(permission: str) -> list[str]:
+    """Which roles hold `app_label.codename`, for hints such as "ask a developer or admin"."""
+    return [role for role, perms in ROLE_PERMISSIONS.items() if permission in perms]
+
+
+def sync_roles(apps: Any) -> None:
+    """Create the role groups and set their permissions to ROLE_PERMISSIONS.
+
+    Works with the historical `apps` of a migration as well as the live registry.
+    Permissions of models that are not installed (yet) are skipped.
+    """
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        # Permissions are normally created after all migrations; create them now so a
+        # data migration can assign them in the same run.
+        original = getattr(app_config, "models_module", None)
+        if original is None:
+            app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = original
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, names in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for name in names:
+            app_label, codename = name.split(".", 1)
+            perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if perm is not None:
+                wanted.append(perm)
+        group.permissions.set(wanted)
+
+
+def sync_roles_after_migrate(sender: Any, app_config: Any = None, **kwargs: Any) -> None:
+    if app_config is None or app_config.label != "governance":
+        return
+    from django.apps import apps as live_apps
+
+    sync_roles(live_apps)

@@ -1,0 +1,362 @@
+"""One error hierarchy and one handler: every API failure is RFC 9457 problem+json.
+
+Services raise `ApplicationError` subclasses; DRF's own exceptions, Django's `Http404`,
+`PermissionDenied` and `ValidationError` and anything unexpected are translated here.
+Every problem carries `code`, `hint` and `request_id`; a 500 never carries a trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+from marketerapi.middleware import current_request_id
+
+logger = logging.getLogger("marketerapi.problems")
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_BASE = "https://marketerapi.dev/errors/"
+
+
+class ApplicationError(Exception):
+    """A refusal or failure a caller can act on. Subclasses set the class attributes."""
+
+    status: int = 400
+    code: str = "bad_request"
+    title: str = "The request cannot be processed"
+    hint: str = "Check the request against the API documentation at /api/docs/."
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        hint: str | None = None,
+        title: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        self.detail = detail or ""
+        if hint is not None:
+            self.hint = hint
+        if title is not None:
+            self.title = title
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.errors = errors or []
+        self.headers = headers or {}
+        self.extra = extra
+        super().__init__(self.detail or self.title)
+
+    def as_problem(self) -> dict[str, Any]:
+        return problem(
+            status=self.status,
+            code=self.code,
+            title=self.title,
+            detail=self.detail,
+            hint=self.hint,
+            errors=self.errors,
+            **self.extra,
+        )
+
+
+class InvalidInput(ApplicationError):
+    status = 422
+    code = "invalid_input"
+    title = "Some values are not valid"
+    hint = "Fix each entry listed in `errors`; its `hint` says how."
+
+
+class MalformedRequest(ApplicationError):
+    status = 400
+    code = "invalid_request"
+    title = "The request body does not have the expected shape"
+    hint = "Fix each entry listed in `errors` and send the request again."
+
+
+class NotFound(ApplicationError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+    hint = "Check the id, and that your token belongs to the environment the object lives in."
+
+
+class Forbidden(ApplicationError):
+    status = 403
+    code = "permission_denied"
+    title = "You may not do this"
+    hint = "Ask an admin for the role this action needs."
+
+
+class Conflict(ApplicationError):
+    status = 409
+    code = "conflict"
+    title = "The request conflicts with the current state"
+    hint = "Reload the object and try again."
+
+
+class PayloadTooLarge(ApplicationError):
+    status = 413
+    code = "payload_too_large"
+    title = "The request is too large"
+    hint = "Split the batch into smaller requests."
+
+
+def problem(
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str = "",
+    hint: str = "",
+    errors: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + code.replace("_", "-"),
+        "title": title,
+        "status": status,
+        "detail": detail or title,
+        "code": code,
+        "hint": hint,
+    }
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    body["request_id"] = current_request_id()
+    return body
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    response = Response(body, status=body["status"], headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+    return response
+
+
+def _pointer(path: list[str]) -> str:
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path) if path else ""
+
+
+def flatten_validation(detail: Any, path: list[str] | None = None) -> list[dict[str, Any]]:
+    """Turn DRF's nested error detail into a flat list of {pointer, code, message, hint}."""
+    path = path or []
+    out: list[dict[str, Any]] = []
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            sub = path if key == "non_field_errors" else [*path, str(key)]
+            out.extend(flatten_validation(value, sub))
+    elif isinstance(detail, list):
+        if all(isinstance(item, (str, drf.ErrorDetail)) for item in detail):
+            for item in detail:
+                out.append(_error_entry(path, item))
+        else:
+            for index, item in enumerate(detail):
+                if item:
+                    out.extend(flatten_validation(item, [*path, str(index)]))
+    else:
+        out.append(_error_entry(path, detail))
+    return out
+
+
+_HINTS = {
+    "required": "Add this field; it is required.",
+    "null": "Send a value here; null is not allowed.",
+    "blank": "Send a non-empty value.",
+    "invalid_choice": "Use one of the allowed values.",
+    "invalid": "Send a value of the documented type.",
+    "max_length": "Shorten the value.",
+    "date": "Send a date-time in ISO 8601, e.g. 2026-11-01T10:00:00Z.",
+    "does_not_exist": "Check the id.",
+    "not_a_list": "Send a JSON array here.",
+    "not_a_dict": "Send a JSON object here.",
+}
+
+
+def _error_entry(path: list[str], item: Any) -> dict[str, Any]:
+    code = getattr(item, "code", None) or "invalid"
+    return {
+        "pointer": _pointer(path),
+        "code": code,
+        "message": str(item),
+        "hint": _HINTS.get(code, "Fix this value and send the request again."),
+    }
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF's EXCEPTION_HANDLER: every exception out of an API view becomes a problem."""
+    if isinstance(exc, ApplicationError):
+        return problem_response(exc.as_problem(), exc.headers)
+    body, headers = translate(exc)
+    return problem_response(body, headers)
+
+
+def translate(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
+    headers: dict[str, str] = {}
+    if isinstance(exc, ApplicationError):
+        return exc.as_problem(), exc.headers
+    if isinstance(exc, (Http404, drf.NotFound)):
+        return NotFound().as_problem(), headers
+    if isinstance(exc, DjangoPermissionDenied):
+        return Forbidden(str(exc) or None).as_problem(), headers
+    if isinstance(exc, DjangoValidationError):
+        errors = [
+            {"pointer": "", "code": e.code or "invalid", "message": str(m), "hint": "Fix this value."}
+            for e in exc.error_list
+            for m in e.messages
+        ]
+        return InvalidInput(errors=errors).as_problem(), headers
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge().as_problem(), headers
+    if isinstance(exc, drf.ParseError):
+        return (
+            problem(
+                status=400,
+                code="malformed_json",
+                title="The request body is not valid JSON",
+                detail=str(exc.detail),
+                hint="Check the JSON near the position named in `detail` (a missing comma, quote or bracket).",
+            ),
+            headers,
+        )
+    if isinstance(exc, drf.ValidationError):
+        return (
+            MalformedRequest(
+                "The request has problems listed in `errors`.", errors=flatten_validation(exc.detail)
+            ).as_problem(),
+            headers,
+        )
+    if isinstance(exc, drf.AuthenticationFailed):
+        hint = getattr(exc, "hint", None) or "Send a valid token as `Authorization: Bearer mk_<environment>_…`."
+        return (
+            problem(status=401, code=exc.get_codes() if isinstance(exc.get_codes(), str) else "authentication_failed",
+                    title="Authentication failed", detail=str(exc.detail), hint=hint),
+            {"WWW-Authenticate": 'Bearer realm="api"'},
+        )
+    if isinstance(exc, drf.NotAuthenticated):
+        return (
+            problem(
+                status=401,
+                code="not_authenticated",
+                title="Authentication required",
+                detail=str(exc.detail),
+                hint="Send `Authorization: Bearer mk_<environment>_…`, or sign in to the portal. "
+                "Developers issue tokens with `python manage.py issue_token`.",
+            ),
+            {"WWW-Authenticate": 'Bearer realm="api"'},
+        )
+    if isinstance(exc, drf.PermissionDenied):
+        return Forbidden(str(exc.detail)).as_problem(), headers
+    if isinstance(exc, drf.MethodNotAllowed):
+        return (
+            problem(
+                status=405,
+                code="method_not_allowed",
+                title="Method not allowed",
+                detail=str(exc.detail),
+                hint="See /api/docs/ for the methods this path accepts.",
+            ),
+            headers,
+        )
+    if isinstance(exc, drf.UnsupportedMediaType):
+        return (
+            problem(
+                status=415,
+                code="unsupported_media_type",
+                title="Unsupported content type",
+                detail=str(exc.detail),
+                hint="Send the body as JSON with `Content-Type: application/json`.",
+            ),
+            headers,
+        )
+    if isinstance(exc, drf.NotAcceptable):
+        return (
+            problem(status=406, code="not_acceptable", title="Not acceptable", detail=str(exc.detail),
+                    hint="Accept application/json."),
+            headers,
+        )
+    if isinstance(exc, drf.Throttled):
+        wait = int(exc.wait or 1)
+        headers["Retry-After"] = str(max(wait, 1))
+        return (
+            problem(
+                status=429,
+                code="rate_limited",
+                title="Too many requests",
+                detail=str(exc.detail),
+                hint=f"Wait {max(wait, 1)} seconds (see Retry-After) and send the request again; "
+                "spread bulk work over time or ask an admin for a higher limit.",
+            ),
+            headers,
+        )
+    if isinstance(exc, drf.APIException):
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
+        return (
+            problem(status=exc.status_code, code=str(code), title=str(exc.default_detail), detail=str(exc.detail),
+                    hint="See /api/docs/ for this endpoint's failure modes."),
+            headers,
+        )
+    logger.exception("unhandled error", exc_info=exc)
+    return server_error_problem(), headers
+
+
+def server_error_problem() -> dict[str, Any]:
+    return problem(
+        status=500,
+        code="server_error",
+        title="Something went wrong on our side",
+        detail="The error was logged with this request id; nothing in your request was applied.",
+        hint="Try again in a minute; if it persists, give the request_id to your platform team.",
+    )
+
+
+def _wants_problem(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/") or "json" in request.headers.get("Accept", "")
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> Any:
+    if _wants_problem(request):
+        return JsonResponse(
+            problem(status=404, code="not_found", title="Not found",
+                    detail=f"No endpoint at {request.path}.", hint="See /api/docs/ for the API's paths."),
+            status=404, content_type=PROBLEM_CONTENT_TYPE,
+        )
+    from portal.views import error_page
+
+    return error_page(request, status=404)
+
+
+def handler500(request: HttpRequest) -> Any:
+    if _wants_problem(request):
+        return JsonResponse(server_error_problem(), status=500, content_type=PROBLEM_CONTENT_TYPE)
+    from portal.views import error_page
+
+    return error_page(request, status=500)
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> Any:
+    if _wants_problem(request):
+        return JsonResponse(Forbidden().as_problem(), status=403, content_type=PROBLEM_CONTENT_TYPE)
+    from portal.views import error_page
+
+    return error_page(request, status=403)
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> Any:
+    if _wants_problem(request):
+        return JsonResponse(
+            problem(status=400, code="bad_request", title="Bad request", hint="Check the request's headers and body."),
+            status=400, content_type=PROBLEM_CONTENT_TYPE,
+        )
+    from portal.views import error_page
+
+    return error_page(request, status=400)

@@ -1,0 +1,98 @@
+"""Personas (one per role, plus an outsider in another team and environment) and API clients."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from governance.actors import Actor
+from governance.models import ApiToken, Door, Environment, hash_token
+from governance.roles import ROLE_NAMES
+from tests.factories import UserFactory
+
+PERSONAS = {
+    "analyst": ["analyst", "team-growth"],
+    "operator": ["campaign_operator", "team-growth"],
+    "operator2": ["campaign_operator", "team-retention"],
+    "approver": ["approver"],
+    "approver2": ["approver"],
+    "compliance": ["compliance_reviewer"],
+    "developer": ["developer", "team-growth"],
+    "admin": ["admin"],
+    "outsider": ["campaign_operator", "team-other"],
+    "nobody": [],
+}
+
+
+def require_service(name: str, reason: str) -> None:
+    """Skip a test whose service is missing, or fail it when REQUIRE_SERVICES=1 (CI)."""
+    if settings.REQUIRE_SERVICES or os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{name} is required (REQUIRE_SERVICES=1) but unavailable: {reason}")
+    pytest.skip(f"{name} unavailable: {reason}")
+
+
+@pytest.fixture
+def sandbox(db) -> Environment:
+    return Environment.objects.get(slug="sandbox")
+
+
+@pytest.fixture
+def pilot(db) -> Environment:
+    return Environment.objects.get(slug="pilot")
+
+
+@pytest.fixture
+def production(db) -> Environment:
+    return Environment.objects.get(slug="production")
+
+
+@pytest.fixture
+def persona(db) -> Callable[[str], object]:
+    """persona("analyst") → a user holding that persona's role and team."""
+
+    def make(name: str):
+        return UserFactory(username=f"p-{name}", groups=PERSONAS[name])
+
+    return make
+
+
+def issue_test_token(user, environment: Environment) -> str:
+    secret = ApiToken.generate_secret(environment)
+    ApiToken.objects.create(
+        environment=environment,
+        user=user,
+        name="test",
+        prefix=secret[:20],
+        key_hash=hash_token(secret),
+        expires_at=ApiToken.default_expiry(),
+    )
+    return secret
+
+
+@pytest.fixture
+def api(db, persona, sandbox) -> Callable[..., APIClient]:
+    """api("developer") → an APIClient with a Bearer token of that persona in sandbox."""
+
+    def make(name: str, environment: Environment | None = None) -> APIClient:
+        user = persona(name)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_test_token(user, environment or sandbox)}")
+        client.user = user  # type: ignore[attr-defined]
+        return client
+
+    return make
+
+
+@pytest.fixture
+def actor(db, persona, sandbox) -> Callable[..., Actor]:
+    def make(name: str, environment: Environment | None = None, door: str = Door.API) -> Actor:
+        return Actor(user=persona(name), environment=environment or sandbox, door=door, request_id="req_test")
+
+    return make
+
+
+assert set(ROLE_NAMES) >= {r for groups in PERSONAS.values() for r in groups if not r.startswith("team-")}
