@@ -15,15 +15,15 @@ from governance.roles import ROLE_NAMES
 from tests.factories import UserFactory
 
 PERSONAS = {
-    "analyst": ["analyst", "team-growth"],
-    "operator": ["campaign_operator", "team-growth"],
-    "operator2": ["campaign_operator", "team-retention"],
+    "analyst": ["analyst", "growth"],
+    "operator": ["campaign_operator", "growth"],
+    "operator2": ["campaign_operator", "retention"],
     "approver": ["approver"],
     "approver2": ["approver"],
     "compliance": ["compliance_reviewer"],
-    "developer": ["developer", "team-growth"],
+    "developer": ["developer", "growth"],
     "admin": ["admin"],
-    "outsider": ["campaign_operator", "team-other"],
+    "outsider": ["campaign_operator", "other"],
     "nobody": [],
 }
 
@@ -95,4 +95,4 @@ def actor(db, persona, sandbox) -> Callable[..., Actor]:
     return make
 
 
-assert set(ROLE_NAMES) >= {r for groups in PERSONAS.values() for r in groups if not r.startswith("team-")}
+assert set(ROLE_NAMES) >= {r for groups in PERSONAS.values() for r in groups if r not in ("growth", "retention", "other")}
