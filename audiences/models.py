@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from governance.models import Environment
 
@@ -148,3 +149,46 @@ class ProfileEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type}@{self.occurred_at:%Y-%m-%d}"
+
+
+class AudienceState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"
+    ARCHIVED = "archived", "Archived"
+
+
+class Audience(models.Model):
+    """A named, owned definition of who to reach: rules + channel + purpose.
+
+    Owned by a team (a Django group); everyone in the environment may view it, changing it
+    needs the team, a share of `change` (django-guardian) or the admin role.
+    """
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="audiences")
+    name = models.CharField(max_length=120)
+    owner_team = models.ForeignKey("auth.Group", on_delete=models.PROTECT, related_name="owned_audiences")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    purpose = models.CharField(max_length=200)
+    description = models.TextField()
+    rules = models.JSONField(default=dict)
+    state = models.CharField(max_length=16, choices=AudienceState.choices, default=AudienceState.DRAFT)
+    created_by = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="created_audiences"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [
+            ("publish_audience", "Can publish audiences"),
+            ("share_audience", "Can share audiences with users and teams"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "name"], name="audience_name_per_env"),
+        ]
+        indexes = [models.Index(fields=["environment", "state"], name="audience_env_state")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -13,3 +13,19 @@ class GovernanceConfig(AppConfig):
         # Keep the role groups' permissions equal to governance/roles.py after every migrate,
         # so a model added later reaches its roles without a hand-written data migration.
         post_migrate.connect(sync_roles_after_migrate, dispatch_uid="governance.sync_roles")
+        _register_history()
+
+
+def _register_history() -> None:
+    """Field history for governed models we do not own: waffle's flags, switches and
+    samples, and the role groups with their permissions."""
+    from django.contrib.auth.models import Group
+    from simple_history import register
+    from simple_history.exceptions import MultipleRegistrationsError
+    from waffle.models import Flag, Sample, Switch
+
+    for model, extra in ((Flag, {}), (Switch, {}), (Sample, {}), (Group, {"m2m_fields": ["permissions"]})):
+        try:
+            register(model, app="governance", **extra)
+        except MultipleRegistrationsError:
+            pass

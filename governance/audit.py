@@ -1,16 +1,57 @@
-"""The one audit point: every state-changing service writes exactly one AuditEvent."""
+"""The one audit point: every state-changing service writes exactly one AuditEvent.
+
+Audit events are append-only (a PostgreSQL trigger refuses UPDATE, DELETE and
+TRUNCATE) and hash-chained per environment: each row stores the previous row's hash
+and SHA-256 over its own canonical JSON, so `audit_verify` finds any altered,
+removed or reordered row.
+
+A chain serializes its writers. On PostgreSQL the writer takes a per-environment
+advisory lock just before the insert; the lock is released at commit. Services
+therefore record the audit event as the last write of their transaction, which keeps
+the critical section to the insert and the commit.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import models
+from django.db import connection, models
+from django.utils import timezone
 
 from governance.models import AuditEvent, Outcome
 
 if TYPE_CHECKING:
     from governance.actors import Actor
     from governance.policy import Decision
+
+# First key of the two-key advisory lock; the second is the environment id.
+_LOCK_CLASS = 0x4D4B4155  # "MKAU"
+GENESIS = "0" * 64
+
+CHAINED_FIELDS = (
+    "occurred_at",
+    "environment_id",
+    "actor_user_id",
+    "actor_label",
+    "token_id",
+    "door",
+    "ip",
+    "request_id",
+    "action",
+    "target_type",
+    "target_id",
+    "target_label",
+    "outcome",
+    "reasons",
+    "changes",
+    "approval_refs",
+    "prev_hash",
+)
 
 
 def describe_target(target: Any) -> tuple[str, str, str]:
@@ -25,6 +66,31 @@ def describe_target(target: Any) -> tuple[str, str, str]:
     return type(target).__name__.lower(), "", str(target)[:200]
 
 
+def _canonical_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value
+
+
+def canonical_json(event: AuditEvent) -> str:
+    body = {name: _canonical_value(getattr(event, name)) for name in CHAINED_FIELDS}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def compute_hash(event: AuditEvent) -> str:
+    return hashlib.sha256(canonical_json(event).encode()).hexdigest()
+
+
+def _previous_hash(environment_id: int | None) -> str:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, environment_id or 0])
+    last = (
+        AuditEvent.objects.filter(environment_id=environment_id).order_by("-id").values_list("hash", flat=True).first()
+    )
+    return last or GENESIS
+
+
 def record(
     actor: Actor,
     action: str,
@@ -36,12 +102,14 @@ def record(
     changes: dict[str, Any] | None = None,
     approval_refs: list[Any] | None = None,
 ) -> AuditEvent:
-    """Write one audit event in the caller's transaction."""
+    """Write one audit event in the caller's transaction (make it the transaction's last write)."""
     target_type, target_id, target_label = describe_target(target)
     all_reasons = list(reasons or [])
     if decision is not None:
         all_reasons = [*decision.reasons, *all_reasons]
-    return AuditEvent.objects.create(
+    # Round-trip JSON now so the hashed value is exactly what the database returns.
+    event = AuditEvent(
+        occurred_at=timezone.now(),
         environment=actor.environment,
         actor_user=actor.user,
         actor_label=actor.label,
@@ -54,7 +122,41 @@ def record(
         target_id=target_id,
         target_label=target_label,
         outcome=outcome,
-        reasons=all_reasons,
-        changes=changes or {},
-        approval_refs=approval_refs or [],
+        reasons=json.loads(json.dumps(all_reasons, default=str)),
+        changes=json.loads(json.dumps(changes or {}, default=str)),
+        approval_refs=json.loads(json.dumps(approval_refs or [], default=str)),
     )
+    event.prev_hash = _previous_hash(event.environment_id)
+    event.hash = compute_hash(event)
+    event.save(force_insert=True)
+    return event
+
+
+class AppendOnly(Exception):
+    """Audit events are never changed or deleted."""
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    environment_id: int | None
+    event_id: int
+    reason: str
+
+
+def verify_chain(environment_id: int | None = None, *, all_environments: bool = False) -> Iterator[ChainBreak]:
+    """Yield the first broken row of each chain checked (none when intact)."""
+    if all_environments:
+        env_ids = list(AuditEvent.objects.values_list("environment_id", flat=True).distinct())
+    else:
+        env_ids = [environment_id]
+    for env_id in env_ids:
+        expected_prev = GENESIS
+        rows = AuditEvent.objects.filter(environment_id=env_id).order_by("id").iterator(chunk_size=2000)
+        for event in rows:
+            if event.prev_hash != expected_prev:
+                yield ChainBreak(env_id, event.pk, "prev_hash does not match the previous row: a row was removed or reordered")
+                break
+            if compute_hash(event) != event.hash:
+                yield ChainBreak(env_id, event.pk, "the row's content does not match its hash: it was altered")
+                break
+            expected_prev = event.hash

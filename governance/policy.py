@@ -1,12 +1,24 @@
 """The one policy point: `decide(actor, action, target, context)` → Decision.
 
-Services ask here and nowhere else; they never call `has_perm` themselves. Actions are
-registered with the permission they need; the rules below combine into one decision
-with human-readable reasons and the rule that fired.
+Services ask here and nowhere else; they never call `has_perm` themselves. Each action
+is registered with what it needs; `decide` applies the rules in a fixed order and the
+first that refuses (or asks for approval) gives the decision, with human-readable
+reasons and the name of the rule that fired:
+
+1. environment       the target lives in the actor's environment
+2. system_actor      shell and scheduler work with no person behind it is allowed
+3. inactive_user     the person may still sign in
+4. token_scope       a token carries the scope the action needs
+5. role_permission   one of the person's roles grants the action (some roles only in sandbox)
+6. object_permission changing an owned object needs its team, a share, or the admin role
+7. feature_flag      the capability's flag is on for the person
+8. hooks             rules the domain apps register (consent, regional restrictions)
+9. approval_policy   the environment's policy may ask for approvals first
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +26,8 @@ from django.db import transaction
 
 from governance import audit
 from governance.actors import Actor
-from governance.models import Outcome
-from governance.roles import roles_with_permission
+from governance.models import ApprovalPolicy, Outcome, TokenScope
+from governance.roles import ADMIN, grants_here, roles_with_permission
 from marketerapi.problems import ApplicationError
 
 ALLOW = "allow"
@@ -28,8 +40,13 @@ class Action:
     name: str
     permission: str | None
     description: str
+    scope: str = TokenScope.READ
     # Safe actions only read; unsafe ones change state and are audited by their service.
     unsafe: bool = True
+    # "change": the target's owning team, a share of change, or the admin role is needed.
+    object_permission: str | None = None
+    flag: str | None = None
+    approval: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,31 +56,91 @@ class Decision:
     reasons: list[str] = field(default_factory=list)
     hint: str = ""
     required_approvals: int = 0
-    approver_roles: list[str] = field(default_factory=list)
+    # One list of roles per approval still to collect, e.g. [["approver"], ["developer", "admin"]].
+    approver_roles: list[list[str]] = field(default_factory=list)
+    policy: dict[str, Any] = field(default_factory=dict)
 
     @property
     def allowed(self) -> bool:
         return self.outcome == ALLOW
 
+    @property
+    def needs_approval(self) -> bool:
+        return self.outcome == NEEDS_APPROVAL
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "rule": self.rule,
+            "reasons": self.reasons,
+            "hint": self.hint,
+            "required_approvals": self.required_approvals,
+            "approver_roles": self.approver_roles,
+        }
+
 
 ACTIONS: dict[str, Action] = {}
+Hook = Callable[[Actor, Action, Any, dict[str, Any]], "Decision | None"]
+_HOOKS: list[tuple[str, Hook]] = []
 
 
-def register(name: str, permission: str | None, description: str, *, unsafe: bool = True) -> Action:
-    action = Action(name, permission, description, unsafe)
+def register(
+    name: str,
+    permission: str | None,
+    description: str,
+    *,
+    scope: str = TokenScope.READ,
+    unsafe: bool = True,
+    object_permission: str | None = None,
+    flag: str | None = None,
+    approval: bool = False,
+) -> Action:
+    action = Action(name, permission, description, str(scope), unsafe, object_permission, flag, approval)
     ACTIONS[name] = action
     return action
 
 
+def register_hook(action_prefix: str, hook: Hook) -> None:
+    """Add a domain rule for every action whose name starts with `action_prefix`.
+
+    A hook returns None to say nothing, or a Decision (deny or needs_approval) to decide.
+    """
+    _HOOKS.append((action_prefix, hook))
+
+
+R, W, I, A = TokenScope.READ, TokenScope.WRITE, TokenScope.INGEST, TokenScope.ADMIN
+
 register("profile.view", "audiences.view_profile", "See profiles, PII masked", unsafe=False)
 register("profile.view_pii", "audiences.view_profile_pii", "See profiles' emails, phones and names", unsafe=False)
-register("profile.ingest", "audiences.ingest_profiles", "Upsert profiles in bulk")
-register("profile_event.ingest", "audiences.ingest_profiles", "Ingest behavioural profile events")
-register("consent.sync", "audiences.sync_consent", "Apply consent updates")
+register("profile.ingest", "audiences.ingest_profiles", "Upsert profiles in bulk", scope=I)
+register("profile_event.ingest", "audiences.ingest_profiles", "Ingest behavioural profile events", scope=I)
+register("consent.sync", "audiences.sync_consent", "Apply consent updates", scope=I)
 register("consent.view", "audiences.view_consent", "See a profile's consent ledger", unsafe=False)
 register("domain_event.view", "integrations.view_outboxevent", "See the timeline of domain events", unsafe=False)
-register("token.create", "governance.add_apitoken", "Issue an API token")
-register("sandbox.reset", "audiences.reset_sandbox", "Rebuild a sandbox's synthetic data")
+register("token.view", "governance.view_apitoken", "See API tokens", unsafe=False)
+register("token.create", "governance.add_apitoken", "Issue an API token", scope=A)
+register("token.revoke", "governance.delete_apitoken", "Revoke an API token", scope=A)
+register("audience.view", "audiences.view_audience", "See audiences", unsafe=False)
+register("audience.create", "audiences.add_audience", "Create audiences", scope=W)
+register("audience.edit", "audiences.change_audience", "Edit audiences", scope=W, object_permission="change")
+register(
+    "audience.publish",
+    "audiences.publish_audience",
+    "Publish audiences",
+    scope=TokenScope.PUBLISH,
+    object_permission="change",
+    approval=True,
+)
+register(
+    "audience.archive",
+    "audiences.delete_audience",
+    "Archive or delete a published audience",
+    scope=W,
+    object_permission="change",
+    approval=True,
+)
+register("audience.share", "audiences.share_audience", "Share audiences", scope=W, object_permission="change")
+register("sandbox.reset", "audiences.reset_sandbox", "Rebuild a sandbox's synthetic data", scope=A)
 
 
 class UnknownAction(LookupError):
@@ -76,8 +153,137 @@ class PolicyDenied(ApplicationError):
     title = "You may not do this"
 
 
-def _target_environment_id(target: Any) -> int | None:
-    return getattr(target, "environment_id", None)
+def _deny(rule: str, reason: str, hint: str) -> Decision:
+    return Decision(DENY, rule, [reason], hint=hint)
+
+
+def _roles_text(roles: list[str]) -> str:
+    return ", ".join(roles) if roles else "an admin"
+
+
+def _check_environment(actor: Actor, target: Any) -> Decision | None:
+    env_id = getattr(target, "environment_id", None)
+    if env_id is not None and env_id != actor.environment.pk:
+        return _deny(
+            "environment",
+            f"The object belongs to another environment than {actor.environment.slug!r}.",
+            "Use a token of the object's environment.",
+        )
+    return None
+
+
+def _check_scope(actor: Actor, spec: Action) -> Decision | None:
+    token = actor.token
+    if token is None or spec.scope in token.scopes:
+        return None
+    return _deny(
+        "token_scope",
+        f"{spec.description} needs a token with the {spec.scope!r} scope; this token has: "
+        f"{', '.join(token.scopes) or 'none'}.",
+        f"Issue a token with the {spec.scope!r} scope (POST /api/v1/tokens/) and use it for this call.",
+    )
+
+
+def _check_role(actor: Actor, spec: Action) -> Decision | None:
+    if not spec.permission:
+        return None
+    user = actor.user
+    holders = roles_with_permission(spec.permission)
+    if user is None or not user.has_perm(spec.permission):
+        return _deny(
+            "role_permission",
+            f"{spec.description} needs one of the roles: {_roles_text(holders)}. "
+            f"You have: {', '.join(actor.roles) or 'no role'}.",
+            f"Ask an admin to give you one of the roles: {_roles_text(holders)}.",
+        )
+    granting = [role for role in actor.roles if role in holders]
+    is_sandbox = actor.environment.is_sandbox
+    if granting and not any(grants_here(role, spec.permission, is_sandbox) for role in granting):
+        others = [r for r in holders if grants_here(r, spec.permission, False)]
+        return _deny(
+            "role_environment",
+            f"Your role {', '.join(granting)} may do this only in a sandbox, not in {actor.environment.slug}.",
+            f"Try it in the sandbox, or ask someone with the role {_roles_text(others)} here.",
+        )
+    return None
+
+
+def _check_object(actor: Actor, spec: Action, target: Any) -> Decision | None:
+    if spec.object_permission is None or target is None or not hasattr(target, "owner_team_id"):
+        return None
+    from governance.objectperms import can_change
+
+    if ADMIN in actor.roles or can_change(actor.user, target):
+        return None
+    team = getattr(target, "owner_team", None)
+    team_name = team.name if team is not None else "no team"
+    return _deny(
+        "object_permission",
+        f"{target} is owned by the team {team_name!r}; you are not in it and it was not shared with you.",
+        f"Ask the {team_name} team (or an admin) to share it with you, or make a copy for your team.",
+    )
+
+
+def _check_flag(actor: Actor, spec: Action) -> Decision | None:
+    if not spec.flag:
+        return None
+    from governance.flags import flag_active_for
+
+    if flag_active_for(spec.flag, actor):
+        return None
+    return _deny(
+        "feature_flag",
+        f"{spec.description} is not enabled for you yet (flag {spec.flag!r}).",
+        "Ask an admin to add you to the flag's pilot group; GET /api/v1/flags/ lists what is on for you.",
+    )
+
+
+def _check_hooks(actor: Actor, spec: Action, target: Any, context: dict[str, Any]) -> Decision | None:
+    for prefix, hook in _HOOKS:
+        if spec.name.startswith(prefix):
+            decision = hook(actor, spec, target, context)
+            if decision is not None and decision.outcome != ALLOW:
+                return decision
+    return None
+
+
+def applicable_approval_policy(environment: Any, action: str, context: dict[str, Any]) -> ApprovalPolicy | None:
+    """Of the active policies for (environment, action) whose condition holds, the most demanding."""
+    best: ApprovalPolicy | None = None
+    for policy in ApprovalPolicy.objects.filter(environment=environment, action=action, is_active=True):
+        if policy.metric and policy.threshold is not None:
+            value = context.get(policy.metric)
+            if value is None or value <= policy.threshold:
+                continue
+        if best is None or len(policy.steps) > len(best.steps):
+            best = policy
+    return best
+
+
+def _check_approval(actor: Actor, spec: Action, context: dict[str, Any]) -> Decision | None:
+    if not spec.approval or context.get("approved_request") or actor.environment.is_sandbox:
+        return None
+    policy = applicable_approval_policy(actor.environment, spec.name, context)
+    if policy is None:
+        return None
+    condition = f" ({policy.metric} {context.get(policy.metric):,} > {policy.threshold:,})" if policy.metric else ""
+    return Decision(
+        NEEDS_APPROVAL,
+        "approval_policy",
+        [f"In {actor.environment.slug}, {policy.description.lower() or spec.description.lower()}{condition} "
+         f"needs {len(policy.steps)} approval(s)."],
+        hint="The request waits for approval; you will see it under /api/v1/approvals/.",
+        required_approvals=len(policy.steps),
+        approver_roles=[list(step) for step in policy.steps],
+        policy={
+            "id": policy.pk,
+            "action": policy.action,
+            "metric": policy.metric,
+            "threshold": policy.threshold,
+            "steps": policy.steps,
+            "description": policy.description,
+        },
+    )
 
 
 def decide(actor: Actor, action: str, target: Any = None, context: dict[str, Any] | None = None) -> Decision:
@@ -85,40 +291,37 @@ def decide(actor: Actor, action: str, target: Any = None, context: dict[str, Any
         spec = ACTIONS[action]
     except KeyError:
         raise UnknownAction(f"{action!r} is not a registered action") from None
+    context = context or {}
 
-    env_id = _target_environment_id(target)
-    if env_id is not None and env_id != actor.environment.pk:
-        return Decision(
-            DENY,
-            "environment_mismatch",
-            [f"The object belongs to another environment than {actor.environment.slug!r}."],
-            hint="Use a token of the object's environment.",
-        )
-
+    refusal = _check_environment(actor, target)
+    if refusal:
+        return refusal
     if actor.is_system:
         return Decision(ALLOW, "system_actor", [f"Run by the system through the {actor.door} door."])
+    if actor.user is None or not actor.user.is_active:
+        return _deny("inactive_user", "The user is not active.", "Ask an admin to reactivate you.")
 
-    user = actor.user
-    if user is None or not user.is_active:
-        return Decision(DENY, "inactive_user", ["The user is not active."], hint="Ask an admin to reactivate you.")
+    for check in (
+        lambda: _check_scope(actor, spec),
+        lambda: _check_role(actor, spec),
+        lambda: _check_object(actor, spec, target),
+        lambda: _check_flag(actor, spec),
+        lambda: _check_hooks(actor, spec, target, context),
+        lambda: _check_approval(actor, spec, context),
+    ):
+        decision = check()
+        if decision is not None:
+            return decision
 
-    if spec.permission and not user.has_perm(spec.permission):
-        holders = roles_with_permission(spec.permission)
-        who = ", ".join(holders) if holders else "an admin"
-        return Decision(
-            DENY,
-            "role_permission",
-            [f"{spec.description} needs one of the roles: {who}. You have: {', '.join(actor.roles) or 'no role'}."],
-            hint=f"Ask an admin to give you one of the roles: {who}.",
-        )
-
-    return Decision(ALLOW, "role_permission", [f"Your roles allow: {spec.description.lower()}."])
+    return Decision(ALLOW, "role_permission", [f"Your roles allow: {spec.description[0].lower()}{spec.description[1:]}."])
 
 
 def require(actor: Actor, action: str, target: Any = None, context: dict[str, Any] | None = None) -> Decision:
     """Decide; on a denial, record the denied attempt and raise PolicyDenied.
 
-    The denial is written in its own transaction so that it survives the refusal.
+    Returns allow and needs_approval decisions to the service, which files the approval
+    request itself. The denial is written in its own transaction so that it survives the
+    refusal: call `require` before opening the service's transaction.
     """
     decision = decide(actor, action, target, context)
     if decision.outcome == DENY:

@@ -17,6 +17,7 @@ ADMIN = "admin"
 
 ROLE_NAMES: tuple[str, ...] = (ANALYST, CAMPAIGN_OPERATOR, APPROVER, COMPLIANCE_REVIEWER, DEVELOPER, ADMIN)
 
+
 _EVERYONE = [
     "governance.view_environment",
     "audiences.view_profile",
@@ -24,6 +25,15 @@ _EVERYONE = [
     "audiences.view_consentchange",
     "audiences.view_profileevent",
     "integrations.view_outboxevent",
+    "audiences.view_audience",
+]
+
+_AUDIENCE_AUTHORING = [
+    "audiences.add_audience",
+    "audiences.change_audience",
+    "audiences.delete_audience",
+    "audiences.publish_audience",
+    "audiences.share_audience",
 ]
 
 _INTEGRATION = [
@@ -36,13 +46,14 @@ _INTEGRATION = [
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     ANALYST: [*_EVERYONE],
-    CAMPAIGN_OPERATOR: [*_EVERYONE],
+    CAMPAIGN_OPERATOR: [*_EVERYONE, *_AUDIENCE_AUTHORING],
     APPROVER: [*_EVERYONE],
     COMPLIANCE_REVIEWER: [*_EVERYONE, "audiences.view_profile_pii"],
-    DEVELOPER: [*_EVERYONE, *_INTEGRATION],
+    DEVELOPER: [*_EVERYONE, *_INTEGRATION, *_AUDIENCE_AUTHORING],
     ADMIN: [
         *_EVERYONE,
         *_INTEGRATION,
+        *_AUDIENCE_AUTHORING,
         "governance.change_environment",
         "governance.add_environment",
         "governance.view_auditevent",
@@ -60,6 +71,15 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "auth.change_user",
     ],
 }
+
+
+# Permissions that a role holds only in a sandbox: developers author audiences and
+# campaigns there to test integrations; in pilot and production marketers own them.
+SANDBOX_ONLY: dict[str, frozenset[str]] = {DEVELOPER: frozenset(_AUDIENCE_AUTHORING)}
+
+
+def grants_here(role: str, permission: str, is_sandbox: bool) -> bool:
+    return is_sandbox or permission not in SANDBOX_ONLY.get(role, frozenset())
 
 
 def roles_with_permission(permission: str) -> list[str]:

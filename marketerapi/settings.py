@@ -221,6 +221,14 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", ["security.W021"] if not SECURE_HSTS_PRELOAD else [])
 
+# --- feature flags (django-waffle) ----------------------------------------------
+WAFFLE_FLAG_MODEL = "waffle.Flag"
+WAFFLE_SWITCH_MODEL = "waffle.Switch"
+WAFFLE_SAMPLE_MODEL = "waffle.Sample"
+# An unknown flag is off, and is not created behind the admins' backs.
+WAFFLE_FLAG_DEFAULT = False
+WAFFLE_CREATE_MISSING_FLAGS = False
+
 # --- product --------------------------------------------------------------------
 # Demo users (seed_demo) may only be created on a development or demo deployment.
 MARKETERAPI_DEMO = env_bool("MARKETERAPI_DEMO", False)
