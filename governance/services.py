@@ -18,8 +18,22 @@ class IssuedToken:
     secret: str  # shown once, never stored
 
 
-def token_issue(*, actor: Actor, user: object, name: str, expires_at: datetime | None = None) -> IssuedToken:
-    """Issue a token for `user` in the actor's environment; the secret is returned once."""
+ALL_SCOPES = ["read", "write", "publish", "export", "ingest", "admin"]
+
+
+def token_issue(
+    *,
+    actor: Actor,
+    user: object,
+    name: str,
+    expires_at: datetime | None = None,
+    scopes: list[str] | None = None,
+) -> IssuedToken:
+    """Issue a token for `user` in the actor's environment; the secret is returned once.
+
+    A token never has more rights than its owner: scopes only narrow what the owner's
+    roles allow, so every scope by default is safe.
+    """
     decision = policy.require(actor, "token.create")
     secret = ApiToken.generate_secret(actor.environment)
     with transaction.atomic():
@@ -27,6 +41,8 @@ def token_issue(*, actor: Actor, user: object, name: str, expires_at: datetime |
             environment=actor.environment,
             user=user,
             name=name,
+            owner=user,
+            scopes=list(scopes if scopes is not None else ALL_SCOPES),
             prefix=secret[: len(f"mk_{actor.environment.slug}_") + 6],
             key_hash=hash_token(secret),
             expires_at=expires_at or ApiToken.default_expiry(),

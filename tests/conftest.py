@@ -61,11 +61,17 @@ def persona(db) -> Callable[[str], object]:
     return make
 
 
-def issue_test_token(user, environment: Environment) -> str:
+ALL_SCOPES = ["read", "write", "publish", "export", "ingest", "admin"]
+
+
+def issue_test_token(user, environment: Environment, scopes: list[str] | None = None) -> str:
+    """A token with every scope by default: what it may do is then bounded by its owner's roles."""
     secret = ApiToken.generate_secret(environment)
     ApiToken.objects.create(
         environment=environment,
         user=user,
+        owner=user,
+        scopes=list(ALL_SCOPES if scopes is None else scopes),
         name="test",
         prefix=secret[:20],
         key_hash=hash_token(secret),
