@@ -29,3 +29,20 @@ def flag_active_for(name: str, actor: Any) -> bool:
         # Stable per user: the same person stays in or out as the percentage grows.
         return (user.pk * 2654435761 % 1000) < float(flag.percent) * 10
     return False
+
+
+def flags_for(actor: Any) -> list[dict[str, Any]]:
+    """Every flag with whether it is on for the actor, and its metadata where there is some."""
+    out = []
+    for flag in Flag.objects.select_related("meta").order_by("name"):
+        meta = getattr(flag, "meta", None)
+        out.append(
+            {
+                "name": flag.name,
+                "active": flag_active_for(flag.name, actor),
+                "description": meta.description if meta else flag.note,
+                "owner": meta.owner if meta else "",
+                "affects_personalization": bool(meta and meta.affects_personalization),
+            }
+        )
+    return out

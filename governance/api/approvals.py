@@ -1,0 +1,3 @@
+"""approvals API."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""flags API."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""me API."""
+
+urlpatterns: list = []

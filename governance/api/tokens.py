@@ -1,0 +1,3 @@
+"""tokens API."""
+
+urlpatterns: list = []
