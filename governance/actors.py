@@ -47,7 +47,9 @@ class Actor:
             cached = getattr(self.user, "_marketerapi_roles", None)
             if cached is None:
                 cached = sorted(
-                    name for name in self.user.groups.values_list("name", flat=True) if name in ROLE_NAMES  # type: ignore[attr-defined]
+                    name
+                    for name in self.user.groups.values_list("name", flat=True)
+                    if name in ROLE_NAMES  # type: ignore[attr-defined]
                 )
                 self.user._marketerapi_roles = cached  # type: ignore[union-attr]
             roles = cached

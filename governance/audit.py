@@ -154,7 +154,9 @@ def verify_chain(environment_id: int | None = None, *, all_environments: bool = 
         rows = AuditEvent.objects.filter(environment_id=env_id).order_by("id").iterator(chunk_size=2000)
         for event in rows:
             if event.prev_hash != expected_prev:
-                yield ChainBreak(env_id, event.pk, "prev_hash does not match the previous row: a row was removed or reordered")
+                yield ChainBreak(
+                    env_id, event.pk, "prev_hash does not match the previous row: a row was removed or reordered"
+                )
                 break
             if compute_hash(event) != event.hash:
                 yield ChainBreak(env_id, event.pk, "the row's content does not match its hash: it was altered")

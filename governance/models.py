@@ -74,9 +74,7 @@ class ServiceAccount(models.Model):
     """An integration that holds tokens of its own, with a person who answers for it."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="service_account")
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_service_accounts"
-    )
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_service_accounts")
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
@@ -338,7 +336,9 @@ class QuotaPolicy(models.Model):
     limit = models.PositiveIntegerField()
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     role = models.CharField(max_length=32, blank=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
     token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     is_active = models.BooleanField(default=True)
     history = HistoricalRecords()

@@ -108,18 +108,19 @@ def register_hook(action_prefix: str, hook: Hook) -> None:
     _HOOKS.append((action_prefix, hook))
 
 
-R, W, I, A = TokenScope.READ, TokenScope.WRITE, TokenScope.INGEST, TokenScope.ADMIN
+W, INGEST, A = TokenScope.WRITE, TokenScope.INGEST, TokenScope.ADMIN
 
 register("profile.view", "audiences.view_profile", "See profiles, PII masked", unsafe=False)
 register("profile.view_pii", "audiences.view_profile_pii", "See profiles' emails, phones and names", unsafe=False)
-register("profile.ingest", "audiences.ingest_profiles", "Upsert profiles in bulk", scope=I)
-register("profile_event.ingest", "audiences.ingest_profiles", "Ingest behavioural profile events", scope=I)
-register("consent.sync", "audiences.sync_consent", "Apply consent updates", scope=I)
+register("profile.ingest", "audiences.ingest_profiles", "Upsert profiles in bulk", scope=INGEST)
+register("profile_event.ingest", "audiences.ingest_profiles", "Ingest behavioural profile events", scope=INGEST)
+register("consent.sync", "audiences.sync_consent", "Apply consent updates", scope=INGEST)
 register("consent.view", "audiences.view_consent", "See a profile's consent ledger", unsafe=False)
 register("domain_event.view", "integrations.view_outboxevent", "See the timeline of domain events", unsafe=False)
-register("token.view", "governance.view_apitoken", "See API tokens", unsafe=False)
+register("token.view", "governance.view_apitoken", "See API tokens", scope=A, unsafe=False)
 register("token.create", "governance.add_apitoken", "Issue an API token", scope=A)
 register("token.revoke", "governance.delete_apitoken", "Revoke an API token", scope=A)
+register("service_account.create", "governance.add_serviceaccount", "Create a service account", scope=A)
 register("audience.view", "audiences.view_audience", "See audiences", unsafe=False)
 register("audience.create", "audiences.add_audience", "Create audiences", scope=W)
 register("audience.edit", "audiences.change_audience", "Edit audiences", scope=W, object_permission="change")
@@ -270,8 +271,10 @@ def _check_approval(actor: Actor, spec: Action, context: dict[str, Any]) -> Deci
     return Decision(
         NEEDS_APPROVAL,
         "approval_policy",
-        [f"In {actor.environment.slug}, {policy.description.lower() or spec.description.lower()}{condition} "
-         f"needs {len(policy.steps)} approval(s)."],
+        [
+            f"In {actor.environment.slug}, {policy.description.lower() or spec.description.lower()}{condition} "
+            f"needs {len(policy.steps)} approval(s)."
+        ],
         hint="The request waits for approval; you will see it under /api/v1/approvals/.",
         required_approvals=len(policy.steps),
         approver_roles=[list(step) for step in policy.steps],
@@ -313,7 +316,9 @@ def decide(actor: Actor, action: str, target: Any = None, context: dict[str, Any
         if decision is not None:
             return decision
 
-    return Decision(ALLOW, "role_permission", [f"Your roles allow: {spec.description[0].lower()}{spec.description[1:]}."])
+    return Decision(
+        ALLOW, "role_permission", [f"Your roles allow: {spec.description[0].lower()}{spec.description[1:]}."]
+    )
 
 
 def require(actor: Actor, action: str, target: Any = None, context: dict[str, Any] | None = None) -> Decision:

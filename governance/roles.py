@@ -42,6 +42,8 @@ _INTEGRATION = [
     "governance.view_apitoken",
     "governance.add_apitoken",
     "governance.delete_apitoken",
+    "governance.view_serviceaccount",
+    "governance.add_serviceaccount",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {

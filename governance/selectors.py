@@ -26,3 +26,27 @@ def environment_for_session(request: Any) -> Environment:
     """The environment a signed-in portal user has switched to (default: sandbox)."""
     slug = request.session.get(SESSION_ENVIRONMENT_KEY) or settings.DEFAULT_ENVIRONMENT
     return environment_get(slug)
+
+
+def token_list(*, actor: Any) -> Any:
+    """Tokens in the actor's environment the actor answers for; admins see all of them."""
+    from django.db.models import Q
+
+    from governance import policy
+    from governance.models import ApiToken
+    from governance.roles import ADMIN
+
+    policy.require(actor, "token.view")
+    tokens = ApiToken.objects.filter(environment=actor.environment).select_related("user", "owner")
+    if ADMIN not in actor.roles and actor.user is not None:
+        tokens = tokens.filter(Q(user=actor.user) | Q(owner=actor.user))
+    return tokens
+
+
+def token_get(*, actor: Any, token_id: int) -> Any:
+    from governance.models import ApiToken
+
+    try:
+        return token_list(actor=actor).get(pk=token_id)
+    except ApiToken.DoesNotExist:
+        raise NotFound(f"No token {token_id} that you answer for in {actor.environment.slug}.") from None

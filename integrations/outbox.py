@@ -59,9 +59,7 @@ def emit(
     )
 
 
-def emit_many(
-    event_type: str, environment: Environment, items: Iterable[tuple[str, Any, dict[str, Any]]]
-) -> int:
+def emit_many(event_type: str, environment: Environment, items: Iterable[tuple[str, Any, dict[str, Any]]]) -> int:
     """Record many events of one type in one INSERT: items are (aggregate_type, id, payload)."""
     _check(event_type)
     rows = [

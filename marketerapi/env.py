@@ -88,9 +88,7 @@ def env_url(
     return value
 
 
-def env_choice(
-    name: str, default: str, *, choices: tuple[str, ...], environ: Mapping[str, str] | None = None
-) -> str:
+def env_choice(name: str, default: str, *, choices: tuple[str, ...], environ: Mapping[str, str] | None = None) -> str:
     value = _raw(name, environ)
     if value is None or value.strip() == "":
         return default

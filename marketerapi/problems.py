@@ -238,8 +238,13 @@ def translate(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
     if isinstance(exc, drf.AuthenticationFailed):
         hint = getattr(exc, "hint", None) or "Send a valid token as `Authorization: Bearer mk_<environment>_…`."
         return (
-            problem(status=401, code=exc.get_codes() if isinstance(exc.get_codes(), str) else "authentication_failed",
-                    title="Authentication failed", detail=str(exc.detail), hint=hint),
+            problem(
+                status=401,
+                code=exc.get_codes() if isinstance(exc.get_codes(), str) else "authentication_failed",
+                title="Authentication failed",
+                detail=str(exc.detail),
+                hint=hint,
+            ),
             {"WWW-Authenticate": 'Bearer realm="api"'},
         )
     if isinstance(exc, drf.NotAuthenticated):
@@ -280,8 +285,13 @@ def translate(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
         )
     if isinstance(exc, drf.NotAcceptable):
         return (
-            problem(status=406, code="not_acceptable", title="Not acceptable", detail=str(exc.detail),
-                    hint="Accept application/json."),
+            problem(
+                status=406,
+                code="not_acceptable",
+                title="Not acceptable",
+                detail=str(exc.detail),
+                hint="Accept application/json.",
+            ),
             headers,
         )
     if isinstance(exc, drf.Throttled):
@@ -301,8 +311,13 @@ def translate(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
     if isinstance(exc, drf.APIException):
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
         return (
-            problem(status=exc.status_code, code=str(code), title=str(exc.default_detail), detail=str(exc.detail),
-                    hint="See /api/docs/ for this endpoint's failure modes."),
+            problem(
+                status=exc.status_code,
+                code=str(code),
+                title=str(exc.default_detail),
+                detail=str(exc.detail),
+                hint="See /api/docs/ for this endpoint's failure modes.",
+            ),
             headers,
         )
     logger.exception("unhandled error", exc_info=exc)
@@ -326,9 +341,15 @@ def _wants_problem(request: HttpRequest) -> bool:
 def handler404(request: HttpRequest, exception: Exception | None = None) -> Any:
     if _wants_problem(request):
         return JsonResponse(
-            problem(status=404, code="not_found", title="Not found",
-                    detail=f"No endpoint at {request.path}.", hint="See /api/docs/ for the API's paths."),
-            status=404, content_type=PROBLEM_CONTENT_TYPE,
+            problem(
+                status=404,
+                code="not_found",
+                title="Not found",
+                detail=f"No endpoint at {request.path}.",
+                hint="See /api/docs/ for the API's paths.",
+            ),
+            status=404,
+            content_type=PROBLEM_CONTENT_TYPE,
         )
     from portal.views import error_page
 
@@ -355,7 +376,8 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Any:
     if _wants_problem(request):
         return JsonResponse(
             problem(status=400, code="bad_request", title="Bad request", hint="Check the request's headers and body."),
-            status=400, content_type=PROBLEM_CONTENT_TYPE,
+            status=400,
+            content_type=PROBLEM_CONTENT_TYPE,
         )
     from portal.views import error_page
 

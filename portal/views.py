@@ -15,7 +15,10 @@ _TITLES = {
     400: ("Bad request", "Check the address or the form and try again."),
     403: ("You may not open this page", "Ask an admin for the role this page needs."),
     404: ("Page not found", "Check the address, or go back to the home page."),
-    500: ("Something went wrong on our side", "Try again in a minute. If it persists, give the request id below to your platform team."),
+    500: (
+        "Something went wrong on our side",
+        "Try again in a minute. If it persists, give the request id below to your platform team.",
+    ),
 }
 
 

@@ -102,8 +102,9 @@ def actor(db, persona, sandbox) -> Callable[..., Actor]:
     return make
 
 
-assert set(ROLE_NAMES) >= {r for groups in PERSONAS.values() for r in groups if r not in ("growth", "retention", "other")}
-
+assert set(ROLE_NAMES) >= {
+    r for groups in PERSONAS.values() for r in groups if r not in ("growth", "retention", "other")
+}
 
 
 def _allow_audit_maintenance(sender, connection, **kwargs):

@@ -42,8 +42,14 @@ def test_the_model_refuses_update_and_delete(sandbox):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigger exists on PostgreSQL only")
-@pytest.mark.parametrize("sql", ["UPDATE governance_auditevent SET action = 'x'", "DELETE FROM governance_auditevent",
-                                 "TRUNCATE governance_auditevent CASCADE"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE governance_auditevent SET action = 'x'",
+        "DELETE FROM governance_auditevent",
+        "TRUNCATE governance_auditevent CASCADE",
+    ],
+)
 def test_postgres_trigger_refuses_raw_changes(sandbox, sql):
     _record(Actor.system(sandbox), 1)
     with pytest.raises(Exception, match="append-only"), transaction.atomic(), connection.cursor() as cursor:

@@ -47,8 +47,15 @@ TABLE = [
     ("operator", "audience.publish", "pilot", "growth", {"reach": 50_000}, "allow", "role_permission"),
     ("operator", "audience.publish", "pilot", "growth", {"reach": 50_001}, "needs_approval", "approval_policy"),
     ("operator", "audience.publish", "production", "growth", {"reach": 60_000}, "needs_approval", "approval_policy"),
-    ("operator", "audience.publish", "production", "growth", {"reach": 60_000, "approved_request": 7}, "allow",
-     "role_permission"),
+    (
+        "operator",
+        "audience.publish",
+        "production",
+        "growth",
+        {"reach": 60_000, "approved_request": 7},
+        "allow",
+        "role_permission",
+    ),
     ("operator2", "audience.publish", "production", "growth", {"reach": 10}, "deny", "object_permission"),
     ("operator", "audience.archive", "sandbox", "growth", {}, "allow", "role_permission"),
     ("operator", "audience.archive", "pilot", "growth", {}, "needs_approval", "approval_policy"),
@@ -161,7 +168,9 @@ def test_hooks_from_domain_apps_can_refuse(persona, sandbox, monkeypatch):
 
     def no_sms_in_sandbox(actor, spec, target, context):
         if context.get("channel") == "sms":
-            return policy.Decision(policy.DENY, "regional_restriction", ["SMS may not target this region."], hint="Use email.")
+            return policy.Decision(
+                policy.DENY, "regional_restriction", ["SMS may not target this region."], hint="Use email."
+            )
         return None
 
     policy.register_hook("audience.", no_sms_in_sandbox)

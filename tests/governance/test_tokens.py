@@ -1,0 +1,157 @@
+"""Tokens: scopes, expiry, revocation, last use, service accounts, and the tokens API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from governance.actors import Actor
+from governance.models import ApiToken, AuditEvent, ServiceAccount, hash_token
+from governance.services import service_account_create, token_issue
+from marketerapi.problems import InvalidInput
+
+
+def bearer(secret: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+def test_issue_shows_the_secret_once_and_stores_its_hash(api):
+    client = api("developer")
+
+    response = client.post("/api/v1/tokens/", {"name": "crm-sync", "scopes": ["read", "ingest"]}, format="json")
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    secret = body["token"]
+    assert secret.startswith("mk_sandbox_") and body["scopes"] == ["read", "ingest"]
+    token = ApiToken.objects.get(pk=body["id"])
+    assert token.key_hash == hash_token(secret) and secret not in str(token.__dict__)
+    assert (token.expires_at - timezone.now()).days in (89, 90)
+    listed = client.get("/api/v1/tokens").json()["results"]
+    assert all("token" not in item for item in listed)
+    assert AuditEvent.objects.filter(action="token.create", outcome="allowed").count() == 1
+    assert bearer(secret).get("/api/v1/tokens/").status_code == 403  # read+ingest, no admin scope
+
+
+def test_unknown_scope_and_scopes_beyond_the_owners_roles_are_refused(api):
+    client = api("developer")
+    bad = client.post("/api/v1/tokens/", {"name": "x", "scopes": ["read", "godmode"]}, format="json")
+    assert bad.status_code == 422 and bad.json()["code"] == "unknown_scope"
+    assert "read, write, publish, export, ingest, admin" in bad.json()["hint"]
+
+    beyond = client.post("/api/v1/tokens/", {"name": "x", "scopes": ["export"]}, format="json")
+    assert beyond.status_code == 422 and beyond.json()["code"] == "scope_exceeds_roles"
+    assert ApiToken.objects.filter(name="x").count() == 0
+
+
+def test_unknown_fields_are_listed(api):
+    response = api("developer").post("/api/v1/tokens/", {"name": "x", "role": "admin"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["pointer"] == "/role"
+    assert "Allowed: name, scopes" in response.json()["errors"][0]["message"]
+
+
+def test_roles_without_token_rights_get_403_with_the_roles_named(api):
+    response = api("analyst").post("/api/v1/tokens/", {"name": "x"}, format="json")
+    assert response.status_code == 403
+    assert "developer, admin" in response.json()["hint"]
+
+
+def test_revoked_and_expired_tokens_get_401_with_a_hint(api, persona, sandbox):
+    client = api("developer")
+    secret = client.post("/api/v1/tokens/", {"name": "short", "scopes": ["read"]}, format="json").json()
+    victim = bearer(secret["token"])
+    assert victim.get("/api/v1/me/").status_code in (200, 404)  # /me arrives with the limits work
+
+    assert client.delete(f"/api/v1/tokens/{secret['id']}").status_code == 204
+    refused = victim.get("/api/v1/tokens/")
+    assert refused.status_code == 401 and refused.json()["code"] == "token_revoked"
+    assert "new token" in refused.json()["hint"]
+    assert client.delete(f"/api/v1/tokens/{secret['id']}").json()["code"] == "already_revoked"
+
+    token = ApiToken.objects.exclude(pk=secret["id"]).get(user__username="p-developer")
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    expired = client.get("/api/v1/tokens/")
+    assert expired.status_code == 401 and expired.json()["code"] == "token_expired"
+
+
+def test_one_cannot_see_or_revoke_someone_elses_token(api, persona, sandbox):
+    owner = api("developer")
+    other = api("admin")
+    theirs = owner.post("/api/v1/tokens/", {"name": "mine", "scopes": ["read"]}, format="json").json()
+    stranger = APIClient()
+    stranger.credentials(HTTP_AUTHORIZATION=owner._credentials["HTTP_AUTHORIZATION"])
+    dev2 = persona("outsider")
+    dev2.groups.add(*persona("developer").groups.filter(name="developer"))
+    from tests.conftest import issue_test_token
+
+    intruder = bearer(issue_test_token(dev2, sandbox))
+    assert intruder.delete(f"/api/v1/tokens/{theirs['id']}").status_code == 404
+    assert other.delete(f"/api/v1/tokens/{theirs['id']}").status_code == 204  # admins may
+
+
+def test_token_of_another_environment_sees_nothing_here(api, pilot):
+    sandbox_client = api("developer")
+    made = sandbox_client.post("/api/v1/tokens/", {"name": "s", "scopes": ["read"]}, format="json").json()
+    pilot_client = api("admin", pilot)
+    assert pilot_client.get(f"/api/v1/tokens/{made['id']}").status_code == 404
+
+
+def test_last_used_at_is_written_at_most_once_a_minute(api):
+    client = api("developer")
+    client.get("/api/v1/tokens/")
+    token = ApiToken.objects.get(user__username="p-developer")
+    first = token.last_used_at
+    assert first is not None
+    client.get("/api/v1/tokens/")
+    token.refresh_from_db()
+    assert token.last_used_at == first
+
+
+def test_service_account_tokens_answer_to_their_owner(persona, sandbox):
+    developer = persona("developer")
+    actor = Actor(user=developer, environment=sandbox)
+    account = service_account_create(actor=actor, username="svc-crm", roles=["developer"], description="CRM sync")
+
+    issued = token_issue(actor=actor, user=account.user, name="crm", scopes=["ingest"])
+
+    assert issued.token.owner == developer and issued.token.user == account.user
+    assert not account.user.has_usable_password()
+    response = bearer(issued.secret).post("/api/v1/consent/sync", {"updates": []}, format="json")
+    assert response.status_code != 401
+
+
+def test_service_account_roles_never_exceed_the_creators(persona, sandbox):
+    actor = Actor(user=persona("developer"), environment=sandbox)
+    with pytest.raises(Exception, match="only roles you hold"):
+        service_account_create(actor=actor, username="svc-x", roles=["admin"])
+    assert not ServiceAccount.objects.exists()
+
+
+def test_only_the_owner_issues_a_service_accounts_tokens(persona, sandbox):
+    owner = Actor(user=persona("developer"), environment=sandbox)
+    account = service_account_create(actor=owner, username="svc-y", roles=["developer"])
+    someone = persona("outsider")
+    someone.groups.add(*owner.user.groups.filter(name="developer"))
+    with pytest.raises(Exception, match="owned by"):
+        token_issue(actor=Actor(user=someone, environment=sandbox), user=account.user, name="t")
+
+
+def test_a_token_for_another_person_is_refused(persona, sandbox):
+    with pytest.raises(Exception, match="yourself"):
+        token_issue(actor=Actor(user=persona("developer"), environment=sandbox), user=persona("analyst"), name="t")
+
+
+def test_expiry_is_capped(persona, sandbox):
+    with pytest.raises(InvalidInput):
+        token_issue(
+            actor=Actor(user=persona("developer"), environment=sandbox),
+            user=persona("developer"),
+            name="t",
+            expires_at=timezone.now() + timedelta(days=400),
+        )
