@@ -25,6 +25,7 @@ _EVERYONE = [
     "audiences.view_consentchange",
     "audiences.view_profileevent",
     "integrations.view_outboxevent",
+    "integrations.view_job",
     "audiences.view_audience",
 ]
 
@@ -44,6 +45,14 @@ _INTEGRATION = [
     "governance.delete_apitoken",
     "governance.view_serviceaccount",
     "governance.add_serviceaccount",
+    "integrations.view_destination",
+    "integrations.add_destination",
+    "integrations.change_destination",
+    "integrations.view_webhooksubscription",
+    "integrations.add_webhooksubscription",
+    "integrations.change_webhooksubscription",
+    "integrations.view_deadletter",
+    "integrations.change_deadletter",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
