@@ -172,6 +172,9 @@ class Audience(models.Model):
     description = models.TextField()
     rules = models.JSONField(default=dict)
     state = models.CharField(max_length=16, choices=AudienceState.choices, default=AudienceState.DRAFT)
+    live_version = models.ForeignKey(
+        "audiences.AudienceVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_by = models.ForeignKey(
         "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="created_audiences"
     )
@@ -192,3 +195,57 @@ class Audience(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class VersionState(models.TextChoices):
+    BUILDING = "building", "Building"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class AudienceVersion(models.Model):
+    """An immutable published snapshot of an audience: rules, members, counts.
+
+    Member rows are kept for the most recent versions only (AUDIENCE_VERSIONS_WITH_MEMBERS);
+    rules, counts and diff sizes are kept for all, so an older version can be rebuilt.
+    """
+
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    rules = models.JSONField()
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    state = models.CharField(max_length=12, choices=VersionState.choices, default=VersionState.BUILDING)
+    matching = models.PositiveIntegerField(null=True, blank=True, help_text="Profiles matching the rules.")
+    members = models.PositiveIntegerField(null=True, blank=True, help_text="Reach: members after the waterfall.")
+    added = models.PositiveIntegerField(null=True, blank=True)
+    removed = models.PositiveIntegerField(null=True, blank=True)
+    waterfall = models.JSONField(default=list, blank=True)
+    members_retained = models.BooleanField(default=True)
+    rebuilt_from = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    job = models.ForeignKey("integrations.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    built_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [models.UniqueConstraint(fields=["audience", "number"], name="version_number_per_audience")]
+
+    def __str__(self) -> str:
+        return f"{self.audience} v{self.number}"
+
+
+class Membership(models.Model):
+    """A profile in a version. Composite key: no id column, one index serves both
+    membership lookups and stable cursor pages in profile order."""
+
+    pk = models.CompositePrimaryKey("version_id", "profile_id")
+    version = models.ForeignKey(AudienceVersion, on_delete=models.CASCADE, related_name="memberships")
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        indexes = [models.Index(fields=["profile"], name="membership_profile")]
+
+    def __str__(self) -> str:
+        return f"{self.version_id}:{self.profile_id}"
