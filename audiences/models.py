@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from audiences.dbfunctions import EmailHash
 from governance.models import Environment
 
 
@@ -55,6 +56,10 @@ class Profile(models.Model):
     region = models.CharField(max_length=8, choices=Region.choices, null=True, blank=True)
     lifecycle_stage = models.CharField(max_length=16, choices=LifecycleStage.choices, null=True, blank=True)
     attributes = models.JSONField(default=dict, blank=True)
+    # Matches suppression entries kept by email hash; computed by the database.
+    email_hash = models.GeneratedField(
+        expression=EmailHash("email"), output_field=models.CharField(max_length=64), db_persist=True
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -77,6 +82,7 @@ class Profile(models.Model):
             models.Index(fields=["environment", "locale"], name="profile_env_locale"),
             models.Index(fields=["environment", "updated_at"], name="profile_env_updated"),
             models.Index(fields=["environment", "email"], name="profile_env_email"),
+            models.Index(fields=["email_hash"], name="profile_email_hash"),
         ]
 
     def __str__(self) -> str:
@@ -249,3 +255,83 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version_id}:{self.profile_id}"
+
+
+class SuppressionList(models.Model):
+    """People never to contact, applied everywhere: in preview, publish and at send time.
+
+    Each environment has one global list (changing it in pilot or production needs two
+    approvals) and any number of named lists.
+    """
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="suppression_lists")
+    name = models.CharField(max_length=100)
+    is_global = models.BooleanField(default=False)
+    description = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-is_global", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "name"], name="suppression_name_per_env"),
+            models.UniqueConstraint(
+                fields=["environment"], condition=Q(is_global=True), name="one_global_suppression_list"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({'global' if self.is_global else 'named'})"
+
+
+class SuppressionEntry(models.Model):
+    """One person on a list, by external_id or by the SHA-256 of their lower-cased email."""
+
+    suppression_list = models.ForeignKey(SuppressionList, on_delete=models.CASCADE, related_name="entries")
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    email_hash = models.CharField(max_length=64, null=True, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(external_id__isnull=False) | Q(email_hash__isnull=False), name="suppression_has_key"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["external_id", "suppression_list"], name="suppression_external_id"),
+            models.Index(fields=["email_hash", "suppression_list"], name="suppression_email_hash"),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id or f"email:{(self.email_hash or '')[:12]}…"
+
+
+class RestrictionKind(models.TextChoices):
+    BLOCKED = "blocked", "Channel may not target the region"
+    EXPLICIT_CONSENT = "explicit_consent", "Profiles in the region need explicit consent"
+
+
+class RegionalRestriction(models.Model):
+    """A per-environment rule such as "SMS may not target region X" or "EU profiles need
+    explicit consent" (granted consent whose source is not an implied one)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="regional_restrictions")
+    region = models.CharField(max_length=8, choices=Region.choices)
+    channel = models.CharField(max_length=8, choices=Channel.choices, blank=True, help_text="Empty: every channel.")
+    kind = models.CharField(max_length=20, choices=RestrictionKind.choices)
+    description = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["region", "channel"]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+# Consent sources that do not count as explicit consent where a region demands it.
+IMPLIED_CONSENT_SOURCES = ("implied", "legitimate_interest", "soft_opt_in")
