@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django_filters import rest_framework as _filters
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import pagination
 from rest_framework import serializers as _serializers
 from rest_framework.routers import SimpleRouter
@@ -89,3 +91,28 @@ class StrictFilterSet(_filters.FilterSet):
                 allowed_parameters=allowed,
             )
         return super().is_valid()
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """OpenAPI security scheme for governance.auth.BearerTokenAuthentication."""
+
+    target_class = "governance.auth.BearerTokenAuthentication"
+    name = "bearerToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "mk_<environment>_<secret>",
+            "description": "An API token; its environment (sandbox, pilot, production, …) scopes every object.",
+        }
+
+
+class PortalSessionScheme(OpenApiAuthenticationExtension):
+    """OpenAPI security scheme for governance.auth.PortalSessionAuthentication."""
+
+    target_class = "governance.auth.PortalSessionAuthentication"
+    name = "portalSession"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {"type": "apiKey", "in": "cookie", "name": settings.SESSION_COOKIE_NAME}

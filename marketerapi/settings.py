@@ -208,6 +208,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for a choice set that several fields use (status and previous_status).
+    "ENUM_NAME_OVERRIDES": {"ConsentStatusEnum": "audiences.models.ConsentStatus"},
 }
 
 # --- production hardening (passes `manage.py check --deploy` when DEBUG is off) --

@@ -1,0 +1,134 @@
+"""Admin pages for profiles and what ingestion writes: read-only, because every write
+goes through the services (the API's bulk endpoints) so that it is validated and audited.
+
+Admins see unmasked PII here (PRODUCT.md §4); every page that shows it is audited as a
+`profile.pii_read` through the admin door.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+
+from audiences import services
+from audiences.models import Consent, ConsentChange, Profile, ProfileEvent
+from governance.actors import Actor, client_ip
+from governance.models import Door
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    # Large tables: no COUNT(*) of the whole table under every filtered page.
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _audit_pii_read(request: HttpRequest, profiles: list[Profile]) -> None:
+    """One `profile.pii_read` per environment shown on the page."""
+    by_environment: dict[Any, list[Profile]] = defaultdict(list)
+    for profile in profiles:
+        by_environment[profile.environment].append(profile)
+    for environment, shown in by_environment.items():
+        actor = Actor(
+            user=request.user,
+            environment=environment,
+            door=Door.ADMIN,
+            ip=client_ip(request),
+            request_id=getattr(request, "request_id", ""),
+        )
+        services.profile_pii_read_record(actor=actor, profiles=shown)
+
+
+class ConsentInline(admin.TabularInline):
+    model = Consent
+    fields = ["channel", "status", "source", "captured_at", "updated_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Profile)
+class ProfileAdmin(ReadOnlyAdmin):
+    list_display = [
+        "external_id",
+        "environment",
+        "email",
+        "first_name",
+        "last_name",
+        "region",
+        "lifecycle_stage",
+        "country",
+        "updated_at",
+    ]
+    # Only filters with fixed choices: a filter on a free-text column runs a DISTINCT over
+    # the whole table on every page view.
+    list_filter = ["environment", "region", "lifecycle_stage"]
+    search_fields = ["=external_id", "=email"]
+    search_help_text = "An exact external_id or email."
+    list_select_related = ["environment"]
+    inlines = [ConsentInline]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", None) or {}
+        if "cl" in changelist:
+            _audit_pii_read(request, list(changelist["cl"].result_list))
+        return response
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response = super().change_view(request, object_id, form_url, extra_context)
+        original = (getattr(response, "context_data", None) or {}).get("original")
+        if isinstance(original, Profile):
+            _audit_pii_read(request, [original])
+        return response
+
+
+@admin.register(Consent)
+class ConsentAdmin(ReadOnlyAdmin):
+    list_display = ["profile", "channel", "status", "source", "captured_at", "updated_at"]
+    list_filter = ["channel", "status", "profile__environment"]
+    search_fields = ["=profile__external_id"]
+    search_help_text = "A profile's exact external_id."
+    list_select_related = ["profile"]
+
+
+@admin.register(ConsentChange)
+class ConsentChangeAdmin(ReadOnlyAdmin):
+    list_display = [
+        "profile",
+        "channel",
+        "previous_status",
+        "status",
+        "source",
+        "captured_at",
+        "recorded_at",
+        "request_id",
+    ]
+    list_filter = ["channel", "status", "profile__environment"]
+    search_fields = ["=profile__external_id", "=request_id"]
+    search_help_text = "A profile's exact external_id, or a request id."
+    list_select_related = ["profile"]
+
+
+@admin.register(ProfileEvent)
+class ProfileEventAdmin(ReadOnlyAdmin):
+    list_display = ["profile", "type", "occurred_at", "event_id", "received_at"]
+    list_filter = ["profile__environment"]
+    search_fields = ["=profile__external_id", "=event_id"]
+    search_help_text = "A profile's exact external_id, or an event_id."
+    list_select_related = ["profile"]

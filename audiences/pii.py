@@ -1,0 +1,50 @@
+"""PII masking: how emails, phones and names look to everyone who may not see them.
+
+Used wherever profiles leave the system masked (the profiles API, previews' samples,
+masked exports), so that one profile looks the same masked everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PII_FIELDS: tuple[str, ...] = ("email", "phone", "first_name", "last_name")
+STARS = "***"
+
+
+def mask_email(value: str | None) -> str | None:
+    """`jane@example.test` → `j***@e***.test`: the first letters and the top-level domain."""
+    if not value:
+        return value
+    local, at, domain = value.rpartition("@")
+    if not at:
+        return value[0] + STARS
+    host, dot, tld = domain.rpartition(".")
+    masked_domain = (host[:1] + STARS + dot + tld) if dot else (domain[:1] + STARS)
+    return f"{local[:1]}{STARS}@{masked_domain}"
+
+
+def mask_phone(value: str | None) -> str | None:
+    """`+44 7700 900123` → `***23`: only the last two digits."""
+    if not value:
+        return value
+    digits = [c for c in value if c.isdigit()]
+    return STARS + "".join(digits[-2:])
+
+
+def mask_name(value: str | None) -> str | None:
+    """`Ann` → `A***`."""
+    if not value:
+        return value
+    return value[:1] + STARS
+
+
+MASKS = {"email": mask_email, "phone": mask_phone, "first_name": mask_name, "last_name": mask_name}
+
+
+def mask_pii(data: dict[str, Any]) -> dict[str, Any]:
+    """Mask the PII fields of a profile's representation in place, and return it."""
+    for field, mask in MASKS.items():
+        if field in data:
+            data[field] = mask(data[field])
+    return data

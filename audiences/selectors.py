@@ -1,0 +1,49 @@
+"""Reads of profiles and their consent, scoped to the actor's environment.
+
+Every selector asks the policy engine first and raises `NotFound` for what lies in
+another environment (404, not 403, so ids of other environments do not leak).
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from audiences.models import ConsentChange, Profile
+from governance import policy
+from governance.actors import Actor
+from marketerapi.problems import NotFound
+
+
+def profile_list(*, actor: Actor) -> QuerySet[Profile]:
+    """All profiles of the actor's environment, with their consent (one extra query per page)."""
+    policy.require(actor, "profile.view")
+    return Profile.objects.filter(environment=actor.environment).prefetch_related("consents")
+
+
+def profile_get(*, actor: Actor, profile_id: int) -> Profile:
+    policy.require(actor, "profile.view")
+    return _profile_in_environment(actor, profile_id, Profile.objects.prefetch_related("consents"))
+
+
+def _profile_in_environment(actor: Actor, profile_id: int, queryset: QuerySet[Profile]) -> Profile:
+    try:
+        return queryset.get(environment=actor.environment, pk=profile_id)
+    except Profile.DoesNotExist:
+        raise NotFound(
+            f"There is no profile {profile_id} in {actor.environment.slug}.",
+            code="profile_not_found",
+            hint="Check the id (GET /api/v1/profiles/?external_id=… finds it by your own id), "
+            "and that your token belongs to the profile's environment.",
+        ) from None
+
+
+def profile_pii_decision(*, actor: Actor) -> policy.Decision:
+    """May the actor see unmasked emails, phones and names? (compliance reviewers only)."""
+    return policy.decide(actor, "profile.view_pii")
+
+
+def profile_consent_history(*, actor: Actor, profile_id: int) -> QuerySet[ConsentChange]:
+    """The consent ledger of one profile; the API pages it newest first."""
+    policy.require(actor, "consent.view")
+    profile = _profile_in_environment(actor, profile_id, Profile.objects.only("pk"))
+    return ConsentChange.objects.filter(profile=profile)
