@@ -1,0 +1,45 @@
+# marketerapi — the entry points. Anything longer than a line of shell lives in scripts/.
+#
+#   make run      serve http://127.0.0.1:8000 with a sandbox and demo users (needs only Python 3.11+)
+#   make test     the test suite (SQLite by default; honours DATABASE_URL, REDIS_URL,
+#                 CELERY_BROKER_URL and REQUIRE_SERVICES from the environment)
+#   make lint     ruff check, ruff format --check, mypy on services/selectors/tasks
+#   make bench    benchmarks → bench/results.md
+#   make migrate  apply migrations
+#   make clean    remove caches and build output (keeps .venv and db.sqlite3; see distclean)
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export VENV
+
+.PHONY: help install run test lint bench migrate clean distclean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+
+install: ## create .venv (Python 3.11+) and install requirements-dev.txt when it changed
+	@scripts/bootstrap.sh
+
+run: install ## migrate, load the sandbox, seed demo users, serve http://127.0.0.1:8000 (+ Celery with CELERY_BROKER_URL)
+	@scripts/run.sh
+
+test: install ## run pytest; ARGS="-k settings" passes options through
+	$(PY) -m pytest $(ARGS)
+
+lint: install ## ruff check, ruff format --check, mypy on */services.py */selectors.py */tasks.py
+	@scripts/lint.sh
+
+bench: install ## run bench/bench_*.py on PostgreSQL (BENCH_DATABASE_URL) → bench/results.md; ARGS=bench_api_read for one
+	@scripts/bench.sh $(ARGS)
+
+migrate: install ## apply migrations (DEBUG=1 unless set, like make run)
+	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
+
+clean: ## remove caches, collected static files and var/ (keeps .venv and db.sqlite3)
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis staticfiles var bench/.data
+
+distclean: clean ## clean, and remove .venv and the development database db.sqlite3
+	rm -rf $(VENV) db.sqlite3
