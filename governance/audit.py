@@ -150,15 +150,51 @@ def verify_chain(environment_id: int | None = None, *, all_environments: bool = 
     else:
         env_ids = [environment_id]
     for env_id in env_ids:
-        expected_prev = GENESIS
-        rows = AuditEvent.objects.filter(environment_id=env_id).order_by("id").iterator(chunk_size=2000)
-        for event in rows:
-            if event.prev_hash != expected_prev:
-                yield ChainBreak(
-                    env_id, event.pk, "prev_hash does not match the previous row: a row was removed or reordered"
-                )
-                break
-            if compute_hash(event) != event.hash:
-                yield ChainBreak(env_id, event.pk, "the row's content does not match its hash: it was altered")
-                break
-            expected_prev = event.hash
+        report = check_chain(env_id)
+        if report.first_broken is not None:
+            yield report.first_broken
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """One environment's chain, walked from its first row: how many rows were checked
+    (up to and including the first broken one) and, when intact, its newest row."""
+
+    environment_id: int | None
+    checked: int
+    first_broken: ChainBreak | None
+    head_id: int | None = None
+    head_hash: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.first_broken is None
+
+
+def check_chain(environment_id: int | None, *, from_id: int | None = None) -> ChainReport:
+    """Walk one environment's chain in id order and stop at the first broken row.
+
+    `from_id` starts the walk at that row, taking its `prev_hash` as given: after a
+    break has been investigated and recorded, it checks the rows written since.
+    A chain cannot show that its newest rows were removed; compare `head_hash` with a
+    copy kept elsewhere (a SIEM that receives the exports) for that.
+    """
+    expected_prev = GENESIS
+    checked = 0
+    head: AuditEvent | None = None
+    chain = AuditEvent.objects.filter(environment_id=environment_id)
+    if from_id is not None:
+        chain = chain.filter(id__gte=from_id)
+        expected_prev = chain.order_by("id").values_list("prev_hash", flat=True).first() or GENESIS
+    rows = chain.order_by("id").iterator(chunk_size=2000)
+    for event in rows:
+        checked += 1
+        if event.prev_hash != expected_prev:
+            reason = "prev_hash does not match the previous row: a row was removed or reordered"
+            return ChainReport(environment_id, checked, ChainBreak(environment_id, event.pk, reason))
+        if compute_hash(event) != event.hash:
+            reason = "the row's content does not match its hash: it was altered"
+            return ChainReport(environment_id, checked, ChainBreak(environment_id, event.pk, reason))
+        expected_prev = event.hash
+        head = event
+    return ChainReport(environment_id, checked, None, head.pk if head else None, head.hash if head else "")

@@ -142,6 +142,12 @@ register(
 )
 register("audience.share", "audiences.share_audience", "Share audiences", scope=W, object_permission="change")
 register("sandbox.reset", "audiences.reset_sandbox", "Rebuild a sandbox's synthetic data", scope=A)
+# The audit log: any role may call these; what they return is scoped by role in
+# governance/selectors_audit.py (own actions, or everyone's for roles.AUDIT_READ_ALL_ROLES).
+# A user with no role is refused by the hook below. Exporting writes an `audit.export` event.
+register("audit.view", None, "Read the audit log", unsafe=False)
+register("audit.verify", None, "Verify the audit log's hash chain", unsafe=False)
+register("audit.export", None, "Export the audit log", scope=TokenScope.EXPORT)
 
 
 class UnknownAction(LookupError):
@@ -335,3 +341,20 @@ def require(actor: Actor, action: str, target: Any = None, context: dict[str, An
                 audit.record(actor, action, target, outcome=Outcome.DENIED, decision=decision)
         raise PolicyDenied(" ".join(decision.reasons), hint=decision.hint, rule=decision.rule)
     return decision
+
+
+def _audit_needs_a_role(actor: Actor, spec: Action, target: Any, context: dict[str, Any]) -> Decision | None:
+    """The audit actions name no model permission (the scope is by role), so refuse here
+    a signed-in user who holds none of the six roles."""
+    if actor.roles:
+        return None
+    from governance.roles import ROLE_NAMES
+
+    return _deny(
+        "role_permission",
+        f"{spec.description} needs one of the roles: {_roles_text(list(ROLE_NAMES))}. You have: no role.",
+        "Ask an admin to give you a role; every role may read the audit events of its own actions.",
+    )
+
+
+register_hook("audit.", _audit_needs_a_role)

@@ -17,6 +17,12 @@ ADMIN = "admin"
 
 ROLE_NAMES: tuple[str, ...] = (ANALYST, CAMPAIGN_OPERATOR, APPROVER, COMPLIANCE_REVIEWER, DEVELOPER, ADMIN)
 
+# The audit log (PRODUCT.md §4): every role reads the events of its own actions; these
+# roles read everyone's, in their environment. Decided by role, not by a model permission:
+# `governance.view_auditevent` stays the admin site's, so giving someone the admin site's
+# view never widens what the API shows them (and no migration is needed).
+AUDIT_READ_ALL_ROLES: frozenset[str] = frozenset({APPROVER, COMPLIANCE_REVIEWER, ADMIN})
+
 
 _EVERYONE = [
     "governance.view_environment",
