@@ -82,6 +82,9 @@ def actor_from_request(request: Any, door: str = Door.API) -> Actor:
     if not request.user.is_authenticated:
         # A request with no person behind it must never become a system actor.
         raise NotAuthenticated()
+    from governance import permcache
+
+    permcache.prime(request.user)
     token = getattr(request, "auth", None)
     from governance.models import ApiToken
 

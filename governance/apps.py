@@ -13,6 +13,9 @@ class GovernanceConfig(AppConfig):
         # Keep the role groups' permissions equal to governance/roles.py after every migrate,
         # so a model added later reaches its roles without a hand-written data migration.
         post_migrate.connect(sync_roles_after_migrate, dispatch_uid="governance.sync_roles")
+        from governance import permcache
+
+        permcache.connect()
         _register_history()
 
 
