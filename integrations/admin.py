@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from integrations import admin_webhooks  # noqa: F401  (webhooks, deliveries, dead letters)
 from integrations.models import OutboxEvent
 from integrations.outbox import EVENT_TYPES
 
@@ -41,3 +42,6 @@ class OutboxEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+from integrations import admin_destinations  # noqa: E402, F401  (registers the destination admin pages)

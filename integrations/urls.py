@@ -2,8 +2,11 @@
 
 from django.urls import re_path
 
-from integrations import api
+from integrations import api, api_destinations, api_jobs, api_webhooks
 
 urlpatterns = [
     re_path(r"^events/?$", api.DomainEventList.as_view(), name="event-list"),
+    *api_webhooks.urlpatterns,
+    *api_destinations.urlpatterns,
+    *api_jobs.urlpatterns,
 ]

@@ -1,0 +1,208 @@
+"""Admin pages for webhooks: subscriptions (pause, resume), deliveries with their log, and
+the dead-letter list with replay and discard.
+
+Nothing here writes by itself: the actions call the services of integrations.webhooks
+with the signed-in user as actor through the admin door, so the policy engine and the
+audit trail see them like any other change. Subscriptions are created through the API,
+which shows the signing secret once; the admin never shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from simple_history.admin import SimpleHistoryAdmin
+
+from governance.actors import Actor, client_ip
+from governance.models import Door
+from integrations import webhooks
+from integrations.models import DeadLetter, DeliveryAttempt, SubscriptionState, WebhookDelivery, WebhookSubscription
+from marketerapi.problems import ApplicationError
+
+
+def _actor(request: HttpRequest, obj: Any) -> Actor:
+    """The signed-in user acting on `obj` in the object's own environment."""
+    return Actor(
+        user=request.user,
+        environment=obj.environment,
+        door=str(Door.ADMIN),
+        ip=client_ip(request),
+        request_id=getattr(request, "request_id", ""),
+    )
+
+
+def _each(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    call: Callable[[Actor, Any], object],
+    done: str,
+) -> None:
+    ok, refused = 0, []
+    for obj in queryset.select_related("environment"):
+        try:
+            call(_actor(request, obj), obj)
+            ok += 1
+        except ApplicationError as exc:
+            refused.append(f"{obj}: {exc.detail or exc.title} {exc.hint}")
+    if ok:
+        model_admin.message_user(request, done.format(ok), messages.SUCCESS)
+    for line in refused:
+        model_admin.message_user(request, line, messages.WARNING)
+
+
+class _ReadOnly:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(_ReadOnly, SimpleHistoryAdmin):
+    list_display = ["url", "environment", "event_types", "state", "paused_reason", "failing_since", "created_at"]
+    list_filter = ["environment", "state"]
+    search_fields = ["url", "description"]
+    list_select_related = ["environment"]
+    # Everything but the encrypted secret.
+    fields = [
+        "url",
+        "environment",
+        "event_types",
+        "description",
+        "state",
+        "paused_reason",
+        "failing_since",
+        "created_by",
+        "created_at",
+    ]
+    readonly_fields = fields
+    actions = ["pause", "resume"]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("integrations.view_webhooksubscription")
+
+    def has_pause_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("integrations.change_webhooksubscription")
+
+    @admin.action(description="Pause the selected subscriptions", permissions=["pause"])
+    def pause(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]) -> None:
+        _each(
+            self,
+            request,
+            queryset,
+            lambda actor, sub: webhooks.webhook_update(
+                actor=actor, subscription=sub, state=str(SubscriptionState.PAUSED)
+            ),
+            "Paused {} subscription(s); their deliveries are held.",
+        )
+
+    @admin.action(description="Resume (activate) the selected subscriptions", permissions=["pause"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]) -> None:
+        _each(
+            self,
+            request,
+            queryset,
+            lambda actor, sub: webhooks.webhook_update(
+                actor=actor, subscription=sub, state=str(SubscriptionState.ACTIVE)
+            ),
+            "Resumed {} subscription(s); held deliveries are sent now.",
+        )
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ["attempt", "attempted_at", "status_code", "latency_ms", "error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(_ReadOnly, admin.ModelAdmin):
+    list_display = ["id", "event", "subscription", "state", "attempts", "next_attempt_at", "last_status_code"]
+    list_filter = ["state", "subscription__environment"]
+    search_fields = ["=event__event_id", "subscription__url"]
+    search_help_text = "An exact event uuid, or part of the subscription's URL."
+    list_select_related = ["event", "subscription"]
+    fields = [
+        "subscription",
+        "event",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_status_code",
+        "last_latency_ms",
+        "last_error",
+        "created_at",
+        "delivered_at",
+    ]
+    readonly_fields = fields
+    inlines = [DeliveryAttemptInline]
+    show_full_result_count = False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("integrations.view_webhooksubscription")
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(_ReadOnly, admin.ModelAdmin):
+    list_display = ["id", "kind", "environment", "reference_id", "attempts", "short_error", "created_at", "resolution"]
+    list_filter = ["environment", "kind", ("resolved_at", admin.EmptyFieldListFilter), "resolution"]
+    search_fields = ["=reference_id", "last_error"]
+    list_select_related = ["environment"]
+    fields = [
+        "kind",
+        "environment",
+        "reference_id",
+        "payload",
+        "attempts",
+        "last_error",
+        "created_at",
+        "resolved_at",
+        "resolution",
+        "resolved_by",
+    ]
+    readonly_fields = fields
+    actions = ["replay", "discard"]
+
+    @admin.display(description="last error")
+    def short_error(self, letter: DeadLetter) -> str:
+        return letter.last_error[:80]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("integrations.view_deadletter")
+
+    def has_resolve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("integrations.change_deadletter")
+
+    @admin.action(description="Replay the selected dead letters", permissions=["resolve"])
+    def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        _each(
+            self,
+            request,
+            queryset,
+            lambda actor, letter: webhooks.dead_letter_replay(actor=actor, dead_letter=letter).detail,
+            "Replayed {} dead letter(s).",
+        )
+
+    @admin.action(description="Discard the selected dead letters", permissions=["resolve"])
+    def discard(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        _each(
+            self,
+            request,
+            queryset,
+            lambda actor, letter: webhooks.dead_letter_discard(actor=actor, dead_letter=letter).detail,
+            "Discarded {} dead letter(s).",
+        )

@@ -1,0 +1,201 @@
+"""Jobs: asynchronous units of work with state, progress, warnings and errors.
+
+    queued ──claim──> running ──finish──> succeeded | partially_succeeded | failed
+       └──cancel──> cancelled
+
+Publish, export, send and destination pushes use these services; the state machine moves
+only through conditional UPDATEs (`… WHERE state = 'queued'`), so two workers never run
+one job and a finished job is never reopened. Progress is recorded per batch, with a
+heartbeat, so a stuck job is visible and a resumed one does not start over.
+
+Warnings and errors are lists of `{"code", "message", "hint", …}` a person can act on;
+warnings about work that is still going on (a destination that was down) may later be
+marked `resolved_at` when that work completes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from governance import policy
+from governance.actors import Actor
+from governance.models import Environment
+from integrations.models import Job, JobState
+from marketerapi.problems import NotFound
+
+policy.register("job.view", "integrations.view_job", "See jobs", unsafe=False)
+
+TERMINAL = frozenset({JobState.SUCCEEDED, JobState.PARTIALLY_SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+
+def note(code: str, message: str, hint: str = "", **extra: Any) -> dict[str, Any]:
+    """One warning or error entry."""
+    return {"code": code, "message": message, "hint": hint, **extra}
+
+
+# --- services -------------------------------------------------------------------------
+
+
+def job_create(
+    *,
+    environment: Environment,
+    kind: str,
+    target: Any = None,
+    params: dict[str, Any] | None = None,
+    requested_by: Any = None,
+    total: int | None = None,
+) -> Job:
+    """A queued job. Enqueue its task with transaction.on_commit, never inside the transaction."""
+    target_type = target_id = ""
+    if isinstance(target, tuple):
+        target_type, target_id = str(target[0]), str(target[1])
+    elif target is not None:
+        target_type, target_id = target._meta.label_lower, str(target.pk)
+    return Job.objects.create(
+        environment=environment,
+        kind=kind,
+        target_type=target_type,
+        target_id=target_id,
+        params=params or {},
+        progress={"done": 0, "total": total} if total is not None else {},
+        requested_by=requested_by if getattr(requested_by, "pk", None) else None,
+    )
+
+
+def job_claim(job_id: int, *, now: datetime | None = None) -> Job | None:
+    """queued → running, for exactly one caller; None when the job is not queued (any more)."""
+    now = now or timezone.now()
+    claimed = Job.objects.filter(pk=job_id, state=JobState.QUEUED).update(
+        state=JobState.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1
+    )
+    if claimed != 1:
+        return None
+    return Job.objects.select_related("environment").get(pk=job_id)
+
+
+def job_progress(job: Job, *, done: int, total: int | None = None, now: datetime | None = None, **extra: Any) -> None:
+    """Record how far a running job got (and that its worker is alive)."""
+    now = now or timezone.now()
+    progress = {**(job.progress or {}), **extra, "done": done}
+    if total is not None:
+        progress["total"] = total
+    job.progress = progress
+    job.heartbeat_at = now
+    Job.objects.filter(pk=job.pk, state=JobState.RUNNING).update(progress=progress, heartbeat_at=now)
+
+
+def job_finish(
+    job: Job,
+    *,
+    warnings: Iterable[dict[str, Any]] = (),
+    errors: Iterable[dict[str, Any]] = (),
+    result: dict[str, Any] | None = None,
+    state: str | None = None,
+    now: datetime | None = None,
+) -> Job:
+    """running → a final state. Without `state`: errors or warnings make it
+    partially_succeeded, neither makes it succeeded. Returns the job as stored."""
+    now = now or timezone.now()
+    all_warnings = [*(job.warnings or []), *warnings]
+    all_errors = [*(job.errors or []), *errors]
+    if state is None:
+        state = JobState.PARTIALLY_SUCCEEDED if (all_warnings or all_errors) else JobState.SUCCEEDED
+    if state not in TERMINAL:
+        raise ValueError(f"{state!r} is not a final job state")
+    values: dict[str, Any] = {
+        "state": state,
+        "finished_at": now,
+        "heartbeat_at": now,
+        "warnings": all_warnings,
+        "errors": all_errors,
+    }
+    if result is not None:
+        values["result"] = {**(job.result or {}), **result}
+    progress = dict(job.progress or {})
+    if state == JobState.SUCCEEDED and progress.get("total") is not None:
+        progress["done"] = progress["total"]
+    values["progress"] = progress
+    Job.objects.filter(pk=job.pk, state=JobState.RUNNING).update(**values)
+    job.refresh_from_db()
+    return job
+
+
+def job_fail(job: Job, *, error: dict[str, Any], now: datetime | None = None) -> Job:
+    return job_finish(job, errors=[error], state=JobState.FAILED, now=now)
+
+
+def job_cancel(job: Job, *, now: datetime | None = None) -> bool:
+    """queued → cancelled; False when a worker already claimed it."""
+    now = now or timezone.now()
+    return bool(Job.objects.filter(pk=job.pk, state=JobState.QUEUED).update(state=JobState.CANCELLED, finished_at=now))
+
+
+@transaction.atomic
+def job_amend(job_id: int, change: Any) -> Job:
+    """Change a job's warnings, errors or result under its row lock (e.g. mark a warning
+    resolved when deferred work is delivered after the job finished). `change(job)`
+    edits the instance in place."""
+    job = Job.objects.select_for_update().get(pk=job_id)
+    change(job)
+    job.save(update_fields=["warnings", "errors", "result"])
+    return job
+
+
+# --- reads ------------------------------------------------------------------------------
+
+
+def job_get(*, actor: Actor, job_id: int) -> Job:
+    """A job of the actor's environment; 404 for any other (ids do not leak)."""
+    policy.require(actor, "job.view")
+    job = (
+        Job.objects.filter(pk=job_id, environment=actor.environment)
+        .select_related("environment", "requested_by")
+        .first()
+    )
+    if job is None:
+        raise NotFound(
+            f"No job {job_id} in {actor.environment.slug}.",
+            code="job_not_found",
+            hint="Use the job id returned by the call that started it, with a token of the same environment.",
+        )
+    return job
+
+
+def queue_position(job: Job) -> int | None:
+    """1 for the next queued job of its kind, 2 for the one after…; None unless queued.
+
+    Workers are shared by every environment, so the line is all queued jobs of the kind.
+    """
+    if job.state != JobState.QUEUED:
+        return None
+    return Job.objects.filter(kind=job.kind, state=JobState.QUEUED, id__lt=job.pk).count() + 1
+
+
+def job_as_public(job: Job) -> dict[str, Any]:
+    progress = dict(job.progress or {})
+    done, total = progress.get("done"), progress.get("total")
+    if isinstance(done, int) and isinstance(total, int) and total > 0:
+        progress["percent"] = round(100 * min(done, total) / total, 1)
+    return {
+        "id": job.pk,
+        "kind": job.kind,
+        "state": job.state,
+        "environment": job.environment.slug,
+        "target": {"type": job.target_type, "id": job.target_id} if job.target_type else None,
+        "progress": progress,
+        "queue_position": queue_position(job),
+        "warnings": list(job.warnings or []),
+        "errors": list(job.errors or []),
+        "result": dict(job.result or {}),
+        "requested_by": job.requested_by.get_username() if job.requested_by_id and job.requested_by else None,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "heartbeat_at": job.heartbeat_at,
+    }

@@ -1,0 +1,34 @@
+"""Helpers for the destination tests: fake vendors' configs and credentials, and destination rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integrations.models import Destination
+from integrations.secrets import encrypt_credentials
+from tests.fakes.braze import FakeBraze
+from tests.fakes.sfmc import FakeSFMC
+
+SFMC_CREDENTIALS = {"client_id": "sfmc-client-id", "client_secret": "sfmc-client-secret-xyz"}
+BRAZE_CREDENTIALS = {"api_key": "braze-rest-key-123"}
+
+
+def make_destination(
+    environment: Any, adapter: str, config: dict[str, Any], credentials: dict | None = None, name: str | None = None
+) -> Destination:
+    """A destination row straight in the database (adapter tests; the API tests use the API)."""
+    return Destination.objects.create(
+        environment=environment,
+        name=name or f"{adapter}-dest",
+        adapter=adapter,
+        config=config,
+        credentials_encrypted=encrypt_credentials(credentials) if credentials else "",
+    )
+
+
+def braze_config(fake: FakeBraze, **extra: Any) -> dict[str, Any]:
+    return {"base_url": fake.url, "subscription_group_id": "sg-1", "campaign_id": "c-123", **extra}
+
+
+def sfmc_config(fake: FakeSFMC, **extra: Any) -> dict[str, Any]:
+    return {"auth_url": fake.url, "data_extension_key": "DE-AUD", "poll_interval": 0.0, **extra}

@@ -1,0 +1,174 @@
+"""`GET /status`: database, broker, cache, workers by heartbeat, and each destination with
+its breaker — readable by every role, without secrets."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from integrations import breakers, status
+from tests.fakes.helpers import make_destination
+
+pytest_plugins = ["tests.fakes.fixtures"]
+pytestmark = pytest.mark.usefixtures("clean_state")
+
+URL = "/api/v1/status"
+SECRET = "sk-status-SECRET-777"
+
+
+@pytest.mark.parametrize("who", ["analyst", "operator", "approver", "compliance", "developer", "admin"])
+def test_every_role_may_read_the_status(api, who):
+    response = api(who).get(URL)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["database"]["status"] == "ok"
+    assert set(body) >= {
+        "status",
+        "checked_at",
+        "environment",
+        "database",
+        "broker",
+        "cache",
+        "workers",
+        "destinations",
+    }
+
+
+def test_a_user_without_a_role_may_not(api):
+    assert api("nobody").get(URL).status_code == 403
+
+
+def test_the_broker_is_named_or_in_process(api):
+    body = api("analyst").get(URL).json()
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        assert body["broker"] == {"status": "ok", "kind": "in-process (no broker)"}
+        assert body["workers"]["mode"] == "in-process" and body["workers"]["status"] == "ok"
+    else:
+        assert body["broker"]["status"] == "ok", body["broker"]
+        assert body["broker"]["kind"].startswith(settings.CELERY_BROKER_URL.split("://")[0] + "://")
+        assert body["workers"]["mode"] == "celery"
+
+
+def test_a_degraded_destination_shows_its_breaker(api, sandbox, pilot, tmp_path):
+    healthy = make_destination(sandbox, "file", {"directory": str(tmp_path)}, name="drop")
+    down = make_destination(sandbox, "webhook", {"url": "http://127.0.0.1:9/hook"}, {"token": SECRET}, name="hook")
+    make_destination(pilot, "file", {"directory": str(tmp_path)}, name="pilot-only")
+    for _ in range(5):
+        breakers.Breaker.for_destination(down).record_failure("503")
+
+    body = api("analyst").get(URL).json()
+
+    assert body["status"] == "degraded"
+    by_name = {d["name"]: d for d in body["destinations"]}
+    assert set(by_name) == {"drop", "hook"}
+    assert by_name["hook"]["status"] == "degraded"
+    assert by_name["hook"]["breaker"]["state"] == "open"
+    assert by_name["hook"]["breaker"]["consecutive_failures"] == 5
+    assert by_name["hook"]["breaker"]["retry_at"]
+    assert "Calls are paused after 5 consecutive failures" in by_name["hook"]["explanation"]
+    assert by_name["drop"]["status"] == "unknown"
+    assert healthy.pk == by_name["drop"]["id"]
+    text = str(body)
+    assert SECRET not in text and "127.0.0.1:9/hook" not in text
+
+
+def test_broker_trouble_is_down_and_never_shows_a_password(api):
+    with override_settings(CELERY_TASK_ALWAYS_EAGER=False, CELERY_BROKER_URL="redis://:hunter2@127.0.0.1:9/1"):
+        body = api("analyst").get(URL).json()
+    assert body["status"] == "down"
+    assert body["broker"]["status"] == "down"
+    assert body["broker"]["kind"] == "redis://127.0.0.1:9/1"
+    assert "hunter2" not in str(body)
+
+
+def test_workers_are_known_by_heartbeat():
+    now = time.time()
+    with override_settings(CELERY_TASK_ALWAYS_EAGER=False):
+        status.worker_beat("celery@alive", now=now - 5)
+        status.worker_beat("celery@silent", now=now - 600)
+        try:
+            report = status.workers_check(now=now)
+        finally:
+            status.worker_gone("celery@alive")
+            status.worker_gone("celery@silent")
+        gone = status.workers_check(now=now)
+    by_name = {w["name"]: w["alive"] for w in report["workers"]}
+    assert by_name == {"celery@alive": True, "celery@silent": False}
+    assert report["status"] == "ok" and report["alive"] == 1
+    assert gone["status"] == "down" and "celery -A marketerapi worker" in gone["detail"]
+
+
+def test_the_heartbeat_task_records_its_worker(monkeypatch):
+    from integrations.destination_tasks import worker_heartbeat_task
+
+    seen = []
+    monkeypatch.setattr(status, "worker_beat", lambda name, now=None: seen.append(name))
+    worker_heartbeat_task.apply(headers={"hostname": "celery@here"})
+    assert len(seen) == 1
+
+
+def test_periodic_tasks_are_registered_on_the_celery_app():
+    from integrations import destination_tasks
+    from marketerapi.celery import app
+
+    registered = []
+
+    class Sender:
+        def add_periodic_task(self, interval, signature, name, **kwargs):
+            registered.append((name, interval, signature.task))
+
+    destination_tasks.register_destination_periodic_tasks(Sender())
+
+    assert registered == [
+        ("integrations.retry_deferred_pushes sweep", 30.0, "integrations.retry_deferred_pushes"),
+        ("integrations.worker_heartbeat", status.HEARTBEAT_SECONDS, "integrations.worker_heartbeat"),
+    ]
+    receivers = [receiver for _, receiver in app.on_after_finalize.receivers]
+    assert destination_tasks.register_destination_periodic_tasks in receivers
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_a_real_worker_process_is_seen_by_its_heartbeat():
+    """A `celery worker` writes its heartbeat when ready and removes it on shutdown."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from tests.conftest import require_service
+    from tests.processes import ROOT
+
+    broker = os.environ.get("CELERY_BROKER_URL", "") or settings.CELERY_BROKER_URL
+    if not settings.REDIS_URL or not broker or broker.startswith("memory://"):
+        require_service("Redis and a Celery broker", "REDIS_URL and CELERY_BROKER_URL must be set")
+    queue = f"test-heartbeat-{uuid.uuid4().hex[:10]}"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "marketerapi.settings_test"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "marketerapi", "worker", "--pool", "solo", "--queues", queue,
+         "--hostname", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        seen: list[dict] = []
+        with override_settings(CELERY_TASK_ALWAYS_EAGER=False):
+            while time.monotonic() < deadline and not seen:
+                seen = [w for w in status.workers_check()["workers"] if w["name"].startswith(queue)]
+                time.sleep(0.5)
+        if not seen:
+            process.terminate()
+            pytest.fail(f"no heartbeat within 60 s; worker output:\n{process.communicate(timeout=20)[0]}")
+        assert seen[0]["alive"] is True
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+    with override_settings(CELERY_TASK_ALWAYS_EAGER=False):
+        assert not [w for w in status.workers_check()["workers"] if w["name"].startswith(queue)]
