@@ -23,13 +23,13 @@ MAX_TOKEN_DAYS = 365
 # roles can use is refused at issue time rather than silently useless.
 SCOPE_ROLES: dict[str, frozenset[str]] = {
     TokenScope.READ: frozenset(ROLE_NAMES),
-    TokenScope.WRITE: frozenset({CAMPAIGN_OPERATOR, DEVELOPER, ADMIN}),
+    # Approvers and compliance reviewers vote with `write`: a read-only token never approves.
+    TokenScope.WRITE: frozenset({CAMPAIGN_OPERATOR, APPROVER, COMPLIANCE_REVIEWER, DEVELOPER, ADMIN}),
     TokenScope.PUBLISH: frozenset({CAMPAIGN_OPERATOR, DEVELOPER, ADMIN}),
     TokenScope.EXPORT: frozenset({ANALYST, CAMPAIGN_OPERATOR, COMPLIANCE_REVIEWER, ADMIN}),
     TokenScope.INGEST: frozenset({DEVELOPER, ADMIN}),
     TokenScope.ADMIN: frozenset({DEVELOPER, ADMIN}),
 }
-_ = APPROVER  # approvers read; their votes go through the portal or the approvals API
 
 
 @dataclass(frozen=True)
