@@ -1,8 +1,9 @@
 """Admin pages for profiles and what ingestion writes: read-only, because every write
 goes through the services (the API's bulk endpoints) so that it is validated and audited.
 
-Admins see unmasked PII here (PRODUCT.md §4); every page that shows it is audited as a
-`profile.pii_read` through the admin door.
+Holders of the admin role see unmasked PII here (PRODUCT.md §4); every page that shows it
+is audited as a `profile.pii_read` through the admin door. Other staff (developers) see
+the same masked values as the API shows them, and cannot search by email.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 
 from audiences import services
 from audiences.models import Consent, ConsentChange, Profile, ProfileEvent
+from audiences.pii import MASKS
 from governance.actors import Actor, client_ip
 from governance.models import Door
 
@@ -31,6 +33,21 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def _sees_pii(request: HttpRequest) -> bool:
+    from governance.roles import ADMIN
+
+    return bool(request.user.is_superuser or request.user.groups.filter(name=ADMIN).exists())
+
+
+def _masked(field: str) -> Any:
+    def show(profile: Profile) -> Any:
+        return MASKS[field](getattr(profile, field))
+
+    show.short_description = field.replace("_", " ")  # type: ignore[attr-defined]
+    show.__name__ = f"{field}_masked"
+    return show
 
 
 def _audit_pii_read(request: HttpRequest, profiles: list[Profile]) -> None:
@@ -80,11 +97,33 @@ class ProfileAdmin(ReadOnlyAdmin):
     search_help_text = "An exact external_id or email."
     list_select_related = ["environment"]
     inlines = [ConsentInline]
+    email_masked = staticmethod(_masked("email"))
+    phone_masked = staticmethod(_masked("phone"))
+    first_name_masked = staticmethod(_masked("first_name"))
+    last_name_masked = staticmethod(_masked("last_name"))
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        if _sees_pii(request):
+            return self.list_display
+        return [f"{name}_masked" if name in MASKS else name for name in self.list_display]
+
+    def get_search_fields(self, request: HttpRequest) -> Any:
+        return self.search_fields if _sees_pii(request) else ["=external_id"]
+
+    DETAIL_FIELDS = [f.name for f in Profile._meta.fields if f.name != "id"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if _sees_pii(request):
+            return self.DETAIL_FIELDS
+        return [f"{name}_masked" if name in MASKS else name for name in self.DETAIL_FIELDS]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.get_fields(request, obj)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         response = super().changelist_view(request, extra_context)
         changelist = getattr(response, "context_data", None) or {}
-        if "cl" in changelist:
+        if "cl" in changelist and _sees_pii(request):
             _audit_pii_read(request, list(changelist["cl"].result_list))
         return response
 
@@ -93,7 +132,7 @@ class ProfileAdmin(ReadOnlyAdmin):
     ) -> HttpResponse:
         response = super().change_view(request, object_id, form_url, extra_context)
         original = (getattr(response, "context_data", None) or {}).get("original")
-        if isinstance(original, Profile):
+        if isinstance(original, Profile) and _sees_pii(request):
             _audit_pii_read(request, [original])
         return response
 
@@ -132,3 +171,10 @@ class ProfileEventAdmin(ReadOnlyAdmin):
     search_fields = ["=profile__external_id", "=event_id"]
     search_help_text = "A profile's exact external_id, or an event_id."
     list_select_related = ["profile"]
+
+
+# Audience definitions, suppression lists and regional restrictions: saves and actions go
+# through the services (audiences/admin_audiences.py). Sharing an audience with a person or
+# a team: guardian's object permission pages, saving through audience_share / unshare
+# (audiences/admin_sharing.py, which extends the AudienceAdmin registered before it).
+from audiences import admin_audiences, admin_sharing  # noqa: E402, F401

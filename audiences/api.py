@@ -29,6 +29,7 @@ from audiences.models import Channel, ConsentChange, ConsentStatus, LifecycleSta
 from audiences.pii import mask_pii
 from governance import policy
 from governance.actors import Actor, actor_from_request
+from governance.idempotency import idempotent
 from marketerapi.api import ProblemSerializer, StrictFilterSet
 from marketerapi.problems import _HINTS as GENERIC_HINTS
 from marketerapi.problems import flatten_validation
@@ -463,6 +464,8 @@ ALL_OR_NOTHING = (
 class ProfileBulkUpsert(ActorMixin, APIView):
     permission_classes = [permissions.IsAuthenticated, PolicyAllows]
     policy_actions: ClassVar[dict[str, str]] = {"POST": "profile.ingest"}
+    # 20 a minute per token (×2 for developers and admins); see docs/limits.md.
+    rate_class = "bulk"
 
     @extend_schema(
         operation_id="profiles_bulk_upsert",
@@ -527,6 +530,7 @@ class ProfileBulkUpsert(ActorMixin, APIView):
             ),
         ],
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         batch = ProfileBatchSerializer(data=request.data)
         batch.is_valid(raise_exception=True)
@@ -573,6 +577,8 @@ class EventIngestOutcomeSerializer(serializers.Serializer):
 class ProfileEventBulkIngest(ActorMixin, APIView):
     permission_classes = [permissions.IsAuthenticated, PolicyAllows]
     policy_actions: ClassVar[dict[str, str]] = {"POST": "profile_event.ingest"}
+    # 20 a minute per token (×2 for developers and admins); see docs/limits.md.
+    rate_class = "bulk"
 
     @extend_schema(
         operation_id="profile_events_bulk_ingest",
@@ -607,6 +613,7 @@ class ProfileEventBulkIngest(ActorMixin, APIView):
             OpenApiExample("Stored", response_only=True, value={"created": 1, "duplicate": 0, "errors": []}),
         ],
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         batch = ProfileEventBatchSerializer(data=request.data)
         batch.is_valid(raise_exception=True)
@@ -650,6 +657,8 @@ class ConsentSyncOutcomeSerializer(serializers.Serializer):
 class ConsentSync(ActorMixin, APIView):
     permission_classes = [permissions.IsAuthenticated, PolicyAllows]
     policy_actions: ClassVar[dict[str, str]] = {"POST": "consent.sync"}
+    # 20 a minute per token (×2 for developers and admins); see docs/limits.md.
+    rate_class = "bulk"
 
     @extend_schema(
         operation_id="consent_sync",
@@ -692,6 +701,7 @@ class ConsentSync(ActorMixin, APIView):
             ),
         ],
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         batch = ConsentSyncSerializer(data=request.data)
         batch.is_valid(raise_exception=True)

@@ -17,6 +17,11 @@ class GovernanceConfig(AppConfig):
 
         permcache.connect()
         _register_history()
+        from governance import flag_services
+
+        # Audit flag, switch and sample changes that bypass flag_set (admin site, shell), and
+        # register the executor of approved personalization switch-offs.
+        flag_services.connect_signals()
 
 
 def _register_history() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from governance import permcache
 from governance.models import ApiToken, hash_token
 
 # last_used_at is written at most once a minute per token, not on every request.
@@ -43,8 +44,12 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
                 "invalid_token",
                 "marketerapi tokens start with mk_<environment>_. Issue one with `python manage.py issue_token`.",
             )
+        key_hash = hash_token(raw)
+        token = permcache.cached_token(key_hash)
         try:
-            token = ApiToken.objects.select_related("user", "environment").get(key_hash=hash_token(raw))
+            if token is None:
+                token = ApiToken.objects.select_related("user", "environment").get(key_hash=key_hash)
+                permcache.cache_token(key_hash, token)
         except ApiToken.DoesNotExist:
             raise TokenProblem(
                 "The token is not known.",
@@ -73,6 +78,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
             token.last_used_at = now
+            permcache.cache_token(key_hash, token)
         return token.user, token
 
     def authenticate_header(self, request: Any) -> str:

@@ -1,5 +1,5 @@
-"""A shared cache of each user's permissions and roles, so a governed request does not
-spend three queries on them.
+"""A shared cache of each user's permissions and roles, and of API tokens by their hash,
+so a governed request does not spend four queries on them.
 
 Entries are keyed by a global version that any change to users' roles, groups' or
 users' permissions bumps (signals below), so a change takes effect on the next request
@@ -43,6 +43,22 @@ def prime(user: Any) -> None:
     user._marketerapi_roles = list(roles)
 
 
+def _token_key(key_hash: str) -> str:
+    return f"mk:tok:{cache.get(VERSION_KEY) or 0}:{key_hash}"
+
+
+def cached_token(key_hash: str) -> Any:
+    """The token (with its user and environment) as last loaded, or None. Any change to a
+    token, an environment, a user or a role bumps the version, so revocation, a changed
+    expiry or a deactivated owner apply on the next request; expiry by time is checked on
+    every request from the cached `expires_at`."""
+    return cache.get(_token_key(key_hash))
+
+
+def cache_token(key_hash: str, token: Any) -> None:
+    cache.set(_token_key(key_hash), token, TTL_SECONDS)
+
+
 def bump(*args: Any, **kwargs: Any) -> None:
     try:
         cache.incr(VERSION_KEY)
@@ -57,7 +73,16 @@ def _on_user_saved(sender: Any, instance: User, update_fields: Any = None, **kwa
     bump()
 
 
+def _on_token_saved(sender: Any, instance: Any, update_fields: Any = None, **kwargs: Any) -> None:
+    bump()
+
+
 def connect() -> None:
+    from governance.models import ApiToken, Environment
+
+    post_save.connect(_on_token_saved, sender=ApiToken, dispatch_uid="permcache.save.ApiToken")
+    post_delete.connect(bump, sender=ApiToken, dispatch_uid="permcache.delete.ApiToken")
+    post_save.connect(bump, sender=Environment, dispatch_uid="permcache.save.Environment")
     m2m_changed.connect(bump, sender=User.groups.through, dispatch_uid="permcache.user_groups")
     m2m_changed.connect(bump, sender=User.user_permissions.through, dispatch_uid="permcache.user_perms")
     m2m_changed.connect(bump, sender=Group.permissions.through, dispatch_uid="permcache.group_perms")

@@ -141,6 +141,26 @@ register(
     approval=True,
 )
 register("audience.share", "audiences.share_audience", "Share audiences", scope=W, object_permission="change")
+# The audience definition workflow (audiences/audience_services.py, audiences/suppressions.py).
+# Deleting a draft needs no approval; archiving a published audience is `audience.archive`.
+register("audience.preview", "audiences.view_audience", "Preview audiences", unsafe=False)
+register("audience.delete", "audiences.delete_audience", "Delete a draft audience", scope=W, object_permission="change")
+register("audience.promote", "audiences.add_audience", "Copy an audience into another environment", scope=W)
+register("suppression.view", "audiences.view_suppressionlist", "See suppression lists", unsafe=False)
+register("suppression.change", "audiences.change_suppressionlist", "Change suppression lists", scope=W)
+register(
+    "suppression.change_global",
+    "audiences.change_suppressionlist",
+    "Change the global suppression list",
+    scope=W,
+    approval=True,
+)
+register(
+    "regional_restriction.change",
+    "audiences.change_regionalrestriction",
+    "Change regional restrictions",
+    scope=A,
+)
 register("sandbox.reset", "audiences.reset_sandbox", "Rebuild a sandbox's synthetic data", scope=A)
 # The audit log: any role may call these; what they return is scoped by role in
 # governance/selectors_audit.py (own actions, or everyone's for roles.AUDIT_READ_ALL_ROLES).
@@ -148,6 +168,22 @@ register("sandbox.reset", "audiences.reset_sandbox", "Rebuild a sandbox's synthe
 register("audit.view", None, "Read the audit log", unsafe=False)
 register("audit.verify", None, "Verify the audit log's hash chain", unsafe=False)
 register("audit.export", None, "Export the audit log", scope=TokenScope.EXPORT)
+# Approvals (governance/approvals/): everyone in an environment sees its requests; who may
+# vote is decided by the request's policy steps, not by a model permission.
+register("approval.view", None, "See approval requests", unsafe=False)
+register("approval.vote", None, "Approve or reject approval requests", scope=W)
+register("approval.cancel", None, "Cancel your own approval request", scope=W)
+# Feature flags (governance/flags.py, governance/flag_services.py). Flags are global; a
+# change is decided and audited in the actor's environment (docs/flags.md).
+register("flag.view", None, "See feature flags", unsafe=False)
+register("flag.change", "waffle.change_flag", "Change a feature flag", scope=A)
+register(
+    "flag.disable_personalization",
+    "waffle.change_flag",
+    "Switch off a flag that affects personalization",
+    scope=A,
+    approval=True,
+)
 
 
 class UnknownAction(LookupError):
@@ -339,13 +375,18 @@ def require(actor: Actor, action: str, target: Any = None, context: dict[str, An
         if ACTIONS[action].unsafe:
             with transaction.atomic():
                 audit.record(actor, action, target, outcome=Outcome.DENIED, decision=decision)
-        raise PolicyDenied(" ".join(decision.reasons), hint=decision.hint, rule=decision.rule)
+        error = PolicyDenied(" ".join(decision.reasons), hint=decision.hint, rule=decision.rule)
+        if ACTIONS[action].unsafe:
+            # Inside an idempotency claim (governance/idempotency.py) the transaction above is
+            # a savepoint that this refusal rolls back; the claim records the denial again.
+            error.denial = (actor, action, target, decision)  # type: ignore[attr-defined]
+        raise error
     return decision
 
 
-def _audit_needs_a_role(actor: Actor, spec: Action, target: Any, context: dict[str, Any]) -> Decision | None:
-    """The audit actions name no model permission (the scope is by role), so refuse here
-    a signed-in user who holds none of the six roles."""
+def _needs_a_role(actor: Actor, spec: Action, target: Any, context: dict[str, Any]) -> Decision | None:
+    """The audit, approval and status actions name no model permission (what they show is
+    scoped by role), so refuse here a signed-in user who holds none of the six roles."""
     if actor.roles:
         return None
     from governance.roles import ROLE_NAMES
@@ -353,8 +394,9 @@ def _audit_needs_a_role(actor: Actor, spec: Action, target: Any, context: dict[s
     return _deny(
         "role_permission",
         f"{spec.description} needs one of the roles: {_roles_text(list(ROLE_NAMES))}. You have: no role.",
-        "Ask an admin to give you a role; every role may read the audit events of its own actions.",
+        "Ask an admin to give you a role.",
     )
 
 
-register_hook("audit.", _audit_needs_a_role)
+register_hook("audit.", _needs_a_role)
+register_hook("approval.", _needs_a_role)

@@ -33,6 +33,8 @@ _EVERYONE = [
     "integrations.view_outboxevent",
     "integrations.view_job",
     "audiences.view_audience",
+    "audiences.view_suppressionlist",
+    "audiences.view_regionalrestriction",
 ]
 
 _AUDIENCE_AUTHORING = [
@@ -41,6 +43,13 @@ _AUDIENCE_AUTHORING = [
     "audiences.delete_audience",
     "audiences.publish_audience",
     "audiences.share_audience",
+]
+
+# Suppression lists are kept by marketers and synced by integrations alike, in every
+# environment (not sandbox-only for developers); the global list's changes ask for approval.
+_SUPPRESSION_EDITING = [
+    "audiences.add_suppressionlist",
+    "audiences.change_suppressionlist",
 ]
 
 _INTEGRATION = [
@@ -63,17 +72,37 @@ _INTEGRATION = [
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     ANALYST: [*_EVERYONE],
-    CAMPAIGN_OPERATOR: [*_EVERYONE, *_AUDIENCE_AUTHORING],
+    CAMPAIGN_OPERATOR: [*_EVERYONE, *_AUDIENCE_AUTHORING, *_SUPPRESSION_EDITING],
     APPROVER: [*_EVERYONE],
     COMPLIANCE_REVIEWER: [*_EVERYONE, "audiences.view_profile_pii"],
-    DEVELOPER: [*_EVERYONE, *_INTEGRATION, *_AUDIENCE_AUTHORING],
+    DEVELOPER: [*_EVERYONE, *_INTEGRATION, *_AUDIENCE_AUTHORING, *_SUPPRESSION_EDITING],
     ADMIN: [
         *_EVERYONE,
         *_INTEGRATION,
         *_AUDIENCE_AUTHORING,
+        *_SUPPRESSION_EDITING,
+        "audiences.add_regionalrestriction",
+        "audiences.change_regionalrestriction",
         "governance.change_environment",
         "governance.add_environment",
         "governance.view_auditevent",
+        # The admin site's configuration pages (governance/admin.py, governance/config_services.py).
+        "governance.view_approvalpolicy",
+        "governance.add_approvalpolicy",
+        "governance.change_approvalpolicy",
+        "governance.view_approvalrequest",
+        "governance.view_approvalvote",
+        "governance.view_quotapolicy",
+        "governance.add_quotapolicy",
+        "governance.change_quotapolicy",
+        "governance.view_quotausage",
+        "governance.view_flagmeta",
+        "governance.add_flagmeta",
+        "governance.change_flagmeta",
+        "auth.add_group",
+        "auth.add_user",
+        # The admin site's read-only "is someone suppressed?" page (audiences/admin_audiences.py).
+        "audiences.view_suppressionentry",
         "audiences.reset_sandbox",
         "waffle.view_flag",
         "waffle.change_flag",

@@ -111,6 +111,7 @@ def token_issue(
     """
     decision = policy.require(actor, "token.create")
     owner = _answerable_owner(actor, user)
+    _check_rate_limits(actor, user, rate_limits or {})
     chosen = _validate_scopes(list(scopes if scopes is not None else _usable_scopes(user)), user)
     if expires_at is not None and expires_at > timezone.now() + timedelta(days=MAX_TOKEN_DAYS):
         raise InvalidInput(
@@ -148,6 +149,30 @@ def token_issue(
             },
         )
     return IssuedToken(token=token, secret=secret)
+
+
+def _check_rate_limits(actor: Actor, user: Any, overrides: dict[str, Any]) -> None:
+    """Per-token limits may lower a class freely; raising one above what the owner's roles
+    give is for admins (or an operator at the shell)."""
+    from governance import ratelimit
+
+    problems = ratelimit.override_errors(overrides)
+    if problems:
+        raise InvalidInput(
+            " ".join(problems),
+            hint=f"Use rate classes {', '.join(ratelimit.RATE_CLASSES)} with whole numbers per minute.",
+            code="invalid_rate_limits",
+        )
+    if actor.user is None or ADMIN in actor.roles:
+        return
+    roles = _roles_of(user)
+    raised = [name for name, value in overrides.items() if int(value) > ratelimit.limit_for(name, roles=roles).limit]
+    if raised:
+        raise policy.PolicyDenied(
+            f"Only an admin may raise a token's limit above its roles' ({', '.join(raised)}).",
+            hint="Ask an admin, or leave rate_limits out to use the roles' limits.",
+            rule="rate_limit_raise",
+        )
 
 
 def _usable_scopes(user: Any) -> list[str]:

@@ -35,7 +35,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin, for staff with the admin or developer role only (governance/admin_site.py).
+    "governance.admin_site.MarketerAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -64,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # RateLimit headers on every /api/ response, and counting what DRF refused first.
+    "governance.throttling.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -120,6 +123,9 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Rate limits live in REDIS_URL under this prefix (two deployments may share a Redis).
+RATELIMIT_KEY_PREFIX = env_str("RATELIMIT_KEY_PREFIX", "mk:rl")
+
 CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", "", schemes=("redis", "rediss", "amqp", "memory"))
 CELERY_RESULT_BACKEND = env_url(
     "CELERY_RESULT_BACKEND", REDIS_URL or CELERY_BROKER_URL, schemes=("redis", "rediss", "rpc", "cache")
@@ -135,6 +141,28 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Periodic work for `celery beat` (integrations adds its sweeps in integrations/tasks.py).
+# Approvals: run approved requests whose change window opened (or whose kick was lost),
+# and expire requests left undecided for 72 hours. `expires`: a tick that waited longer
+# than its interval is dropped; the next one does the same work.
+CELERY_BEAT_SCHEDULE = {
+    "governance.approvals_run_due": {
+        "task": "governance.approvals_run_due",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
+    "governance.approvals_expire": {
+        "task": "governance.approvals_expire",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
+    # Idempotency records are replayable for 24 hours; delete the older ones hourly.
+    "governance.idempotency_purge": {
+        "task": "governance.idempotency_purge",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
+}
 
 # When set, tests that need PostgreSQL, Redis or a broker fail instead of skipping.
 REQUIRE_SERVICES = env_bool("REQUIRE_SERVICES", False)
@@ -192,6 +220,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "marketerapi.problems.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_PAGINATION_CLASS": "marketerapi.api.CursorPagination",
+    # Rate classes per token, user or IP address, in Redis when REDIS_URL is set (governance/ratelimit.py).
+    "DEFAULT_THROTTLE_CLASSES": ["governance.throttling.RateClassThrottle"],
     "PAGE_SIZE": 100,
 }
 if DEBUG:
@@ -209,7 +239,10 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     # One name for a choice set that several fields use (status and previous_status).
-    "ENUM_NAME_OVERRIDES": {"ConsentStatusEnum": "audiences.models.ConsentStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "ConsentStatusEnum": "audiences.models.ConsentStatus",
+        "ApprovalStateEnum": "governance.models.ApprovalState",
+    },
 }
 
 # --- production hardening (passes `manage.py check --deploy` when DEBUG is off) --
@@ -238,6 +271,9 @@ WAFFLE_CREATE_MISSING_FLAGS = False
 MARKETERAPI_DEMO = env_bool("MARKETERAPI_DEMO", False)
 API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 90, minimum=1)
 DEFAULT_ENVIRONMENT = env_str("DEFAULT_ENVIRONMENT", "sandbox")
+# Published audience versions whose member rows are kept (the live version always is);
+# older versions keep their rules, counts and diff sizes, and a rollback to them rebuilds.
+AUDIENCE_VERSIONS_WITH_MEMBERS = env_int("AUDIENCE_VERSIONS_WITH_MEMBERS", 5, minimum=1)
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 LOGGING = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -34,6 +35,17 @@ def require_service(name: str, reason: str) -> None:
     if settings.REQUIRE_SERVICES or os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(f"{name} is required (REQUIRE_SERVICES=1) but unavailable: {reason}")
     pytest.skip(f"{name} unavailable: {reason}")
+
+
+@pytest.fixture(autouse=True)
+def _own_rate_limit_counts(settings):
+    """Each test counts API requests under its own rate-limit key prefix (in Redis or in
+    memory), so tests never throttle each other; its keys are deleted afterwards."""
+    settings.RATELIMIT_KEY_PREFIX = f"test:rl:{uuid.uuid4().hex[:12]}"
+    yield
+    from governance.ratelimit import forget_prefix
+
+    forget_prefix(settings.RATELIMIT_KEY_PREFIX)
 
 
 @pytest.fixture

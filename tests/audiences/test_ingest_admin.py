@@ -104,3 +104,17 @@ def test_environment_admin_keeps_history(staff, sandbox):
     response = staff.get(reverse("admin:governance_environment_history", args=[sandbox.pk]))
 
     assert response.status_code == 200
+
+
+def test_staff_without_the_admin_role_see_masked_pii_and_nothing_is_audited(client, data):
+    from tests.factories import UserFactory
+
+    developer = UserFactory(username="dev-staff", groups=["developer"], is_staff=True)
+    client.force_login(developer)
+    listed = client.get("/admin/audiences/profile/")
+    detail = client.get(reverse("admin:audiences_profile_change", args=[data.pk]))
+
+    assert listed.status_code == detail.status_code == 200
+    assert b"jane@example.test" not in listed.content and b"jane@example.test" not in detail.content
+    assert b"j***@e***.test" in listed.content
+    assert not AuditEvent.objects.filter(action="profile.pii_read").exists()

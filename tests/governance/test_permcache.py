@@ -28,3 +28,18 @@ def test_a_deactivated_user_loses_rights_at_once(api):
     client.user.is_active = False
     client.user.save()
     assert client.get("/api/v1/profiles/").status_code == 401
+
+
+def test_tokens_are_cached_and_revocation_applies_at_once(api):
+    from governance.models import ApiToken
+
+    client = api("developer")
+    client.get("/api/v1/profiles/")
+    with CaptureQueriesContext(connection) as warm:
+        client.get("/api/v1/profiles/")
+    assert not any("governance_apitoken" in q["sql"] for q in warm.captured_queries)
+
+    token = ApiToken.objects.get(user=client.user)
+    token.revoked_at = token.created_at
+    token.save(update_fields=["revoked_at"])
+    assert client.get("/api/v1/profiles/").json()["code"] == "token_revoked"

@@ -75,7 +75,10 @@ def test_revoked_and_expired_tokens_get_401_with_a_hint(api, persona, sandbox):
     assert client.delete(f"/api/v1/tokens/{secret['id']}").json()["code"] == "already_revoked"
 
     token = ApiToken.objects.exclude(pk=secret["id"]).get(user__username="p-developer")
-    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    # Through the model, as every code path changes a token: a raw UPDATE bypasses the token
+    # cache (governance/permcache.py) and would apply only when the cached entry expires.
+    token.expires_at = timezone.now() - timedelta(seconds=1)
+    token.save(update_fields=["expires_at"])
     expired = client.get("/api/v1/tokens/")
     assert expired.status_code == 401 and expired.json()["code"] == "token_expired"
 
@@ -155,3 +158,18 @@ def test_expiry_is_capped(persona, sandbox):
             name="t",
             expires_at=timezone.now() + timedelta(days=400),
         )
+
+
+def test_token_rate_limits_may_be_lowered_but_only_admins_raise_them(api):
+    developer = api("developer")
+    bad = developer.post("/api/v1/tokens/", {"name": "x", "rate_limits": {"turbo": 5}}, format="json")
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_rate_limits"
+    lowered = developer.post("/api/v1/tokens/", {"name": "slow", "rate_limits": {"bulk": 5}}, format="json")
+    assert lowered.status_code == 201 and lowered.json()["rate_limits"] == {"bulk": 5}
+    raised = developer.post("/api/v1/tokens/", {"name": "fast", "rate_limits": {"bulk": 10_000}}, format="json")
+    assert raised.status_code == 403 and "admin" in raised.json()["hint"]
+    admin = api("admin")
+    assert (
+        admin.post("/api/v1/tokens/", {"name": "fast", "rate_limits": {"bulk": 10_000}}, format="json").status_code
+        == 201
+    )

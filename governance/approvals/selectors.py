@@ -1,0 +1,166 @@
+"""Reads of approval requests, scoped to the actor's environment, and who may vote.
+
+Everyone in an environment may see its requests (approvers must see what they judge,
+requesters what they wait for); only eligible people may vote. A request of another
+environment is a 404, never a 403, so ids do not leak.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from governance import policy
+from governance.actors import Actor
+from governance.approvals import errors, steps
+from governance.models import ApprovalRequest, ApprovalState, ApprovalVote, VoteDecision
+from governance.roles import ROLE_NAMES
+from marketerapi.problems import ApplicationError, NotFound
+
+OPEN_STATES = frozenset({ApprovalState.PENDING})
+
+
+def _votes_prefetch() -> Prefetch:
+    return Prefetch("votes", queryset=ApprovalVote.objects.select_related("voter").order_by("id"))
+
+
+def approval_queryset(environment: Any) -> QuerySet[ApprovalRequest]:
+    return (
+        ApprovalRequest.objects.filter(environment=environment)
+        .select_related("requester", "environment")
+        .prefetch_related(_votes_prefetch())
+    )
+
+
+def approval_list(
+    *, actor: Actor, state: str | None = None, mine: bool = False, waiting_for_me: bool = False
+) -> QuerySet[ApprovalRequest]:
+    """Requests of the actor's environment, newest first; `mine`: filed by the actor;
+    `waiting_for_me`: pending requests the actor may vote on now."""
+    policy.require(actor, "approval.view")
+    requests = approval_queryset(actor.environment)
+    if state:
+        requests = requests.filter(state=state)
+    if mine:
+        requests = requests.filter(requester=actor.user) if actor.user is not None else requests.none()
+    if waiting_for_me:
+        requests = requests.filter(pk__in=waiting_for(actor))
+    return requests
+
+
+def approval_get(*, actor: Actor, approval_id: int) -> ApprovalRequest:
+    policy.require(actor, "approval.view")
+    request = approval_queryset(actor.environment).filter(pk=approval_id).first()
+    if request is None:
+        raise NotFound(
+            f"No approval request {approval_id} in {actor.environment.slug}.",
+            hint="Check the id, and that your token belongs to the environment the request was filed in.",
+            code="approval_not_found",
+        )
+    return request
+
+
+def waiting_for(actor: Actor) -> list[int]:
+    """Ids of the pending requests the actor may vote on: a fixed number of queries
+    whatever the number of requests (pending requests live at most 72 hours)."""
+    if actor.user is None:
+        return []
+    pending = list(
+        ApprovalRequest.objects.filter(
+            environment=actor.environment, state=ApprovalState.PENDING, expires_at__gt=timezone.now()
+        )
+        .exclude(requester=actor.user)
+        .prefetch_related(_votes_prefetch())
+    )
+    roles = roles_by_user(v.voter_id for r in pending for v in r.votes.all())
+    return [r.pk for r in pending if vote_refusal(actor, r, list(r.votes.all()), roles) is None]
+
+
+def roles_by_user(user_ids: Iterable[int]) -> dict[int, set[str]]:
+    """The role names each user holds now, in one query."""
+    ids = set(user_ids)
+    out: dict[int, set[str]] = {uid: set() for uid in ids}
+    if not ids:
+        return out
+    for user_id, name in Group.objects.filter(name__in=ROLE_NAMES, user__in=ids).values_list("user", "name"):
+        out[user_id].add(name)
+    return out
+
+
+def counting_approvals(votes: Sequence[ApprovalVote]) -> list[ApprovalVote]:
+    return [v for v in votes if v.counts and v.decision == VoteDecision.APPROVE]
+
+
+def request_steps(request: ApprovalRequest) -> list[list[str]]:
+    policy_steps = (request.policy or {}).get("steps") or []
+    return [list(step) for step in policy_steps] or [["approver"]] * max(request.required, 1)
+
+
+def voter_roles(request: ApprovalRequest, vote: ApprovalVote, roles: dict[int, set[str]]) -> set[str]:
+    """The roles an earlier vote may count for: those its voter holds now, plus the one it
+    was recorded for (a vote given in good standing keeps counting)."""
+    held = set(roles.get(vote.voter_id, set()))
+    if vote.role:
+        held.add(vote.role)
+    return steps.usable_roles(held, request.action)
+
+
+def tally_of(
+    request: ApprovalRequest, votes: Sequence[ApprovalVote], roles: dict[int, set[str]], extra: set[str] | None = None
+) -> steps.Tally:
+    voters = [voter_roles(request, v, roles) for v in counting_approvals(votes)]
+    if extra is not None:
+        voters.append(extra)
+    return steps.tally(request_steps(request), voters)
+
+
+def received_of(request: ApprovalRequest) -> int:
+    """Counting approvals, from prefetched votes (no query)."""
+    return min(len(counting_approvals(list(request.votes.all()))), request.required)
+
+
+def vote_refusal(
+    actor: Actor, request: ApprovalRequest, votes: Sequence[ApprovalVote], roles: dict[int, set[str]]
+) -> ApplicationError | None:
+    """Why the actor may not vote on the request now, or None when they may."""
+    if request.state != ApprovalState.PENDING:
+        return errors.ApprovalClosed(f"Request {request.pk} is {request.state}; votes are taken while it is pending.")
+    user = actor.user
+    if user is None:
+        return errors.NotEligible("Votes come from people; a system actor cannot vote.")
+    if request.requester_id == user.pk:
+        return errors.SelfApproval(
+            f"You filed request {request.pk}; no one approves their own request (PRODUCT.md §5)."
+        )
+    mine = next((v for v in votes if v.voter_id == user.pk), None)
+    if mine is not None and mine.counts:
+        return errors.AlreadyVoted(
+            f"You already voted ({mine.decision}) on request {request.pk} on {mine.created_at:%Y-%m-%d %H:%M} UTC; "
+            "one person gives one vote."
+        )
+    others = [v for v in votes if v.voter_id != user.pk]
+    before = tally_of(request, others, roles)
+    usable = steps.usable_roles(actor.roles, request.action)
+    after = tally_of(request, others, roles, extra=usable)
+    if after.received > before.received:
+        return None
+    held = ", ".join(actor.roles) or "no role"
+    detail = f"Request {request.pk} still needs {steps.describe_steps(before.open_steps)}; your roles ({held}) "
+    if set(actor.roles) & {r for step in before.steps for r in step} and not (usable & _open_roles(before)):
+        detail += "fill only steps that others have already filled."
+    else:
+        detail += "fill none of the open steps."
+    if "compliance_reviewer" in actor.roles and not request.action.startswith(steps.EXPORT_ACTION_PREFIX):
+        detail += " Compliance reviewers vote on exports only."
+    return errors.NotEligible(
+        detail,
+        hint=f"Ask {steps.describe_steps(before.open_steps)} to vote; the request lists who voted so far.",
+    )
+
+
+def _open_roles(tally: steps.Tally) -> set[str]:
+    return {role for step in tally.open_steps for role in step}

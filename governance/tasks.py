@@ -1,0 +1,51 @@
+"""Thin Celery wrappers over the governance services, and their periodic sweeps.
+
+`approval_execute_task` is enqueued after the commit of the last approval (or by the
+sweep when a change window opens); it claims the request with a conditional UPDATE, so a
+duplicate message, a redelivery (acks_late) or two sweeps never run the action twice.
+The beat schedule is CELERY_BEAT_SCHEDULE in marketerapi/settings.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marketerapi.celery import app
+
+_COMMON: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+
+
+@app.task(name="governance.approval_execute", **_COMMON)
+def approval_execute_task(request_id: int) -> str | None:
+    """Run one approved request's action, once."""
+    from governance.approvals import approval_execute
+
+    request = approval_execute(request_id)
+    return request.state if request is not None else None
+
+
+@app.task(name="governance.approvals_run_due", **_COMMON)
+def approvals_run_due_task() -> int:
+    """Enqueue the approved requests whose change window has opened (or whose kick was lost)."""
+    from governance.approvals import approvals_due
+
+    due = approvals_due()
+    for request_id in due:
+        approval_execute_task.delay(request_id)
+    return len(due)
+
+
+@app.task(name="governance.approvals_expire", **_COMMON)
+def approvals_expire_task() -> int:
+    """Expire the pending requests filed more than 72 hours ago."""
+    from governance.approvals import approvals_expire
+
+    return approvals_expire()
+
+
+@app.task(name="governance.idempotency_purge", **_COMMON)
+def idempotency_purge_task() -> int:
+    """Delete the idempotency records older than 24 hours (governance/idempotency.py)."""
+    from governance.idempotency import purge_expired
+
+    return purge_expired()

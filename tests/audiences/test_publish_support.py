@@ -1,0 +1,88 @@
+"""Helpers for the publish, versions and memberships tests (no tests of its own): people with
+consent, audiences, and running a publish or rollback job to its end in the test's process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.utils import timezone
+
+from audiences.models import Audience, AudienceVersion, Consent, Membership, Profile
+from audiences.preview import reachable_queryset
+from audiences.publish import PublishOutcome, audience_publish, audience_rollback, publish_job_run
+from governance.actors import Actor
+from governance.models import Environment
+from integrations.models import Job
+from tests.audiences.audience_helpers import make_audience
+from tests.factories import ProfileFactory
+
+RULES_EU = {"all": [{"attr": "region", "op": "in", "value": ["EU"]}]}
+
+
+def people(
+    environment: Environment,
+    prefix: str,
+    count: int,
+    *,
+    region: str = "EU",
+    consent: str | None = "granted",
+    channel: str = "email",
+) -> list[Profile]:
+    """`count` profiles `<prefix>-<n>` in `region`, with `consent` on `channel` (None: no row)."""
+    made = []
+    for n in range(count):
+        profile = ProfileFactory(environment=environment, external_id=f"{prefix}-{n}", region=region)
+        if consent is not None:
+            Consent.objects.create(
+                profile=profile, channel=channel, status=consent, source="test", captured_at=timezone.now()
+            )
+        made.append(profile)
+    return made
+
+
+def set_consent(profiles: Iterable[Profile], status: str, channel: str = "email") -> None:
+    for profile in profiles:
+        Consent.objects.update_or_create(
+            profile=profile,
+            channel=channel,
+            defaults={"status": status, "source": "test", "captured_at": timezone.now()},
+        )
+
+
+def audience(environment: Environment, name: str = "Spring EU buyers", **extra: Any) -> Audience:
+    extra.setdefault("rules", RULES_EU)
+    return make_audience(environment, name, **extra)
+
+
+def members_of(version: AudienceVersion | int) -> set[str]:
+    version_id = version if isinstance(version, int) else version.pk
+    return set(Membership.objects.filter(version_id=version_id).values_list("profile__external_id", flat=True))
+
+
+def reachable_now(target: Audience) -> set[str]:
+    return set(
+        reachable_queryset(target.environment, target.rules, target.channel).values_list("external_id", flat=True)
+    )
+
+
+def run(job: Job | None, **kwargs: Any) -> Job:
+    assert job is not None
+    finished = publish_job_run(job.pk, **kwargs)
+    assert finished is not None
+    return finished
+
+
+def publish_now(actor: Actor, target: Audience) -> tuple[PublishOutcome, Job]:
+    """Publish and run the job here (the task is enqueued after commit, which tests skip)."""
+    outcome = audience_publish(actor=actor, audience=target)
+    return outcome, run(outcome.job)
+
+
+def rollback_now(actor: Actor, target: Audience, version: int) -> tuple[PublishOutcome, Job]:
+    outcome = audience_rollback(actor=actor, audience=Audience.objects.get(pk=target.pk), version=version)
+    return outcome, run(outcome.job)
+
+
+def fresh(target: Audience) -> Audience:
+    return Audience.objects.select_related("live_version", "environment", "owner_team").get(pk=target.pk)

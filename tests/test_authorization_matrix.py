@@ -1,0 +1,696 @@
+"""Who may call what: every route of /api/v1/ × every method × every persona × whose object.
+
+The routes come from the URL configuration, not from this file: a route (or a method of
+it) without an entry in MATRIX fails `test_every_route_and_method_has_an_entry`, which
+prints a template to fill in. An entry says what each persona gets (PRODUCT.md §4) for
+
+- `own`       an object of the persona: their team's audience (team-less personas: the
+              growth team's), their own token or approval request; for objects nobody
+              owns (profiles, jobs, webhooks, destinations, dead letters, flags) the one
+              of the persona's environment;
+- `foreign`   another team's audience (retention's for the growth team, growth's for
+              everyone else), a colleague's token or approval request, in the same
+              environment — only for objects that have an owner;
+- `other_env` the same kind of object in another environment (pilot; the tokens are
+              sandbox tokens): always 404 for whoever may use the route at all. The test
+              also checks that it answers exactly as for an id that does not exist, so
+              ids of other environments never leak.
+
+Routes without a path parameter have only `own`. Each call runs in a savepoint that is
+rolled back, so every persona meets the same world, built once for the whole module.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+from rest_framework.test import APIClient
+from waffle.models import Flag
+
+from audiences.models import Audience, AudienceState, AudienceVersion
+from governance.models import ApiToken, ApprovalRequest, Environment, hash_token
+from governance.objectperms import share
+from integrations.models import DeadLetter, Destination, Job, OutboxEvent, WebhookSubscription
+from tests.conftest import ALL_SCOPES, PERSONAS
+from tests.factories import ProfileFactory, UserFactory
+
+MATRIX_PERSONAS = (
+    "analyst",
+    "operator",
+    "operator2",
+    "approver",
+    "compliance",
+    "developer",
+    "admin",
+    "outsider",
+    "nobody",
+)
+OWN, FOREIGN, OTHER_ENV = "own", "foreign", "other_env"
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+MISSING_ID = "987654321"
+
+
+# --- expectations ------------------------------------------------------------------------------
+
+
+def statuses(default: int, **by_persona: int) -> dict[str, int]:
+    """The status each persona gets: `default`, except those named."""
+    unknown = set(by_persona) - set(MATRIX_PERSONAS)
+    assert not unknown, f"unknown persona(s) {unknown}"
+    return {p: by_persona.get(p, default) for p in MATRIX_PERSONAS}
+
+
+def roles(ok: int) -> dict[str, int]:
+    """Every role may; a signed-in person without a role may not."""
+    return statuses(ok, nobody=403)
+
+
+def integrators(ok: int) -> dict[str, int]:
+    """Developers and admins (tokens, destinations, webhooks, ingestion: PRODUCT.md §4)."""
+    return statuses(403, developer=ok, admin=ok)
+
+
+def hidden(*refused: str) -> dict[str, int]:
+    """An object of another environment: 404, except for personas refused by role (403)
+    before anything is looked up — their answer does not depend on the id either."""
+    return statuses(404, **dict.fromkeys(refused, 403))
+
+
+ROLELESS = ("nobody",)
+NOT_INTEGRATORS = ("analyst", "operator", "operator2", "approver", "compliance", "outsider", "nobody")
+
+
+@dataclass(frozen=True)
+class Route:
+    own: dict[str, int]
+    foreign: dict[str, int] | None = None
+    other_env: dict[str, int] | None = None
+    # The JSON body, or a function of the call (Call) that returns it.
+    body: Any = None
+    query: str = ""
+    note: str = ""
+
+    def ownerships(self) -> list[str]:
+        return [o for o, e in ((OWN, self.own), (FOREIGN, self.foreign), (OTHER_ENV, self.other_env)) if e is not None]
+
+    def expected(self, ownership: str) -> dict[str, int]:
+        return {OWN: self.own, FOREIGN: self.foreign, OTHER_ENV: self.other_env}[ownership]  # type: ignore[return-value]
+
+
+def _now() -> str:
+    return timezone.now().isoformat()
+
+
+def _audience_body(call: Call) -> dict[str, Any]:
+    return {
+        "name": f"matrix {call.persona}",
+        "owner_team": call.team or "growth",
+        "channel": "email",
+        "purpose": "winback",
+        "description": "Created by the authorization matrix.",
+        "rules": {"attr": "region", "op": "eq", "value": "EU"},
+    }
+
+
+RULES = {"attr": "region", "op": "eq", "value": "EU"}
+
+# "METHOD /api/v1/path/{parameter}" → who gets what. Keep the order of the URL configuration.
+MATRIX: dict[str, Route] = {
+    # --- me, tokens, flags (governance/api) ---
+    "GET /api/v1/me": Route(own=statuses(200)),
+    "GET /api/v1/me/quotas": Route(own=statuses(200)),
+    "GET /api/v1/tokens": Route(own=integrators(200)),
+    "POST /api/v1/tokens": Route(own=integrators(201), body={"name": "matrix", "scopes": ["read"]}),
+    "GET /api/v1/tokens/{token_id}": Route(
+        own=integrators(200),
+        # A colleague's token: only admins see every token; a developer answers for their own.
+        foreign=statuses(403, developer=404, admin=200),
+        other_env=hidden(*NOT_INTEGRATORS),
+    ),
+    "DELETE /api/v1/tokens/{token_id}": Route(
+        own=integrators(204),
+        foreign=statuses(403, developer=404, admin=204),
+        other_env=hidden(*NOT_INTEGRATORS),
+    ),
+    "GET /api/v1/flags": Route(own=statuses(200), note="anyone signed in sees the flags and whether they have them"),
+    "GET /api/v1/flags/{name}": Route(own=statuses(200)),
+    "PATCH /api/v1/flags/{name}": Route(own=statuses(403, admin=200), body={"everyone": True}),
+    # --- approvals ---
+    "GET /api/v1/approvals": Route(own=roles(200)),
+    "GET /api/v1/approvals/{approval_id}": Route(own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)),
+    "POST /api/v1/approvals/{approval_id}/approve": Route(
+        # Never your own request; the colleague's asks for an approver, then a developer or admin.
+        own=statuses(403),
+        foreign=statuses(403, approver=200, developer=200, admin=200),
+        other_env=hidden(*ROLELESS),
+        body={"comment": "matrix"},
+    ),
+    "POST /api/v1/approvals/{approval_id}/reject": Route(
+        own=statuses(403),
+        foreign=statuses(403, approver=200, developer=200, admin=200),
+        other_env=hidden(*ROLELESS),
+        body={"comment": "matrix"},
+    ),
+    "POST /api/v1/approvals/{approval_id}/cancel": Route(
+        # Only the requester cancels (PRODUCT.md §5), admins included.
+        own=roles(200),
+        foreign=statuses(403),
+        other_env=hidden(*ROLELESS),
+    ),
+    # --- audit trail ---
+    "GET /api/v1/audit-events": Route(own=roles(200)),
+    "GET /api/v1/audit-events/export": Route(own=roles(200)),
+    "GET /api/v1/audit-events/verify": Route(own=roles(200)),
+    # --- profiles, ingestion, consent ---
+    "GET /api/v1/profiles": Route(own=roles(200)),
+    "POST /api/v1/profiles/bulk": Route(
+        own=integrators(200), body={"profiles": [{"external_id": "matrix-new", "region": "EU"}]}
+    ),
+    "GET /api/v1/profiles/{profile_id}": Route(own=roles(200), other_env=hidden(*ROLELESS)),
+    "GET /api/v1/profiles/{profile_id}/consent-history": Route(own=roles(200), other_env=hidden(*ROLELESS)),
+    "POST /api/v1/profile-events/bulk": Route(
+        own=integrators(200),
+        body=lambda call: {"events": [{"external_id": "matrix-1", "type": "purchase", "occurred_at": _now()}]},
+    ),
+    "POST /api/v1/consent/sync": Route(
+        own=integrators(200),
+        body=lambda call: {
+            "updates": [
+                {
+                    "external_id": "matrix-1",
+                    "channel": "email",
+                    "status": "granted",
+                    "source": "signup_form",
+                    "captured_at": _now(),
+                }
+            ]
+        },
+    ),
+    # --- audiences ---
+    "GET /api/v1/audiences": Route(own=roles(200)),
+    "POST /api/v1/audiences": Route(
+        # Developers author only in a sandbox (the matrix's tokens are sandbox tokens).
+        own=statuses(403, operator=201, operator2=201, outsider=201, developer=201, admin=201),
+        body=_audience_body,
+    ),
+    "POST /api/v1/audiences/preview": Route(own=roles(200), body={"rules": RULES, "channel": "email"}),
+    "GET /api/v1/audiences/{audience_id}": Route(own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)),
+    "PATCH /api/v1/audiences/{audience_id}": Route(
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+        body={"purpose": "matrix"},
+    ),
+    "DELETE /api/v1/audiences/{audience_id}": Route(
+        # The fixtures are published: deleting archives them (sandbox: no approval).
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+    ),
+    "POST /api/v1/audiences/{audience_id}/preview": Route(
+        own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)
+    ),
+    "POST /api/v1/audiences/{audience_id}/validate": Route(
+        own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)
+    ),
+    "POST /api/v1/audiences/{audience_id}/share": Route(
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+        body={"team": "partners", "level": "change"},
+    ),
+    "DELETE /api/v1/audiences/{audience_id}/share": Route(
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+        body={"team": "partners"},
+    ),
+    "POST /api/v1/audiences/{audience_id}/promote": Route(
+        # Into production: whoever may create audiences there (not developers: sandbox only).
+        own=statuses(403, operator=201, operator2=201, outsider=201, admin=201),
+        foreign=statuses(403, operator=201, operator2=201, outsider=201, admin=201),
+        other_env=hidden(*ROLELESS),
+        # The copy belongs to the caller's team: copying another team's work is how one builds on it.
+        body=lambda call: {"environment": "production", "owner_team": call.team or "growth"},
+    ),
+    "GET /api/v1/suppressions": Route(own=roles(200)),
+    "POST /api/v1/suppressions": Route(
+        own=statuses(403, operator=201, operator2=201, outsider=201, developer=201, admin=201),
+        body={"name": "matrix-list", "description": "made by the matrix"},
+    ),
+    "POST /api/v1/audiences/{audience_id}/publish": Route(
+        own=statuses(403, operator=202, operator2=202, outsider=202, developer=202, admin=202),
+        foreign=statuses(403, admin=202),
+        other_env=hidden(*ROLELESS),
+        body={},
+    ),
+    "GET /api/v1/audiences/{audience_id}/versions": Route(
+        own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)
+    ),
+    "POST /api/v1/audiences/{audience_id}/rollback": Route(
+        own=statuses(403, operator=202, operator2=202, outsider=202, developer=202, admin=202),
+        foreign=statuses(403, admin=202),
+        other_env=hidden(*ROLELESS),
+        body={"version": 1},
+    ),
+    "GET /api/v1/audiences/{audience_id}/memberships": Route(
+        own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)
+    ),
+    # --- domain events, webhooks, dead letters ---
+    "GET /api/v1/events": Route(own=roles(200)),
+    "GET /api/v1/webhooks": Route(own=integrators(200)),
+    "POST /api/v1/webhooks": Route(
+        own=integrators(201), body={"url": "http://127.0.0.1:9/hook", "event_types": ["audience.published"]}
+    ),
+    "GET /api/v1/webhooks/{webhook_id}": Route(own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)),
+    "PATCH /api/v1/webhooks/{webhook_id}": Route(
+        own=integrators(200), other_env=hidden(*NOT_INTEGRATORS), body={"description": "matrix"}
+    ),
+    "DELETE /api/v1/webhooks/{webhook_id}": Route(own=integrators(204), other_env=hidden(*NOT_INTEGRATORS)),
+    "GET /api/v1/webhooks/{webhook_id}/deliveries": Route(own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)),
+    "GET /api/v1/dead-letters": Route(own=integrators(200)),
+    "POST /api/v1/dead-letters/{dead_letter_id}/replay": Route(
+        own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)
+    ),
+    "POST /api/v1/dead-letters/{dead_letter_id}/discard": Route(
+        own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)
+    ),
+    # --- destinations, jobs, status ---
+    "GET /api/v1/destinations": Route(own=integrators(200)),
+    "POST /api/v1/destinations": Route(
+        own=integrators(201),
+        body=lambda call: {
+            "name": "matrix-drop",
+            "adapter": "file",
+            "config": {"directory": call.world.drop_directory, "format": "jsonl"},
+        },
+    ),
+    "GET /api/v1/destinations/{destination_id}": Route(own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)),
+    "PATCH /api/v1/destinations/{destination_id}": Route(
+        own=integrators(200), other_env=hidden(*NOT_INTEGRATORS), body={"is_active": False}
+    ),
+    "POST /api/v1/destinations/{destination_id}/test": Route(own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)),
+    "GET /api/v1/destinations/{destination_id}/health": Route(own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)),
+    "GET /api/v1/jobs/{job_id}": Route(own=roles(200), other_env=hidden(*ROLELESS)),
+    "GET /api/v1/status": Route(own=roles(200)),
+}
+
+
+# Where the API answers otherwise than MATRIX says it should: (route, persona, ownership) →
+# (what it answers now, why that is wrong). MATRIX keeps the right answer; the test checks
+# that these cells still answer as listed, so a fix fails here until its line is removed.
+KNOWN_GAPS: dict[tuple[str, str, str], tuple[int, str]] = {}
+
+
+def test_known_gaps_name_real_cells():
+    for (key, persona, ownership), (status, reason) in KNOWN_GAPS.items():
+        assert key in MATRIX, f"KNOWN_GAPS names {key}, which has no MATRIX entry"
+        route = MATRIX[key]
+        assert ownership in route.ownerships(), f"KNOWN_GAPS: {key} has no {ownership} column"
+        assert route.expected(ownership)[persona] != status, f"KNOWN_GAPS: {key} {persona} {ownership} is no gap"
+        assert reason
+
+
+# --- routes from the URL configuration -------------------------------------------------------------
+
+_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+_CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+def readable(route: str) -> str:
+    """api/v1/^webhooks/(?P<webhook_id>[0-9]+)/?$ → /api/v1/webhooks/{webhook_id}"""
+    route = _GROUP.sub(r"{\1}", route)
+    route = _CONVERTER.sub(r"{\1}", route)
+    route = route.replace("^", "").replace("$", "").replace("/?", "").replace("\\", "")
+    return "/" + route.rstrip("/")
+
+
+def _walk(resolver: URLResolver, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for pattern in resolver.url_patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _walk(pattern, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern), pattern.callback
+
+
+def _methods(callback: Any) -> list[str]:
+    actions = getattr(callback, "actions", None)  # a DRF ViewSet: {"get": "list", …}
+    if actions:
+        return sorted(m.upper() for m in actions if m.upper() in METHODS)
+    view = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+    if view is None:
+        return ["GET", "POST"]  # a plain function may answer anything: it needs entries
+    allowed = {m.upper() for m in getattr(view, "http_method_names", [])}
+    return sorted(m for m in METHODS if m in allowed and hasattr(view, m.lower()))
+
+
+def api_routes() -> dict[str, str]:
+    """ "METHOD /api/v1/…" → the view's dotted name, for every route and method of the API."""
+    routes: dict[str, str] = {}
+    for route, callback in _walk(get_resolver()):
+        path = readable(route)
+        if not path.startswith("/api/v1/"):
+            continue
+        view = getattr(callback, "cls", None) or getattr(callback, "view_class", None) or callback
+        for method in _methods(callback):
+            routes[f"{method} {path}"] = f"{view.__module__}.{view.__qualname__}"
+    return routes
+
+
+def _template(key: str, view: str) -> str:
+    params = _PARAM.findall(key)
+    lines = [f'    "{key}": Route(  # {view}', "        own=statuses(403, admin=200),"]
+    if params:
+        kind = params[0]
+        if kind in OWNED_KINDS:
+            lines.append("        foreign=statuses(403, admin=200),")
+        lines.append("        other_env=hidden(*ROLELESS),")
+        if kind not in PARAM_BUILDERS:
+            lines.append(f"        # and teach World.params how to fill {{{kind}}} (PARAM_BUILDERS)")
+    if key.split(" ", 1)[0] in ("POST", "PUT", "PATCH"):
+        lines.append("        body={...},  # a body that succeeds for those allowed")
+    lines.append("    ),")
+    return "\n".join(lines)
+
+
+def test_every_route_and_method_has_an_entry():
+    routes = api_routes()
+    missing = sorted(set(routes) - set(MATRIX))
+    stale = sorted(set(MATRIX) - set(routes))
+    message = ""
+    if missing:
+        message += (
+            "These API routes have no entry in MATRIX (tests/test_authorization_matrix.py), so nobody checks who "
+            "may call them:\n"
+            + "".join(f"  {key}   ({routes[key]})\n" for key in missing)
+            + "Add one entry per route and method, saying what each persona gets (PRODUCT.md §4), e.g.:\n"
+            + "\n".join(_template(key, routes[key]) for key in missing)
+            + "\n"
+        )
+    if stale:
+        message += "These entries of MATRIX name routes that no longer exist; remove or rename them:\n" + "".join(
+            f"  {key}\n" for key in stale
+        )
+    unknown_params = sorted({p for key in routes for p in _PARAM.findall(key)} - set(PARAM_BUILDERS))
+    if unknown_params:
+        message += (
+            "These path parameters have no builder in PARAM_BUILDERS, so the matrix cannot fill them: "
+            + ", ".join(unknown_params)
+            + "\n"
+        )
+    assert not message, message
+
+
+# --- the world: personas, tokens and one object of each kind per ownership --------------------------------
+
+
+TEAM_OF = {
+    name: next((g for g in groups if g in ("growth", "retention", "other")), None) for name, groups in PERSONAS.items()
+}
+
+
+@dataclass
+class World:
+    sandbox: Environment
+    pilot: Environment
+    users: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    own_tokens: dict[str, int] = field(default_factory=dict)
+    pilot_tokens: dict[str, int] = field(default_factory=dict)
+    colleague_token: int = 0
+    audiences: dict[tuple[str, str], int] = field(default_factory=dict)  # (environment, team) → id
+    own_approvals: dict[str, int] = field(default_factory=dict)
+    colleague_approval: int = 0
+    pilot_approval: int = 0
+    objects: dict[tuple[str, str], Any] = field(default_factory=dict)  # (kind, environment) → id or name
+    drop_directory: str = ""
+
+
+@dataclass(frozen=True)
+class Call:
+    world: World
+    persona: str
+    ownership: str
+
+    @property
+    def team(self) -> str | None:
+        return TEAM_OF[self.persona]
+
+
+def _token(user: Any, environment: Environment, name: str) -> tuple[ApiToken, str]:
+    secret = ApiToken.generate_secret(environment)
+    token = ApiToken.objects.create(
+        environment=environment,
+        user=user,
+        owner=user,
+        scopes=list(ALL_SCOPES),
+        # The matrix makes hundreds of calls per persona within a minute; rate limits are
+        # tested in tests/governance/test_ratelimit.py.
+        rate_limits={"read": 100_000, "write": 100_000, "preview": 100_000, "bulk": 100_000},
+        name=name,
+        prefix=secret[:20],
+        key_hash=hash_token(secret),
+        expires_at=ApiToken.default_expiry(),
+    )
+    return token, secret
+
+
+def _published_audience(environment: Environment, team: Group, partners: Group) -> Audience:
+    audience = Audience.objects.create(
+        environment=environment,
+        name=f"{team.name} winback",
+        owner_team=team,
+        channel="email",
+        purpose="winback",
+        description="The matrix's audience.",
+        rules=RULES,
+    )
+    for number in (1, 2):
+        version = AudienceVersion.objects.create(
+            audience=audience, number=number, rules=RULES, channel="email", state="ready", matching=0, members=0
+        )
+    audience.live_version = version
+    audience.state = AudienceState.PUBLISHED
+    audience.save(update_fields=["live_version", "state"])
+    share(audience, partners, "view")
+    return audience
+
+
+def _approval(environment: Environment, requester: Any) -> ApprovalRequest:
+    return ApprovalRequest.objects.create(
+        environment=environment,
+        action="audience.archive",
+        target_type="audiences.audience",
+        target_id="0",
+        target_label="Spring sale",
+        summary="Archive the published audience 'Spring sale'",
+        policy={"steps": [["approver"], ["developer", "admin"]]},
+        requester=requester,
+        required=2,
+        expires_at=timezone.now() + timedelta(hours=72),
+    )
+
+
+def build_world(tmp_dir: str) -> World:
+    sandbox, pilot = Environment.objects.get(slug="sandbox"), Environment.objects.get(slug="pilot")
+    world = World(sandbox=sandbox, pilot=pilot, drop_directory=tmp_dir)
+    teams = {name: Group.objects.get_or_create(name=name)[0] for name in ("growth", "retention", "other", "partners")}
+    for persona in MATRIX_PERSONAS:
+        user = UserFactory(username=f"m-{persona}", groups=PERSONAS[persona])
+        world.users[persona] = user
+        _, world.secrets[persona] = _token(user, sandbox, "matrix-auth")
+        world.own_tokens[persona] = _token(user, sandbox, "matrix-own")[0].pk
+        world.pilot_tokens[persona] = _token(user, pilot, "matrix-pilot")[0].pk
+        world.own_approvals[persona] = _approval(sandbox, user).pk
+    colleague = UserFactory(username="m-colleague-dev", groups=["developer", "growth"])
+    world.colleague_token = _token(colleague, sandbox, "colleague")[0].pk
+    requester = UserFactory(username="m-colleague-op", groups=["campaign_operator", "growth"])
+    world.colleague_approval = _approval(sandbox, requester).pk
+    world.pilot_approval = _approval(pilot, requester).pk
+    for environment, names in ((sandbox, ("growth", "retention", "other")), (pilot, ("growth",))):
+        for name in names:
+            audience = _published_audience(environment, teams[name], teams["partners"])
+            world.audiences[(environment.slug, name)] = audience.pk
+    for environment in (sandbox, pilot):
+        slug = environment.slug
+        world.objects[("profile", slug)] = ProfileFactory(environment=environment, external_id="matrix-1").pk
+        hook = WebhookSubscription.objects.create(
+            environment=environment,
+            url="http://127.0.0.1:9/hook",
+            event_types=["audience.published"],
+            secret_encrypted=_encrypted_secret(),
+        )
+        world.objects[("webhook", slug)] = hook.pk
+        event = OutboxEvent.objects.create(
+            environment=environment, type="audience.published", aggregate_type="audiences.audience", aggregate_id="1"
+        )
+        world.objects[("dead_letter", slug)] = DeadLetter.objects.create(
+            environment=environment,
+            kind="outbox_dispatch",
+            reference_id=str(event.pk),
+            payload={"event_id": str(event.event_id)},
+            attempts=8,
+            last_error="connection refused",
+        ).pk
+        world.objects[("destination", slug)] = Destination.objects.create(
+            environment=environment,
+            name="drop",
+            adapter="file",
+            config={"directory": tmp_dir, "format": "jsonl"},
+        ).pk
+        world.objects[("job", slug)] = Job.objects.create(environment=environment, kind="destination.push").pk
+    Flag.objects.create(name="matrix_flag", everyone=None)
+    return world
+
+
+def _encrypted_secret() -> str:
+    from integrations.webhooks import encrypt_secret
+
+    return encrypt_secret("s" * 32)
+
+
+def _audience_param(call: Call) -> int:
+    world, team = call.world, call.team or "growth"
+    if call.ownership == OWN:
+        return world.audiences[("sandbox", team)]
+    if call.ownership == FOREIGN:
+        return world.audiences[("sandbox", "retention" if team == "growth" else "growth")]
+    return world.audiences[("pilot", "growth")]
+
+
+def _token_param(call: Call) -> int:
+    world = call.world
+    return {
+        OWN: world.own_tokens[call.persona],
+        FOREIGN: world.colleague_token,
+        OTHER_ENV: world.pilot_tokens[call.persona],
+    }[call.ownership]
+
+
+def _approval_param(call: Call) -> int:
+    world = call.world
+    return {
+        OWN: world.own_approvals[call.persona],
+        FOREIGN: world.colleague_approval,
+        OTHER_ENV: world.pilot_approval,
+    }[call.ownership]
+
+
+def _environment_scoped(kind: str) -> Callable[[Call], Any]:
+    def build(call: Call) -> Any:
+        assert call.ownership != FOREIGN, f"{kind} objects have no owner: give the route no `foreign`"
+        return call.world.objects[(kind, "sandbox" if call.ownership == OWN else "pilot")]
+
+    return build
+
+
+def _flag_param(call: Call) -> str:
+    assert call.ownership == OWN, "flags are global: give the route only `own`"
+    return "matrix_flag"
+
+
+# {parameter} of a path → how to fill it for a call.
+PARAM_BUILDERS: dict[str, Callable[[Call], Any]] = {
+    "audience_id": _audience_param,
+    "token_id": _token_param,
+    "approval_id": _approval_param,
+    "profile_id": _environment_scoped("profile"),
+    "webhook_id": _environment_scoped("webhook"),
+    "dead_letter_id": _environment_scoped("dead_letter"),
+    "destination_id": _environment_scoped("destination"),
+    "job_id": _environment_scoped("job"),
+    "name": _flag_param,
+}
+OWNED_KINDS = frozenset({"audience_id", "token_id", "approval_id"})
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Built once for the module inside a transaction that is rolled back at the end; each
+    test (and each call) runs in a savepoint within it."""
+    with django_db_blocker.unblock():
+        with transaction.atomic():
+            yield build_world(str(tmp_path_factory.mktemp("drops")))
+            transaction.set_rollback(True)
+
+
+# --- the calls ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    detail: str
+
+
+def _call(world: World, key: str, route: Route, persona: str, ownership: str, missing: bool = False) -> Outcome:
+    method, template = key.split(" ", 1)
+    call = Call(world, persona, ownership)
+    params = {name: (MISSING_ID if missing else PARAM_BUILDERS[name](call)) for name in _PARAM.findall(template)}
+    if missing and "name" in params:
+        params["name"] = "no-such-flag"
+    path = template.format(**params) + (f"?{route.query}" if route.query else "")
+    body = route.body(call) if callable(route.body) else route.body
+    client = APIClient(raise_request_exception=False)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {world.secrets[persona]}")
+    with transaction.atomic():
+        response = client.generic(
+            method,
+            path,
+            data=None if body is None else json.dumps(body),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+        )
+        # Every persona meets the same world: undo what the call changed.
+        transaction.set_rollback(True)
+    detail = ""
+    if response.status_code >= 300 and response.get("Content-Type", "").startswith("application/"):
+        try:
+            problem = json.loads(b"".join(response.streaming_content) if response.streaming else response.content)
+            detail = f"{problem.get('code', '')}: {problem.get('detail', '')}"[:200]
+        except (ValueError, AttributeError):
+            detail = ""
+    return Outcome(response.status_code, detail)
+
+
+@pytest.mark.parametrize("key", sorted(MATRIX))
+def test_who_may_call_what(world, db, key):
+    if key not in api_routes():
+        pytest.skip(f"{key} is not routed (test_every_route_and_method_has_an_entry reports it)")
+    route = MATRIX[key]
+    mismatches = []
+    for ownership in route.ownerships():
+        expected = route.expected(ownership)
+        for persona in MATRIX_PERSONAS:
+            got = _call(world, key, route, persona, ownership)
+            gap = KNOWN_GAPS.get((key, persona, ownership))
+            if gap is not None:
+                if got.status != gap[0]:
+                    mismatches.append(
+                        f"  {persona:<10} {ownership:<9} answers {got.status}, no longer the known gap {gap[0]} "
+                        f"(should be {expected[persona]}): remove the cell from KNOWN_GAPS  {got.detail}"
+                    )
+            elif got.status != expected[persona]:
+                mismatches.append(
+                    f"  {persona:<10} {ownership:<9} expected {expected[persona]}, got {got.status}  {got.detail}"
+                )
+            if ownership == OTHER_ENV:
+                absent = _call(world, key, route, persona, ownership, missing=True)
+                if absent.status != got.status:
+                    mismatches.append(
+                        f"  {persona:<10} {ownership:<9} answers {got.status} for another environment's object but "
+                        f"{absent.status} for an id that does not exist: the id leaks"
+                    )
+    assert not mismatches, f"{key}:\n" + "\n".join(mismatches)
