@@ -130,3 +130,17 @@ def _allow_audit_maintenance(sender, connection, **kwargs):
 
 
 connection_created.connect(_allow_audit_maintenance, dispatch_uid="tests.audit_maintenance")
+
+
+@pytest.fixture
+def eager_celery():
+    """Run Celery tasks in-process for this test even when CELERY_BROKER_URL is set (CI):
+    for tests of what a task does, not of the broker. Tests of the broker itself start a
+    real worker (tests/test_celery_worker.py, tests/reliability/test_celery_dispatch.py)."""
+    from marketerapi.celery import app
+
+    previous = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield app
+    app.conf.task_always_eager, app.conf.task_eager_propagates = previous

@@ -46,6 +46,9 @@ from marketerapi.problems import ApplicationError
 from tests.conftest import issue_test_token
 from tests.factories import UserFactory
 
+# What the approved action does is tested here; the broker is tested elsewhere.
+pytestmark = pytest.mark.usefixtures("eager_celery")
+
 ACTION = "test.ship"
 DUAL = [["approver"], ["developer", "admin"]]
 

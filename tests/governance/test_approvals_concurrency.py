@@ -19,7 +19,7 @@ from tests.conftest import require_service
 from tests.factories import UserFactory
 from tests.governance.test_approvals import audience_fingerprint, file_request, make_audience
 
-pytestmark = [pytest.mark.services, pytest.mark.slow]
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.usefixtures("eager_celery")]
 
 VOTERS = 20
 ACTION = "test.ship_once"

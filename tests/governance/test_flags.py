@@ -33,6 +33,9 @@ from integrations.models import OutboxEvent
 from tests.conftest import issue_test_token
 from tests.factories import UserFactory
 
+# What the approved action does is tested here; the broker is tested elsewhere.
+pytestmark = pytest.mark.usefixtures("eager_celery")
+
 
 @pytest.fixture(autouse=True)
 def fresh_flag_cache():
