@@ -248,15 +248,14 @@ def _reach_and_diff(audience: Audience, live_versions: dict[int, int | None]) ->
 def _in_progress(locked: Audience, now: datetime) -> None:
     """One build per audience at a time. A queued build is replaced by the new request (the
     newest definition wins, nothing has been done yet); a running one refuses it, unless its
-    worker is gone (stale heartbeat), in which case it is given up."""
+    worker is gone (stale heartbeat and, on PostgreSQL, no worker holding the job's lock)."""
     for version in AudienceVersion.objects.filter(audience=locked, state=VersionState.BUILDING).select_related("job"):
         job = version.job
-        fresh = job is not None and job.state == JobState.RUNNING and (job.heartbeat_at or now) > now - STALE_AFTER
-        if fresh:
+        if job is not None and job.state == JobState.RUNNING and _worker_alive(job, now):
             raise PublishInProgress(
-                f"Version {version.number} of {locked.name!r} is being built (job {job.pk}).",  # type: ignore[union-attr]
-                hint=f"Follow GET /api/v1/jobs/{job.pk}; publish again once it has finished.",  # type: ignore[union-attr]
-                job_id=job.pk,  # type: ignore[union-attr]
+                f"Version {version.number} of {locked.name!r} is being built (job {job.pk}).",
+                hint=f"Follow GET /api/v1/jobs/{job.pk}; publish again once it has finished.",
+                job_id=job.pk,
             )
         reason = (
             "Replaced by a newer publish before it started."
@@ -535,13 +534,51 @@ register_executor(ROLLBACK, _execute_rollback, fingerprint=rollback_fingerprint)
 # --- the job ----------------------------------------------------------------------------------
 
 
+# Two-key advisory locks: this class ("MKPU") and the job id. The audit chain and the relay
+# use classes of their own.
+_LOCK_CLASS = 0x4D4B5055
+
+
+def _try_lock(job_id: int) -> bool:
+    """Take the job's session-level advisory lock (PostgreSQL). The worker holds it while it
+    runs the job; a killed worker's connection closes and releases it, which is how a stale
+    heartbeat is told apart from a long statement of a worker that is still alive."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_CLASS, job_id])
+        return bool(cursor.fetchone()[0])
+
+
+def _unlock(job_id: int) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_CLASS, job_id])
+
+
+def _worker_alive(job: Job, now: datetime) -> bool:
+    """Is a worker still on this running job? Its heartbeat is recent, or (PostgreSQL) some
+    session holds the job's lock — one long INSERT … SELECT beats no heartbeat."""
+    if job.heartbeat_at is None or job.heartbeat_at > now - STALE_AFTER:
+        return True
+    if connection.vendor != "postgresql":
+        return False
+    if _try_lock(job.pk):
+        _unlock(job.pk)
+        return False
+    return True
+
+
 def _claim(job_id: int, now: datetime) -> Job | None:
-    """queued → running; or take over a running job whose worker went silent."""
+    """queued → running; or take over a running job whose worker is gone."""
     job = jobs.job_claim(job_id, now=now)
     if job is not None:
         return job
+    running = Job.objects.filter(pk=job_id, kind__in=JOB_KINDS, state=JobState.RUNNING).first()
+    if running is None or _worker_alive(running, now):
+        return None
     taken = Job.objects.filter(
-        pk=job_id, kind__in=JOB_KINDS, state=JobState.RUNNING, heartbeat_at__lt=now - STALE_AFTER
+        pk=job_id, state=JobState.RUNNING, heartbeat_at__lt=now - STALE_AFTER, attempts=running.attempts
     ).update(heartbeat_at=now, attempts=F("attempts") + 1)
     if taken != 1:
         return None
@@ -562,6 +599,15 @@ def publish_job_run(job_id: int, *, now: datetime | None = None) -> Job | None:
     job = _claim(job_id, now or timezone.now())
     if job is None:
         return None
+    if not _try_lock(job.pk):
+        return None  # a worker the heartbeat missed is still on it (a race with the takeover)
+    try:
+        return _run(job, now)
+    finally:
+        _unlock(job.pk)
+
+
+def _run(job: Job, now: datetime | None) -> Job:
     version = (
         AudienceVersion.objects.select_related(
             "audience", "audience__environment", "audience__owner_team", "created_by", "rebuilt_from"
@@ -595,6 +641,8 @@ def publish_job_run(job_id: int, *, now: datetime | None = None) -> Job | None:
             swap_live(version, job, build, actor=_task_actor(version, job))
             warnings = build.warnings
         except Superseded:
+            # A newer publish failed this version while it was built: drop what this run inserted.
+            Membership.objects.filter(version_id=version.pk).delete()
             return jobs.job_fail(
                 job,
                 error=jobs.note(

@@ -29,7 +29,8 @@ from tests.audiences.test_publish_support import (
     set_consent,
 )
 
-pytestmark = pytest.mark.django_db
+# What publishing does is tested here (tasks in-process); the broker is tested elsewhere.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 
 
 @pytest.fixture
@@ -520,3 +521,43 @@ def test_members_are_exactly_the_reachable_set(sandbox, rules):
         publish.members_queryset(sandbox, rules, "email", now=now, live_versions={}).values_list("pk", flat=True)
     )
     assert ours == expected
+
+
+def test_a_long_statement_of_a_live_worker_is_not_taken_over(actor, sandbox, monkeypatch):
+    """PostgreSQL: the worker holds the job's advisory lock; a stale heartbeat alone is not enough."""
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("advisory locks are PostgreSQL's")
+    operator, target, _ = _published_v1(actor, sandbox)
+    outcome = publish.audience_publish(actor=operator, audience=target)
+    monkeypatch.setattr(publish, "swap_live", lambda *a, **k: (_ for _ in ()).throw(WorkerKilled()))
+    with pytest.raises(WorkerKilled):
+        publish.publish_job_run(outcome.job.pk)
+    monkeypatch.undo()
+    Job.objects.filter(pk=outcome.job.pk).update(heartbeat_at=timezone.now() - publish.STALE_AFTER * 2)
+    later = timezone.now()
+    held, release = threading.Event(), threading.Event()
+
+    def other_worker() -> None:
+        # Another session, as the worker busy with its INSERT would be.
+        other = connections.create_connection("default")
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [publish._LOCK_CLASS, outcome.job.pk])
+            held.set()
+            release.wait(10)
+        other.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    try:
+        assert held.wait(10)
+        assert publish.publish_job_run(outcome.job.pk, now=later) is None
+        with pytest.raises(publish.PublishInProgress):
+            publish.audience_publish(actor=operator, audience=fresh(target))
+    finally:
+        release.set()
+        thread.join()
+    assert publish.publish_job_run(outcome.job.pk, now=later).state == JobState.SUCCEEDED
