@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -33,7 +33,6 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from rest_framework.test import APIClient
 from waffle.models import Flag
@@ -42,8 +41,10 @@ from audiences.models import Audience, AudienceState, AudienceVersion
 from governance.models import ApiToken, ApprovalRequest, Environment, hash_token
 from governance.objectperms import share
 from integrations.models import DeadLetter, Destination, Job, OutboxEvent, WebhookSubscription
+from tests import routes
 from tests.conftest import ALL_SCOPES, PERSONAS
 from tests.factories import ProfileFactory, UserFactory
+from tests.routes import METHODS, dotted
 
 MATRIX_PERSONAS = (
     "analyst",
@@ -57,7 +58,6 @@ MATRIX_PERSONAS = (
     "nobody",
 )
 OWN, FOREIGN, OTHER_ENV = "own", "foreign", "other_env"
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 MISSING_ID = "987654321"
 
 
@@ -324,49 +324,12 @@ def test_known_gaps_name_real_cells():
 
 # --- routes from the URL configuration -------------------------------------------------------------
 
-_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
-_CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
 _PARAM = re.compile(r"\{(\w+)\}")
-
-
-def readable(route: str) -> str:
-    """api/v1/^webhooks/(?P<webhook_id>[0-9]+)/?$ → /api/v1/webhooks/{webhook_id}"""
-    route = _GROUP.sub(r"{\1}", route)
-    route = _CONVERTER.sub(r"{\1}", route)
-    route = route.replace("^", "").replace("$", "").replace("/?", "").replace("\\", "")
-    return "/" + route.rstrip("/")
-
-
-def _walk(resolver: URLResolver, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for pattern in resolver.url_patterns:
-        if isinstance(pattern, URLResolver):
-            yield from _walk(pattern, prefix + str(pattern.pattern))
-        elif isinstance(pattern, URLPattern):
-            yield prefix + str(pattern.pattern), pattern.callback
-
-
-def _methods(callback: Any) -> list[str]:
-    actions = getattr(callback, "actions", None)  # a DRF ViewSet: {"get": "list", …}
-    if actions:
-        return sorted(m.upper() for m in actions if m.upper() in METHODS)
-    view = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
-    if view is None:
-        return ["GET", "POST"]  # a plain function may answer anything: it needs entries
-    allowed = {m.upper() for m in getattr(view, "http_method_names", [])}
-    return sorted(m for m in METHODS if m in allowed and hasattr(view, m.lower()))
 
 
 def api_routes() -> dict[str, str]:
     """ "METHOD /api/v1/…" → the view's dotted name, for every route and method of the API."""
-    routes: dict[str, str] = {}
-    for route, callback in _walk(get_resolver()):
-        path = readable(route)
-        if not path.startswith("/api/v1/"):
-            continue
-        view = getattr(callback, "cls", None) or getattr(callback, "view_class", None) or callback
-        for method in _methods(callback):
-            routes[f"{method} {path}"] = f"{view.__module__}.{view.__qualname__}"
-    return routes
+    return {key: dotted(view) for key, view in routes.api_routes(METHODS).items()}
 
 
 def _template(key: str, view: str) -> str:

@@ -24,18 +24,18 @@ from typing import Any
 import pytest
 from django.apps import apps
 from django.conf import settings
-from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from simple_history.models import registered_models
 
 from governance.models import AuditEvent, Environment
 from integrations.models import DeadLetter, Destination, OutboxEvent, WebhookSubscription
+from tests import routes
 from tests.conftest import issue_test_token
 from tests.factories import ProfileFactory
+from tests.routes import UNSAFE, dotted
 
 # --- 1. every unsafe route writes one audit event -------------------------------------
 
-UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 SUCCESS = ("allowed", "approval_requested")
 
 
@@ -296,52 +296,17 @@ CALLS: dict[str, Call] = {
     ),
 }
 
-_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
-_CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
-
-
-def _readable(route: str) -> str:
-    """api/v1/^webhooks/(?P<webhook_id>[0-9]+)/?$ → /api/v1/webhooks/{webhook_id}"""
-    route = _GROUP.sub(r"{\1}", route)
-    route = _CONVERTER.sub(r"{\1}", route)
-    route = route.replace("^", "").replace("$", "").replace("/?", "").replace("\\", "")
-    return "/" + route.rstrip("/")
-
-
-def _walk(resolver: URLResolver, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for pattern in resolver.url_patterns:
-        if isinstance(pattern, URLResolver):
-            yield from _walk(pattern, prefix + str(pattern.pattern))
-        elif isinstance(pattern, URLPattern):
-            yield prefix + str(pattern.pattern), pattern.callback
-
-
-def _unsafe_methods(callback: Any) -> list[str]:
-    actions = getattr(callback, "actions", None)  # a DRF ViewSet: {"post": "create", …}
-    if actions:
-        return sorted(m.upper() for m in actions if m.upper() in UNSAFE)
-    view = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
-    if view is None:
-        return ["POST"]  # a plain function: it may take anything, so it needs an entry
-    allowed = [m.upper() for m in getattr(view, "http_method_names", [])]
-    return sorted(m for m in UNSAFE if m in allowed and hasattr(view, m.lower()))
-
 
 def unsafe_routes() -> dict[str, str]:
     """ "METHOD /api/v1/…" → the view's dotted name, for every unsafe route of the API."""
-    routes: dict[str, str] = {}
-    for route, callback in _walk(get_resolver()):
-        path = _readable(route)
-        if not path.startswith("/api/v1/"):
-            continue
-        view = getattr(callback, "cls", None) or getattr(callback, "view_class", None) or callback
-        for method in _unsafe_methods(callback):
-            routes[f"{method} {path}"] = f"{view.__module__}.{view.__qualname__}"
-            # Views that check the policy early name their action; suggest it.
-            action = getattr(view, "policy_actions", {}).get(method)
-            if action:
-                routes[f"{method} {path}"] += f", policy action {action!r}"
-    return routes
+    found: dict[str, str] = {}
+    for key, view in routes.api_routes(UNSAFE).items():
+        found[key] = dotted(view)
+        # Views that check the policy early name their action; suggest it.
+        action = getattr(view, "policy_actions", {}).get(key.split(" ", 1)[0])
+        if action:
+            found[key] += f", policy action {action!r}"
+    return found
 
 
 def test_every_unsafe_route_has_a_call():
