@@ -22,10 +22,6 @@ from typing import Any
 
 import pytest
 
-# Playwright's sync API runs an event loop in the test thread; the ORM calls a test makes
-# between browser steps are plain synchronous code, which Django would otherwise refuse.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 SANDBOX_PROFILES = 400
 SANDBOX_SEED = 11
@@ -57,13 +53,23 @@ def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None
             item.add_marker(pytest.mark.skip(reason=f"{reason}; set REQUIRE_BROWSER=1 to fail instead"))
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Chromium, started for one test and stopped after it.
+
+    Playwright's sync API keeps an event loop running in the test thread, and while it
+    runs Django's connections are per asyncio context: the test's ORM calls get their own
+    connection, not the one pytest-django serialized the database on. So the browser
+    lives only inside a test, after its database is set up and before it is torn down,
+    and the async-safety escape hatch is set only for that time (never for the rest of the
+    suite, whose `check --deploy` would rightly refuse it).
+    """
     reason = _missing_reason()
     if reason:
         pytest.fail(f"REQUIRE_BROWSER is set but {reason}")
     from playwright.sync_api import sync_playwright
 
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=chromium_path(), headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
@@ -132,7 +138,7 @@ class Browser:
 
 
 @pytest.fixture
-def open_browser(browser: Any, live_server: Any, e2e_data: dict[str, Any], request: Any) -> Iterator[Any]:
+def open_browser(e2e_data: dict[str, Any], live_server: Any, browser: Any, request: Any) -> Iterator[Any]:
     """open_browser("demo-operator") → a signed-in tab of that demo user (laptop size)."""
     contexts: list[Any] = []
 
