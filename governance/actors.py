@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from governance.models import Door, Environment
+from rest_framework.exceptions import NotAuthenticated
+
+from governance import permcache
+from governance.audit import normalized_ip
+from governance.models import ApiToken, Door, Environment
+from governance.selectors import environment_for_session
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
-
-    from governance.models import ApiToken
 
 
 @dataclass(frozen=True)
@@ -65,29 +68,27 @@ class Actor:
 
 
 def client_ip(request: Any) -> str | None:
-    # Behind a proxy (docker-compose, a load balancer) the first X-Forwarded-For entry is
-    # the client; REMOTE_ADDR is the proxy.
+    """The client's address, in the one spelling PostgreSQL gives back (the audit chain
+    hashes it; the rate limiter counts by it), or None.
+
+    Behind a proxy (docker-compose, a load balancer) the first X-Forwarded-For entry is
+    the client; REMOTE_ADDR is the proxy. An entry that is not an address is ignored.
+    """
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     if forwarded:
-        return forwarded.split(",")[0].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
+        address = normalized_ip(forwarded.split(",")[0])
+        if address:
+            return address
+    return normalized_ip(request.META.get("REMOTE_ADDR"))
 
 
 def actor_from_request(request: Any, door: str = Door.API) -> Actor:
     """Build the actor of an authenticated request (token or session)."""
-    from rest_framework.exceptions import NotAuthenticated
-
-    from governance.selectors import environment_for_session
-
     if not request.user.is_authenticated:
         # A request with no person behind it must never become a system actor.
         raise NotAuthenticated()
-    from governance import permcache
-
     permcache.prime(request.user)
     token = getattr(request, "auth", None)
-    from governance.models import ApiToken
-
     if isinstance(token, ApiToken):
         environment = token.environment
     else:

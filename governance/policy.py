@@ -22,12 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from governance import audit
 from governance.actors import Actor
 from governance.models import ApprovalPolicy, Outcome, TokenScope
-from governance.roles import ADMIN, grants_here, roles_with_permission
+from governance.roles import ADMIN, SANDBOX_ONLY, grants_here, roles_with_permission
 from marketerapi.problems import ApplicationError
 
 ALLOW = "allow"
@@ -227,20 +228,45 @@ def _check_scope(actor: Actor, spec: Action) -> Decision | None:
     )
 
 
+# The authentication backends whose only global (not per-object) permissions are the
+# user's and groups' model permissions, i.e. what `get_all_permissions()` returns.
+_MODEL_PERMISSION_BACKENDS = frozenset(
+    {"django.contrib.auth.backends.ModelBackend", "guardian.backends.ObjectPermissionBackend"}
+)
+
+
+def _has_permission(user: Any, permission: str) -> bool:
+    """`user.has_perm(permission)`, answered from the permissions the cache primed
+    (governance/permcache.py) without walking the authentication backends when they are
+    the model and object backends (which grant no other global permission)."""
+    perms = getattr(user, "_perm_cache", None)
+    if perms is None or not user.is_active or user.is_superuser:
+        return bool(user.has_perm(permission))
+    if permission in perms:
+        return True
+    if _MODEL_PERMISSION_BACKENDS.issuperset(settings.AUTHENTICATION_BACKENDS):
+        return False
+    return bool(user.has_perm(permission))
+
+
 def _check_role(actor: Actor, spec: Action) -> Decision | None:
     if not spec.permission:
         return None
     user = actor.user
-    holders = roles_with_permission(spec.permission)
-    if user is None or not user.has_perm(spec.permission):
+    if user is None or not _has_permission(user, spec.permission):
+        holders = roles_with_permission(spec.permission)
         return _deny(
             "role_permission",
             f"{spec.description} needs one of the roles: {_roles_text(holders)}. "
             f"You have: {', '.join(actor.roles) or 'no role'}.",
             f"Ask an admin to give you one of the roles: {_roles_text(holders)}.",
         )
-    granting = [role for role in actor.roles if role in holders]
     is_sandbox = actor.environment.is_sandbox
+    # Only a role that holds this permission in sandboxes only can make it "not here".
+    if is_sandbox or not any(spec.permission in SANDBOX_ONLY.get(role, ()) for role in actor.roles):
+        return None
+    holders = roles_with_permission(spec.permission)
+    granting = [role for role in actor.roles if role in holders]
     if granting and not any(grants_here(role, spec.permission, is_sandbox) for role in granting):
         others = [r for r in holders if grants_here(r, spec.permission, False)]
         return _deny(
@@ -346,17 +372,16 @@ def decide(actor: Actor, action: str, target: Any = None, context: dict[str, Any
     if actor.user is None or not actor.user.is_active:
         return _deny("inactive_user", "The user is not active.", "Ask an admin to reactivate you.")
 
-    for check in (
-        lambda: _check_scope(actor, spec),
-        lambda: _check_role(actor, spec),
-        lambda: _check_object(actor, spec, target),
-        lambda: _check_flag(actor, spec),
-        lambda: _check_hooks(actor, spec, target, context),
-        lambda: _check_approval(actor, spec, context),
-    ):
-        decision = check()
-        if decision is not None:
-            return decision
+    decision = (
+        _check_scope(actor, spec)
+        or _check_role(actor, spec)
+        or _check_object(actor, spec, target)
+        or _check_flag(actor, spec)
+        or _check_hooks(actor, spec, target, context)
+        or _check_approval(actor, spec, context)
+    )
+    if decision is not None:
+        return decision
 
     return Decision(
         ALLOW, "role_permission", [f"Your roles allow: {spec.description[0].lower()}{spec.description[1:]}."]

@@ -4,6 +4,10 @@
 -- ARGV[1]  limit: accepted requests allowed in any window
 -- ARGV[2]  window, in microseconds
 -- ARGV[3]  a random suffix that makes this request's member unique
+-- KEYS[2], ARGV[4]  optional: a string key and the value it must hold (the version of the
+--          token cache, governance/permcache.py); when it holds anything else the request
+--          is not counted and the script returns {-1, 0, 0}, so that the caller reloads
+--          the token. Checking and counting in one step costs a request one round trip.
 --
 -- Returns {allowed (1|0), accepted requests now in the window, microseconds to wait}:
 -- when allowed, the wait is until the oldest accepted request leaves the window (one more
@@ -21,6 +25,10 @@ end
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+
+if KEYS[2] and redis.call('GET', KEYS[2]) ~= ARGV[4] then
+  return {-1, 0, 0}
+end
 
 if limit <= 0 then
   return {0, redis.call('ZCARD', key), window}

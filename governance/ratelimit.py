@@ -31,8 +31,10 @@ Headers follow draft-ietf-httpapi-ratelimit-headers-11 (Structured Fields):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import os
 import secrets
 import threading
 import time
@@ -282,13 +284,75 @@ class MemoryLimiter:
                 del self._logs[key]
 
 
+class _Script:
+    """EVALSHA of the limiter's script on a connection of this thread's own.
+
+    The script is the one Redis step of a governed request, and redis-py's way to send it
+    (Script → client → connection pool, with its metrics) costs the web process several
+    times the CPU that Redis spends running it. A connection kept per thread (and per
+    process: a forked child opens its own; the socket closes with its thread) sends it
+    directly. The script is loaded again after a Redis restart (NOSCRIPT); a connection
+    that failed is dropped, and one found closed is replaced once before the error counts.
+    """
+
+    def __init__(self, client: Any, source: str) -> None:
+        self.client = client
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        self._local = threading.local()
+
+    def _connection(self) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is None or connection.pid != os.getpid():
+            pool = self.client.connection_pool
+            connection = self._local.connection = pool.connection_class(**pool.connection_kwargs)
+        return connection
+
+    def _run(self, connection: Any, keys: list[Any], args: list[Any]) -> Any:
+        import redis
+
+        try:
+            connection.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            return connection.read_response()
+        except redis.exceptions.NoScriptError:
+            connection.send_command("SCRIPT", "LOAD", self.source)
+            connection.read_response()
+            connection.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
+            return connection.read_response()
+
+    def __call__(self, keys: list[Any], args: list[Any]) -> Any:
+        import redis
+
+        connection = self._connection()
+        try:
+            return self._run(connection, keys, args)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            connection.disconnect()
+            if isinstance(exc, redis.TimeoutError):
+                raise
+            # A connection Redis closed while it sat idle (a restart, an idle timeout) fails
+            # on first use, before the command reached Redis: once more, on a new socket,
+            # as redis-py's own retry would (so at worst one request is counted twice).
+            try:
+                return self._run(connection, keys, args)
+            except BaseException:
+                connection.disconnect()
+                raise
+        except redis.ResponseError:
+            raise
+        except BaseException:
+            # Anything else may leave a reply half read: never reuse the connection.
+            connection.disconnect()
+            raise
+
+
 class RedisLimiter:
     """The limiter for several processes: one atomic Lua script per request."""
 
     def __init__(self, client: Any, *, fallback: MemoryLimiter | None = None) -> None:
         self.client = client
         # EVALSHA, loading the script again after a Redis restart (NOSCRIPT).
-        self.script = client.register_script(LUA_SCRIPT)
+        self.script = _Script(client, LUA_SCRIPT)
         self.fallback = fallback if fallback is not None else MemoryLimiter()
         self._down_until = 0.0
 
@@ -307,6 +371,34 @@ class RedisLimiter:
                 REDIS_RETRY_SECONDS,
             )
             return self.fallback.hit(key, limit, window)
+        return Hit(bool(allowed), int(count), int(wait_us) / 1_000_000)
+
+    def hit_if_current(self, key: str, limit: int, window: int, *, version_key: str, version: int) -> Hit | None:
+        """`hit`, in the same atomic step as checking that the Redis string `version_key`
+        still holds `version` (the token cache's version, governance/permcache.py).
+
+        None, with nothing counted, when it does not (the cached token must be reloaded)
+        or when Redis is unavailable: the caller then takes its slow path, which counts
+        the request with `hit` (falling back to this process's limiter) on its own.
+        """
+        import redis
+
+        if time.monotonic() < self._down_until:
+            return None
+        try:
+            allowed, count, wait_us = self.script(
+                keys=[key, version_key], args=[limit, window * 1_000_000, secrets.token_hex(6), version]
+            )
+        except redis.RedisError as exc:
+            self._down_until = time.monotonic() + REDIS_RETRY_SECONDS
+            logger.warning(
+                "Rate limits: Redis is unavailable (%s); limiting in this process only for the next %.0f s.",
+                exc,
+                REDIS_RETRY_SECONDS,
+            )
+            return None
+        if int(allowed) < 0:
+            return None
         return Hit(bool(allowed), int(count), int(wait_us) / 1_000_000)
 
     def forget(self, prefix: str) -> None:
@@ -348,10 +440,25 @@ def get_limiter() -> Limiter:
     return redis_limiter(url) if url else _memory
 
 
+def _key(subject: str, limit: Limit) -> str:
+    return f"{settings.RATELIMIT_KEY_PREFIX}:{limit.rate_class}:{subject}"
+
+
 def check(subject: str, limit: Limit) -> RateLimitResult:
     """Count one request of `subject` ("token:7", "user:3", "ip:203.0.113.9") against `limit`."""
-    key = f"{settings.RATELIMIT_KEY_PREFIX}:{limit.rate_class}:{subject}"
-    return RateLimitResult.from_hit(limit, get_limiter().hit(key, limit.limit, limit.window))
+    return RateLimitResult.from_hit(limit, get_limiter().hit(_key(subject, limit), limit.limit, limit.window))
+
+
+def check_if_current(subject: str, limit: Limit, *, version_key: str, version: int) -> RateLimitResult | None:
+    """`check`, in one atomic Redis step with checking that the Redis string `version_key`
+    still holds `version`; None, with nothing counted, when it does not or when that
+    cannot be done in one step (no Redis, Redis down)."""
+    limiter = get_limiter()
+    if not isinstance(limiter, RedisLimiter):
+        return None
+    key = _key(subject, limit)
+    hit = limiter.hit_if_current(key, limit.limit, limit.window, version_key=version_key, version=version)
+    return None if hit is None else RateLimitResult.from_hit(limit, hit)
 
 
 def forget_prefix(prefix: str) -> None:

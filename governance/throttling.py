@@ -3,6 +3,10 @@
 - `RateClassThrottle` is DRF's default throttle (settings.REST_FRAMEWORK): it counts the
   request in the view's rate class for its caller and refuses with 429 `rate_limited`.
   It leaves its answer on the Django request.
+- A request with a valid API token is counted earlier, while it is authenticated
+  (governance/auth.py → `count_for_token`): in the same Redis step that checks the token
+  cache is current, so a warm token request costs one Redis round trip in all. The
+  throttle then uses that count instead of counting again.
 - `RateLimitMiddleware` puts `RateLimit-Policy` and `RateLimit` on every response under
   /api/. DRF throttles after authentication and permissions, so a request refused before
   that (401, 403, an unknown path, 405) has no answer yet: the middleware counts it
@@ -29,6 +33,8 @@ from marketerapi.problems import PROBLEM_CONTENT_TYPE
 API_PREFIX = "/api/"
 # The attribute of the Django request that carries the throttle's answer.
 RESULT_ATTRIBUTE = "ratelimit_result"
+# The count made while authenticating a token, for the throttle to use (once).
+PRECOUNTED_ATTRIBUTE = "ratelimit_precounted"
 
 
 def _roles(user: Any) -> list[str]:
@@ -65,11 +71,57 @@ def check_request(request: Any, rate_class: str) -> ratelimit.RateLimitResult:
     return result
 
 
+def count_for_token(request: Any, token: ApiToken, version: int) -> bool:
+    """Count a request made with `token` (valid as cached under `version`) in its view's
+    rate class now, in one atomic Redis step with checking that `version` is still the
+    token cache's version (governance/permcache.py).
+
+    True: the cached token is current and the request is counted; the throttle will use
+    this count. False: nothing was counted — the version moved (reload the token), or the
+    view has no RateClassThrottle, or there is no Redis shared by the cache and the
+    limiter (then the caller checks the version its own way and the throttle counts).
+    """
+    from governance import permcache
+
+    context = getattr(request, "parser_context", None) or {}
+    view = context.get("view")
+    if view is None or not any(
+        isinstance(cls, type) and issubclass(cls, RateClassThrottle) for cls in getattr(view, "throttle_classes", ())
+    ):
+        return False
+    version_key = permcache.redis_version_key()
+    if version_key is None:
+        return False
+    try:
+        rate_class = ratelimit.rate_class_for(view, request.method)
+    except ValueError:
+        return False
+    overrides = token.rate_limits if isinstance(token.rate_limits, dict) else {}
+    limit = ratelimit.limit_for(rate_class, roles=_roles(token.user), overrides=overrides)
+    result = ratelimit.check_if_current(f"token:{token.pk}", limit, version_key=version_key, version=version)
+    if result is None:
+        return False
+    django_request = getattr(request, "_request", request)
+    setattr(django_request, RESULT_ATTRIBUTE, result)
+    setattr(django_request, PRECOUNTED_ATTRIBUTE, result)
+    return True
+
+
+def _precounted(request: Any, rate_class: str) -> ratelimit.RateLimitResult | None:
+    django_request = getattr(request, "_request", request)
+    result = getattr(django_request, PRECOUNTED_ATTRIBUTE, None)
+    if result is None:
+        return None
+    delattr(django_request, PRECOUNTED_ATTRIBUTE)
+    return result if result.rate_class == rate_class else None
+
+
 class RateClassThrottle(BaseThrottle):
     """DRF's default throttle: the view's rate class, per caller, shared by every process."""
 
     def allow_request(self, request: Any, view: Any) -> bool:
-        result = check_request(request, ratelimit.rate_class_for(view, request.method))
+        rate_class = ratelimit.rate_class_for(view, request.method)
+        result = _precounted(request, rate_class) or check_request(request, rate_class)
         if not result.allowed:
             # Raised rather than returning False, so the 429 carries the class, the limit
             # and a hint; DRF's handler turns it into problem+json like any refusal.
@@ -105,10 +157,12 @@ class RateLimitMiddleware:
         result = getattr(request, RESULT_ATTRIBUTE, None)
         if result is None:
             result = check_request(request, _view_rate_class(request))
-            if not result.allowed and response.status_code >= 400:
-                # Only a refusal is replaced: it did no work, and the caller is over its limit.
-                error = ratelimit.RateLimited.from_result(result)
-                response = JsonResponse(error.as_problem(), status=429, content_type=PROBLEM_CONTENT_TYPE)
+        if not result.allowed and response.status_code >= 400 and response.status_code != 429:
+            # Only a refusal is replaced: it did no work, and the caller is over its limit.
+            # (A token request counted while authenticating and then refused by a
+            # permission gets here with its count already made.)
+            error = ratelimit.RateLimited.from_result(result)
+            response = JsonResponse(error.as_problem(), status=429, content_type=PROBLEM_CONTENT_TYPE)
         for name, value in result.headers().items():
             if name == "Retry-After" and response.status_code != 429:
                 continue
