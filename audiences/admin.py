@@ -177,4 +177,5 @@ class ProfileEventAdmin(ReadOnlyAdmin):
 # through the services (audiences/admin_audiences.py). Sharing an audience with a person or
 # a team: guardian's object permission pages, saving through audience_share / unshare
 # (audiences/admin_sharing.py, which extends the AudienceAdmin registered before it).
-from audiences import admin_audiences, admin_sharing  # noqa: E402, F401
+# Audience versions: read-only (audiences/admin_versions.py).
+from audiences import admin_audiences, admin_sharing, admin_versions  # noqa: E402, F401

@@ -21,6 +21,8 @@ from django.contrib import admin, messages
 from django.contrib.auth.models import Group
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from audiences import audience_services, suppressions
@@ -130,18 +132,40 @@ class AudienceForm(ServiceForm):
 @admin.register(Audience)
 class AudienceAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     form = AudienceForm
-    list_display = ["name", "environment", "owner_team", "channel", "state", "live_version", "updated_at"]
+    list_display = [
+        "name",
+        "environment",
+        "owner_team",
+        "channel",
+        "purpose",
+        "state",
+        "live_version",
+        "reach",
+        "versions_link",
+        "updated_at",
+    ]
     list_filter = ["environment", "state", "channel", "owner_team"]
     search_fields = ["name", "purpose", "description"]
     search_help_text = "Part of the name, purpose or description."
     list_select_related = ["environment", "owner_team", "live_version"]
-    readonly_fields = ["state", "live_version", "created_by", "created_at", "updated_at"]
+    readonly_fields = ["state", "live_version", "reach", "versions_link", "created_by", "created_at", "updated_at"]
     actions = ["delete_or_archive"]
     show_full_result_count = False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Through the action below: drafts are deleted, published audiences archived (with approvals).
         return False
+
+    @admin.display(description="reach (live)", ordering="live_version__members")
+    def reach(self, obj: Audience) -> int | None:
+        return obj.live_version.members if obj.live_version is not None else None
+
+    @admin.display(description="versions")
+    def versions_link(self, obj: Audience) -> str:
+        if obj.pk is None:
+            return "-"
+        url = reverse("admin:audiences_audienceversion_changelist") + f"?audience__id__exact={obj.pk}"
+        return format_html('<a href="{}">versions</a>', url)
 
     @admin.action(description="Delete drafts / archive published audiences (follows the approval policy)")
     def delete_or_archive(self, request: HttpRequest, queryset: QuerySet[Audience]) -> None:
@@ -268,9 +292,10 @@ class SuppressionEntryInline(admin.TabularInline):
 class SuppressionListAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     form = SuppressionListForm
     inlines: ClassVar[list[Any]] = [SuppressionEntryInline]
-    list_display = ["name", "environment", "is_global", "entry_count", "created_by", "created_at"]
+    list_display = ["name", "environment", "is_global", "entry_count", "description", "created_by", "created_at"]
     list_filter = ["environment", "is_global"]
-    search_fields = ["name"]
+    search_fields = ["name", "description"]
+    search_help_text = "Part of the list's name or description."
     list_select_related = ["environment", "created_by"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SuppressionList]:
@@ -347,6 +372,8 @@ class RegionalRestrictionAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     list_display = ["description", "environment", "region", "channel", "kind", "is_active"]
     list_filter = ["environment", "region", "channel", "kind", "is_active"]
     search_fields = ["description"]
+    search_help_text = "Part of the description."
+    list_select_related = ["environment"]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Switch a restriction off with is_active: its history stays readable.

@@ -20,10 +20,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audiences import audience_selectors, audience_services, selectors, services, suppressions
+from audiences import audience_selectors, audience_services, suppressions
 from audiences.api import ActorMixin, PolicyAllows
 from audiences.models import Audience, AudienceState, Channel, Profile, SuppressionList
-from audiences.pii import mask_pii
 from governance.actors import Actor
 from governance.approvals import approval_brief
 from governance.idempotency import idempotent
@@ -195,18 +194,7 @@ class BreakdownsSerializer(serializers.Serializer):
 class SampleProfileSerializer(serializers.ModelSerializer):
     class Meta:
         model = Profile
-        fields: ClassVar[list[str]] = [
-            "id",
-            "external_id",
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "locale",
-            "country",
-            "region",
-            "lifecycle_stage",
-        ]
+        fields: ClassVar[list[str]] = list(audience_selectors.SAMPLE_FIELDS)
 
 
 class PreviewWarningSerializer(serializers.Serializer):
@@ -441,16 +429,9 @@ def _audience_response(audience: Audience, *, status_code: int = 200, detail: bo
 
 
 def preview_response(actor: Actor, result: dict[str, Any]) -> dict[str, Any]:
-    """The preview as the caller may see it: the sample masked unless they may see PII
-    (compliance reviewers), whose unmasked read is audited."""
-    decision = selectors.profile_pii_decision(actor=actor)
-    sample = result["sample"]
-    if decision.allowed and sample:
-        services.profile_pii_read_record(actor=actor, profiles=sample, decision=decision)
-    rows = [dict(SampleProfileSerializer(profile).data) for profile in sample]
-    if not decision.allowed:
-        rows = [mask_pii(row) for row in rows]
-    return {**result, "sample": rows, "pii_masked": not decision.allowed}
+    """The preview as the caller may see it (masked sample, audited PII reads): the same
+    function the portal shows its preview panel through."""
+    return audience_selectors.preview_as_seen(actor=actor, result=result)
 
 
 # --- audiences ---------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ same environment only: a reference to another environment's audience is
 
 Preview and validate are reads: they run a fixed number of aggregate queries over the
 compiled rules (audiences/preview.py) and write nothing, except the audit of an unmasked
-sample for the roles that may see PII (done by the API door, like the profiles API).
+sample for the roles that may see PII (`preview_as_seen`, which every door shows the
+preview through, like the profiles API).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
+from audiences import selectors, services
 from audiences.models import (
     IMPLIED_CONSENT_SOURCES,
     Audience,
@@ -33,6 +35,7 @@ from audiences.models import (
     RegionalRestriction,
     RestrictionKind,
 )
+from audiences.pii import mask_pii
 from audiences.preview import compute_preview, reachability
 from audiences.rules import Problem, Validation, compile_rules, validate
 from governance import policy
@@ -238,6 +241,35 @@ def audience_preview(*, actor: Actor, rules: Any, channel: str, audience: Audien
     return compute_preview(
         environment=actor.environment, rules=rules, channel=channel, live_versions=checked.live_versions
     )
+
+
+# The fields of a profile that a preview's sample shows.
+SAMPLE_FIELDS: tuple[str, ...] = (
+    "id",
+    "external_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "locale",
+    "country",
+    "region",
+    "lifecycle_stage",
+)
+
+
+def preview_as_seen(*, actor: Actor, result: dict[str, Any]) -> dict[str, Any]:
+    """A preview (`audience_preview`) as the caller may see it, in every door: the sample as
+    plain rows, masked unless they may see PII (compliance reviewers), whose unmasked read
+    is audited (`profile.pii_read`)."""
+    decision = selectors.profile_pii_decision(actor=actor)
+    sample = result["sample"]
+    if decision.allowed and sample:
+        services.profile_pii_read_record(actor=actor, profiles=sample, decision=decision)
+    rows = [{name: getattr(profile, name) for name in SAMPLE_FIELDS} for profile in sample]
+    if not decision.allowed:
+        rows = [mask_pii(row) for row in rows]
+    return {**result, "sample": rows, "pii_masked": not decision.allowed}
 
 
 # --- validate --------------------------------------------------------------------------------

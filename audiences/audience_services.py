@@ -132,10 +132,22 @@ def _team_names(names: list[str]) -> str:
     return shown or "none (ask an admin to add you to a team)"
 
 
+def _picks_any_team(actor: Actor) -> bool:
+    return actor.user is None or ADMIN in actor.roles
+
+
+def owner_team_choices(actor: Actor) -> list[Group]:
+    """The teams `resolve_team` accepts from the actor, by name: their own teams, every
+    team for admins and the system (what a form offers as owner team)."""
+    if _picks_any_team(actor):
+        return list(teams().order_by("name"))
+    return sorted(objectperms.teams_of(actor.user), key=lambda g: g.name)
+
+
 def resolve_team(actor: Actor, name: str | None, *, pointer: str = "/owner_team") -> Group:
     """The owner team: a team (not a role) the actor belongs to; admins and the system may
     pick any. Without a name, the actor's only team."""
-    is_admin = actor.user is None or ADMIN in actor.roles
+    is_admin = _picks_any_team(actor)
     own = sorted(objectperms.teams_of(actor.user), key=lambda g: g.name) if actor.user is not None else []
     if name is None or not str(name).strip():
         if len(own) == 1:

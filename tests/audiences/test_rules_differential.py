@@ -26,6 +26,12 @@ EVENT_TYPES = ["cart_abandoned", "purchase", "page_view"]
 
 @pytest.fixture
 def world(db, sandbox):
+    return build_world(sandbox)
+
+
+def build_world(sandbox):
+    """80 profiles with random attributes, consents and events, an audience with live
+    members; the same data in the database and in a reference `World`."""
     rng = random.Random(7)
     now = timezone.now()
     team = Group.objects.get_or_create(name="growth")[0]
