@@ -29,6 +29,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html_join
 from simple_history.admin import SimpleHistoryAdmin
@@ -36,7 +37,8 @@ from waffle import admin as waffle_admin
 from waffle.models import Flag, Sample, Switch
 
 from governance import audit, config_services, flag_services, policy, services
-from governance.admin_site import admin_actor
+from governance.admin_site import IndexedValuesFilter, LargeTableMixin, admin_actor
+from governance.approvals import services as approval_services
 from governance.config_services import InvalidConfig
 from governance.models import (
     ApiToken,
@@ -230,6 +232,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     search_fields = ["prefix", "name", "user__username", "owner__username"]
     search_help_text = "Part of the prefix, name, user or owner."
     list_select_related = ["environment", "user", "owner"]
+    date_hierarchy = "created_at"
     # Everything but the hash: the hash is never shown, not even to admins.
     fields = [
         "prefix",
@@ -327,14 +330,19 @@ class ServiceAccountAdmin(ServiceAdminMixin, _NoDelete, SimpleHistoryAdmin):
     list_filter = [("owner", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["user__username", "owner__username", "description"]
     list_select_related = ["user", "owner"]
+    date_hierarchy = "created_at"
     readonly_fields = ["user", "owner", "roles", "tokens", "description", "created_at"]
     fields = readonly_fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ServiceAccount]:
+        # Active: neither revoked nor expired (as the token list's "state" filter says).
+        active = Q(user__api_tokens__revoked_at__isnull=True) & (
+            Q(user__api_tokens__expires_at__isnull=True) | Q(user__api_tokens__expires_at__gt=timezone.now())
+        )
         return (
             super()
             .get_queryset(request)
-            .annotate(token_count=Count("user__api_tokens", filter=Q(user__api_tokens__revoked_at__isnull=True)))
+            .annotate(token_count=Count("user__api_tokens", filter=active))
             .prefetch_related("user__groups")
         )
 
@@ -458,18 +466,49 @@ class ApprovalVoteInline(admin.TabularInline):
         return False
 
 
+class VoteForm(forms.Form):
+    comment = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        required=False,
+        help_text="The requester reads it. A rejection needs one.",
+    )
+
+    def __init__(self, *args: Any, reject: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["comment"].required = reject
+
+
+class ApprovalActionFilter(admin.SimpleListFilter):
+    """The actions that can ask for approval (config_services.approval_actions: a small
+    table), not a SELECT DISTINCT over every request ever filed."""
+
+    title = "action"
+    parameter_name = "action"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        actions = set(config_services.approval_actions())
+        if self.value():
+            actions.add(self.value())
+        return [(a, a) for a in sorted(actions)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(_ReadOnly, SimpleHistoryAdmin):
-    """Read-only: votes are cast in the portal or through the API, where the rules (never
-    your own, distinct people, the policy's roles) are enforced."""
+class ApprovalRequestAdmin(_ReadOnly, LargeTableMixin, SimpleHistoryAdmin):
+    """Requests are filed by the services; here they are read, and voted on through the
+    same services as the portal and the API (governance.approvals.services), which enforce
+    the rules: never your own, distinct people, the policy's roles, a comment to reject."""
 
     list_display = ["id", "summary", "environment", "action", "state", "requester", "votes", "created_at", "expires_at"]
-    list_filter = ["environment", "state", "action", "requester_door", "is_stale"]
+    list_filter = ["environment", "state", ApprovalActionFilter, "requester_door", "is_stale"]
     search_fields = ["=id", "summary", "target_label", "=target_id", "requester__username"]
     search_help_text = "An exact id or target id, or part of the summary, target or requester."
     list_select_related = ["environment", "requester"]
+    date_hierarchy = "created_at"
     inlines = [ApprovalVoteInline]
-    show_full_result_count = False
+    actions = ["approve", "reject"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApprovalRequest]:
         return (
@@ -481,6 +520,54 @@ class ApprovalRequestAdmin(_ReadOnly, SimpleHistoryAdmin):
     @admin.display(description="approvals")
     def votes(self, obj: ApprovalRequest) -> str:
         return f"{min(getattr(obj, 'approvals', 0), obj.required)} of {obj.required}"
+
+    def has_vote_permission(self, request: HttpRequest) -> bool:
+        # Whoever sees the requests may try; the service decides who may vote on which.
+        return self.has_view_permission(request)
+
+    @admin.action(description="Approve the selected requests", permissions=["vote"])
+    def approve(self, request: HttpRequest, queryset: QuerySet[ApprovalRequest]) -> TemplateResponse | None:
+        return self._vote(request, queryset, reject=False)
+
+    @admin.action(description="Reject the selected requests (with a comment)", permissions=["vote"])
+    def reject(self, request: HttpRequest, queryset: QuerySet[ApprovalRequest]) -> TemplateResponse | None:
+        return self._vote(request, queryset, reject=True)
+
+    def _vote(self, request: HttpRequest, queryset: QuerySet[ApprovalRequest], reject: bool) -> TemplateResponse | None:
+        """First a page asking for the comment, then one vote per request through the service,
+        in the request's own environment (door `admin`)."""
+        form = VoteForm(request.POST if "vote_comment_sent" in request.POST else None, reject=reject)
+        requests = list(queryset.select_related("environment", "requester").order_by("id"))
+        if not (form.is_bound and form.is_valid()):
+            return TemplateResponse(
+                request,
+                "admin/marketerapi/approval_vote.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": ("Reject" if reject else "Approve") + f" {len(requests)} request(s)",
+                    "opts": self.model._meta,
+                    "requests": requests,
+                    "form": form,
+                    "action": "reject" if reject else "approve",
+                    "verb": "Reject" if reject else "Approve",
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        comment = form.cleaned_data["comment"]
+        for approval in requests:
+            actor = admin_actor(request, approval.environment)
+            try:
+                if reject:
+                    outcome = approval_services.approval_reject(actor=actor, request=approval, comment=comment)
+                else:
+                    outcome = approval_services.approval_approve(actor=actor, request=approval, comment=comment)
+            except ApplicationError as exc:
+                self.message_user(request, f"#{approval.pk}: {_problem_text(exc)}", messages.WARNING)
+                continue
+            self.message_user(request, f"#{approval.pk}: {outcome.message}", messages.SUCCESS)
+            for notice in outcome.notices:
+                self.message_user(request, f"#{approval.pk}: {notice}", messages.WARNING)
+        return None
 
 
 # --- quotas -------------------------------------------------------------------------------
@@ -546,15 +633,21 @@ class QuotaPolicyAdmin(ServiceAdminMixin, _NoDelete, SimpleHistoryAdmin):
         config_services.quota_policy_save(actor=admin_actor(request, obj.environment), quota_policy=obj)
 
 
+class QuotaNameFilter(IndexedValuesFilter):
+    title = "quota"
+    parameter_name = "quota"
+
+
 @admin.register(QuotaUsage)
-class QuotaUsageAdmin(_ReadOnly, admin.ModelAdmin):
-    """What each person or token used of each quota per period (kept by governance.quotas)."""
+class QuotaUsageAdmin(_ReadOnly, LargeTableMixin, admin.ModelAdmin):
+    """What each person or token used of each quota per period (kept by governance.quotas).
+    The admin index lists the rows past 80 % of their limit (governance/admin_dashboard.py)."""
 
     list_display = ["quota", "subject", "period_start", "used"]
-    list_filter = ["quota"]
-    search_fields = ["=subject", "quota"]
-    search_help_text = "An exact subject (user:<id> or token:<id>), or a quota name."
-    show_full_result_count = False
+    list_filter = [QuotaNameFilter]
+    search_fields = ["=subject", "=quota"]
+    search_help_text = "An exact subject (user:<id> or token:<id>, with @env<id> for one environment) or quota name."
+    date_hierarchy = "period_start"
 
 
 # --- feature flags ----------------------------------------------------------------------------
@@ -760,7 +853,11 @@ class RoleAndTeamAdmin(ServiceAdminMixin, _NoDelete, SimpleHistoryAdmin, DjangoG
     form = TeamForm
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Group]:
-        return super().get_queryset(request).annotate(member_count=Count("user", distinct=True))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(member_count=Count("user", distinct=True), perm_count=Count("permissions", distinct=True))
+        )
 
     @admin.display(description="kind")
     def kind(self, group: Group) -> str:
@@ -770,9 +867,10 @@ class RoleAndTeamAdmin(ServiceAdminMixin, _NoDelete, SimpleHistoryAdmin, DjangoG
     def members(self, group: Group) -> int:
         return getattr(group, "member_count", 0)
 
-    @admin.display(description="permissions")
+    @admin.display(description="permissions", ordering="perm_count")
     def permission_count(self, group: Group) -> int:
-        return group.permissions.count()
+        perm_count = getattr(group, "perm_count", None)
+        return group.permissions.count() if perm_count is None else perm_count
 
     @admin.display(description="permissions (governance/roles.py)")
     def permission_list(self, group: Group) -> str:
@@ -883,6 +981,7 @@ class PersonAdmin(ServiceAdminMixin, _NoDelete, DjangoUserAdmin):
     list_display = ["username", "email", "roles", "teams", "is_staff", "is_active", "last_login"]
     list_filter = [RoleFilter, TeamFilter, "is_staff", "is_active", "is_superuser"]
     search_fields = ["username", "email", "first_name", "last_name"]
+    date_hierarchy = "date_joined"
     fieldsets = (
         (None, {"fields": ("username", "password")}),
         ("Personal info", {"fields": ("first_name", "last_name", "email")}),
@@ -944,8 +1043,16 @@ for _model, _admin in ((Group, RoleAndTeamAdmin), (User, PersonAdmin)):
 # --- the audit trail ------------------------------------------------------------------------
 
 
+class AuditActionFilter(IndexedValuesFilter):
+    """The actions present in the trail, read from the `action` index one value at a time
+    (a SELECT DISTINCT would read every event)."""
+
+    title = "action"
+    parameter_name = "action"
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(_ReadOnly, admin.ModelAdmin):
+class AuditEventAdmin(_ReadOnly, LargeTableMixin, admin.ModelAdmin):
     list_display = [
         "occurred_at",
         "environment",
@@ -956,8 +1063,8 @@ class AuditEventAdmin(_ReadOnly, admin.ModelAdmin):
         "outcome",
         "request_id",
     ]
-    list_filter = ["environment", "action", "outcome", "door"]
+    list_filter = ["environment", AuditActionFilter, "outcome", "door"]
     search_fields = ["=request_id", "=actor_label", "=target_id"]
     search_help_text = "An exact request id, actor or target id."
     list_select_related = ["environment"]
-    show_full_result_count = False
+    date_hierarchy = "occurred_at"

@@ -1,4 +1,5 @@
-"""Admin pages for the outbox: the domain events, read-only."""
+"""Admin pages for the outbox (the domain events) and the jobs, read-only: both are written
+by the services and workers only."""
 
 from __future__ import annotations
 
@@ -7,9 +8,21 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from governance.admin_site import LargeTableMixin, RecentValuesFilter
 from integrations import admin_webhooks  # noqa: F401  (webhooks, deliveries, dead letters)
-from integrations.models import OutboxEvent
+from integrations.models import Job, OutboxEvent
 from integrations.outbox import EVENT_TYPES
+
+
+class _ReadOnly:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class EventTypeFilter(admin.SimpleListFilter):
@@ -26,22 +39,75 @@ class EventTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(admin.ModelAdmin):
+class OutboxEventAdmin(_ReadOnly, LargeTableMixin, admin.ModelAdmin):
     list_display = ["type", "environment", "aggregate_type", "aggregate_id", "occurred_at", "dispatched_at", "attempts"]
     list_filter = ["environment", EventTypeFilter, ("dispatched_at", admin.EmptyFieldListFilter)]
     search_fields = ["=aggregate_id", "=event_id"]
-    search_help_text = "An exact aggregate id or event uuid."
+    search_help_text = "An exact aggregate id, or an event's uuid or public id (evt_…)."
     list_select_related = ["environment"]
-    show_full_result_count = False
+    date_hierarchy = "occurred_at"
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
+        # The public id of an event (evt_<hex>, as webhooks and the API show it) is its uuid.
+        return super().get_search_results(request, queryset, search_term.strip().removeprefix("evt_"))
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class JobKindFilter(RecentValuesFilter):
+    title = "kind"
+    parameter_name = "kind"
+
+
+@admin.register(Job)
+class JobAdmin(_ReadOnly, LargeTableMixin, admin.ModelAdmin):
+    """Publishes, exports, sends and destination pushes with their state, progress, warnings
+    and errors (integrations.jobs). The admin index lists the latest failed ones."""
+
+    list_display = ["id", "kind", "environment", "state", "target", "requested_by", "progress_text", "short_error"]
+    list_display_links = ["id", "kind"]
+    list_filter = ["environment", "state", JobKindFilter]
+    search_fields = ["=id", "=target_id"]
+    search_help_text = "An exact job id or target id."
+    list_select_related = ["environment", "requested_by"]
+    date_hierarchy = "created_at"
+    fields = [
+        "kind",
+        "environment",
+        "state",
+        "target_type",
+        "target_id",
+        "requested_by",
+        "params",
+        "progress",
+        "result",
+        "warnings",
+        "errors",
+        "attempts",
+        "created_at",
+        "started_at",
+        "heartbeat_at",
+        "finished_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="target")
+    def target(self, job: Job) -> str:
+        return f"{job.target_type} {job.target_id}" if job.target_type else "—"
+
+    @admin.display(description="progress")
+    def progress_text(self, job: Job) -> str:
+        progress = job.progress if isinstance(job.progress, dict) else {}
+        done, total = progress.get("done"), progress.get("total")
+        if isinstance(done, int) and isinstance(total, int) and total > 0:
+            return f"{done:,} of {total:,}"
+        return "—"
+
+    @admin.display(description="error")
+    def short_error(self, job: Job) -> str:
+        errors = job.errors if isinstance(job.errors, list) else []
+        first = errors[0] if errors else None
+        if isinstance(first, dict):
+            return str(first.get("message") or first.get("code") or "")[:80]
+        return str(first or "")[:80]
 
 
 from integrations import admin_destinations  # noqa: E402, F401  (registers the destination admin pages)

@@ -18,9 +18,11 @@ from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
 from governance.actors import Actor, client_ip
+from governance.admin_site import LargeTableMixin
 from governance.models import Door
 from integrations import webhooks
 from integrations.models import DeadLetter, DeliveryAttempt, SubscriptionState, WebhookDelivery, WebhookSubscription
+from integrations.outbox import EVENT_TYPES
 from marketerapi.problems import ApplicationError
 
 
@@ -69,9 +71,10 @@ class _ReadOnly:
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(_ReadOnly, SimpleHistoryAdmin):
     list_display = ["url", "environment", "event_types", "state", "paused_reason", "failing_since", "created_at"]
-    list_filter = ["environment", "state"]
+    list_filter = ["environment", "state", ("failing_since", admin.EmptyFieldListFilter)]
     search_fields = ["url", "description"]
     list_select_related = ["environment"]
+    date_hierarchy = "created_at"
     # Everything but the encrypted secret.
     fields = [
         "url",
@@ -129,13 +132,41 @@ class DeliveryAttemptInline(admin.TabularInline):
         return False
 
 
+class DeliveryEventTypeFilter(admin.SimpleListFilter):
+    """The known event types, without a DISTINCT over the outbox."""
+
+    title = "event type"
+    parameter_name = "event_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(t, t) for t in sorted(EVENT_TYPES)]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.filter(event__type=self.value()) if self.value() else queryset
+
+
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(_ReadOnly, admin.ModelAdmin):
-    list_display = ["id", "event", "subscription", "state", "attempts", "next_attempt_at", "last_status_code"]
-    list_filter = ["state", "subscription__environment"]
+class WebhookDeliveryAdmin(_ReadOnly, LargeTableMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "event",
+        "subscription",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_status_code",
+        "created_at",
+    ]
+    list_filter = ["state", "subscription__environment", DeliveryEventTypeFilter]
     search_fields = ["=event__event_id", "subscription__url"]
-    search_help_text = "An exact event uuid, or part of the subscription's URL."
+    search_help_text = "An event's exact uuid or public id (evt_…), or part of the subscription's URL."
     list_select_related = ["event", "subscription"]
+    date_hierarchy = "created_at"
+
+    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
+        # The public id of an event (evt_<hex>, as webhooks and the API show it) is its uuid.
+        return super().get_search_results(request, queryset, search_term.strip().removeprefix("evt_"))
+
     fields = [
         "subscription",
         "event",
@@ -150,18 +181,53 @@ class WebhookDeliveryAdmin(_ReadOnly, admin.ModelAdmin):
     ]
     readonly_fields = fields
     inlines = [DeliveryAttemptInline]
-    show_full_result_count = False
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm("integrations.view_webhooksubscription")
 
 
+class DeadLetterKindFilter(admin.SimpleListFilter):
+    """The kinds of work that can be dead-lettered (integrations.webhooks.DEAD_LETTER_KINDS)."""
+
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(k, k) for k in sorted(webhooks.DEAD_LETTER_KINDS)]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
+class ResolutionFilter(admin.SimpleListFilter):
+    title = "resolution"
+    parameter_name = "resolution"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("replayed", "replayed"), ("discarded", "discarded")]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.filter(resolution=self.value()) if self.value() else queryset
+
+
 @admin.register(DeadLetter)
-class DeadLetterAdmin(_ReadOnly, admin.ModelAdmin):
-    list_display = ["id", "kind", "environment", "reference_id", "attempts", "short_error", "created_at", "resolution"]
-    list_filter = ["environment", "kind", ("resolved_at", admin.EmptyFieldListFilter), "resolution"]
+class DeadLetterAdmin(_ReadOnly, LargeTableMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "kind",
+        "environment",
+        "reference_id",
+        "attempts",
+        "short_error",
+        "created_at",
+        "resolution",
+        "resolved_by",
+    ]
+    list_filter = ["environment", DeadLetterKindFilter, ("resolved_at", admin.EmptyFieldListFilter), ResolutionFilter]
     search_fields = ["=reference_id", "last_error"]
-    list_select_related = ["environment"]
+    search_help_text = "An exact reference id (the delivery, event or push), or part of the last error."
+    list_select_related = ["environment", "resolved_by"]
+    date_hierarchy = "created_at"
     fields = [
         "kind",
         "environment",

@@ -167,6 +167,18 @@ def job_get(*, actor: Actor, job_id: int) -> Job:
     return job
 
 
+def job_list_failed(*, actor: Actor, limit: int = 5) -> list[Job]:
+    """The actor's newest failed jobs in their environment (the portal's home page): one query."""
+    policy.require(actor, "job.view")
+    if actor.user is None:
+        return []
+    return list(
+        Job.objects.filter(environment=actor.environment, requested_by=actor.user, state=JobState.FAILED).order_by(
+            "-id"
+        )[:limit]
+    )
+
+
 def queue_position(job: Job) -> int | None:
     """1 for the next queued job of its kind, 2 for the one after…; None unless queued.
 

@@ -13,7 +13,14 @@ from django.urls import reverse
 from django.utils import timezone
 from waffle.models import Flag, Sample, Switch
 
-from audiences.models import Audience, ConsentChange, RegionalRestriction, SuppressionEntry, SuppressionList
+from audiences.models import (
+    Audience,
+    AudienceVersion,
+    ConsentChange,
+    RegionalRestriction,
+    SuppressionEntry,
+    SuppressionList,
+)
 from governance.models import (
     ApprovalPolicy,
     ApprovalRequest,
@@ -67,9 +74,10 @@ def everything(sandbox, pilot, platform_admin, tmp_path):
         profile=profile, channel="email", status="granted", source="test", captured_at=timezone.now()
     )
     ProfileEventFactory(profile=profile)
-    Audience.objects.create(
+    lapsed = Audience.objects.create(
         environment=sandbox, name="Lapsed", owner_team=growth, channel="email", purpose="p", description="d"
     )
+    AudienceVersion.objects.create(audience=lapsed, number=1, rules={}, channel="email")
     suppression = SuppressionList.objects.create(environment=sandbox, name="complaints")
     SuppressionEntry.objects.create(suppression_list=suppression, external_id="ann")
     RegionalRestriction.objects.create(environment=sandbox, region="EU", kind="blocked", description="No EU")
