@@ -25,11 +25,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audiences import audience_selectors, publish, publish_selectors, selectors, services
+from audiences import audience_selectors, publish, publish_selectors
 from audiences.api import ActorMixin
 from audiences.audience_api import ApprovalFiledSerializer, StrictSerializer, validated
 from audiences.models import Audience, AudienceVersion
-from audiences.pii import mask_pii
 from governance.approvals import approval_brief
 from governance.idempotency import idempotent
 from governance.quotas import with_quota_warning
@@ -436,17 +435,7 @@ class AudienceMemberships(_AudienceView):
         page = publish_selectors.live_members_page(
             actor=self.actor, audience=audience, cursor=request.query_params.get("cursor"), limit=limit
         )
-        decision = selectors.profile_pii_decision(actor=self.actor)
-        profiles = [membership.profile for membership in page.members]
-        if decision.allowed and profiles:
-            services.profile_pii_read_record(actor=self.actor, profiles=profiles, decision=decision)
-        rows = []
-        for profile in profiles:
-            row = {
-                "profile_id": profile.pk,
-                **{name: getattr(profile, name) for name in publish_selectors.MEMBER_FIELDS},
-            }
-            rows.append(row if decision.allowed else mask_pii(row))
+        rows, pii_masked = publish_selectors.members_as_seen(actor=self.actor, page=page)
         version = page.version
         next_url = None
         if page.next_cursor:
@@ -462,7 +451,7 @@ class AudienceMemberships(_AudienceView):
             if version is not None
             else None,
             "next": next_url,
-            "pii_masked": not decision.allowed,
+            "pii_masked": pii_masked,
             "results": rows,
         }
         return Response(body)

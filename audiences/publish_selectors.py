@@ -21,7 +21,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from audiences import selectors, services
 from audiences.models import Audience, AudienceVersion, Membership, VersionState
+from audiences.pii import mask_pii
 from governance import policy
 from governance.actors import Actor
 from marketerapi.problems import ApplicationError
@@ -136,3 +138,18 @@ def live_members_page(
     rows = rows[:limit]
     next_cursor = encode_cursor(version.pk, rows[-1].profile_id) if more else None
     return MembersPage(version, rows, next_cursor, limit)
+
+
+def members_as_seen(*, actor: Actor, page: MembersPage) -> tuple[list[dict[str, Any]], bool]:
+    """A page's members as the caller may see them, in every door: `(rows, pii_masked)`.
+    Emails, phones and names are masked for every role but compliance_reviewer, whose
+    unmasked read is audited (`profile.pii_read`), like the profiles API."""
+    decision = selectors.profile_pii_decision(actor=actor)
+    profiles = [membership.profile for membership in page.members]
+    if decision.allowed and profiles:
+        services.profile_pii_read_record(actor=actor, profiles=profiles, decision=decision)
+    rows = []
+    for profile in profiles:
+        row = {"profile_id": profile.pk, **{name: getattr(profile, name) for name in MEMBER_FIELDS}}
+        rows.append(row if decision.allowed else mask_pii(row))
+    return rows, not decision.allowed

@@ -224,6 +224,13 @@ def audit_event_list(
     return audit_events_visible(actor=actor, filters=filters).order_by("-id")
 
 
+def audit_events_of_actor(*, actor: Actor) -> QuerySet[AuditEvent]:
+    """`audit.view`: the actor's own actions in their environment, newest first (the portal's
+    home page). By user, which the `audit_actor` index serves, rather than by username."""
+    policy.require(actor, "audit.view")
+    return audit_events_visible(actor=actor).filter(actor_user=actor.user).order_by("-id")
+
+
 def audit_chain_report(*, actor: Actor) -> audit.ChainReport:
     """`audit.verify`: walk the hash chain of the actor's environment."""
     policy.require(actor, "audit.verify")

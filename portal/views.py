@@ -6,15 +6,24 @@ view calls the same services and selectors as the API.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from governance import quotas
+from governance.approvals.selectors import approval_list
+from governance.models import Outcome
+from governance.quotas import QuotaStatus
 from governance.selectors import SESSION_ENVIRONMENT_KEY, environment_get
+from governance.selectors_audit import audit_events_of_actor, audit_read_scope
+from integrations import jobs
 from marketerapi.middleware import current_request_id
-from portal.web import portal_actor, portal_view
+from portal.web import can, portal_actor, portal_view
 
 _TITLES = {
     400: ("Bad request", "Check the address or the form and try again."),
@@ -37,10 +46,54 @@ def error_page(request: HttpRequest, *, status: int) -> HttpResponse:
     )
 
 
+# How many rows each home card lists; each card links to its full page.
+HOME_ROWS = 5
+HOME_ACTIVITY_ROWS = 8
+
+
+@dataclass(frozen=True)
+class QuotaBar:
+    status: QuotaStatus
+
+    @property
+    def level(self) -> str:
+        """The bar's class: `full` at 100 %, `warn` from the warning threshold (80 %)."""
+        if self.status.percent >= 100:
+            return "full"
+        return "warn" if self.status.is_warning else ""
+
+    @property
+    def width(self) -> str:
+        return f"{min(self.status.percent, 100.0):.1f}"
+
+
 @portal_view
 def home(request: HttpRequest) -> HttpResponse:
+    """My quotas, approvals waiting for me, my recent activity and my recent failures: a
+    fixed number of queries, the same selectors as GET /me/quotas, /approvals/ and /audit-events/."""
     actor = portal_actor(request)
-    return render(request, "portal/home.html", {"actor": actor})
+    context: dict[str, Any] = {
+        "quotas": [QuotaBar(status) for status in quotas.quota_statuses(actor)],
+        "may_see_approvals": can(actor, "approval.view").allowed,
+        "may_see_audit": can(actor, "audit.view").allowed,
+        "may_see_jobs": can(actor, "job.view").allowed,
+        "waiting": [],
+        "more_waiting": False,
+        "activity": [],
+        "refusals": [],
+        "failed_jobs": [],
+        "audit_scope": audit_read_scope(actor),
+    }
+    if context["may_see_approvals"]:
+        rows = list(approval_list(actor=actor, waiting_for_me=True)[: HOME_ROWS + 1])
+        context["waiting"], context["more_waiting"] = rows[:HOME_ROWS], len(rows) > HOME_ROWS
+    if context["may_see_audit"]:
+        mine = audit_events_of_actor(actor=actor)
+        context["activity"] = list(mine[:HOME_ACTIVITY_ROWS])
+        context["refusals"] = list(mine.filter(outcome__in=[Outcome.DENIED, Outcome.FAILED])[:HOME_ROWS])
+    if context["may_see_jobs"]:
+        context["failed_jobs"] = jobs.job_list_failed(actor=actor, limit=HOME_ROWS)
+    return render(request, "portal/home.html", context)
 
 
 @require_POST

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.actors import Actor, actor_from_request
-from governance.approvals import registry, selectors, services
+from governance.approvals import selectors, services
 from governance.models import ApprovalRequest, ApprovalState, VoteDecision
 from marketerapi.api import CursorPagination, ProblemSerializer, UnknownQueryParameters
 from marketerapi.problems import ApplicationError, InvalidInput
@@ -128,39 +128,19 @@ def approval_as_dict(request: ApprovalRequest) -> dict[str, Any]:
 
 
 def approval_detail(request: ApprovalRequest, actor: Actor) -> dict[str, Any]:
-    votes = list(request.votes.all())
-    roles = selectors.roles_by_user(v.voter_id for v in votes)
-    tally = selectors.tally_of(request, votes, roles)
-    counting = selectors.counting_approvals(votes)
+    standing = selectors.approval_standing(request=request, actor=actor)
     body = approval_as_dict(request)
-    stale_reason = None
-    if request.state == ApprovalState.PENDING:
-        current = registry.current_fingerprint(request, registry.load_target(request))
-        if current is not None and current != request.target_fingerprint:
-            body["is_stale"] = True
-            stale_reason = (
-                f"{request.target_label or 'The target'} changed after the votes so far; they stop counting "
-                "with the next vote."
-            )
-    if stale_reason is None and request.is_stale:
-        stale_reason = "The target changed after the request was filed; earlier votes no longer count."
-    refusal = selectors.vote_refusal(actor, request, votes, roles)
-    may_cancel = (
-        actor.user is not None
-        and request.requester_id == actor.user.pk
-        and request.state in (ApprovalState.PENDING, ApprovalState.APPROVED)
-        and request.executed_at is None
-    )
     body.update(
         {
+            "is_stale": standing.is_stale,
             "change": request.change,
             "policy": request.policy,
             "steps": [
                 {
-                    "roles": step,
-                    "filled_by": counting[voter].voter.get_username() if voter is not None else None,
+                    "roles": step.roles,
+                    "filled_by": step.filled_by.voter.get_username() if step.filled_by is not None else None,
                 }
-                for step, voter in zip(tally.steps, tally.filled, strict=True)
+                for step in standing.steps
             ],
             "votes": [
                 {
@@ -171,14 +151,14 @@ def approval_detail(request: ApprovalRequest, actor: Actor) -> dict[str, Any]:
                     "counts": v.counts,
                     "created_at": v.created_at,
                 }
-                for v in votes
+                for v in standing.votes
             ],
-            "stale_reason": stale_reason,
+            "stale_reason": standing.stale_reason,
             "result": request.result,
             "you": {
-                "may_vote": refusal is None,
-                "may_cancel": may_cancel,
-                "reason": "" if refusal is None else refusal.detail,
+                "may_vote": standing.may_vote,
+                "may_cancel": standing.may_cancel,
+                "reason": "" if standing.refusal is None else standing.refusal.detail,
             },
         }
     )

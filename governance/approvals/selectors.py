@@ -8,6 +8,7 @@ environment is a 404, never a 403, so ids do not leak.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from governance import policy
 from governance.actors import Actor
-from governance.approvals import errors, steps
+from governance.approvals import errors, registry, steps
 from governance.models import ApprovalRequest, ApprovalState, ApprovalVote, VoteDecision
 from governance.roles import ROLE_NAMES
 from marketerapi.problems import ApplicationError, NotFound
@@ -164,3 +165,69 @@ def vote_refusal(
 
 def _open_roles(tally: steps.Tally) -> set[str]:
     return {role for step in tally.open_steps for role in step}
+
+
+@dataclass(frozen=True)
+class StepStanding:
+    roles: list[str]
+    filled_by: ApprovalVote | None
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a request stands for one actor: each step and the vote filling it, the votes,
+    whether the target changed under it, and whether the actor may vote or cancel (and why
+    not). What `GET /approvals/{id}` and the portal's request page both show."""
+
+    steps: list[StepStanding]
+    votes: list[ApprovalVote]
+    is_stale: bool
+    stale_reason: str | None
+    refusal: ApplicationError | None
+    may_cancel: bool
+
+    @property
+    def may_vote(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def open_steps(self) -> list[list[str]]:
+        return [step.roles for step in self.steps if step.filled_by is None]
+
+
+def approval_standing(*, request: ApprovalRequest, actor: Actor) -> Standing:
+    """The request's standing, from its prefetched votes (approval_get / approval_list):
+    one query for the voters' roles, one or two to check a pending request's target."""
+    votes = list(request.votes.all())
+    roles = roles_by_user(v.voter_id for v in votes)
+    tally = tally_of(request, votes, roles)
+    counting = counting_approvals(votes)
+    is_stale = request.is_stale
+    stale_reason = None
+    if request.state == ApprovalState.PENDING:
+        current = registry.current_fingerprint(request, registry.load_target(request))
+        if current is not None and current != request.target_fingerprint:
+            is_stale = True
+            stale_reason = (
+                f"{request.target_label or 'The target'} changed after the votes so far; they stop counting "
+                "with the next vote."
+            )
+    if stale_reason is None and request.is_stale:
+        stale_reason = "The target changed after the request was filed; earlier votes no longer count."
+    may_cancel = (
+        actor.user is not None
+        and request.requester_id == actor.user.pk
+        and request.state in (ApprovalState.PENDING, ApprovalState.APPROVED)
+        and request.executed_at is None
+    )
+    return Standing(
+        steps=[
+            StepStanding(list(step), counting[voter] if voter is not None else None)
+            for step, voter in zip(tally.steps, tally.filled, strict=True)
+        ],
+        votes=votes,
+        is_stale=is_stale,
+        stale_reason=stale_reason,
+        refusal=vote_refusal(actor, request, votes, roles),
+        may_cancel=may_cancel,
+    )

@@ -1,15 +1,749 @@
+"""Audience pages: the list, one audience, publish with live job progress, versions and
+rollback, members, promote, share, delete (the rule editor is editor.py).
+
+Thin like every door: each view reads the audience through `audience_selectors.audience_get`
+(404 for another environment's), calls the service or selector the API calls —
+`publish.audience_publish` / `audience_rollback`, `publish_selectors.version_list` /
+`live_members_page` / `members_as_seen`, `audience_services.audience_share` / `_unshare` /
+`_promote` / `_delete`, `jobs.job_get` + `job_as_public`, `selectors_audit.audit_event_list` —
+with the portal actor, and renders the answer. What a person may not do is shown disabled
+with the reason and who can (`can()`); a forged POST is refused by the service itself, which
+audits the refusal. A service's problem is shown in place (portal.web.portal_view).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import path
+from django.urls import NoReverseMatch, URLPattern, path, reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from portal.web import portal_view
+from audiences import audience_selectors, audience_services, publish, publish_selectors
+from audiences.audience_api import AudienceFilter
+from audiences.models import Audience, AudienceState, AudienceVersion, Channel, Profile, VersionState
+from governance import policy
+from governance.actors import Actor
+from governance.approvals import approval_brief
+from governance.approvals.selectors import approval_list, received_of, request_steps
+from governance.approvals.steps import describe_steps
+from governance.models import ApprovalRequest
+from governance.selectors_audit import audit_event_list
+from integrations import jobs
+from integrations.models import JobState
+from marketerapi.problems import ApplicationError, InvalidInput
+from portal.audiences.editor import OPERATOR_LABELS, STEP_LABELS
+from portal.templatetags.portal_words import event_words
+from portal.web import Permission, Problem, can, hx_redirect, portal_actor, portal_view
+
+PAGE_SIZE = 50
+MEMBERS_PAGE = 50
+HISTORY_SIZE = 10
+FILTERS = ("team", "state", "channel", "q")
+AUDIENCE_TYPE = Audience._meta.label_lower
 
 
+# --- small helpers --------------------------------------------------------------------------
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return bool(getattr(request, "htmx", False))
+
+
+def _url(name: str, **kwargs: Any) -> str:
+    return reverse(f"portal-audiences:{name}", kwargs=kwargs)
+
+
+def approval_url(approval_id: int | None = None) -> str:
+    """The approvals page of a request (another area of the portal), or the inbox."""
+    if approval_id is not None:
+        try:
+            return reverse("portal-approvals:detail", kwargs={"approval_id": approval_id})
+        except NoReverseMatch:
+            pass
+    return reverse("portal-approvals:inbox")
+
+
+def _plural(count: int | None, word: str, plural: str | None = None) -> str:
+    count = count or 0
+    return f"{count:,} {word if count == 1 else (plural or word + 's')}"
+
+
+def n(value: int | None) -> str:
+    """A count as pages show it: 1,204 (a dash when unknown)."""
+    return "—" if value is None else f"{value:,}"
+
+
+def _encode(kind: str, value: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode().rstrip("=")
+
+
+def _decode(kind: str, cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        tag, value = raw.split(":")
+        if tag != kind:
+            raise ValueError(tag)
+        return int(value)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise publish_selectors.InvalidCursor(
+            "The page link could not be read.", hint="Use the page links as they are, or start again from page one."
+        ) from None
+
+
+def _field_error(pointer: str, message: str, hint: str, code: str = "invalid") -> InvalidInput:
+    return InvalidInput(
+        message, hint=hint, errors=[{"pointer": pointer, "code": code, "message": message, "hint": hint}]
+    )
+
+
+@dataclass(frozen=True)
+class Control:
+    """One action of a page: offered, or shown disabled with the reason and who can."""
+
+    allowed: bool
+    reason: str = ""
+    hint: str = ""
+    # Set when the action is allowed but waits for approvals first (the notice to show).
+    approval_note: str = ""
+
+    @classmethod
+    def of(cls, permission: Permission, approval_note: str = "") -> Control:
+        if not permission.allowed:
+            return cls(False, permission.reason, permission.hint)
+        return cls(True, approval_note=approval_note or _approval_note(permission))
+
+    @classmethod
+    def refused(cls, reason: str, hint: str = "") -> Control:
+        return cls(False, reason, hint)
+
+
+def _approval_note(permission: Permission, verb: str = "This") -> str:
+    if not permission.needs_approval:
+        return ""
+    count = permission.approvals or len(permission.approver_roles) or 1
+    who = describe_steps(permission.approver_roles) if permission.approver_roles else "an approver"
+    if count == 1:
+        return f"{verb} needs 1 approval from {who}."
+    return f"{verb} needs {count} approvals: {who}."
+
+
+# --- reading the rules ---------------------------------------------------------------------------
+
+
+def _attr_label(name: str) -> str:
+    if name.startswith("attributes."):
+        return f"{name.removeprefix('attributes.')} (custom attribute)"
+    try:
+        return str(Profile._meta.get_field(name).verbose_name).capitalize()
+    except Exception:
+        return name
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_value_text(item) for item in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _condition_text(node: dict[str, Any], names: dict[int, str]) -> str:
+    if "attr" in node:
+        op = str(node.get("op", ""))
+        label = _attr_label(str(node.get("attr", "")))
+        words = OPERATOR_LABELS.get(op, op)
+        if op == "is_null":
+            return f"{label} is {'empty' if node.get('value', True) is not False else 'not empty'}"
+        if op == "within_days":
+            return f"{label} is within the last {_value_text(node.get('value'))} days"
+        if op == "between" and isinstance(node.get("value"), list) and len(node["value"]) == 2:
+            low, high = node["value"]
+            return f"{label} is between {_value_text(low)} and {_value_text(high)}"
+        return f"{label} {words} {_value_text(node.get('value'))}"
+    if "consent" in node:
+        granted = node.get("is", True) is not False
+        return f"{'has' if granted else 'has not'} given {node.get('consent')} consent"
+    if "event" in node:
+        count = node.get("min_count", 1)
+        text = f"did “{node.get('event')}” at least {_plural(count, 'time')}"
+        if node.get("within_days") is not None:
+            text += f" in the last {_plural(node.get('within_days'), 'day')}"
+        where = node.get("where") or []
+        if isinstance(where, list) and where:
+            parts = [
+                f"{item.get('property')} {OPERATOR_LABELS.get(item.get('op', ''), item.get('op', ''))} "
+                f"{_value_text(item.get('value'))}"
+                for item in where
+                if isinstance(item, dict)
+            ]
+            text += f", where {' and '.join(parts)}"
+        return text
+    if "in_audience" in node:
+        ref = node.get("in_audience")
+        name = names.get(ref) if isinstance(ref, int) else None
+        return f"is a member of “{name}” (audience {ref})" if name else f"is a member of audience {ref}"
+    return "an unknown condition"
+
+
+def rules_tree(node: Any, names: dict[int, str]) -> dict[str, Any]:
+    """The rules as nested plain sentences: {"text", "children"} for the page to list."""
+    if not isinstance(node, dict):
+        return {"text": "not a rule", "children": []}
+    for key, words in (("all", "All of these hold:"), ("any", "At least one of these holds:")):
+        if key in node and isinstance(node[key], list):
+            if not node[key]:
+                return {"text": "Everyone (no conditions yet)" if key == "all" else "Nobody (no conditions)"}
+            return {"text": words, "children": [rules_tree(child, names) for child in node[key]]}
+    if "not" in node:
+        inner = node["not"]
+        if isinstance(inner, dict) and not ({"all", "any", "not"} & set(inner)):
+            return {"text": f"Not: {_condition_text(inner, names)}", "children": []}
+        return {"text": "None of this holds:", "children": [rules_tree(inner, names)]}
+    return {"text": _condition_text(node, names), "children": []}
+
+
+def _referenced_names(actor: Actor, rules: Any) -> dict[int, str]:
+    ids = {ref for _, ref in audience_selectors.rule_references(rules)}
+    if not ids:
+        return {}
+    return dict(audience_selectors.audience_list(actor=actor).filter(pk__in=ids).values_list("pk", "name"))
+
+
+# --- the audit history -------------------------------------------------------------------------------
+# In the same plain words as the audit timeline (portal/templatetags/portal_words.py).
+
+
+def audience_history(actor: Actor, audience_id: int) -> tuple[list[dict[str, Any]], bool]:
+    """The latest audit events of one audience the actor may read (the same selector as the
+    audit API: approvers, compliance reviewers and admins read everyone's, others their own)."""
+    if not can(actor, "audit.view"):
+        return [], False
+    events = audit_event_list(actor=actor, params={"target": f"{AUDIENCE_TYPE}:{audience_id}"})[:HISTORY_SIZE]
+    return [{"event": event, "words": event_words(event)} for event in events], True
+
+
+def timeline_url(audience_id: int) -> str:
+    try:
+        return reverse("portal-audit:timeline") + f"?target={AUDIENCE_TYPE}:{audience_id}"
+    except NoReverseMatch:
+        return ""
+
+
+# --- 1. the list ---------------------------------------------------------------------------------
+
+
+def _filter_problem(filterset: AudienceFilter) -> InvalidInput:
+    errors = []
+    for name, messages_ in filterset.errors.items():
+        hint = {
+            "state": f"Use one of: {', '.join(AudienceState.values)}.",
+            "channel": f"Use one of: {', '.join(Channel.values)}.",
+        }.get(name, "Clear the filter and try again.")
+        errors.append({"pointer": f"/{name}", "code": "invalid_choice", "message": " ".join(messages_), "hint": hint})
+    return InvalidInput(
+        f"{len(errors)} filter value(s) are not valid.",
+        title="Some filter values are not valid",
+        hint="Pick the filters from the lists.",
+        errors=errors,
+    )
+
+
+@require_GET
 @portal_view
 def audience_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/home.html", {})
+    """The environment's audiences, newest first, filtered like GET /api/v1/audiences/."""
+    actor = portal_actor(request)
+    values = {name: request.GET.get(name, "").strip() for name in FILTERS}
+    filterset = AudienceFilter(
+        {k: v for k, v in values.items() if v}, queryset=audience_selectors.audience_list(actor=actor)
+    )
+    problem = None
+    rows: list[Audience] = []
+    next_cursor = None
+    cursor = request.GET.get("cursor", "")
+    status = 200
+    if filterset.is_valid():
+        audiences = filterset.qs.order_by("-id")
+        if cursor:
+            audiences = audiences.filter(pk__lt=_decode("a", cursor))
+        rows = list(audiences[: PAGE_SIZE + 1])
+        if len(rows) > PAGE_SIZE:
+            rows = rows[:PAGE_SIZE]
+            next_cursor = _encode("a", rows[-1].pk)
+        for row in rows:
+            row.reach = n(row.live_version.members if row.live_version is not None else None)  # type: ignore[attr-defined]
+    else:
+        problem = Problem.of(_filter_problem(filterset))
+        status = problem.status
+    query = {k: v for k, v in values.items() if v}
+    context = {
+        "audiences": rows,
+        "filters": values,
+        "filtered": bool(query),
+        "query": urlencode(query),
+        "next_cursor": next_cursor,
+        "first_page": bool(cursor),
+        "problem": problem,
+        "teams": list(audience_selectors.teams().order_by("name").values_list("name", flat=True)),
+        "states": AudienceState.choices,
+        "channels": Channel.choices,
+        "create": Control.of(can(actor, "audience.create")),
+    }
+    return render(request, "portal/audiences/list.html", context, status=status)
 
 
-urlpatterns = [
+def version_view(version: AudienceVersion | None, live_id: int | None) -> dict[str, Any] | None:
+    """A version with its counts as the pages show them."""
+    if version is None:
+        return None
+    channel = version.channel
+    return {
+        "version": version,
+        "number": version.number,
+        "is_live": version.pk == live_id,
+        "members": n(version.members),
+        "matching": n(version.matching),
+        "added": n(version.added),
+        "removed": n(version.removed),
+        "waterfall": [
+            {
+                "label": STEP_LABELS.get(str(step.get("step")), str(step.get("step"))).format(channel=channel),
+                "remaining": n(step.get("remaining")),
+                "removed": n(step.get("removed")) if step.get("removed") else "",
+            }
+            for step in (version.waterfall or [])
+            if isinstance(step, dict)
+        ],
+    }
+
+
+# --- 2. one audience -------------------------------------------------------------------------------
+
+
+def _archived(audience: Audience, what: str) -> Control:
+    return Control.refused(
+        f"“{audience.name}” is archived: archived audiences are kept for the record and cannot be {what}.",
+        "Create a new audience instead.",
+    )
+
+
+def publish_control(actor: Actor, audience: Audience) -> Control:
+    """Publish: allowed, waiting for approval (with the notice), or why not.
+
+    The publish policy depends on the reach, which only publishing computes; the page asks
+    with the live version's reach when there is one, and otherwise names the threshold."""
+    if audience.state == AudienceState.ARCHIVED:
+        return _archived(audience, "published")
+    live = audience.live_version
+    context = {"reach": live.members} if live is not None and live.members is not None else {}
+    permission = can(actor, publish.PUBLISH, audience, context)
+    if not permission.allowed or permission.needs_approval or actor.environment.is_sandbox:
+        return Control.of(permission, _approval_note(permission, "Publishing this"))
+    # The policy that would apply to the largest reach says whether any threshold exists here.
+    rule = policy.applicable_approval_policy(actor.environment, publish.PUBLISH, {"reach": sys.maxsize})
+    if rule is None:
+        return Control.of(permission)
+    count = len(rule.steps)
+    who = describe_steps(rule.steps)
+    approvals = "1 approval" if count == 1 else f"{count} approvals"
+    if rule.metric and rule.threshold is not None:
+        note = (
+            f"Publishing needs {approvals} from {who} when the {rule.metric} is above {rule.threshold:,}; "
+            "the reach is counted when you publish."
+        )
+    else:
+        note = f"Publishing this needs {approvals} from {who}."
+    return Control(True, approval_note=note)
+
+
+def delete_control(actor: Actor, audience: Audience) -> Control:
+    if audience.state == AudienceState.ARCHIVED:
+        return Control.refused(f"“{audience.name}” is archived already.", "There is nothing left to do.")
+    if audience.state == AudienceState.DRAFT and audience.live_version_id is None:
+        return Control.of(can(actor, "audience.delete", audience))
+    permission = can(actor, "audience.archive", audience)
+    return Control.of(permission, _approval_note(permission, "Archiving it"))
+
+
+def edit_control(actor: Actor, audience: Audience) -> Control:
+    if audience.state == AudienceState.ARCHIVED:
+        return _archived(audience, "changed")
+    return Control.of(can(actor, "audience.edit", audience))
+
+
+def _pending_requests(actor: Actor, audience: Audience) -> list[dict[str, Any]]:
+    """Open approval requests about this audience (two queries: the requests, their votes)."""
+    if not can(actor, "approval.view"):
+        return []
+    requests = approval_list(actor=actor, state="pending").filter(target_type=AUDIENCE_TYPE, target_id=str(audience.pk))
+    return [_approval_view(request, received_of(request)) for request in requests]
+
+
+def _approval_view(request: ApprovalRequest, received: int = 0) -> dict[str, Any]:
+    brief = approval_brief(request, received)
+    wanted = request_steps(request)
+    runs_when = f"{describe_steps(wanted)} {'approves' if len(wanted) == 1 else 'approve'} it"
+    return {**brief, "request": request, "url": approval_url(request.pk), "runs_when": runs_when}
+
+
+@require_GET
+@portal_view
+def audience_detail(request: HttpRequest, audience_id: int) -> HttpResponse:
+    """Metadata, the rules in words, the live version, what the person may do, history."""
+    actor = portal_actor(request)
+    audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
+    history, history_visible = audience_history(actor, audience.pk)
+    context = {
+        "audience": audience,
+        "live": version_view(audience.live_version, audience.live_version_id),
+        "rules_tree": rules_tree(audience.rules, _referenced_names(actor, audience.rules)),
+        "rules_json": json.dumps(audience.rules, indent=2, ensure_ascii=False),
+        "shares": audience_selectors.audience_shares(audience),
+        "controls": {
+            "edit": edit_control(actor, audience),
+            "publish": publish_control(actor, audience),
+            "delete": delete_control(actor, audience),
+            "promote": Control.of(can(actor, "audience.promote", audience)),
+            "share": Control.of(can(actor, "audience.share", audience)),
+        },
+        "share_teams": _share_teams(audience),
+        "pending": _pending_requests(actor, audience),
+        "history": history,
+        "history_visible": history_visible,
+        "timeline_url": timeline_url(audience.pk),
+    }
+    return render(request, "portal/audiences/detail.html", context)
+
+
+def _share_teams(audience: Audience) -> list[str]:
+    return list(
+        audience_selectors.teams().exclude(pk=audience.owner_team_id).order_by("name").values_list("name", flat=True)
+    )
+
+
+# --- 3. publish and its job ------------------------------------------------------------------------
+
+
+def _approval_response(
+    request: HttpRequest, audience: Audience, approval: ApprovalRequest, *, what: str, warnings: Any = ()
+) -> HttpResponse:
+    context = {"audience": audience, "approval": _approval_view(approval), "what": what, "warnings": list(warnings)}
+    template = "portal/audiences/_approval_notice.html" if _is_htmx(request) else "portal/audiences/approval_filed.html"
+    return render(request, template, context, status=202)
+
+
+def _job_started(
+    request: HttpRequest, audience: Audience, outcome: publish.PublishOutcome, *, what: str
+) -> HttpResponse:
+    """A publish or rollback job started: the live progress panel (htmx) or its page."""
+    job = outcome.job
+    assert job is not None
+    warnings = list(outcome.warnings)
+    quota = outcome.quota.warning() if outcome.quota is not None else None
+    if not _is_htmx(request):
+        for warning in warnings:
+            messages.warning(request, f"{warning['message']} {warning.get('hint', '')}".strip())
+        if quota:
+            messages.warning(request, f"Publish quota: {quota['message']}")
+        return hx_redirect(request, _url("job", job_id=job.pk))
+    context = _job_context(job, audience)
+    context.update({"started": what, "start_warnings": warnings, "quota_warning": quota})
+    return render(request, "portal/audiences/_job.html", context, status=202)
+
+
+@require_POST
+@portal_view
+def audience_publish(request: HttpRequest, audience_id: int) -> HttpResponse:
+    """Publish the current definition: a job (live progress) or an approval request."""
+    actor = portal_actor(request)
+    audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
+    outcome = publish.audience_publish(actor=actor, audience=audience)
+    if outcome.approval is not None:
+        return _approval_response(request, audience, outcome.approval, what="publish", warnings=outcome.warnings)
+    return _job_started(request, audience, outcome, what="publish")
+
+
+def _job_context(job: Any, audience: Audience | None) -> dict[str, Any]:
+    shown = jobs.job_as_public(job)
+    result = shown["result"]
+    counts = result.get("counts") or {}
+    version = result.get("version") or {}
+    if counts:
+        counts = {**counts, **{f"{key}_text": n(counts.get(key)) for key in ("members", "added", "removed")}}
+    return {
+        "job": shown,
+        "state_label": dict(JobState.choices).get(job.state, job.state),
+        "audience": audience,
+        "terminal": job.state in jobs.TERMINAL,
+        "percent": (shown["progress"] or {}).get("percent", 0),
+        "phase": (shown["progress"] or {}).get("phase", ""),
+        "version": version,
+        "counts": counts,
+        "label": {"audience.publish": "Publishing", "audience.rollback": "Rolling back"}.get(
+            job.kind, job.kind.replace(".", " ").replace("_", " ").capitalize()
+        ),
+    }
+
+
+@require_GET
+@portal_view
+def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
+    """A job's state, progress, queue position, warnings and errors (GET /api/v1/jobs/{id}):
+    a fragment polled every second by htmx until the job ends, or a page."""
+    actor = portal_actor(request)
+    job = jobs.job_get(actor=actor, job_id=job_id)
+    audience = None
+    if job.target_type == AUDIENCE_TYPE and job.target_id.isdigit():
+        try:
+            audience = audience_selectors.audience_get(actor=actor, audience_id=int(job.target_id))
+        except ApplicationError:
+            audience = None  # a deleted draft: the job still tells its story
+    template = "portal/audiences/_job.html" if _is_htmx(request) else "portal/audiences/job.html"
+    return render(request, template, _job_context(job, audience))
+
+
+# --- 4. versions and rollback ------------------------------------------------------------------------
+
+
+@require_GET
+@portal_view
+def audience_versions(request: HttpRequest, audience_id: int) -> HttpResponse:
+    """Every version, newest first: counts, diff sizes, who and when, which is live."""
+    actor = portal_actor(request)
+    audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
+    versions = publish_selectors.version_list(actor=actor, audience=audience)
+    before = request.GET.get("before", "").strip()
+    if before:
+        if not before.isdigit():
+            raise _field_error("/before", f"{before!r} is not a version number.", "Use the page links as they are.")
+        versions = versions.filter(number__lt=int(before))
+    rows = list(versions[: PAGE_SIZE + 1])
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    rollback = _rollback_control(actor, audience)
+    context = {
+        "audience": audience,
+        "versions": [version_view(version, audience.live_version_id) for version in rows],
+        "rollback": rollback,
+        "next_before": rows[-1].number if more else None,
+        "first_page": bool(before),
+        "keep": settings.AUDIENCE_VERSIONS_WITH_MEMBERS,
+    }
+    return render(request, "portal/audiences/versions.html", context)
+
+
+def _rollback_control(actor: Actor, audience: Audience) -> Control:
+    if audience.state == AudienceState.ARCHIVED:
+        return _archived(audience, "rolled back")
+    permission = can(actor, publish.ROLLBACK, audience)
+    return Control.of(permission, _approval_note(permission, "Rolling back"))
+
+
+def _version_number(raw: str) -> int:
+    raw = (raw or "").strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise _field_error(
+            "/version",
+            f"{raw!r} is not a version number." if raw else "Choose the version to make live again.",
+            "Pick a version on the versions page: its number is in the first column.",
+        )
+    return int(raw)
+
+
+@require_http_methods(["GET", "POST"])
+@portal_view
+def audience_rollback(request: HttpRequest, audience_id: int) -> HttpResponse:
+    """GET: what rolling back to version n does (the confirmation); POST: do it."""
+    actor = portal_actor(request)
+    audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
+    if request.method == "POST":
+        number = _version_number(request.POST.get("version", ""))
+        outcome = publish.audience_rollback(actor=actor, audience=audience, version=number)
+        if outcome.approval is not None:
+            return _approval_response(request, audience, outcome.approval, what="roll back", warnings=outcome.warnings)
+        return _job_started(request, audience, outcome, what=f"roll back to version {number}")
+    number = _version_number(request.GET.get("version", ""))
+    target = publish_selectors.version_list(actor=actor, audience=audience).filter(number=number).first()
+    if target is None:
+        raise publish.VersionNotFound(
+            f"“{audience.name}” has no version {number}.", hint="The versions page lists its versions."
+        )
+    context = {
+        "audience": audience,
+        "target": target,
+        "target_members": n(target.members),
+        "live": version_view(audience.live_version, audience.live_version_id),
+        "rollback": _rollback_control(actor, audience),
+        "refusal": _rollback_refusal(audience, target),
+        "rebuild_warning": publish.rebuild_warning(target)["message"] if not target.members_retained else "",
+    }
+    return render(request, "portal/audiences/rollback_confirm.html", context)
+
+
+def _rollback_refusal(audience: Audience, target: AudienceVersion) -> str:
+    """Why the service would refuse (shown before asking; the service decides anyway)."""
+    if target.state != VersionState.READY:
+        return f"Version {target.number} is {target.state}; it never went live, so it cannot be rolled back to."
+    if target.pk == audience.live_version_id:
+        return f"Version {target.number} is the live version already."
+    return ""
+
+
+# --- 5. members --------------------------------------------------------------------------------------
+
+
+@require_GET
+@portal_view
+def audience_members(request: HttpRequest, audience_id: int) -> HttpResponse:
+    """The live version's members, a page at a time, masked as the API masks them."""
+    actor = portal_actor(request)
+    audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
+    cursor = request.GET.get("cursor") or None
+    page = publish_selectors.live_members_page(actor=actor, audience=audience, cursor=cursor, limit=MEMBERS_PAGE)
+    rows, masked = publish_selectors.members_as_seen(actor=actor, page=page)
+    context = {
+        "audience": audience,
+        "version": page.version,
+        "members_text": n(page.version.members) if page.version is not None else "0",
+        "is_live": page.version is not None and page.version.pk == audience.live_version_id,
+        "rows": rows,
+        "pii_masked": masked,
+        "next_cursor": page.next_cursor,
+        "first_page": bool(cursor),
+    }
+    return render(request, "portal/audiences/members.html", context)
+
+
+# --- 6. promote ------------------------------------------------------------------------------------
+
+
+@require_POST
+@portal_view
+def audience_promote(request: HttpRequest, audience_id: int) -> HttpResponse:
+    """Copy the definition into another environment as a draft there."""
+    actor = portal_actor(request)
+    audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
+    environment = request.POST.get("environment", "").strip()
+    name = request.POST.get("name", "").strip() or None
+    promotion = audience_services.audience_promote(actor=actor, audience=audience, environment=environment, name=name)
+    copy = promotion.audience
+    context = {
+        "audience": audience,
+        "copy": copy,
+        "unmapped": promotion.unmapped,
+        "warnings": promotion.warnings,
+        "open_next": reverse("portal-audiences:list") + "?" + urlencode({"q": copy.name}),
+    }
+    template = "portal/audiences/_promoted.html" if _is_htmx(request) else "portal/audiences/promoted.html"
+    return render(request, template, context, status=201)
+
+
+# --- 7. share ------------------------------------------------------------------------------------------
+
+
+def _grantee(request: HttpRequest) -> dict[str, str | None]:
+    team = request.POST.get("team", "").strip() or None
+    user = request.POST.get("user", "").strip() or None
+    return {"team": team, "user": user}
+
+
+def _shares_response(
+    request: HttpRequest, actor: Actor, audience: Audience, *, done: str = "", problem: Problem | None = None
+) -> HttpResponse:
+    if not _is_htmx(request):
+        if done:
+            messages.success(request, done)
+        return hx_redirect(request, _url("detail", audience_id=audience.pk) + "#shares")
+    context = {
+        "audience": audience,
+        "shares": audience_selectors.audience_shares(audience),
+        "controls": {"share": Control.of(can(actor, "audience.share", audience))},
+        "share_teams": _share_teams(audience),
+        "done": done,
+        "problem": problem,
+    }
+    return render(request, "portal/audiences/_shares.html", context, status=problem.status if problem else 200)
+
+
+def _share_action(request: HttpRequest, audience_id: int, *, unshare: bool) -> HttpResponse:
+    actor = portal_actor(request)
+    audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
+    grantee = _grantee(request)
+    who = f"the team {grantee['team']}" if grantee["team"] else str(grantee["user"])
+    try:
+        if unshare:
+            audience_services.audience_unshare(actor=actor, audience=audience, **grantee)
+            done = f"“{audience.name}” is no longer shared with {who}."
+        else:
+            level = request.POST.get("level", "").strip()
+            audience_services.audience_share(actor=actor, audience=audience, level=level, **grantee)
+            done = f"“{audience.name}” is shared with {who} ({level})."
+    except ApplicationError as error:
+        if not _is_htmx(request):
+            raise
+        return _shares_response(request, actor, audience, problem=Problem.of(error))
+    return _shares_response(request, actor, audience, done=done)
+
+
+@require_POST
+@portal_view
+def audience_share(request: HttpRequest, audience_id: int) -> HttpResponse:
+    """Share with a team or a person, at view or change (sharing again replaces the level)."""
+    return _share_action(request, audience_id, unshare=False)
+
+
+@require_POST
+@portal_view
+def audience_unshare(request: HttpRequest, audience_id: int) -> HttpResponse:
+    """Take a share back."""
+    return _share_action(request, audience_id, unshare=True)
+
+
+# --- 8. delete or archive ----------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@portal_view
+def audience_delete(request: HttpRequest, audience_id: int) -> HttpResponse:
+    """GET: what deleting does (a draft is deleted, a published audience archived, maybe
+    after approvals); POST: do it."""
+    actor = portal_actor(request)
+    audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
+    if request.method == "GET":
+        context = {"audience": audience, "control": delete_control(actor, audience)}
+        return render(request, "portal/audiences/delete_confirm.html", context)
+    deletion = audience_services.audience_delete(actor=actor, audience=audience)
+    if deletion.approval is not None:
+        return _approval_response(request, audience, deletion.approval, what="archive")
+    if deletion.outcome == "deleted":
+        messages.success(request, f"Deleted the draft “{audience.name}”.")
+        return hx_redirect(request, _url("list"))
+    messages.success(request, f"Archived “{audience.name}”: it is kept for the record and its members stop syncing.")
+    return hx_redirect(request, _url("detail", audience_id=audience.pk))
+
+
+urlpatterns: list[URLPattern] = [
     path("", audience_list, name="list"),
+    path("<int:audience_id>/", audience_detail, name="detail"),
+    path("<int:audience_id>/publish/", audience_publish, name="publish"),
+    path("jobs/<int:job_id>/", job_progress, name="job"),
+    path("<int:audience_id>/versions/", audience_versions, name="versions"),
+    path("<int:audience_id>/rollback/", audience_rollback, name="rollback"),
+    path("<int:audience_id>/members/", audience_members, name="members"),
+    path("<int:audience_id>/promote/", audience_promote, name="promote"),
+    path("<int:audience_id>/share/", audience_share, name="share"),
+    path("<int:audience_id>/unshare/", audience_unshare, name="unshare"),
+    path("<int:audience_id>/delete/", audience_delete, name="delete"),
 ]
