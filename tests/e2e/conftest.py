@@ -74,8 +74,15 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         browser = playwright.chromium.launch(
             executable_path=chromium_path(), headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
         )
-        yield browser
-        browser.close()
+        try:
+            yield browser
+        finally:
+            browser.close()
+            # The connections the test's ORM calls opened in the loop's context: closed
+            # here, or the test database could not be dropped at the end of the run.
+            from django.db import connections
+
+            connections.close_all()
 
 
 @pytest.fixture

@@ -519,12 +519,17 @@
   function commit() {
     textarea.value = JSON.stringify(state, null, 2);
     if (statusLine) statusLine.textContent = "";
-    // Pointers of earlier checks may no longer point where they did.
+    forgetCheckedRuleProblems();
+    showProblems();
+    document.body.dispatchEvent(new CustomEvent(CHANGED, { bubbles: true }));
+  }
+
+  // The rules changed: what a save or Validate found in them may no longer hold, nor point
+  // where it did. The live preview's own marks come back with its next answer.
+  function forgetCheckedRuleProblems() {
     ["validate", "server"].forEach(function (source) {
       if (problems[source]) problems[source] = problems[source].filter(function (p) { return !isRulePointer(p.pointer); });
     });
-    showProblems();
-    document.body.dispatchEvent(new CustomEvent(CHANGED, { bubbles: true }));
   }
 
   function groupKey(node) {
@@ -743,6 +748,7 @@
       textarea.removeAttribute("aria-invalid");
       state = parsed.value;
       valid = true;
+      forgetCheckedRuleProblems();
       render(null);
       document.body.dispatchEvent(new CustomEvent(CHANGED, { bubbles: true }));
     }, 300);
