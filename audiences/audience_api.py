@@ -27,43 +27,10 @@ from governance.actors import Actor
 from governance.approvals import approval_brief
 from governance.idempotency import idempotent
 from governance.objectperms import SHARE_LEVELS
-from marketerapi.api import ProblemSerializer, StrictFilterSet
-from marketerapi.problems import ApplicationError, InvalidInput, MalformedRequest, flatten_validation
+from marketerapi.api import ProblemSerializer, StrictFilterSet, StrictSerializer
+from marketerapi.problems import InvalidInput, MalformedRequest, flatten_validation
 
 # --- strict input ----------------------------------------------------------------------------
-
-
-class UnknownFields(ApplicationError):
-    status = 400
-    code = "unknown_fields"
-    title = "The request has fields this endpoint does not know; nothing was applied"
-    hint = "Remove or rename the fields listed in `errors`; `allowed_fields` lists the fields this endpoint reads."
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not declare (a typo must not be silently ignored)."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                allowed = list(self.fields)
-                hint = f"Remove or rename them; this endpoint reads: {', '.join(allowed)}."
-                raise UnknownFields(
-                    f"Unknown field(s): {', '.join(unknown)}; nothing was applied.",
-                    hint=hint,
-                    errors=[
-                        {
-                            "pointer": f"/{name}",
-                            "code": "unknown_field",
-                            "message": f"Unknown field {name!r}.",
-                            "hint": hint,
-                        }
-                        for name in unknown
-                    ],
-                    allowed_fields=allowed,
-                )
-        return super().to_internal_value(data)
 
 
 def validated(serializer_class: type[serializers.Serializer], data: Any, *, partial: bool = False) -> dict[str, Any]:

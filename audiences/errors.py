@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
-from marketerapi.problems import ApplicationError
+from marketerapi.problems import ApplicationError, UnknownFields
 
 
 class BatchTooLarge(ApplicationError):
@@ -28,13 +28,6 @@ class InvalidRows(ApplicationError):
     code = "invalid_rows"
     title = "Some rows of the batch are not valid; nothing was applied"
     hint = "Fix every row listed in `errors` (each has its own hint) and send the whole batch again."
-
-
-class UnknownFields(ApplicationError):
-    status = 400
-    code = "unknown_fields"
-    title = "The request has fields this endpoint does not know; nothing was applied"
-    hint = "Remove or rename the fields listed in `errors`; `allowed_fields` lists the fields this endpoint reads."
 
 
 class MalformedBatch(ApplicationError):

@@ -23,34 +23,8 @@ from governance.actors import Actor, actor_from_request
 from integrations import destinations
 from integrations import secrets as credentials_store
 from integrations.models import Destination
-from marketerapi.api import ProblemSerializer
-from marketerapi.problems import ApplicationError, InvalidInput
-
-
-class UnknownFields(ApplicationError):
-    status = 400
-    code = "unknown_fields"
-    title = "The request has fields this endpoint does not know; nothing was applied"
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not declare (a typo must not be silently ignored)."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                hint = f"Remove or rename them; this endpoint reads: {', '.join(self.fields)}."
-                raise UnknownFields(
-                    f"Unknown field(s): {', '.join(unknown)}.",
-                    hint=hint,
-                    errors=[
-                        {"pointer": f"/{n}", "code": "unknown_field", "message": f"Unknown field {n!r}.", "hint": hint}
-                        for n in unknown
-                    ],
-                )
-        return super().to_internal_value(data)
-
+from marketerapi.api import ProblemSerializer, StrictSerializer
+from marketerapi.problems import InvalidInput
 
 # --- serializers ----------------------------------------------------------------------
 

@@ -22,41 +22,7 @@ from integrations import webhooks
 from integrations.models import DeadLetter, DeliveryAttempt, DeliveryState, WebhookDelivery
 from integrations.models import WebhookSubscription as Subscription
 from integrations.outbox import EVENT_TYPES
-from marketerapi.api import ProblemSerializer, StrictFilterSet
-from marketerapi.problems import ApplicationError
-
-
-class UnknownFields(ApplicationError):
-    status = 400
-    code = "unknown_fields"
-    title = "The request has fields this endpoint does not know; nothing was applied"
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not declare (a typo must not be silently ignored)."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                allowed = list(self.fields)
-                hint = f"Remove or rename them; this endpoint reads: {', '.join(allowed)}."
-                raise UnknownFields(
-                    f"Unknown field(s): {', '.join(unknown)}.",
-                    hint=hint,
-                    errors=[
-                        {
-                            "pointer": f"/{name}",
-                            "code": "unknown_field",
-                            "message": f"Unknown field {name!r}.",
-                            "hint": hint,
-                        }
-                        for name in unknown
-                    ],
-                    allowed_fields=allowed,
-                )
-        return super().to_internal_value(data)
-
+from marketerapi.api import ProblemSerializer, StrictFilterSet, StrictSerializer
 
 # --- serializers ----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ and a FilterSet that refuses unknown query parameters."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -12,7 +13,7 @@ from rest_framework import pagination
 from rest_framework import serializers as _serializers
 from rest_framework.routers import SimpleRouter
 
-from marketerapi.problems import ApplicationError
+from marketerapi.problems import ApplicationError, UnknownFields
 
 
 class CursorPagination(pagination.CursorPagination):
@@ -56,6 +57,33 @@ class ProblemSerializer(_serializers.Serializer):
     hint = _serializers.CharField()
     errors = ProblemErrorSerializer(many=True, required=False)
     request_id = _serializers.CharField()
+
+
+class StrictSerializer(_serializers.Serializer):
+    """Refuses fields it does not declare (a typo must not be silently ignored): 400
+    `unknown_fields`, one error per unknown field, and the fields the endpoint reads."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                allowed = list(self.fields)
+                hint = f"Remove or rename them; this endpoint reads: {', '.join(allowed)}."
+                raise UnknownFields(
+                    f"Unknown field(s): {', '.join(unknown)}; nothing was applied.",
+                    hint=hint,
+                    errors=[
+                        {
+                            "pointer": f"/{name}",
+                            "code": "unknown_field",
+                            "message": f"Unknown field {name!r}.",
+                            "hint": hint,
+                        }
+                        for name in unknown
+                    ],
+                    allowed_fields=allowed,
+                )
+        return super().to_internal_value(data)
 
 
 class UnknownQueryParameters(ApplicationError):

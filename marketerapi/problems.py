@@ -78,6 +78,13 @@ class InvalidInput(ApplicationError):
     hint = "Fix each entry listed in `errors`; its `hint` says how."
 
 
+class UnknownFields(ApplicationError):
+    status = 400
+    code = "unknown_fields"
+    title = "The request has fields this endpoint does not know; nothing was applied"
+    hint = "Remove or rename the fields listed in `errors`; `allowed_fields` lists the fields this endpoint reads."
+
+
 class MalformedRequest(ApplicationError):
     status = 400
     code = "invalid_request"
