@@ -395,6 +395,22 @@ def _forget_shares(audience: Audience) -> None:
     GroupObjectPermission.objects.filter(content_type=content_type, object_pk=str(audience.pk)).delete()
 
 
+def open_archive_request(audience: Audience) -> int | None:
+    """The id of the request to archive this audience that is still open (pending, or
+    approved and not run yet), or None: while there is one, a second is refused."""
+    return (
+        ApprovalRequest.objects.filter(
+            environment=audience.environment,
+            action="audience.archive",
+            target_type=Audience._meta.label_lower,
+            target_id=str(audience.pk),
+            state__in=[ApprovalState.PENDING, ApprovalState.APPROVED],
+        )
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
 def audience_delete(*, actor: Actor, audience: Audience) -> AudienceDeletion:
     """DELETE /audiences/{id}: a draft is deleted; a published audience is archived, or an
     approval request is filed where the environment's policy asks for one."""
@@ -420,17 +436,7 @@ def audience_delete(*, actor: Actor, audience: Audience) -> AudienceDeletion:
     decision = policy.require(actor, "audience.archive", audience, context)
     _refuse_if_in_use(audience, "archive")
     if decision.needs_approval:
-        open_request = (
-            ApprovalRequest.objects.filter(
-                environment=audience.environment,
-                action="audience.archive",
-                target_type=Audience._meta.label_lower,
-                target_id=str(audience.pk),
-                state__in=[ApprovalState.PENDING, ApprovalState.APPROVED],
-            )
-            .values_list("pk", flat=True)
-            .first()
-        )
+        open_request = open_archive_request(audience)
         if open_request is not None:
             raise ApprovalPending(
                 f"Archiving {audience.name!r} waits for approval already (request {open_request}).",

@@ -374,6 +374,14 @@ def delete_control(actor: Actor, audience: Audience) -> Control:
     if audience.state == AudienceState.DRAFT and audience.live_version_id is None:
         return Control.of(can(actor, "audience.delete", audience))
     permission = can(actor, "audience.archive", audience)
+    if permission.allowed and permission.needs_approval:
+        # The service refuses a second request while one is open: not offered, with why.
+        open_request = audience_services.open_archive_request(audience)
+        if open_request is not None:
+            return Control.refused(
+                f"Archiving “{audience.name}” waits for approval already (request {open_request}).",
+                "Follow it in Approvals; its requester may cancel it there to file a new one.",
+            )
     return Control.of(permission, _approval_note(permission, "Archiving it"))
 
 

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from audiences.models import Audience, AudienceState, AudienceVersion
 from governance.actors import Actor
-from governance.approvals import approval_approve, approval_execute
+from governance.approvals import approval_approve, approval_cancel, approval_execute
 from governance.models import ApprovalPolicy, ApprovalRequest, AuditEvent, Door
 from integrations.models import Job, JobState
 from tests.audiences.audience_helpers import make_audience, make_live
@@ -212,6 +212,32 @@ def test_archiving_a_published_audience_in_pilot_needs_two_approvals(portal, per
     approval_execute(request.pk)
     detail = client.get(f"/audiences/{target.pk}/").content.decode()
     assert 'data-state="archived"' in detail and not enabled(detail, "delete-button")
+
+
+def test_while_an_archive_waits_for_approval_the_page_does_not_offer_a_second_one(portal, persona, pilot):
+    target = make_audience(pilot, "Lapsed EU customers")
+    make_live(target)
+    client = portal("operator", pilot)
+    htmx(client, "post", f"/audiences/{target.pk}/delete/")
+    request = ApprovalRequest.objects.get(action="audience.archive", target_id=str(target.pk))
+
+    # the audience's page shows the open request, and Archive… greyed out with why and what to do
+    why = f"Archiving “Lapsed EU customers” waits for approval already (request {request.pk})."
+    detail = client.get(f"/audiences/{target.pk}/").content.decode()
+    assert "Waiting for approval: 0 of 2" in detail
+    assert not enabled(detail, "delete-button") and why in reason(detail, "delete-button")
+    assert "its requester may cancel it there to file a new one" in reason(detail, "delete-button")
+    confirm = client.get(f"/audiences/{target.pk}/delete/").content.decode()
+    assert not enabled(confirm, "delete-confirm") and why in reason(confirm, "delete-confirm")
+    assert "Ask for approval to archive it" not in confirm
+
+    # a forged POST is still refused by the service
+    again = client.post(f"/audiences/{target.pk}/delete/")
+    assert again.status_code == 409 and "An approval request for this is already open" in again.content.decode()
+
+    # once the requester cancels, Archive… is offered again
+    approval_cancel(actor=Actor(user=client.user, environment=pilot, door=Door.PORTAL), request=request)
+    assert enabled(client.get(f"/audiences/{target.pk}/").content.decode(), "delete-button")
 
 
 # --- 8. delete and archive in a sandbox ----------------------------------------------------------------
