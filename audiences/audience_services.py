@@ -395,13 +395,13 @@ def _forget_shares(audience: Audience) -> None:
     GroupObjectPermission.objects.filter(content_type=content_type, object_pk=str(audience.pk)).delete()
 
 
-def open_archive_request(audience: Audience) -> int | None:
-    """The id of the request to archive this audience that is still open (pending, or
+def open_request(audience: Audience, action: str) -> int | None:
+    """The id of the request for `action` on this audience that is still open (pending, or
     approved and not run yet), or None: while there is one, a second is refused."""
     return (
         ApprovalRequest.objects.filter(
-            environment=audience.environment,
-            action="audience.archive",
+            environment_id=audience.environment_id,
+            action=action,
             target_type=Audience._meta.label_lower,
             target_id=str(audience.pk),
             state__in=[ApprovalState.PENDING, ApprovalState.APPROVED],
@@ -436,11 +436,11 @@ def audience_delete(*, actor: Actor, audience: Audience) -> AudienceDeletion:
     decision = policy.require(actor, "audience.archive", audience, context)
     _refuse_if_in_use(audience, "archive")
     if decision.needs_approval:
-        open_request = open_archive_request(audience)
-        if open_request is not None:
+        pending = open_request(audience, "audience.archive")
+        if pending is not None:
             raise ApprovalPending(
-                f"Archiving {audience.name!r} waits for approval already (request {open_request}).",
-                approval_url=f"/api/v1/approvals/{open_request}",
+                f"Archiving {audience.name!r} waits for approval already (request {pending}).",
+                approval_url=f"/api/v1/approvals/{pending}",
             )
         with transaction.atomic():
             request = approval_request_create(

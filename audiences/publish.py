@@ -43,13 +43,13 @@ from django.db.models import Count, Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
 from audiences.audience_selectors import rules_check, rules_check_or_raise
-from audiences.audience_services import ApprovalPending, AudienceArchived
+from audiences.audience_services import ApprovalPending, AudienceArchived, open_request
 from audiences.models import Audience, AudienceState, AudienceVersion, Membership, Profile, VersionState
 from audiences.preview import STEPS, matching_queryset, reachability, reachable_queryset
 from governance import audit, policy, quotas, windows
 from governance.actors import Actor
 from governance.approvals import Execution, approval_request_create, fingerprint_of, register_executor
-from governance.models import ApprovalRequest, ApprovalState, Door, TokenScope
+from governance.models import ApprovalRequest, Door, TokenScope
 from integrations import jobs, outbox
 from integrations.destinations import delivery_notes, push_create, push_run
 from integrations.models import Destination, Job, JobState, PushState
@@ -213,21 +213,11 @@ def _check_window(audience: Audience, action: str, context: dict[str, Any]) -> N
 
 
 def _refuse_if_open_request(audience: Audience, action: str) -> None:
-    open_request = (
-        ApprovalRequest.objects.filter(
-            environment_id=audience.environment_id,
-            action=action,
-            target_type=Audience._meta.label_lower,
-            target_id=str(audience.pk),
-            state__in=[ApprovalState.PENDING, ApprovalState.APPROVED],
-        )
-        .values_list("pk", flat=True)
-        .first()
-    )
-    if open_request is not None:
+    pending = open_request(audience, action)
+    if pending is not None:
         raise ApprovalPending(
-            f"{audience.name!r} waits for approval of this already (request {open_request}).",
-            approval_url=f"/api/v1/approvals/{open_request}",
+            f"{audience.name!r} waits for approval of this already (request {pending}).",
+            approval_url=f"/api/v1/approvals/{pending}",
         )
 
 

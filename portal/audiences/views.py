@@ -349,6 +349,14 @@ def publish_control(actor: Actor, audience: Audience) -> Control:
     live = audience.live_version
     context = {"reach": live.members} if live is not None and live.members is not None else {}
     permission = can(actor, publish.PUBLISH, audience, context)
+    if permission.allowed:
+        # The service refuses a second publish while one waits for approval: not offered, with why.
+        pending = audience_services.open_request(audience, publish.PUBLISH)
+        if pending is not None:
+            return Control.refused(
+                f"Publishing “{audience.name}” waits for approval already (request {pending}).",
+                "Follow it in Approvals; its requester may cancel it there to publish again.",
+            )
     if not permission.allowed or permission.needs_approval or actor.environment.is_sandbox:
         return Control.of(permission, _approval_note(permission, "Publishing this"))
     # The policy that would apply to the largest reach says whether any threshold exists here.
@@ -376,10 +384,10 @@ def delete_control(actor: Actor, audience: Audience) -> Control:
     permission = can(actor, "audience.archive", audience)
     if permission.allowed and permission.needs_approval:
         # The service refuses a second request while one is open: not offered, with why.
-        open_request = audience_services.open_archive_request(audience)
-        if open_request is not None:
+        pending = audience_services.open_request(audience, "audience.archive")
+        if pending is not None:
             return Control.refused(
-                f"Archiving “{audience.name}” waits for approval already (request {open_request}).",
+                f"Archiving “{audience.name}” waits for approval already (request {pending}).",
                 "Follow it in Approvals; its requester may cancel it there to file a new one.",
             )
     return Control.of(permission, _approval_note(permission, "Archiving it"))

@@ -160,11 +160,20 @@ def test_publish_in_pilot_over_the_threshold_waits_for_approval(portal, pilot):
     assert f'data-approval-id="{request.pk}"' in body and f'href="/approvals/{request.pk}/"' in body
     assert not AudienceVersion.objects.filter(audience=target).exists()
 
-    # the audience's page shows the open request; a second publish is refused in place
+    # the audience's page shows the open request and Publish greyed out with why and what to do
     detail = client.get(f"/audiences/{target.pk}/").content.decode()
     assert "Waiting for approval: 0 of 1" in detail
+    assert not enabled(detail, "publish-button")
+    assert f"Publishing “Spring EU buyers” waits for approval already (request {request.pk})." in reason(
+        detail, "publish-button"
+    )
+    # a forged POST is still refused by the service, in place
     again = htmx(client, "post", f"/audiences/{target.pk}/publish/")
     assert again.status_code == 409 and "An approval request for this is already open" in again.content.decode()
+
+    # once the requester cancels, Publish is offered again
+    approval_cancel(actor=Actor(user=client.user, environment=pilot, door=Door.PORTAL), request=request)
+    assert enabled(client.get(f"/audiences/{target.pk}/").content.decode(), "publish-button")
 
 
 def test_a_published_audience_over_the_threshold_says_publishing_needs_approval(portal, pilot):
