@@ -3,6 +3,8 @@ problems in place and friendly error pages."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -72,3 +74,23 @@ def test_an_unknown_page_is_a_friendly_404_with_the_request_id(portal):
     response = portal("operator").get("/no-such-page/")
     assert response.status_code == 404
     assert b"Page not found" in response.content and b"Request id" in response.content
+
+
+def test_a_crash_is_a_friendly_500_page_with_the_request_id(portal, monkeypatch):
+    from governance import quotas
+
+    def broken(actor):
+        raise RuntimeError("the quota table is on fire")
+
+    monkeypatch.setattr(quotas, "quota_statuses", broken)
+    client = portal("operator")
+    client.raise_request_exception = False
+
+    response = client.get("/")
+
+    assert response.status_code == 500
+    body = response.content.decode()
+    assert "<h1>Something went wrong on our side</h1>" in body
+    assert re.search(r"Request id: <code>req_[0-9a-f]{32}</code>", body)
+    assert "on fire" not in body and "Traceback" not in body
+    assert 'data-environment="sandbox"' in body  # the portal's layout, never Django's page
