@@ -259,6 +259,7 @@ class DestinationPush(models.Model):
 
     class Meta:
         ordering = ["id"]
+        verbose_name_plural = "destination pushes"
         indexes = [
             models.Index(fields=["next_attempt_at"], condition=Q(state__in=["pending", "deferred"]), name="push_due"),
         ]
