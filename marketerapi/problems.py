@@ -327,8 +327,38 @@ def translate(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
             ),
             headers,
         )
+    if is_service_outage(exc):
+        logger.error("a service did not answer: %s", exc, exc_info=exc)
+        headers["Retry-After"] = str(OUTAGE_RETRY_SECONDS)
+        return service_unavailable_problem(), headers
     logger.exception("unhandled error", exc_info=exc)
     return server_error_problem(), headers
+
+
+# How long a caller is asked to wait when Redis (token and permission cache, rate limits) is down.
+OUTAGE_RETRY_SECONDS = 30
+
+
+def is_service_outage(exc: BaseException) -> bool:
+    """Redis not answering (refused, timed out, dropped): the request could not be decided,
+    so the caller should retry, not report a bug."""
+    try:
+        import redis
+        from django_redis.exceptions import ConnectionInterrupted
+    except ImportError:  # pragma: no cover - both are requirements
+        return False
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError, ConnectionInterrupted))
+
+
+def service_unavailable_problem() -> dict[str, Any]:
+    return problem(
+        status=503,
+        code="service_unavailable",
+        title="A service the API depends on is not answering",
+        detail="The request could not be checked or carried out; the error was logged with this request id.",
+        hint=f"Try again in {OUTAGE_RETRY_SECONDS} seconds (see Retry-After); a POST sent again with the same "
+        "Idempotency-Key is done at most once. If it persists, give the request_id to your platform team.",
+    )
 
 
 def server_error_problem() -> dict[str, Any]:
