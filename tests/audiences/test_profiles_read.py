@@ -175,6 +175,35 @@ def test_detail_of_an_unknown_id_is_404(api):
     assert response.json()["code"] == "profile_not_found"
 
 
+def test_a_profile_of_another_environment_is_404_for_its_detail_and_its_consent_history(api, sandbox, pilot):
+    elsewhere = ProfileFactory(environment=sandbox, external_id="sandbox-only")
+    client = api("developer", pilot)
+
+    for path in (f"/api/v1/profiles/{elsewhere.pk}", f"/api/v1/profiles/{elsewhere.pk}/consent-history"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["code"] == "profile_not_found"
+        assert "sandbox-only" not in response.content.decode()
+
+
+def test_a_profile_is_found_by_its_primary_key_alone(api, ann, django_assert_num_queries):
+    """The lookup's WHERE names the primary key only (the environment is compared after):
+    with both, a planner whose statistics lag behind a large load picks the environment's
+    index and reads every profile of the environment for one row."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = api("developer")
+    client.get(f"/api/v1/profiles/{ann.pk}")  # tokens and permissions cached
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(f"/api/v1/profiles/{ann.pk}").status_code == 200
+
+    lookups = [q["sql"] for q in queries.captured_queries if 'FROM "audiences_profile"' in q["sql"]]
+    assert len(lookups) == 1
+    where = lookups[0].split("WHERE", 1)[1]
+    assert '"audiences_profile"."id" =' in where and "environment_id" not in where
+
+
 def test_consent_history_newest_first_and_paginated(api, ann):
     client = api("developer")
     for day, status in enumerate(["granted", "denied", "granted"], start=1):
