@@ -200,7 +200,7 @@ def test_a_profile_is_found_by_its_primary_key_alone(api, ann, django_assert_num
 
     lookups = [q["sql"] for q in queries.captured_queries if 'FROM "audiences_profile"' in q["sql"]]
     assert len(lookups) == 1
-    where = lookups[0].split("WHERE", 1)[1]
+    where = lookups[0].rsplit("WHERE", 1)[1]
     assert '"audiences_profile"."id" =' in where and "environment_id" not in where
 
 
