@@ -108,6 +108,37 @@ def e2e_data(django_db_serialized_rollback: None, transactional_db: None, eager_
     return {"sandbox": sandbox, "profiles": summary.loaded}
 
 
+PUBLISHED_NAME = "Spring EU buyers"
+
+
+def published_twice(sandbox: Any) -> Any:
+    """An audience of team growth in the sandbox, published twice by demo-operator through
+    the services (version 1 is one an operator could roll back to)."""
+    from django.contrib.auth.models import User
+
+    from audiences import audience_services, publish
+    from audiences.models import AudienceState
+    from governance.actors import Actor
+    from governance.models import Door
+
+    operator = Actor(user=User.objects.get(username="demo-operator"), environment=sandbox, door=Door.API)
+    audience = audience_services.audience_create(
+        actor=operator,
+        name=PUBLISHED_NAME,
+        channel="email",
+        purpose="spring sale",
+        description="Customers in the EU who may hear from us by email.",
+        rules={"all": [{"attr": "region", "op": "eq", "value": "EU"}]},
+        owner_team="growth",
+    )
+    for _ in range(2):
+        outcome = publish.audience_publish(actor=operator, audience=audience)
+        assert outcome.approval is None, "the sandbox publishes without approval"
+        audience.refresh_from_db()
+    assert audience.state == AudienceState.PUBLISHED and audience.live_version.number == 2
+    return audience
+
+
 class Browser:
     """One signed-in person's browser tab, with helpers the flows share."""
 

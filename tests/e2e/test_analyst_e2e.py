@@ -17,38 +17,16 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from playwright.sync_api import expect
 
-from audiences import audience_services, publish
-from audiences.models import Audience, AudienceState
+from audiences.models import AudienceState
 from governance.actors import Actor
-from governance.models import Door, Environment
+from governance.models import Door
 from governance.quotas import quota_consume
+from tests.e2e.conftest import PUBLISHED_NAME as NAME
+from tests.e2e.conftest import published_twice
 
-NAME = "Spring EU buyers"
-RULES = {"all": [{"attr": "region", "op": "eq", "value": "EU"}]}
 # What the policy says to an analyst about each refused action: why, and who may.
 WHO_MAY = "needs one of the roles: campaign_operator, developer, admin. You have: analyst."
 ASK = "Ask an admin to give you one of the roles: campaign_operator, developer, admin."
-
-
-def _published_twice(sandbox: Environment) -> Audience:
-    """The precondition, through the services: an audience of team growth in the sandbox,
-    published twice by demo-operator, so version 1 is one an operator could roll back to."""
-    operator = Actor(user=User.objects.get(username="demo-operator"), environment=sandbox, door=Door.API)
-    audience = audience_services.audience_create(
-        actor=operator,
-        name=NAME,
-        channel="email",
-        purpose="spring sale",
-        description="Customers in the EU who may hear from us by email.",
-        rules=RULES,
-        owner_team="growth",
-    )
-    for _ in range(2):
-        outcome = publish.audience_publish(actor=operator, audience=audience)
-        assert outcome.approval is None, "the sandbox publishes without approval"
-        audience.refresh_from_db()
-    assert audience.state == AudienceState.PUBLISHED and audience.live_version.number == 2
-    return audience
 
 
 def _expect_disabled_with_reason(page, element_id: str, label: str, action: str) -> None:
@@ -81,7 +59,7 @@ def _expect_refused_in_words(response, page, heading: str, refusal: str, back: s
 
 def test_an_analyst_sees_no_edit_controls_and_a_quota_past_80_percent_warns(open_browser, e2e_data):
     sandbox = e2e_data["sandbox"]
-    audience = _published_twice(sandbox)
+    audience = published_twice(sandbox)
     detail_url = f"/audiences/{audience.pk}/"
 
     tab = open_browser("demo-analyst")
