@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -279,37 +280,20 @@ def audience_new(request: HttpRequest) -> HttpResponse:
     permission = can(actor, "audience.create")
     teams = _team_names(audience_services.owner_team_choices(actor)) if permission else []
     if request.method == "POST":
-        form = AudienceForm(request.POST)
-        if not permission:
-            # Whoever may not create is refused by the service itself (and the refusal audited),
-            # whatever the form holds; the problem page says why and who can.
-            audience_services.audience_create(actor=actor, **_raw(request))
-        if not form.is_valid():
-            return _editor(
-                request,
-                actor=actor,
-                permission=permission,
-                form=form,
-                teams=teams,
-                problem=_form_problem(form, actor, None),
-                status=422,
-            )
-        values = dict(form.cleaned_data)
-        values["owner_team"] = values.get("owner_team") or None
-        try:
+        # Whoever may not create is refused by the service itself (and the refusal audited),
+        # whatever the form holds; the problem page says why and who can.
+        def create(values: dict[str, Any]) -> HttpResponse:
+            values["owner_team"] = values.get("owner_team") or None
             audience = audience_services.audience_create(actor=actor, **values)
-        except ApplicationError as error:
-            return _editor(
-                request,
-                actor=actor,
-                permission=permission,
-                form=form,
-                teams=teams,
-                problem=Problem.of(error),
-                status=error.status,
-            )
-        messages.success(request, f"Created the draft audience “{audience.name}”.")
-        return hx_redirect(request, _detail_url(audience.pk))
+            messages.success(request, f"Created the draft audience “{audience.name}”.")
+            return hx_redirect(request, _detail_url(audience.pk))
+
+        def refuse(raw: dict[str, Any]) -> None:
+            audience_services.audience_create(actor=actor, **raw)
+
+        return _save(
+            request, actor=actor, permission=permission, teams=teams, audience=None, refuse=refuse, save=create
+        )
     initial = {"channel": Channel.EMAIL, "rules": EMPTY_RULES, "owner_team": teams[0] if len(teams) == 1 else ""}
     empty = AudienceForm(initial=initial) if permission else None
     return _editor(
@@ -319,6 +303,44 @@ def audience_new(request: HttpRequest) -> HttpResponse:
 
 def _raw(request: HttpRequest) -> dict[str, Any]:
     return {name: request.POST.get(name, "") for name in (*METADATA_FIELDS, "rules")}
+
+
+def _save(
+    request: HttpRequest,
+    *,
+    actor: Actor,
+    permission: Permission,
+    teams: list[str],
+    audience: Audience | None,
+    refuse: Callable[[dict[str, Any]], Any],
+    save: Callable[[dict[str, Any]], HttpResponse],
+) -> HttpResponse:
+    """A posted editor. Without the permission, `refuse` hands the raw values to the
+    service, which refuses (and audits) them whatever they hold; an invalid form or a
+    refusal shows the editor again with every problem marked; otherwise what `save`
+    answers."""
+    form = AudienceForm(request.POST)
+
+    def again(problem: Problem, status: int) -> HttpResponse:
+        return _editor(
+            request,
+            actor=actor,
+            permission=permission,
+            form=form,
+            teams=teams,
+            audience=audience,
+            problem=problem,
+            status=status,
+        )
+
+    if not permission:
+        refuse(_raw(request))
+    if not form.is_valid():
+        return again(_form_problem(form, actor, audience.pk if audience else None), 422)
+    try:
+        return save(dict(form.cleaned_data))
+    except ApplicationError as error:
+        return again(Problem.of(error), error.status)
 
 
 def _edit_permission(actor: Actor, audience: Audience) -> Permission:
@@ -341,40 +363,23 @@ def audience_edit(request: HttpRequest, audience_id: int) -> HttpResponse:
     current_team = audience.owner_team.name
     teams = _team_names(audience_services.owner_team_choices(actor), current_team) if permission else []
     if request.method == "POST":
-        form = AudienceForm(request.POST)
-        if not permission:
-            # The service refuses (another team's audience, an archived one) and audits it.
-            audience_services.audience_update(actor=actor, audience=audience, **_raw(request))
-        if not form.is_valid():
-            return _editor(
-                request,
-                actor=actor,
-                permission=permission,
-                form=form,
-                teams=teams,
-                audience=audience,
-                problem=_form_problem(form, actor, audience.pk),
-                status=422,
-            )
-        changes = _changes(audience, form.cleaned_data)
-        try:
+        # Whoever may not edit (another team's audience, an archived one) is refused by the
+        # service itself, and the refusal audited.
+        def update(values: dict[str, Any]) -> HttpResponse:
+            changes = _changes(audience, values)
             saved = audience_services.audience_update(actor=actor, audience=audience, **changes)
-        except ApplicationError as error:
-            return _editor(
-                request,
-                actor=actor,
-                permission=permission,
-                form=form,
-                teams=teams,
-                audience=audience,
-                problem=Problem.of(error),
-                status=error.status,
-            )
-        if changes:
-            messages.success(request, f"Saved “{saved.name}”.")
-        else:
-            messages.info(request, f"Nothing changed in “{saved.name}”.")
-        return hx_redirect(request, _detail_url(saved.pk))
+            if changes:
+                messages.success(request, f"Saved “{saved.name}”.")
+            else:
+                messages.info(request, f"Nothing changed in “{saved.name}”.")
+            return hx_redirect(request, _detail_url(saved.pk))
+
+        def refuse(raw: dict[str, Any]) -> None:
+            audience_services.audience_update(actor=actor, audience=audience, **raw)
+
+        return _save(
+            request, actor=actor, permission=permission, teams=teams, audience=audience, refuse=refuse, save=update
+        )
     current: AudienceForm | None = None
     if permission:
         current = AudienceForm(
