@@ -29,7 +29,10 @@ def _profile_in_environment(actor: Actor, profile_id: int, queryset: QuerySet[Pr
     # By primary key alone, then the environment compared here: filtering on both lets the
     # planner pick the environment's index when its statistics lag behind a large load
     # (it then scans every profile of the environment for one row).
-    profile = queryset.filter(pk=profile_id).first() if profile_id > 0 else None
+    try:
+        profile: Profile | None = queryset.get(pk=profile_id)
+    except Profile.DoesNotExist:
+        profile = None
     if profile is None or profile.environment_id != actor.environment.pk:
         raise NotFound(
             f"There is no profile {profile_id} in {actor.environment.slug}.",
