@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,8 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import MARKER, run_child, synthetic_environment  # noqa: E402
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/marketerapi_bench"
-MARKER = "BENCH-ROWS:"
 GOAL = 1.5
 PROFILES = 1_000_000
 SEED = 42
@@ -93,16 +93,7 @@ def main(verbose: bool = False) -> list[dict[str, Any]]:
         "PYTHONPATH": str(ROOT),
     }
     env.pop("CELERY_BROKER_URL", None)  # publish jobs run in-process, right after commit
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child"]
-    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
-    if verbose or done.returncode:
-        sys.stderr.write(done.stderr if verbose else done.stderr[-4000:])
-    for line in done.stdout.splitlines():
-        if line.startswith(MARKER):
-            return json.loads(line[len(MARKER) :])
-    raise RuntimeError(
-        f"bench_audiences failed (exit {done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-    )
+    return run_child(__file__, env, verbose=verbose)
 
 
 # --- the child ------------------------------------------------------------------------------
@@ -147,27 +138,11 @@ def _setup() -> dict[str, Any]:
 
     from audiences.models import Profile, SuppressionEntry, SuppressionList
     from governance.actors import Actor
-    from governance.models import ApiToken, DataKind, Door, Environment, QuotaPolicy, hash_token
-    from sandbox.services import sandbox_reset
+    from governance.models import ApiToken, Door, QuotaPolicy, hash_token
 
-    environment, _ = Environment.objects.get_or_create(
-        slug=ENVIRONMENT,
-        defaults={
-            "name": "Bench audiences",
-            "purpose": "Loaded by bench/bench_audiences.py.",
-            "data_kind": DataKind.SYNTHETIC,
-            "change_windows": [],
-        },
+    environment, load_note = synthetic_environment(
+        ENVIRONMENT, name="Bench audiences", purpose="Loaded by bench/bench_audiences.py.", profiles=PROFILES, seed=SEED
     )
-    loaded = Profile.objects.filter(environment=environment).count()
-    load_note = f"reused {loaded:,} profiles"
-    if loaded < PROFILES:
-        started = time.perf_counter()
-        sandbox_reset(
-            actor=Actor.system(environment, door=Door.CLI), environment=environment, profiles=PROFILES, seed=SEED
-        )
-        loaded = Profile.objects.filter(environment=environment).count()
-        load_note = f"loaded {loaded:,} profiles with sandbox_reset in {time.perf_counter() - started:.0f} s"
 
     listed, _ = SuppressionList.objects.get_or_create(environment=environment, name="bench complaints")
     if not SuppressionEntry.objects.filter(suppression_list=listed).exists():
@@ -219,7 +194,7 @@ def _setup() -> dict[str, Any]:
         "actor": Actor(user=user, environment=environment, door=Door.API, request_id="bench"),
         "token": secret,
         "load_note": load_note,
-        "profiles": loaded,
+        "profiles": Profile.objects.filter(environment=environment).count(),
     }
 
 

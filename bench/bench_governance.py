@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,8 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-MARKER = "BENCH-ROWS:"
-CALLS = int(os.environ.get("BENCH_GOVERNANCE_CALLS", "400"))
+from bench.common import MARKER, database_url, ensure_database, run_child  # noqa: E402
+
+CALLS = int(os.environ.get("BENCH_GOVERNANCE_CALLS", "1000"))
 GOAL_READ = 1.3
 GOAL_WRITE = 1.5
 
@@ -209,8 +209,6 @@ def measure(calls: int) -> list[dict[str, Any]]:
 
 
 def main() -> list[dict[str, Any]]:
-    from bench.common import database_url, ensure_database
-
     url = database_url()
     ensure_database(url)
     env = {
@@ -219,15 +217,8 @@ def main() -> list[dict[str, Any]]:
         "DATABASE_URL": url,
         "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
         "CELERY_BROKER_URL": "",
-        "PYTHONPATH": str(ROOT),
     }
-    result = subprocess.run(
-        [sys.executable, __file__, "--child"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"bench_governance failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
-    line = next(line for line in result.stdout.splitlines() if line.startswith(MARKER))
-    return json.loads(line[len(MARKER) :])
+    return run_child(__file__, env)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,7 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-MARKER = "BENCH-ROWS:"
+from bench.common import MARKER, database_url, ensure_database, run_child, synthetic_environment  # noqa: E402
+
 CALLS = int(os.environ.get("BENCH_PORTAL_CALLS", "50"))
 WARMUP = 5
 GOAL_MS = 200.0
@@ -130,27 +130,15 @@ def _setup() -> dict[str, Any]:
     from governance import policy
     from governance.actors import Actor
     from governance.approvals.services import approval_request_create
-    from governance.models import ApprovalRequest, ApprovalState, DataKind, Door, Environment
-    from sandbox.services import sandbox_reset
+    from governance.models import ApprovalRequest, ApprovalState, Door
 
-    environment, _ = Environment.objects.get_or_create(
-        slug=ENVIRONMENT,
-        defaults={
-            "name": "Bench portal",
-            "purpose": "Loaded by bench/bench_portal.py: the sandbox as `make run` builds it.",
-            "data_kind": DataKind.SYNTHETIC,
-            "change_windows": [],
-        },
+    environment, load_note = synthetic_environment(
+        ENVIRONMENT,
+        name="Bench portal",
+        purpose="Loaded by bench/bench_portal.py: the sandbox as `make run` builds it.",
+        profiles=PROFILES,
+        seed=SEED,
     )
-    loaded = Profile.objects.filter(environment=environment).count()
-    load_note = f"reused {loaded:,} profiles"
-    if loaded < PROFILES:
-        started = time.perf_counter()
-        sandbox_reset(
-            actor=Actor.system(environment, door=Door.CLI), environment=environment, profiles=PROFILES, seed=SEED
-        )
-        loaded = Profile.objects.filter(environment=environment).count()
-        load_note = f"loaded {loaded:,} profiles with sandbox_reset in {time.perf_counter() - started:.0f} s"
 
     # seed_demo runs on development and demo deployments only; the bench is neither (DEBUG=0).
     demo = settings.MARKETERAPI_DEMO
@@ -224,7 +212,7 @@ def _setup() -> dict[str, Any]:
         "audience": main,
         "approval": pending,
         "load_note": load_note,
-        "profiles": loaded,
+        "profiles": Profile.objects.filter(environment=environment).count(),
     }
 
 
@@ -431,7 +419,6 @@ def measure(calls: int) -> list[dict[str, Any]]:
 
 
 def main() -> list[dict[str, Any]]:
-    from bench.common import database_url, ensure_database
 
     url = database_url()
     ensure_database(url)
@@ -444,15 +431,8 @@ def main() -> list[dict[str, Any]]:
         "RATELIMIT_KEY_PREFIX": RATELIMIT_PREFIX,
         "CELERY_BROKER_URL": "",  # publish jobs run in-process, right after commit
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-        "PYTHONPATH": str(ROOT),
     }
-    result = subprocess.run(
-        [sys.executable, __file__, "--child"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=1800
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"bench_portal failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
-    line = next(line for line in result.stdout.splitlines() if line.startswith(MARKER))
-    return json.loads(line[len(MARKER) :])
+    return run_child(__file__, env)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/marketerapi_bench"
+# A child process prints its rows on one line starting with this.
+MARKER = "BENCH-ROWS:"
 
 
 def database_url() -> str:
@@ -38,6 +44,49 @@ def ensure_database(url: str) -> str:
             "PostgreSQL: start it (pg_ctlcluster --skip-systemctl-redirect 15 main start) or set BENCH_DATABASE_URL."
         ) from exc
     return version
+
+
+def run_child(script: str, env: dict[str, str], *, verbose: bool = False, timeout: int = 1800) -> list[dict[str, Any]]:
+    """Run `script --child` (its own Django settings in `env`) and return the rows it
+    prints after MARKER; on failure, raise with the tails of its output. `verbose` also
+    passes on what the child wrote to stderr (e.g. query plans)."""
+    name = Path(script).stem
+    done = subprocess.run(
+        [sys.executable, str(Path(script).resolve()), "--child"],
+        env={**env, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if verbose or done.returncode:
+        sys.stderr.write(done.stderr if verbose else done.stderr[-4000:])
+    for line in done.stdout.splitlines():
+        if line.startswith(MARKER):
+            return list(json.loads(line[len(MARKER) :]))
+    raise RuntimeError(f"{name} failed (exit {done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+
+
+def synthetic_environment(slug: str, *, name: str, purpose: str, profiles: int, seed: int) -> tuple[Any, str]:
+    """(an environment of synthetic data of its own, a note on its profiles): loaded with
+    `sandbox_reset` when it holds fewer than `profiles`, else reused as it is. In a child."""
+    from audiences.models import Profile
+    from governance.actors import Actor
+    from governance.models import DataKind, Door, Environment
+    from sandbox.services import sandbox_reset
+
+    environment, _ = Environment.objects.get_or_create(
+        slug=slug,
+        defaults={"name": name, "purpose": purpose, "data_kind": DataKind.SYNTHETIC, "change_windows": []},
+    )
+    loaded = Profile.objects.filter(environment=environment).count()
+    if loaded >= profiles:
+        return environment, f"reused {loaded:,} profiles"
+    started = time.perf_counter()
+    sandbox_reset(actor=Actor.system(environment, door=Door.CLI), environment=environment, profiles=profiles, seed=seed)
+    loaded = Profile.objects.filter(environment=environment).count()
+    return environment, f"loaded {loaded:,} profiles with sandbox_reset in {time.perf_counter() - started:.0f} s"
 
 
 def git_commit() -> str:
