@@ -247,8 +247,10 @@ class Membership(models.Model):
     membership lookups and stable cursor pages in profile order."""
 
     pk = models.CompositePrimaryKey("version_id", "profile_id")
-    version = models.ForeignKey(AudienceVersion, on_delete=models.CASCADE, related_name="memberships")
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="+")
+    # The primary key's prefix serves lookups by version, and `membership_profile` those by
+    # profile (deleting one): no further index, as every published member maintains each.
+    version = models.ForeignKey(AudienceVersion, on_delete=models.CASCADE, related_name="memberships", db_index=False)
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="+", db_index=False)
 
     class Meta:
         indexes = [models.Index(fields=["profile"], name="membership_profile")]
