@@ -35,7 +35,7 @@ from audiences.models import (
     RegionalRestriction,
     RestrictionKind,
 )
-from audiences.pii import mask_pii
+from audiences.pii import SHOWN_FIELDS, mask_pii
 from audiences.preview import compute_preview, reachability
 from audiences.rules import Problem, Validation, compile_rules, validate
 from governance import policy
@@ -244,18 +244,7 @@ def audience_preview(*, actor: Actor, rules: Any, channel: str, audience: Audien
 
 
 # The fields of a profile that a preview's sample shows.
-SAMPLE_FIELDS: tuple[str, ...] = (
-    "id",
-    "external_id",
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "locale",
-    "country",
-    "region",
-    "lifecycle_stage",
-)
+SAMPLE_FIELDS: tuple[str, ...] = ("id", *SHOWN_FIELDS)
 
 
 def preview_as_seen(*, actor: Actor, result: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 PII_FIELDS: tuple[str, ...] = ("email", "phone", "first_name", "last_name")
+# The profile columns shown to a person who looks at profiles in a list (a preview's
+# sample, an audience's members), PII masked unless they may see it.
+SHOWN_FIELDS: tuple[str, ...] = (
+    "external_id",
+    *PII_FIELDS,
+    "locale",
+    "country",
+    "region",
+    "lifecycle_stage",
+)
 STARS = "***"
 
 

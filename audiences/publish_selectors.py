@@ -23,7 +23,7 @@ from django.db.models import QuerySet
 
 from audiences import selectors, services
 from audiences.models import Audience, AudienceVersion, Membership, VersionState
-from audiences.pii import mask_pii
+from audiences.pii import SHOWN_FIELDS, mask_pii
 from governance import policy
 from governance.actors import Actor
 from marketerapi.problems import ApplicationError
@@ -31,17 +31,7 @@ from marketerapi.problems import ApplicationError
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 # The profile columns a membership page shows (PII masked by the API for most roles).
-MEMBER_FIELDS: tuple[str, ...] = (
-    "external_id",
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "locale",
-    "country",
-    "region",
-    "lifecycle_stage",
-)
+MEMBER_FIELDS: tuple[str, ...] = SHOWN_FIELDS
 
 
 class InvalidCursor(ApplicationError):
