@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from functools import cached_property
 from typing import Any, ClassVar
 
 from django.utils import timezone
@@ -28,9 +27,8 @@ from audiences.errors import MalformedBatch, UnknownFields, check_batch_size, du
 from audiences.models import Channel, ConsentChange, ConsentStatus, LifecycleStage, Profile, Region
 from audiences.pii import mask_pii
 from governance import policy
-from governance.actors import Actor, actor_from_request
 from governance.idempotency import idempotent
-from marketerapi.api import ProblemSerializer, StrictFilterSet
+from marketerapi.api import ActorMixin, StrictFilterSet, problem_responses
 from marketerapi.problems import _HINTS as GENERIC_HINTS
 from marketerapi.problems import flatten_validation
 
@@ -40,14 +38,6 @@ FUTURE_TOLERANCE = timedelta(hours=24)
 
 
 # --- shared view pieces ---------------------------------------------------------
-
-
-class ActorMixin:
-    request: Request
-
-    @cached_property
-    def actor(self) -> Actor:
-        return actor_from_request(self.request)
 
 
 class PolicyAllows(permissions.BasePermission):
@@ -64,23 +54,25 @@ class PolicyAllows(permissions.BasePermission):
         return True
 
 
+_FAILURES = {
+    400: "Malformed JSON (`malformed_json`, names the position), unknown fields (`unknown_fields`, "
+    "lists them and `allowed_fields`) or a body of the wrong shape (`invalid_request`).",
+    401: "No token, an unknown, expired or revoked token (`not_authenticated`, `invalid_token`, "
+    "`token_revoked`, `token_expired`).",
+    403: "Your roles do not allow this (`permission_denied`); the hint names the roles that do. "
+    "The refusal is audited.",
+    404: "No such object in your token's environment (`profile_not_found`, `not_found`).",
+    405: "Method not allowed on this path (`method_not_allowed`).",
+    413: "More rows than `BULK_MAX_ROWS` (10,000) (`batch_too_large`) or a body above 16 MB "
+    "(`payload_too_large`); split the batch.",
+    415: "The body is not `application/json` (`unsupported_media_type`).",
+    422: "Rows with invalid values (`invalid_rows`): every bad row is listed with index, pointer, code, "
+    "message and hint; nothing was applied.",
+}
+
+
 def _problems(*statuses: int) -> dict[int, OpenApiResponse]:
-    meaning = {
-        400: "Malformed JSON (`malformed_json`, names the position), unknown fields (`unknown_fields`, "
-        "lists them and `allowed_fields`) or a body of the wrong shape (`invalid_request`).",
-        401: "No token, an unknown, expired or revoked token (`not_authenticated`, `invalid_token`, "
-        "`token_revoked`, `token_expired`).",
-        403: "Your roles do not allow this (`permission_denied`); the hint names the roles that do. "
-        "The refusal is audited.",
-        404: "No such object in your token's environment (`profile_not_found`, `not_found`).",
-        405: "Method not allowed on this path (`method_not_allowed`).",
-        413: "More rows than `BULK_MAX_ROWS` (10,000) (`batch_too_large`) or a body above 16 MB "
-        "(`payload_too_large`); split the batch.",
-        415: "The body is not `application/json` (`unsupported_media_type`).",
-        422: "Rows with invalid values (`invalid_rows`): every bad row is listed with index, pointer, code, "
-        "message and hint; nothing was applied.",
-    }
-    return {status: OpenApiResponse(ProblemSerializer, description=meaning[status]) for status in statuses}
+    return problem_responses(*statuses, failures=_FAILURES)
 
 
 # --- row validation ---------------------------------------------------------------

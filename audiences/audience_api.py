@@ -27,7 +27,7 @@ from governance.actors import Actor
 from governance.approvals import approval_brief
 from governance.idempotency import idempotent
 from governance.objectperms import SHARE_LEVELS
-from marketerapi.api import ProblemSerializer, StrictFilterSet, StrictSerializer
+from marketerapi.api import StrictFilterSet, StrictSerializer, problem_responses
 from marketerapi.problems import InvalidInput, MalformedRequest, flatten_validation
 
 # --- strict input ----------------------------------------------------------------------------
@@ -279,8 +279,7 @@ _FAILURES = {
 
 
 def _problems(*statuses: int, overrides: dict[int, str] | None = None) -> dict[int, OpenApiResponse]:
-    meanings = {**_FAILURES, **(overrides or {})}
-    return {code: OpenApiResponse(ProblemSerializer, description=meanings[code]) for code in statuses}
+    return problem_responses(*statuses, failures=_FAILURES, overrides=overrides)
 
 
 AUDIENCE_EXAMPLE = {

@@ -32,7 +32,7 @@ from audiences.models import Audience, AudienceVersion
 from governance.approvals import approval_brief
 from governance.idempotency import idempotent
 from governance.quotas import with_quota_warning
-from marketerapi.api import ProblemSerializer, UnknownQueryParameters
+from marketerapi.api import UnknownQueryParameters, problem_responses
 
 AUDIENCE_ID = OpenApiParameter("audience_id", int, OpenApiParameter.PATH, description="The audience's `id`.")
 
@@ -56,7 +56,7 @@ _FAILURES = {
 
 
 def _problems(*statuses: int) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(ProblemSerializer, description=_FAILURES[code]) for code in statuses}
+    return problem_responses(*statuses, failures=_FAILURES)
 
 
 # --- representations -----------------------------------------------------------------------

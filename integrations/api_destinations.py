@@ -9,7 +9,6 @@ in and never come out: responses say `"credentials": "stored"` (encrypted here) 
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any, ClassVar
 
 from django.urls import re_path
@@ -19,11 +18,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.actors import Actor, actor_from_request
 from integrations import destinations
 from integrations import secrets as credentials_store
 from integrations.models import Destination
-from marketerapi.api import ProblemSerializer, StrictSerializer
+from marketerapi.api import ActorMixin, StrictSerializer, problem_responses
 from marketerapi.problems import InvalidInput
 
 # --- serializers ----------------------------------------------------------------------
@@ -158,17 +156,19 @@ PERMISSION = (
 )
 
 
-def _problems(*codes: int) -> dict[int, OpenApiResponse]:
-    described = {
-        400: "The body is not JSON of the documented shape, or names unknown fields (`unknown_fields`).",
-        401: "No token, or an unknown, expired or revoked one.",
-        403: "Your roles do not allow this (`permission_denied`; `hint` names the roles that do).",
-        404: "No such destination in your token's environment (`destination_not_found`).",
-        422: "The settings are not valid (`invalid_destination`): each entry of `errors` has a `pointer` "
-        "(e.g. `/config/url`), a `code` and a `hint`. Sandbox destinations may use only file and webhook adapters "
-        "at local targets (`sandbox_adapter_not_allowed`, `sandbox_target_not_local`).",
-    }
-    return {code: OpenApiResponse(ProblemSerializer, description=described[code]) for code in codes}
+_FAILURES = {
+    400: "The body is not JSON of the documented shape, or names unknown fields (`unknown_fields`).",
+    401: "No token, or an unknown, expired or revoked one.",
+    403: "Your roles do not allow this (`permission_denied`; `hint` names the roles that do).",
+    404: "No such destination in your token's environment (`destination_not_found`).",
+    422: "The settings are not valid (`invalid_destination`): each entry of `errors` has a `pointer` "
+    "(e.g. `/config/url`), a `code` and a `hint`. Sandbox destinations may use only file and webhook adapters "
+    "at local targets (`sandbox_adapter_not_allowed`, `sandbox_target_not_local`).",
+}
+
+
+def _problems(*statuses: int) -> dict[int, OpenApiResponse]:
+    return problem_responses(*statuses, failures=_FAILURES)
 
 
 EXAMPLE_DESTINATION = {
@@ -211,14 +211,6 @@ EXAMPLE_HEALTH = {
 
 
 # --- views ----------------------------------------------------------------------------------
-
-
-class ActorMixin:
-    request: Request
-
-    @cached_property
-    def actor(self) -> Actor:
-        return actor_from_request(self.request)
 
 
 def _present(data: Any, name: str) -> bool:

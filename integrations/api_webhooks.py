@@ -6,7 +6,6 @@ checks the values (bad URL, unknown event type: 422), asks the policy engine and
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any, ClassVar
 
 from django.urls import re_path
@@ -17,12 +16,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.actors import Actor, actor_from_request
 from integrations import webhooks
 from integrations.models import DeadLetter, DeliveryAttempt, DeliveryState, WebhookDelivery
 from integrations.models import WebhookSubscription as Subscription
 from integrations.outbox import EVENT_TYPES
-from marketerapi.api import ProblemSerializer, StrictFilterSet, StrictSerializer
+from marketerapi.api import ActorMixin, StrictFilterSet, StrictSerializer, problem_responses
 
 # --- serializers ----------------------------------------------------------------------
 
@@ -233,7 +231,7 @@ _FAILURES = {
 
 
 def _problems(*statuses: int) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(ProblemSerializer, description=_FAILURES[code]) for code in statuses}
+    return problem_responses(*statuses, failures=_FAILURES)
 
 
 PERMISSION_VIEW = "\n\n**Permission:** developer or admin (`webhook.view`); token scope `admin`."
@@ -242,14 +240,6 @@ PERMISSION_DEAD = "\n\n**Permission:** developer or admin (`dead_letter.{}`); to
 
 
 # --- views ---------------------------------------------------------------------------
-
-
-class ActorMixin:
-    request: Request
-
-    @cached_property
-    def actor(self) -> Actor:
-        return actor_from_request(self.request)
 
 
 class WebhookList(ActorMixin, generics.ListAPIView):

@@ -1,28 +1,114 @@
-"""Shared pieces of the REST API: cursor pagination, the per-app router, the problem schema
-and a FilterSet that refuses unknown query parameters."""
+"""What every API module shares, once: the actor of a request, cursor pagination (one
+rule for `cursor` and `limit`), the per-app router, the problem schema and the OpenAPI
+failure descriptions, a serializer and a FilterSet that refuse what they do not know."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django_filters import rest_framework as _filters
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions as _drf_exceptions
 from rest_framework import pagination
 from rest_framework import serializers as _serializers
+from rest_framework.request import Request
 from rest_framework.routers import SimpleRouter
 
 from marketerapi.problems import ApplicationError, UnknownFields
 
+if TYPE_CHECKING:
+    from governance.actors import Actor
+
+
+class ActorMixin:
+    """`self.actor`: who calls this API view (token or portal session), built once per request."""
+
+    request: Request
+
+    @cached_property
+    def actor(self) -> Actor:
+        from governance.actors import actor_from_request
+
+        return actor_from_request(self.request)
+
+
+# --- pagination -------------------------------------------------------------------------
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+class InvalidCursor(ApplicationError):
+    status = 400
+    code = "invalid_cursor"
+    title = "The cursor is not valid"
+    hint = "Follow the `next` or `previous` link exactly as returned, with the same filters, or start without a cursor."
+
+
+class InvalidLimit(ApplicationError):
+    status = 400
+    code = "invalid_limit"
+    title = "The page size is not valid"
+    hint = f"Send ?limit= as a whole number from 1 to {MAX_PAGE_SIZE:,} (default {DEFAULT_PAGE_SIZE})."
+
+
+def page_size_from(raw: Any, *, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
+    """`?limit=`: absent is the default; anything but a whole number from 1 to `maximum` is a 400."""
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(str(raw))
+    except (TypeError, ValueError):
+        value = 0
+    if not 1 <= value <= maximum:
+        raise InvalidLimit(f"limit must be a whole number from 1 to {maximum:,}; got {str(raw)[:40]!r}.")
+    return value
+
 
 class CursorPagination(pagination.CursorPagination):
-    """Stable pages over large tables: the cursor is an opaque position on the id."""
+    """Stable pages over large tables: the cursor is an opaque position on the ordering field.
 
-    page_size = 100
+    One rule everywhere: a `limit` outside 1–1,000 and a cursor that was not taken from a
+    `next`/`previous` link are each a 400 problem (`invalid_limit`, `invalid_cursor`),
+    never a silent default, a 404 or a 500 (a crafted position is checked against the
+    ordering field's type before it reaches the database).
+    """
+
+    page_size = DEFAULT_PAGE_SIZE
     page_size_query_param = "limit"
-    max_page_size = 1000
+    max_page_size = MAX_PAGE_SIZE
     ordering = "-id"
+
+    _position_field: Any = None
+
+    def get_page_size(self, request: Request) -> int:
+        return page_size_from(request.query_params.get(self.page_size_query_param), maximum=self.max_page_size)
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
+        ordering = self.get_ordering(request, queryset, view)
+        field_name = ordering[0].lstrip("-") if ordering else ""
+        try:
+            self._position_field = queryset.model._meta.get_field(field_name) if field_name else None
+        except (FieldDoesNotExist, AttributeError):
+            self._position_field = None
+        return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request: Request) -> Any:
+        try:
+            cursor = super().decode_cursor(request)
+        except _drf_exceptions.NotFound:  # DRF's answer to a cursor it cannot read
+            raise InvalidCursor("The cursor could not be read.") from None
+        if cursor is not None and cursor.position is not None and self._position_field is not None:
+            try:
+                self._position_field.to_python(cursor.position)
+            except (ValidationError, ValueError, TypeError):
+                raise InvalidCursor("The cursor names a position this list does not have.") from None
+        return cursor
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -57,6 +143,36 @@ class ProblemSerializer(_serializers.Serializer):
     hint = _serializers.CharField()
     errors = ProblemErrorSerializer(many=True, required=False)
     request_id = _serializers.CharField()
+
+
+# The failure modes most endpoints share, in words an integrator can act on; an API module
+# passes its own wording for the statuses where it says more (which codes, which fields).
+COMMON_FAILURES: dict[int, str] = {
+    400: "Malformed JSON (`malformed_json`), a body of the wrong shape (`invalid_request`), unknown fields "
+    "(`unknown_fields`, with `allowed_fields`) or an unknown query parameter (`unknown_query_parameter`).",
+    401: "No token, or an unknown, expired or revoked one (`not_authenticated`, `invalid_token`, `token_revoked`, "
+    "`token_expired`).",
+    403: "Your roles or your token's scopes do not allow this (`permission_denied`); the hint names the roles that "
+    "do. The refusal is audited.",
+    404: "No such object in your token's environment (`not_found`): objects of other environments are never shown.",
+    405: "Method not allowed on this path (`method_not_allowed`).",
+    409: "The request conflicts with the object's current state (`conflict`).",
+    413: "The body is too large (`payload_too_large`); split the batch.",
+    415: "The body is not `application/json` (`unsupported_media_type`).",
+    422: "Some values are not valid (`invalid_input`): each entry of `errors` has a pointer, a code and a hint.",
+    429: "Too many requests in the rate class (`rate_limited`; see Retry-After), or a quota is used up "
+    "(`quota_exceeded`).",
+    503: "A service the API depends on is not answering (`service_unavailable`; see Retry-After).",
+}
+
+
+def problem_responses(
+    *statuses: int, failures: Mapping[int, str] | None = None, overrides: Mapping[int, str] | None = None
+) -> dict[int, OpenApiResponse]:
+    """OpenAPI responses for an endpoint's failure statuses, each a problem+json body with a
+    description: `failures` is the module's wording, `overrides` the endpoint's own."""
+    meanings = {**COMMON_FAILURES, **(failures or {}), **(overrides or {})}
+    return {status: OpenApiResponse(ProblemSerializer, description=meanings[status]) for status in statuses}
 
 
 class StrictSerializer(_serializers.Serializer):

@@ -8,22 +8,21 @@ environment answer 404.
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any
 
 from django.urls import re_path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, generics, serializers
+from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.actors import Actor, actor_from_request
+from governance.actors import Actor
 from governance.approvals import selectors, services
 from governance.models import ApprovalRequest, ApprovalState, VoteDecision
-from marketerapi.api import CursorPagination, ProblemSerializer, UnknownQueryParameters
-from marketerapi.problems import ApplicationError, InvalidInput
+from marketerapi.api import ActorMixin, CursorPagination, ProblemSerializer, UnknownQueryParameters
+from marketerapi.problems import InvalidInput
 
 # --- serializers ------------------------------------------------------------------------
 
@@ -232,14 +231,6 @@ DETAIL_EXAMPLE = {
 }
 
 
-class _ActorMixin:
-    request: Request
-
-    @cached_property
-    def actor(self) -> Actor:
-        return actor_from_request(self.request)
-
-
 # --- views ------------------------------------------------------------------------------
 
 LIST_PARAMETERS = ("state", "mine", "waiting_for_me", "cursor", "limit")
@@ -262,14 +253,7 @@ def _boolean(params: Any, name: str) -> bool:
     )
 
 
-class InvalidCursor(ApplicationError):
-    status = 400
-    code = "invalid_cursor"
-    title = "The cursor is not valid"
-    hint = "Follow the `next` or `previous` link exactly as returned, with the same filters."
-
-
-class ApprovalList(_ActorMixin, generics.GenericAPIView):
+class ApprovalList(ActorMixin, generics.GenericAPIView):
     queryset = ApprovalRequest.objects.none()  # for the schema only; get() asks the selector
     serializer_class = ApprovalSerializer
     pagination_class = CursorPagination
@@ -322,14 +306,11 @@ class ApprovalList(_ActorMixin, generics.GenericAPIView):
             mine=_boolean(params, "mine"),
             waiting_for_me=_boolean(params, "waiting_for_me"),
         )
-        try:
-            page = self.paginate_queryset(requests)
-        except exceptions.NotFound:
-            raise InvalidCursor() from None
+        page = self.paginate_queryset(requests)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
-class ApprovalDetail(_ActorMixin, APIView):
+class ApprovalDetail(ActorMixin, APIView):
     @extend_schema(
         operation_id="approvals_retrieve",
         summary="Show one approval request",
@@ -353,7 +334,7 @@ def _decision_response(actor: Actor, outcome: services.VoteOutcome) -> Response:
     return Response({"approval": approval_detail(fresh, actor), "message": outcome.message, "notices": outcome.notices})
 
 
-class ApprovalApprove(_ActorMixin, APIView):
+class ApprovalApprove(ActorMixin, APIView):
     policy_actions = {"POST": "approval.vote"}
 
     @extend_schema(
@@ -425,7 +406,7 @@ class ApprovalApprove(_ActorMixin, APIView):
         return _decision_response(self.actor, outcome)
 
 
-class ApprovalReject(_ActorMixin, APIView):
+class ApprovalReject(ActorMixin, APIView):
     policy_actions = {"POST": "approval.vote"}
 
     @extend_schema(
@@ -462,7 +443,7 @@ class ApprovalReject(_ActorMixin, APIView):
         return _decision_response(self.actor, outcome)
 
 
-class ApprovalCancel(_ActorMixin, APIView):
+class ApprovalCancel(ActorMixin, APIView):
     policy_actions = {"POST": "approval.cancel"}
 
     @extend_schema(

@@ -8,25 +8,22 @@ of the caller's token. See docs/audit.md.
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any
 
 from django.http import StreamingHttpResponse
 from django.urls import re_path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, generics, serializers
+from rest_framework import generics, serializers
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.actors import Actor, actor_from_request
 from governance.exports import EXPORT_FORMATS, audit_log_export, event_as_dict
 from governance.models import AuditEvent, Door, Outcome
 from governance.selectors_audit import DATETIME_HINT, audit_chain_report, audit_event_list, chain_report_as_dict
-from marketerapi.api import CursorPagination, ProblemSerializer
-from marketerapi.problems import ApplicationError
+from marketerapi.api import ActorMixin, CursorPagination, ProblemSerializer
 
 # --- serializers (for the schema; the shape itself is exports.event_as_dict) ----------
 
@@ -166,13 +163,6 @@ BAD_FILTER_EXAMPLE = OpenApiExample(
 )
 
 
-class InvalidCursor(ApplicationError):
-    status = 400
-    code = "invalid_cursor"
-    title = "The cursor is not valid"
-    hint = "Follow the `next` or `previous` link exactly as returned, with the same filters."
-
-
 class _IgnoreFormatParameter(DefaultContentNegotiation):
     """On the export, `?format=` names the file format, not one of DRF's renderers."""
 
@@ -180,18 +170,10 @@ class _IgnoreFormatParameter(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-class _ActorMixin:
-    request: Request
-
-    @cached_property
-    def actor(self) -> Actor:
-        return actor_from_request(self.request)
-
-
 # --- views ------------------------------------------------------------------------
 
 
-class AuditEventList(_ActorMixin, generics.GenericAPIView):
+class AuditEventList(ActorMixin, generics.GenericAPIView):
     queryset = AuditEvent.objects.none()  # for the schema only; get() asks the selector
     serializer_class = AuditEventSerializer
     pagination_class = CursorPagination
@@ -226,14 +208,11 @@ class AuditEventList(_ActorMixin, generics.GenericAPIView):
     )
     def get(self, request: Request) -> Response:
         events = audit_event_list(actor=self.actor, params=request.query_params, extra_parameters=("cursor", "limit"))
-        try:
-            page = self.paginate_queryset(events)
-        except exceptions.NotFound:  # DRF's answer to a cursor it cannot decode
-            raise InvalidCursor() from None
+        page = self.paginate_queryset(events)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
-class AuditEventExport(_ActorMixin, APIView):
+class AuditEventExport(ActorMixin, APIView):
     content_negotiation_class = _IgnoreFormatParameter
 
     @extend_schema(
@@ -305,7 +284,7 @@ class AuditEventExport(_ActorMixin, APIView):
         return response
 
 
-class AuditChainVerify(_ActorMixin, APIView):
+class AuditChainVerify(ActorMixin, APIView):
     @extend_schema(
         operation_id="audit_events_verify",
         summary="Verify the audit chain",
