@@ -19,20 +19,12 @@ from audiences.models import Consent, ConsentChange, Profile, ProfileEvent
 from audiences.pii import MASKS
 from governance.actors import Actor, client_ip
 from governance.models import Door
+from marketerapi.admin.mixins import ReadOnlyAdminMixin
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # Large tables: no COUNT(*) of the whole table under every filtered page.
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _sees_pii(request: HttpRequest) -> bool:

@@ -28,60 +28,9 @@ from simple_history.admin import SimpleHistoryAdmin
 from audiences import audience_services, suppressions
 from audiences.audience_selectors import teams
 from audiences.models import Audience, RegionalRestriction, SuppressionEntry, SuppressionList
-from governance.actors import Actor, client_ip
-from governance.models import Door, Environment
+from marketerapi.admin.mixins import ServiceForm, ServiceFormAdminMixin, problem_text
+from marketerapi.admin.site import admin_actor
 from marketerapi.problems import ApplicationError
-
-
-def _actor(request: HttpRequest, environment: Environment) -> Actor:
-    return Actor(
-        user=request.user,
-        environment=environment,
-        door=str(Door.ADMIN),
-        ip=client_ip(request),
-        request_id=getattr(request, "request_id", ""),
-    )
-
-
-def _explain(exc: ApplicationError) -> str:
-    return " ".join(part for part in (exc.detail or exc.title, exc.hint) if part)
-
-
-class ServiceForm(forms.ModelForm):
-    """A model form whose clean() calls a service; `request` is set by the admin."""
-
-    request: HttpRequest
-    instance: Any
-    result: Any = None
-
-    def refuse(self, exc: ApplicationError) -> None:
-        placed = False
-        for error in exc.errors:
-            field = str(error.get("pointer", "")).strip("/").split("/")[0]
-            if field in self.fields:
-                self.add_error(field, f"{error.get('message', '')} {error.get('hint', '')}".strip())
-                placed = True
-        if not placed or exc.status == 403:
-            self.add_error(None, _explain(exc))
-
-    def _post_clean(self) -> None:
-        # The service saved and validated; the model's own checks would only repeat them.
-        if self.result is not None:
-            return
-        super()._post_clean()
-
-
-class ServiceAdminMixin:
-    """Binds the request to the form, and leaves saving to the form's service call."""
-
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, change=change, **kwargs)  # type: ignore[misc]
-        return type(form.__name__, (form,), {"request": request})
-
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        for note in getattr(form, "notes", []):
-            self.message_user(request, note, messages.INFO)  # type: ignore[attr-defined]
-
 
 # --- audiences ---------------------------------------------------------------------------------
 
@@ -115,12 +64,12 @@ class AudienceForm(ServiceForm):
         values["owner_team"] = data["owner_team"].name
         try:
             if self.instance.pk is None:
-                actor = _actor(self.request, data["environment"])
+                actor = admin_actor(self.request, data["environment"])
                 self.result = audience_services.audience_create(actor=actor, **values)
             else:
                 current = Audience.objects.select_related("environment", "owner_team").get(pk=self.instance.pk)
                 changed = {name: values[name] for name in self.changed_data if name in values}
-                actor = _actor(self.request, current.environment)
+                actor = admin_actor(self.request, current.environment)
                 self.result = audience_services.audience_update(actor=actor, audience=current, **changed)
         except ApplicationError as exc:
             self.refuse(exc)
@@ -130,7 +79,7 @@ class AudienceForm(ServiceForm):
 
 
 @admin.register(Audience)
-class AudienceAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
+class AudienceAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
     form = AudienceForm
     list_display = [
         "name",
@@ -172,10 +121,10 @@ class AudienceAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
         for audience in queryset.select_related("environment", "owner_team"):
             try:
                 outcome = audience_services.audience_delete(
-                    actor=_actor(request, audience.environment), audience=audience
+                    actor=admin_actor(request, audience.environment), audience=audience
                 )
             except ApplicationError as exc:
-                self.message_user(request, f"{audience.name}: {_explain(exc)}", messages.WARNING)
+                self.message_user(request, f"{audience.name}: {problem_text(exc)}", messages.WARNING)
                 continue
             if outcome.approval is not None:
                 note = f"approval request #{outcome.approval.pk} filed; it is archived once approved."
@@ -233,7 +182,7 @@ class SuppressionListForm(ServiceForm):
                     self.add_error("remove_entries", "A new list has nothing to remove.")
                     return data
                 change = suppressions.suppression_list_create(
-                    actor=_actor(self.request, data["environment"]),
+                    actor=admin_actor(self.request, data["environment"]),
                     name=data["name"],
                     description=data.get("description", ""),
                     entries=add,
@@ -245,7 +194,7 @@ class SuppressionListForm(ServiceForm):
                     self.result = current
                     return data
                 change = suppressions.suppression_entries_change(
-                    actor=_actor(self.request, current.environment),
+                    actor=admin_actor(self.request, current.environment),
                     list_name=suppressions.GLOBAL if current.is_global else current.name,
                     add=add,
                     remove=remove,
@@ -289,7 +238,7 @@ class SuppressionEntryInline(admin.TabularInline):
 
 
 @admin.register(SuppressionList)
-class SuppressionListAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
+class SuppressionListAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
     form = SuppressionListForm
     inlines: ClassVar[list[Any]] = [SuppressionEntryInline]
     list_display = ["name", "environment", "is_global", "entry_count", "description", "created_by", "created_at"]
@@ -357,7 +306,7 @@ class RegionalRestrictionForm(ServiceForm):
                 setattr(restriction, name, data[name])
         try:
             self.result = audience_services.regional_restriction_save(
-                actor=_actor(self.request, restriction.environment), restriction=restriction
+                actor=admin_actor(self.request, restriction.environment), restriction=restriction
             )
         except ApplicationError as exc:
             self.refuse(exc)
@@ -367,7 +316,7 @@ class RegionalRestrictionForm(ServiceForm):
 
 
 @admin.register(RegionalRestriction)
-class RegionalRestrictionAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
+class RegionalRestrictionAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
     form = RegionalRestrictionForm
     list_display = ["description", "environment", "region", "channel", "kind", "is_active"]
     list_filter = ["environment", "region", "channel", "kind", "is_active"]

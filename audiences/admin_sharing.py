@@ -26,7 +26,7 @@ from audiences import (
     audience_services,
 )
 from audiences.models import Audience
-from governance.admin_site import admin_actor
+from marketerapi.admin.site import admin_actor
 from marketerapi.problems import ApplicationError
 
 

@@ -26,9 +26,8 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group, User
-from django.db import transaction
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html_join
@@ -36,8 +35,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from waffle import admin as waffle_admin
 from waffle.models import Flag, Sample, Switch
 
-from governance import audit, config_services, flag_services, policy, services
-from governance.admin_site import IndexedValuesFilter, LargeTableMixin, admin_actor
+from governance import config_services, flag_services, policy, services
 from governance.approvals import services as approval_services
 from governance.config_services import InvalidConfig
 from governance.models import (
@@ -48,62 +46,16 @@ from governance.models import (
     AuditEvent,
     Environment,
     FlagMeta,
-    Outcome,
     QuotaPolicy,
     QuotaUsage,
     ServiceAccount,
 )
 from governance.roles import ROLE_NAMES
 from governance.selectors import SESSION_ENVIRONMENT_KEY
+from marketerapi.admin.large_tables import IndexedValuesFilter, LargeTableMixin
+from marketerapi.admin.mixins import NoDeleteMixin, ReadOnlyAdminMixin, ServiceAdminMixin, problem_text
+from marketerapi.admin.site import admin_actor
 from marketerapi.problems import ApplicationError
-
-
-def _problem_text(exc: ApplicationError) -> str:
-    return " ".join(part for part in (exc.detail or exc.title, exc.hint) if part)
-
-
-class ServiceAdminMixin:
-    """For admins whose save_model calls a service. A refusal the form could not foresee
-    (the policy engine, a race) rolls the whole change back and comes back as an error
-    message on the same page; a policy denial is recorded again after the rollback, so the
-    attempt stays in the audit trail."""
-
-    def changeform_view(
-        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: Any = None
-    ) -> HttpResponse:
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
-        except ApplicationError as exc:
-            _record_denial_again(exc)
-            self.message_user(request, _problem_text(exc), messages.ERROR)  # type: ignore[attr-defined]
-            return HttpResponseRedirect(request.get_full_path())
-
-
-def _record_denial_again(exc: ApplicationError) -> None:
-    # policy.require wrote the denial inside the admin's transaction, which the refusal
-    # rolled back; write it again now, outside it.
-    denial = getattr(exc, "denial", None)
-    if denial is None:
-        return
-    actor, action, target, decision = denial
-    with transaction.atomic():
-        audit.record(actor, action, target, outcome=str(Outcome.DENIED), decision=decision)
-
-
-class _ReadOnly:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class _NoDelete:
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _json_help(example: Any) -> str:
@@ -139,7 +91,7 @@ class EnvironmentForm(forms.ModelForm):
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(ServiceAdminMixin, _NoDelete, SimpleHistoryAdmin):
+class EnvironmentAdmin(ServiceAdminMixin, NoDeleteMixin, SimpleHistoryAdmin):
     form = EnvironmentForm
     actions = ["act_here"]
     list_display = ["slug", "name", "data_kind", "time_zone", "windows", "created_at"]
@@ -273,7 +225,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
                 services.token_revoke(actor=admin_actor(request, token.environment), token=token)
                 revoked += 1
             except ApplicationError as exc:
-                refused.append(f"{token.prefix}…: {_problem_text(exc)}")
+                refused.append(f"{token.prefix}…: {problem_text(exc)}")
         if revoked:
             self.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)
         for line in refused:
@@ -325,7 +277,7 @@ class ServiceAccountCreateForm(forms.ModelForm):
 
 
 @admin.register(ServiceAccount)
-class ServiceAccountAdmin(ServiceAdminMixin, _NoDelete, SimpleHistoryAdmin):
+class ServiceAccountAdmin(ServiceAdminMixin, NoDeleteMixin, SimpleHistoryAdmin):
     list_display = ["user", "owner", "roles", "tokens", "description", "created_at"]
     list_filter = [("owner", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["user__username", "owner__username", "description"]
@@ -431,7 +383,7 @@ class ApprovalPolicyForm(forms.ModelForm):
 
 
 @admin.register(ApprovalPolicy)
-class ApprovalPolicyAdmin(ServiceAdminMixin, _NoDelete, SimpleHistoryAdmin):
+class ApprovalPolicyAdmin(ServiceAdminMixin, NoDeleteMixin, SimpleHistoryAdmin):
     form = ApprovalPolicyForm
     list_display = ["environment", "action", "condition", "steps_text", "description", "is_active"]
     list_filter = ["environment", "action", "is_active"]
@@ -496,7 +448,7 @@ class ApprovalActionFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(_ReadOnly, LargeTableMixin, SimpleHistoryAdmin):
+class ApprovalRequestAdmin(ReadOnlyAdminMixin, LargeTableMixin, SimpleHistoryAdmin):
     """Requests are filed by the services; here they are read, and voted on through the
     same services as the portal and the API (governance.approvals.services), which enforce
     the rules: never your own, distinct people, the policy's roles, a comment to reject."""
@@ -562,7 +514,7 @@ class ApprovalRequestAdmin(_ReadOnly, LargeTableMixin, SimpleHistoryAdmin):
                 else:
                     outcome = approval_services.approval_approve(actor=actor, request=approval, comment=comment)
             except ApplicationError as exc:
-                self.message_user(request, f"#{approval.pk}: {_problem_text(exc)}", messages.WARNING)
+                self.message_user(request, f"#{approval.pk}: {problem_text(exc)}", messages.WARNING)
                 continue
             self.message_user(request, f"#{approval.pk}: {outcome.message}", messages.SUCCESS)
             for notice in outcome.notices:
@@ -611,7 +563,7 @@ class QuotaPolicyForm(forms.ModelForm):
 
 
 @admin.register(QuotaPolicy)
-class QuotaPolicyAdmin(ServiceAdminMixin, _NoDelete, SimpleHistoryAdmin):
+class QuotaPolicyAdmin(ServiceAdminMixin, NoDeleteMixin, SimpleHistoryAdmin):
     form = QuotaPolicyForm
     list_display = ["name", "action", "limit", "period", "subject", "environment", "is_active"]
     list_filter = ["period", "environment", "role", "is_active"]
@@ -639,9 +591,9 @@ class QuotaNameFilter(IndexedValuesFilter):
 
 
 @admin.register(QuotaUsage)
-class QuotaUsageAdmin(_ReadOnly, LargeTableMixin, admin.ModelAdmin):
+class QuotaUsageAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     """What each person or token used of each quota per period (kept by governance.quotas).
-    The admin index lists the rows past 80 % of their limit (governance/admin_dashboard.py)."""
+    The admin index lists the rows past 80 % of their limit (marketerapi/admin/dashboard.py)."""
 
     list_display = ["quota", "subject", "period_start", "used"]
     list_filter = [QuotaNameFilter]
@@ -751,7 +703,7 @@ class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin, waffle_admin.FlagAdmin):
             try:
                 outcome = flag_services.flag_set(actor=admin_actor(request), flag_name=flag.name, everyone=everyone)
             except ApplicationError as exc:
-                self.message_user(request, f"{flag.name}: {_problem_text(exc)}", messages.WARNING)
+                self.message_user(request, f"{flag.name}: {problem_text(exc)}", messages.WARNING)
                 continue
             if outcome.approval is not None:
                 self.message_user(
@@ -842,7 +794,7 @@ class TeamForm(forms.ModelForm):
         return name
 
 
-class RoleAndTeamAdmin(ServiceAdminMixin, _NoDelete, SimpleHistoryAdmin, DjangoGroupAdmin):
+class RoleAndTeamAdmin(ServiceAdminMixin, NoDeleteMixin, SimpleHistoryAdmin, DjangoGroupAdmin):
     """The six roles (read-only: governance/roles.py defines their permissions and every
     migrate restores them) and the teams (created and renamed here; they hold no model
     permissions — what they own is shared per object)."""
@@ -973,7 +925,7 @@ class PersonChangeForm(DjangoUserAdmin.form):  # type: ignore[name-defined,misc]
             self.initial["teams"] = sorted(n for n in names if n not in ROLE_NAMES)
 
 
-class PersonAdmin(ServiceAdminMixin, _NoDelete, DjangoUserAdmin):
+class PersonAdmin(ServiceAdminMixin, NoDeleteMixin, DjangoUserAdmin):
     """People with their roles and teams. Roles, teams and the access flags change through
     config_services.user_access_set (audited); per-user permissions are not used — roles are."""
 
@@ -1052,7 +1004,7 @@ class AuditActionFilter(IndexedValuesFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(_ReadOnly, LargeTableMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     list_display = [
         "occurred_at",
         "environment",

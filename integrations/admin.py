@@ -8,21 +8,11 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from governance.admin_site import LargeTableMixin, RecentValuesFilter
 from integrations import admin_webhooks  # noqa: F401  (webhooks, deliveries, dead letters)
 from integrations.models import Job, OutboxEvent
 from integrations.outbox import EVENT_TYPES
-
-
-class _ReadOnly:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from marketerapi.admin.large_tables import LargeTableMixin, RecentValuesFilter
+from marketerapi.admin.mixins import ReadOnlyAdminMixin
 
 
 class EventTypeFilter(admin.SimpleListFilter):
@@ -39,7 +29,7 @@ class EventTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxEvent)
-class OutboxEventAdmin(_ReadOnly, LargeTableMixin, admin.ModelAdmin):
+class OutboxEventAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     list_display = ["type", "environment", "aggregate_type", "aggregate_id", "occurred_at", "dispatched_at", "attempts"]
     list_filter = ["environment", EventTypeFilter, ("dispatched_at", admin.EmptyFieldListFilter)]
     search_fields = ["=aggregate_id", "=event_id"]
@@ -58,7 +48,7 @@ class JobKindFilter(RecentValuesFilter):
 
 
 @admin.register(Job)
-class JobAdmin(_ReadOnly, LargeTableMixin, admin.ModelAdmin):
+class JobAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     """Publishes, exports, sends and destination pushes with their state, progress, warnings
     and errors (integrations.jobs). The admin index lists the latest failed ones."""
 

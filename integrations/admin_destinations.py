@@ -9,65 +9,27 @@ see them like any other change. Destinations are created and edited through the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from governance.actors import Actor, client_ip
-from governance.admin_site import LargeTableMixin
-from governance.models import Door
+from governance.actors import Actor
 from integrations import destinations
 from integrations import secrets as credentials_store
 from integrations.models import Destination, DestinationPush
+from marketerapi.admin.large_tables import LargeTableMixin
+from marketerapi.admin.mixins import ReadOnlyAdminMixin, for_each
 from marketerapi.problems import ApplicationError
-
-
-def _actor(request: HttpRequest, environment: Any) -> Actor:
-    return Actor(
-        user=request.user,
-        environment=environment,
-        door=Door.ADMIN,
-        ip=client_ip(request),
-        request_id=getattr(request, "request_id", ""),
-    )
-
-
-def _each(
-    model_admin: admin.ModelAdmin,
-    request: HttpRequest,
-    objects: list[Any],
-    environment_of: Callable[[Any], Any],
-    call: Callable[[Actor, Any], str],
-) -> None:
-    for obj in objects:
-        try:
-            line = call(_actor(request, environment_of(obj)), obj)
-            model_admin.message_user(request, line, messages.SUCCESS)
-        except ApplicationError as exc:
-            model_admin.message_user(request, f"{obj}: {exc.detail or exc.title} {exc.hint}", messages.WARNING)
-
-
-class _ReadOnly:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 _BADGE = {"ok": "#2e7d32", "degraded": "#e65100", "failing": "#c62828", "unknown": "#616161", "inactive": "#616161"}
 
 
 @admin.register(Destination)
-class DestinationAdmin(_ReadOnly, SimpleHistoryAdmin):
+class DestinationAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
     list_display = [
         "name",
         "environment",
@@ -164,7 +126,7 @@ class DestinationAdmin(_ReadOnly, SimpleHistoryAdmin):
             extra = f"; {outcome.requeued} deferred push(es) retried now" if outcome.requeued else ""
             return f"{dest.name}: test passed in {outcome.latency_ms} ms{extra}."
 
-        _each(self, request, list(queryset.select_related("environment")), lambda d: d.environment, call)
+        for_each(self, request, queryset.select_related("environment"), call)
 
     @admin.action(
         description="Reset the circuit breaker (close it, retry deferred pushes now)", permissions=["operate"]
@@ -174,7 +136,7 @@ class DestinationAdmin(_ReadOnly, SimpleHistoryAdmin):
             requeued = destinations.destination_breaker_reset(actor=actor, destination=dest)
             return f"{dest.name}: breaker closed; {requeued} deferred push(es) retried now."
 
-        _each(self, request, list(queryset.select_related("environment")), lambda d: d.environment, call)
+        for_each(self, request, queryset.select_related("environment"), call)
 
     @admin.action(description="Switch on", permissions=["operate"])
     def switch_on(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
@@ -182,7 +144,7 @@ class DestinationAdmin(_ReadOnly, SimpleHistoryAdmin):
             destinations.destination_update(actor=actor, destination=dest, is_active=True)
             return f"{dest.name}: switched on; its waiting pushes are sent now."
 
-        _each(self, request, list(queryset.select_related("environment")), lambda d: d.environment, call)
+        for_each(self, request, queryset.select_related("environment"), call)
 
     @admin.action(description="Switch off (hold its pushes)", permissions=["operate"])
     def switch_off(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
@@ -190,7 +152,7 @@ class DestinationAdmin(_ReadOnly, SimpleHistoryAdmin):
             destinations.destination_update(actor=actor, destination=dest, is_active=False)
             return f"{dest.name}: switched off; its pushes wait until it is on again."
 
-        _each(self, request, list(queryset.select_related("environment")), lambda d: d.environment, call)
+        for_each(self, request, queryset.select_related("environment"), call)
 
 
 class PushKindFilter(admin.SimpleListFilter):
@@ -205,7 +167,7 @@ class PushKindFilter(admin.SimpleListFilter):
 
 
 @admin.register(DestinationPush)
-class DestinationPushAdmin(_ReadOnly, LargeTableMixin, admin.ModelAdmin):
+class DestinationPushAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "destination",
@@ -268,4 +230,4 @@ class DestinationPushAdmin(_ReadOnly, LargeTableMixin, admin.ModelAdmin):
             return f"Push {push.pk}: {'due now' if moved else 'not pending or deferred; nothing to retry'}."
 
         pushes = list(queryset.select_related("destination", "destination__environment"))
-        _each(self, request, pushes, lambda p: p.destination.environment, call)
+        for_each(self, request, pushes, call, environment_of=lambda p: p.destination.environment)

@@ -9,67 +9,22 @@ which shows the signing secret once; the admin never shows it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
-from governance.actors import Actor, client_ip
-from governance.admin_site import LargeTableMixin
-from governance.models import Door
 from integrations import webhooks
 from integrations.models import DeadLetter, DeliveryAttempt, SubscriptionState, WebhookDelivery, WebhookSubscription
 from integrations.outbox import EVENT_TYPES
-from marketerapi.problems import ApplicationError
-
-
-def _actor(request: HttpRequest, obj: Any) -> Actor:
-    """The signed-in user acting on `obj` in the object's own environment."""
-    return Actor(
-        user=request.user,
-        environment=obj.environment,
-        door=str(Door.ADMIN),
-        ip=client_ip(request),
-        request_id=getattr(request, "request_id", ""),
-    )
-
-
-def _each(
-    model_admin: admin.ModelAdmin,
-    request: HttpRequest,
-    queryset: QuerySet[Any],
-    call: Callable[[Actor, Any], object],
-    done: str,
-) -> None:
-    ok, refused = 0, []
-    for obj in queryset.select_related("environment"):
-        try:
-            call(_actor(request, obj), obj)
-            ok += 1
-        except ApplicationError as exc:
-            refused.append(f"{obj}: {exc.detail or exc.title} {exc.hint}")
-    if ok:
-        model_admin.message_user(request, done.format(ok), messages.SUCCESS)
-    for line in refused:
-        model_admin.message_user(request, line, messages.WARNING)
-
-
-class _ReadOnly:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from marketerapi.admin.large_tables import LargeTableMixin
+from marketerapi.admin.mixins import ReadOnlyAdminMixin, for_each
 
 
 @admin.register(WebhookSubscription)
-class WebhookSubscriptionAdmin(_ReadOnly, SimpleHistoryAdmin):
+class WebhookSubscriptionAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
     list_display = ["url", "environment", "event_types", "state", "paused_reason", "failing_since", "created_at"]
     list_filter = ["environment", "state", ("failing_since", admin.EmptyFieldListFilter)]
     search_fields = ["url", "description"]
@@ -98,26 +53,26 @@ class WebhookSubscriptionAdmin(_ReadOnly, SimpleHistoryAdmin):
 
     @admin.action(description="Pause the selected subscriptions", permissions=["pause"])
     def pause(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]) -> None:
-        _each(
+        for_each(
             self,
             request,
-            queryset,
+            queryset.select_related("environment"),
             lambda actor, sub: webhooks.webhook_update(
                 actor=actor, subscription=sub, state=str(SubscriptionState.PAUSED)
             ),
-            "Paused {} subscription(s); their deliveries are held.",
+            done="Paused {} subscription(s); their deliveries are held.",
         )
 
     @admin.action(description="Resume (activate) the selected subscriptions", permissions=["pause"])
     def resume(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]) -> None:
-        _each(
+        for_each(
             self,
             request,
-            queryset,
+            queryset.select_related("environment"),
             lambda actor, sub: webhooks.webhook_update(
                 actor=actor, subscription=sub, state=str(SubscriptionState.ACTIVE)
             ),
-            "Resumed {} subscription(s); held deliveries are sent now.",
+            done="Resumed {} subscription(s); held deliveries are sent now.",
         )
 
 
@@ -146,7 +101,7 @@ class DeliveryEventTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(_ReadOnly, LargeTableMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "event",
@@ -211,7 +166,7 @@ class ResolutionFilter(admin.SimpleListFilter):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(_ReadOnly, LargeTableMixin, admin.ModelAdmin):
+class DeadLetterAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "kind",
@@ -255,20 +210,20 @@ class DeadLetterAdmin(_ReadOnly, LargeTableMixin, admin.ModelAdmin):
 
     @admin.action(description="Replay the selected dead letters", permissions=["resolve"])
     def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
-        _each(
+        for_each(
             self,
             request,
-            queryset,
+            queryset.select_related("environment"),
             lambda actor, letter: webhooks.dead_letter_replay(actor=actor, dead_letter=letter).detail,
-            "Replayed {} dead letter(s).",
+            done="Replayed {} dead letter(s).",
         )
 
     @admin.action(description="Discard the selected dead letters", permissions=["resolve"])
     def discard(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
-        _each(
+        for_each(
             self,
             request,
-            queryset,
+            queryset.select_related("environment"),
             lambda actor, letter: webhooks.dead_letter_discard(actor=actor, dead_letter=letter).detail,
-            "Discarded {} dead letter(s).",
+            done="Discarded {} dead letter(s).",
         )

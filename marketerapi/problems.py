@@ -10,10 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils.html import escape
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -371,6 +374,36 @@ def server_error_problem() -> dict[str, Any]:
     )
 
 
+# The page shown to people in a browser for a status, in words they can act on. Which
+# template renders it is a setting (ERROR_PAGE_TEMPLATE: the portal's layout), so the core
+# never imports the portal.
+ERROR_PAGES = {
+    400: ("Bad request", "Check the address or the form and try again."),
+    403: ("You may not open this page", "Ask an admin for the role this page needs."),
+    404: ("Page not found", "Check the address, or go back to the home page."),
+    500: (
+        "Something went wrong on our side",
+        "Try again in a minute. If it persists, give the request id below to your platform team.",
+    ),
+}
+
+
+def error_page(request: HttpRequest, *, status: int) -> HttpResponse:
+    """The friendly error page (title, hint, request id), never a trace. If the layout itself
+    cannot be rendered (the database is down, say), a bare page says the same."""
+    title, hint = ERROR_PAGES.get(status, ERROR_PAGES[500])
+    context = {"status": status, "title": title, "hint": hint, "request_id": current_request_id()}
+    try:
+        return render(request, settings.ERROR_PAGE_TEMPLATE, context, status=status)
+    except Exception:
+        logger.exception("the error page could not be rendered; answering a bare one")
+        body = (
+            f"<!doctype html><title>{escape(title)}</title><h1>{escape(title)}</h1><p>{escape(hint)}</p>"
+            f'<p>Request id: <code>{escape(context["request_id"])}</code></p><p><a href="/">Home</a></p>'
+        )
+        return HttpResponse(body, status=status)
+
+
 def _wants_problem(request: HttpRequest) -> bool:
     return request.path.startswith("/api/") or "json" in request.headers.get("Accept", "")
 
@@ -388,24 +421,18 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Any:
             status=404,
             content_type=PROBLEM_CONTENT_TYPE,
         )
-    from portal.views import error_page
-
     return error_page(request, status=404)
 
 
 def handler500(request: HttpRequest) -> Any:
     if _wants_problem(request):
         return JsonResponse(server_error_problem(), status=500, content_type=PROBLEM_CONTENT_TYPE)
-    from portal.views import error_page
-
     return error_page(request, status=500)
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> Any:
     if _wants_problem(request):
         return JsonResponse(Forbidden().as_problem(), status=403, content_type=PROBLEM_CONTENT_TYPE)
-    from portal.views import error_page
-
     return error_page(request, status=403)
 
 
@@ -416,6 +443,4 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Any:
             status=400,
             content_type=PROBLEM_CONTENT_TYPE,
         )
-    from portal.views import error_page
-
     return error_page(request, status=400)

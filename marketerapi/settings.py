@@ -35,8 +35,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    # Django's admin, for staff with the admin or developer role only (governance/admin_site.py).
-    "governance.admin_site.MarketerAdminConfig",
+    # Django's admin, for staff with the admin or developer role only (marketerapi/admin/site.py).
+    "marketerapi.admin.site.MarketerAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "simple_history",
     "waffle",
     "django_htmx",
+    # The door plumbing every app shares: admin site and dashboard, their templates and tags.
+    "marketerapi",
     "governance",
     "audiences",
     "integrations",
@@ -93,6 +95,10 @@ TEMPLATES = [
         },
     },
 ]
+
+# The template of the error pages people see in a browser (marketerapi.problems.error_page):
+# the portal's layout, named here so that the core never imports the portal.
+ERROR_PAGE_TEMPLATE = "portal/error.html"
 
 # --- database -------------------------------------------------------------------
 DATABASE_URL = env_url(

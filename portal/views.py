@@ -1,4 +1,5 @@
-"""The marketer's front door: home, environment switch and the error pages.
+"""The marketer's front door: home and the environment switch (the error pages are the core's
+`marketerapi.problems.error_page`, rendered in the portal's layout: settings.ERROR_PAGE_TEMPLATE).
 
 Areas live in their own packages (portal/audiences, portal/approvals, portal/audit); every
 view calls the same services and selectors as the API.
@@ -22,29 +23,7 @@ from governance.quotas import QuotaStatus
 from governance.selectors import SESSION_ENVIRONMENT_KEY, environment_get
 from governance.selectors_audit import audit_events_of_actor, audit_read_scope
 from integrations import jobs
-from marketerapi.middleware import current_request_id
 from portal.web import can, portal_actor, portal_view
-
-_TITLES = {
-    400: ("Bad request", "Check the address or the form and try again."),
-    403: ("You may not open this page", "Ask an admin for the role this page needs."),
-    404: ("Page not found", "Check the address, or go back to the home page."),
-    500: (
-        "Something went wrong on our side",
-        "Try again in a minute. If it persists, give the request id below to your platform team.",
-    ),
-}
-
-
-def error_page(request: HttpRequest, *, status: int) -> HttpResponse:
-    title, hint = _TITLES.get(status, _TITLES[500])
-    return render(
-        request,
-        "portal/error.html",
-        {"status": status, "title": title, "hint": hint, "request_id": current_request_id()},
-        status=status,
-    )
-
 
 # How many rows each home card lists; each card links to its full page.
 HOME_ROWS = 5

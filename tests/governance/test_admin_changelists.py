@@ -18,7 +18,6 @@ from django.urls import reverse
 from django.utils import timezone
 from waffle.models import Flag
 
-from governance.admin_site import distinct_indexed_values
 from governance.models import (
     ApiToken,
     ApprovalRequest,
@@ -29,6 +28,7 @@ from governance.models import (
     QuotaUsage,
     ServiceAccount,
 )
+from marketerapi.admin.large_tables import distinct_indexed_values
 from tests.conftest import issue_test_token
 from tests.factories import UserFactory
 from tests.governance.test_admin import everything  # noqa: F401  (one row of every model)
@@ -331,7 +331,7 @@ def test_the_approval_action_filter_lists_the_actions_that_can_ask(root, everyth
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner estimate")
 def test_a_long_list_shows_the_planners_estimate_and_says_so(root, sandbox, monkeypatch):
-    from governance import admin_site
+    from marketerapi.admin import large_tables as admin_site
 
     monkeypatch.setattr(admin_site, "EXACT_COUNT_BELOW", 1)
     for i in range(3):
@@ -345,7 +345,7 @@ def test_a_long_list_shows_the_planners_estimate_and_says_so(root, sandbox, monk
 
 
 def test_on_sqlite_lists_are_counted_exactly(sandbox):
-    from governance.admin_site import estimated_rows
+    from marketerapi.admin.large_tables import estimated_rows
 
     if connection.vendor == "postgresql":
         assert estimated_rows(AuditEvent.objects.all()) is not None

@@ -1,4 +1,4 @@
-"""The dashboard on the admin index (governance/admin_dashboard.py): pending approvals,
+"""The dashboard on the admin index (marketerapi/admin/dashboard.py): pending approvals,
 dead letters, open circuit breakers, quota hot spots and recent failed jobs of the
 environment the person acts in, in a fixed number of queries."""
 
@@ -14,11 +14,11 @@ from django.utils import timezone
 
 from governance import quotas
 from governance.actors import Actor
-from governance.admin_dashboard import quota_hot_spots
 from governance.models import ApprovalRequest, ApprovalState, QuotaPolicy
 from governance.selectors import SESSION_ENVIRONMENT_KEY
 from integrations import breakers
 from integrations.models import DeadLetter, Destination, Job, JobState
+from marketerapi.admin.dashboard import quota_hot_spots
 from tests.conftest import issue_test_token
 from tests.factories import UserFactory
 
@@ -283,7 +283,7 @@ def test_last_periods_use_and_an_inactive_policy_are_not_hot(sandbox, monkeypatc
 
 
 def test_past_the_candidates_weighed_the_count_says_there_are_more(site, sandbox, monkeypatch):
-    from governance import admin_dashboard
+    from marketerapi.admin import dashboard as admin_dashboard
 
     monkeypatch.setattr(admin_dashboard, "HOT_SPOT_CANDIDATES", 2)
     for i in range(3):

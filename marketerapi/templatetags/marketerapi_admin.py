@@ -1,4 +1,4 @@
-"""Template tags of the admin site (governance/admin_site.py).
+"""Template tags of the admin site (marketerapi/admin/large_tables.py).
 
 `bounded_date_hierarchy` replaces Django's `date_hierarchy` on the changelists of large
 tables. Django's lists the years, months or days that hold rows with a SELECT DISTINCT
