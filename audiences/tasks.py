@@ -8,17 +8,10 @@ decides who runs, and a rerun starts the interrupted step over, so nothing is do
 
 from __future__ import annotations
 
-from typing import Any
-
-from marketerapi.celery import app
-
-# The recovery sweep's interval; a stale job is one silent for publish.STALE_AFTER.
-RECOVER_SWEEP_SECONDS = 60.0
-
-_COMMON: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+from marketerapi.celery import TASK_DEFAULTS, app
 
 
-@app.task(name="audiences.publish", **_COMMON)
+@app.task(name="audiences.publish", **TASK_DEFAULTS)
 def audience_publish_task(job_id: int) -> str | None:
     """Materialize the version of a publish or rollback job, swap it live, deliver its diff."""
     from audiences.publish import publish_job_run
@@ -27,21 +20,9 @@ def audience_publish_task(job_id: int) -> str | None:
     return job.state if job is not None else None
 
 
-@app.task(name="audiences.publish_recover", **_COMMON)
+@app.task(name="audiences.publish_recover", **TASK_DEFAULTS)
 def audience_publish_recover_task() -> list[int]:
     """Enqueue publish jobs again whose worker died (stale heartbeat) or whose kick was lost."""
     from audiences.publish import publish_jobs_recover
 
     return publish_jobs_recover()
-
-
-def register_periodic_tasks(sender: Any, **kwargs: Any) -> None:
-    sender.add_periodic_task(
-        RECOVER_SWEEP_SECONDS,
-        audience_publish_recover_task.s(),
-        name="audiences.publish_recover sweep",
-        expires=RECOVER_SWEEP_SECONDS,
-    )
-
-
-app.on_after_finalize.connect(register_periodic_tasks, weak=False)

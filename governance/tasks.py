@@ -8,14 +8,10 @@ The beat schedule is CELERY_BEAT_SCHEDULE in marketerapi/settings.py.
 
 from __future__ import annotations
 
-from typing import Any
-
-from marketerapi.celery import app
-
-_COMMON: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+from marketerapi.celery import TASK_DEFAULTS, app
 
 
-@app.task(name="governance.approval_execute", **_COMMON)
+@app.task(name="governance.approval_execute", **TASK_DEFAULTS)
 def approval_execute_task(request_id: int) -> str | None:
     """Run one approved request's action, once."""
     from governance.approvals import approval_execute
@@ -24,7 +20,7 @@ def approval_execute_task(request_id: int) -> str | None:
     return request.state if request is not None else None
 
 
-@app.task(name="governance.approvals_run_due", **_COMMON)
+@app.task(name="governance.approvals_run_due", **TASK_DEFAULTS)
 def approvals_run_due_task() -> int:
     """Enqueue the approved requests whose change window has opened (or whose kick was lost)."""
     from governance.approvals import approvals_due
@@ -35,7 +31,7 @@ def approvals_run_due_task() -> int:
     return len(due)
 
 
-@app.task(name="governance.approvals_expire", **_COMMON)
+@app.task(name="governance.approvals_expire", **TASK_DEFAULTS)
 def approvals_expire_task() -> int:
     """Expire the pending requests filed more than 72 hours ago."""
     from governance.approvals import approvals_expire
@@ -43,7 +39,7 @@ def approvals_expire_task() -> int:
     return approvals_expire()
 
 
-@app.task(name="governance.idempotency_purge", **_COMMON)
+@app.task(name="governance.idempotency_purge", **TASK_DEFAULTS)
 def idempotency_purge_task() -> int:
     """Delete the idempotency records older than 24 hours (governance/idempotency.py)."""
     from governance.idempotency import purge_expired

@@ -14,7 +14,7 @@ from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
-from marketerapi.celery import app
+from marketerapi.celery import TASK_DEFAULTS, app
 
 logger = logging.getLogger("marketerapi.destination_tasks")
 
@@ -25,15 +25,10 @@ __all__ = [
     "worker_heartbeat_task",
 ]
 
-# The retry sweep runs this often; deferred pushes carry their own next_attempt_at, so a
-# tick usually finds little to do.
-RETRY_SWEEP_SECONDS = 30.0
 TIME_BUDGET_SECONDS = 50.0
 
-_COMMON: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
-
-@app.task(name="integrations.destination_job", **_COMMON)
+@app.task(name="integrations.destination_job", **TASK_DEFAULTS)
 def destination_job_task(job_id: int) -> str | None:
     """Run a delivery job's pushes once and finish the job (deferred work is retried by the sweep)."""
     from integrations.destinations import destination_job_run
@@ -42,7 +37,7 @@ def destination_job_task(job_id: int) -> str | None:
     return job.state if job is not None else None
 
 
-@app.task(name="integrations.destination_push", **_COMMON)
+@app.task(name="integrations.destination_push", **TASK_DEFAULTS)
 def destination_push_task(push_id: int) -> str | None:
     """Run one push if it is due."""
     from integrations.destinations import push_run
@@ -51,7 +46,7 @@ def destination_push_task(push_id: int) -> str | None:
     return outcome.state if outcome is not None else None
 
 
-@app.task(name="integrations.retry_deferred_pushes", **_COMMON)
+@app.task(name="integrations.retry_deferred_pushes", **TASK_DEFAULTS)
 def retry_deferred_pushes_task() -> dict[str, int]:
     """Run the pushes whose next attempt is due: deferred work is delivered, not dropped."""
     from integrations.destinations import pushes_run_due
@@ -65,28 +60,6 @@ def worker_heartbeat_task(self: Any) -> None:
     from integrations.status import worker_beat
 
     worker_beat(str(self.request.hostname or "unknown"))
-
-
-def register_destination_periodic_tasks(sender: Any, **kwargs: Any) -> None:
-    from integrations.status import HEARTBEAT_SECONDS
-
-    sender.add_periodic_task(
-        RETRY_SWEEP_SECONDS,
-        retry_deferred_pushes_task.s(),
-        name="integrations.retry_deferred_pushes sweep",
-        expires=RETRY_SWEEP_SECONDS,
-    )
-    sender.add_periodic_task(
-        HEARTBEAT_SECONDS,
-        worker_heartbeat_task.s(),
-        name="integrations.worker_heartbeat",
-        expires=HEARTBEAT_SECONDS,
-    )
-
-
-app.on_after_finalize.connect(register_destination_periodic_tasks, weak=False)
-if app.finalized:
-    register_destination_periodic_tasks(app)
 
 
 # --- worker heartbeats from the worker process itself ----------------------------------

@@ -30,7 +30,7 @@ from integrations.models import Destination
 
 logger = logging.getLogger("marketerapi.status")
 
-HEARTBEAT_SECONDS = 15.0
+HEARTBEAT_SECONDS: float = settings.WORKER_HEARTBEAT_SECONDS
 HEARTBEAT_TTL = 60.0
 # Workers silent for this long are forgotten (not listed as missing any more).
 FORGET_AFTER = 3600.0

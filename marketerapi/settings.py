@@ -8,6 +8,7 @@ to PostgreSQL, Redis and a real worker.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -148,27 +149,34 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Periodic work for `celery beat` (integrations adds its sweeps in integrations/tasks.py).
-# Approvals: run approved requests whose change window opened (or whose kick was lost),
-# and expire requests left undecided for 72 hours. `expires`: a tick that waited longer
-# than its interval is dropped; the next one does the same work.
+# How often a worker writes its heartbeat (/status; a job whose worker stopped beating is
+# taken over by the recovery sweeps).
+WORKER_HEARTBEAT_SECONDS = 15.0
+
+
+def _every(task: str, seconds: float) -> dict[str, Any]:
+    # `expires`: a tick that waited in the queue longer than its interval is dropped; the
+    # next one does the same work.
+    return {"task": task, "schedule": seconds, "options": {"expires": seconds}}
+
+
+# Periodic work for `celery beat`: every app's sweeps in one table, by task name. A kick
+# after commit does the work at once; a sweep picks up what a lost kick or a crash left.
 CELERY_BEAT_SCHEDULE = {
-    "governance.approvals_run_due": {
-        "task": "governance.approvals_run_due",
-        "schedule": 60.0,
-        "options": {"expires": 60.0},
-    },
-    "governance.approvals_expire": {
-        "task": "governance.approvals_expire",
-        "schedule": 300.0,
-        "options": {"expires": 300.0},
-    },
+    # Approvals: run approved requests whose change window opened (or whose kick was lost);
+    # expire requests left undecided for 72 hours.
+    "governance.approvals_run_due": _every("governance.approvals_run_due", 60.0),
+    "governance.approvals_expire": _every("governance.approvals_expire", 300.0),
     # Idempotency records are replayable for 24 hours; delete the older ones hourly.
-    "governance.idempotency_purge": {
-        "task": "governance.idempotency_purge",
-        "schedule": 3600.0,
-        "options": {"expires": 3600.0},
-    },
+    "governance.idempotency_purge": _every("governance.idempotency_purge", 3600.0),
+    # The outbox relay and webhook deliveries (their backoff is kept in the database).
+    "integrations.relay_outbox sweep": _every("integrations.relay_outbox", 10.0),
+    "integrations.deliver_webhooks sweep": _every("integrations.deliver_webhooks", 5.0),
+    # Deferred destination pushes carry their own next attempt; a tick usually finds little.
+    "integrations.retry_deferred_pushes sweep": _every("integrations.retry_deferred_pushes", 30.0),
+    "integrations.worker_heartbeat": _every("integrations.worker_heartbeat", WORKER_HEARTBEAT_SECONDS),
+    # Publish jobs whose worker died (stale heartbeat) or whose kick was lost.
+    "audiences.publish_recover sweep": _every("audiences.publish_recover", 60.0),
 }
 
 # When set, tests that need PostgreSQL, Redis or a broker fail instead of skipping.

@@ -110,24 +110,18 @@ def test_the_heartbeat_task_records_its_worker(monkeypatch):
     assert len(seen) == 1
 
 
-def test_periodic_tasks_are_registered_on_the_celery_app():
-    from integrations import destination_tasks
+def test_the_retry_sweep_and_the_heartbeat_are_in_the_one_beat_schedule():
     from marketerapi.celery import app
 
-    registered = []
+    schedule = app.conf.beat_schedule
 
-    class Sender:
-        def add_periodic_task(self, interval, signature, name, **kwargs):
-            registered.append((name, interval, signature.task))
-
-    destination_tasks.register_destination_periodic_tasks(Sender())
-
-    assert registered == [
-        ("integrations.retry_deferred_pushes sweep", 30.0, "integrations.retry_deferred_pushes"),
-        ("integrations.worker_heartbeat", status.HEARTBEAT_SECONDS, "integrations.worker_heartbeat"),
-    ]
-    receivers = [receiver for _, receiver in app.on_after_finalize.receivers]
-    assert destination_tasks.register_destination_periodic_tasks in receivers
+    assert schedule["integrations.retry_deferred_pushes sweep"]["task"] == "integrations.retry_deferred_pushes"
+    assert schedule["integrations.retry_deferred_pushes sweep"]["schedule"] == 30.0
+    assert schedule["integrations.worker_heartbeat"]["task"] == "integrations.worker_heartbeat"
+    assert schedule["integrations.worker_heartbeat"]["schedule"] == status.HEARTBEAT_SECONDS
+    # Every scheduled task exists: a typo in the table would never run.
+    app.loader.import_default_modules()
+    assert {entry["task"] for entry in schedule.values()} <= set(app.tasks)
 
 
 @pytest.mark.services
