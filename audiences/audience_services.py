@@ -533,7 +533,7 @@ register_executor("audience.archive", _execute_archive, fingerprint=audience_fin
 # --- sharing ---------------------------------------------------------------------------------
 
 
-def _share_needs_owner(
+def share_needs_owner(
     actor: Actor, spec: policy.Action, target: Any, context: dict[str, Any]
 ) -> policy.Decision | None:
     """Only the owning team or an admin shares: a share of change lets people edit, not
@@ -549,9 +549,6 @@ def _share_needs_owner(
         [f"{target} is owned by the team {team!r}; only that team or an admin may share it."],
         hint=f"Ask the {team} team (or an admin) to share it.",
     )
-
-
-policy.register_hook("audience.share", _share_needs_owner)
 
 
 def _grantee(team: str | None, user: str | None) -> tuple[str, Any]:

@@ -49,7 +49,7 @@ from audiences.preview import STEPS, Reachability, matching_queryset, reachabili
 from governance import audit, policy, quotas, windows
 from governance.actors import Actor
 from governance.approvals import Execution, approval_request_create, fingerprint_of, register_executor
-from governance.models import ApprovalRequest, Door, TokenScope
+from governance.models import ApprovalRequest, Door
 from integrations import jobs, outbox
 from integrations.destinations import delivery_notes, push_create, push_run
 from integrations.models import Destination, Job, JobState, PushState
@@ -59,17 +59,6 @@ logger = logging.getLogger("marketerapi.publish")
 
 PUBLISH = "audience.publish"
 ROLLBACK = "audience.rollback"
-# Rolling back republishes what was live before; like a publish it needs the owning team
-# (or a share of change) and a `publish` token. No approval policy ships for it (PRODUCT.md
-# §5 lists none), but an admin may add one for `audience.rollback`: the executor below runs it.
-policy.register(
-    ROLLBACK,
-    "audiences.publish_audience",
-    "Roll an audience back to an earlier version",
-    scope=TokenScope.PUBLISH,
-    object_permission="change",
-    approval=True,
-)
 
 JOB_KINDS = (PUBLISH, ROLLBACK)
 QUOTA = "publish"

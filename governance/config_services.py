@@ -20,24 +20,10 @@ from django.db import transaction
 
 from governance import audit, policy
 from governance.actors import Actor
-from governance.models import ApprovalPolicy, Environment, FlagMeta, Outcome, QuotaPolicy, TokenScope
+from governance.models import ApprovalPolicy, Environment, FlagMeta, Outcome, QuotaPolicy
 from governance.roles import ADMIN, ROLE_NAMES
 from governance.windows import InvalidChangeWindows, parse_windows
 from marketerapi.problems import InvalidInput
-
-_A = str(TokenScope.ADMIN)
-
-policy.register("environment.create", "governance.add_environment", "Add an environment", scope=_A)
-policy.register("environment.change", "governance.change_environment", "Change an environment", scope=_A)
-policy.register("approval_policy.create", "governance.add_approvalpolicy", "Add an approval policy", scope=_A)
-policy.register("approval_policy.change", "governance.change_approvalpolicy", "Change an approval policy", scope=_A)
-policy.register("quota_policy.create", "governance.add_quotapolicy", "Add a quota policy", scope=_A)
-policy.register("quota_policy.change", "governance.change_quotapolicy", "Change a quota policy", scope=_A)
-policy.register("team.create", "auth.add_group", "Create a team", scope=_A)
-policy.register("team.change", "auth.change_group", "Rename a team", scope=_A)
-policy.register("user.create", "auth.add_user", "Add a person", scope=_A)
-policy.register("user.access_change", "auth.change_user", "Change a person's roles, teams and access", scope=_A)
-policy.register("flag.meta_change", "governance.change_flagmeta", "Describe a feature flag", scope=_A)
 
 
 class InvalidConfig(ValueError):

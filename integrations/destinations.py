@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from governance import audit, policy
 from governance.actors import Actor
-from governance.models import Environment, TokenScope
+from governance.models import Environment
 from integrations import adapters, jobs
 from integrations import secrets as credentials_store
 from integrations.adapters.base import (
@@ -59,11 +59,6 @@ from marketerapi.problems import InvalidInput, NotFound
 
 logger = logging.getLogger("marketerapi.destinations")
 
-_A = TokenScope.ADMIN
-policy.register("destination.view", "integrations.view_destination", "See destinations", scope=_A, unsafe=False)
-policy.register("destination.create", "integrations.add_destination", "Create destinations", scope=_A)
-policy.register("destination.update", "integrations.change_destination", "Change destinations", scope=_A)
-policy.register("destination.test", "integrations.change_destination", "Test a destination's connection", scope=_A)
 
 JOB_KIND = "destination.push"
 PUSH_KINDS = ("members", "send")

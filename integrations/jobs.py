@@ -29,8 +29,6 @@ from governance.models import Environment
 from integrations.models import Job, JobState
 from marketerapi.problems import NotFound
 
-policy.register("job.view", "integrations.view_job", "See jobs", unsafe=False)
-
 TERMINAL = frozenset({JobState.SUCCEEDED, JobState.PARTIALLY_SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
 

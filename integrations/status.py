@@ -37,22 +37,6 @@ FORGET_AFTER = 3600.0
 WORKERS_KEY = "marketerapi:workers"
 
 
-def _require_a_role(actor: Actor, spec: Any, target: Any, context: dict[str, Any]) -> policy.Decision | None:
-    """Every role may read the status; a signed-in user with no role may not."""
-    if actor.roles:
-        return None
-    return policy.Decision(
-        policy.DENY,
-        "role_permission",
-        ["Reading the service status needs a role. You have: no role."],
-        hint="Ask an admin to give you a role; every role may read /api/v1/status.",
-    )
-
-
-policy.register("status.view", None, "See the health of the service", unsafe=False)
-policy.register_hook("status.", _require_a_role)
-
-
 def _iso(value: float | None) -> str | None:
     if value is None:
         return None

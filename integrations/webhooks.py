@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from governance import audit, policy
 from governance.actors import Actor
-from governance.models import Door, Environment, TokenScope
+from governance.models import Door, Environment
 from integrations.models import (
     DeadLetter,
     DeliveryState,
@@ -53,21 +53,6 @@ from integrations.models import (
 )
 from integrations.outbox import EVENT_TYPES
 from marketerapi.problems import Conflict, InvalidInput, NotFound
-
-# --- policy actions ---------------------------------------------------------------
-
-_A = str(TokenScope.ADMIN)
-policy.register(
-    "webhook.view", "integrations.view_webhooksubscription", "See webhook subscriptions", scope=_A, unsafe=False
-)
-policy.register("webhook.create", "integrations.add_webhooksubscription", "Create webhook subscriptions", scope=_A)
-policy.register("webhook.update", "integrations.change_webhooksubscription", "Change webhook subscriptions", scope=_A)
-# The roles hold view/add/change on subscriptions (governance/roles.py) and no delete:
-# removing a subscription is a change of what the environment sends, so it needs change.
-policy.register("webhook.delete", "integrations.change_webhooksubscription", "Delete webhook subscriptions", scope=_A)
-policy.register("dead_letter.view", "integrations.view_deadletter", "See dead letters", scope=_A, unsafe=False)
-policy.register("dead_letter.replay", "integrations.change_deadletter", "Replay dead letters", scope=_A)
-policy.register("dead_letter.discard", "integrations.change_deadletter", "Discard dead letters", scope=_A)
 
 # --- the delivery contract (docs/webhooks.md has the table) -------------------------
 

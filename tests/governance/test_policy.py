@@ -163,8 +163,10 @@ def test_require_records_the_denied_attempt(persona, sandbox):
 
 
 def test_hooks_from_domain_apps_can_refuse(persona, sandbox, monkeypatch):
-    hooks = list(policy._HOOKS)
-    monkeypatch.setattr(policy, "_HOOKS", hooks)
+    from governance.policy import engine
+
+    hooks = list(engine._HOOKS)
+    monkeypatch.setattr(engine, "_HOOKS", hooks)
 
     def no_sms_in_sandbox(actor, spec, target, context):
         if context.get("channel") == "sms":
@@ -177,3 +179,41 @@ def test_hooks_from_domain_apps_can_refuse(persona, sandbox, monkeypatch):
     actor = Actor(user=persona("operator"), environment=sandbox)
     assert policy.decide(actor, "audience.create", None, {"channel": "sms"}).rule == "regional_restriction"
     assert policy.decide(actor, "audience.create", None, {"channel": "email"}).allowed
+
+
+def test_every_action_is_known_whatever_a_process_imported():
+    # A Celery worker imports neither the URL conf nor the API modules: the table must not
+    # depend on them (governance/policy/actions.py).
+    import subprocess
+    import sys
+
+    code = (
+        "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'marketerapi.settings_test');"
+        "django.setup(); from governance.policy import ACTIONS;"
+        "print(sorted(a for a in ('webhook.create', 'destination.test', 'status.view', 'job.view',"
+        " 'audience.rollback', 'environment.change') if a in ACTIONS))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(
+        sorted(
+            ["webhook.create", "destination.test", "status.view", "job.view", "audience.rollback", "environment.change"]
+        )
+    )
+
+
+def test_every_action_names_a_permission_that_exists(db):
+    from django.contrib.auth.models import Permission
+
+    named = {a.permission for a in policy.ACTIONS.values() if a.permission}
+    existing = {
+        f"{app}.{codename}" for app, codename in Permission.objects.values_list("content_type__app_label", "codename")
+    }
+    assert named - existing == set()
+
+
+def test_a_person_with_no_role_may_not_read_the_audit_log_approvals_or_status(persona, sandbox):
+    actor = Actor(user=persona("nobody"), environment=sandbox)
+    for action in ("audit.view", "approval.view", "status.view"):
+        decision = policy.decide(actor, action)
+        assert (decision.outcome, decision.rule) == (policy.DENY, "role_permission")
+        assert "You have: no role" in decision.reasons[0]

@@ -1,4 +1,4 @@
-"""The one policy point: `decide(actor, action, target, context)` → Decision.
+"""The policy engine behind the one policy point: `decide(actor, action, target, context)` → Decision.
 
 Services ask here and nowhere else; they never call `has_perm` themselves. Each action
 is registered with what it needs; `decide` applies the rules in a fixed order and the
@@ -27,27 +27,14 @@ from django.db import transaction
 
 from governance import audit
 from governance.actors import Actor
-from governance.models import ApprovalPolicy, Outcome, TokenScope
+from governance.models import ApprovalPolicy, Outcome
+from governance.policy.actions import ACTIONS, Action
 from governance.roles import ADMIN, SANDBOX_ONLY, grants_here, roles_with_permission
 from marketerapi.problems import ApplicationError
 
 ALLOW = "allow"
 DENY = "deny"
 NEEDS_APPROVAL = "needs_approval"
-
-
-@dataclass(frozen=True)
-class Action:
-    name: str
-    permission: str | None
-    description: str
-    scope: str = TokenScope.READ
-    # Safe actions only read; unsafe ones change state and are audited by their service.
-    unsafe: bool = True
-    # "change": the target's owning team, a share of change, or the admin role is needed.
-    object_permission: str | None = None
-    flag: str | None = None
-    approval: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,111 +67,18 @@ class Decision:
         }
 
 
-ACTIONS: dict[str, Action] = {}
 Hook = Callable[[Actor, Action, Any, dict[str, Any]], "Decision | None"]
 _HOOKS: list[tuple[str, Hook]] = []
-
-
-def register(
-    name: str,
-    permission: str | None,
-    description: str,
-    *,
-    scope: str = TokenScope.READ,
-    unsafe: bool = True,
-    object_permission: str | None = None,
-    flag: str | None = None,
-    approval: bool = False,
-) -> Action:
-    action = Action(name, permission, description, str(scope), unsafe, object_permission, flag, approval)
-    ACTIONS[name] = action
-    return action
 
 
 def register_hook(action_prefix: str, hook: Hook) -> None:
     """Add a domain rule for every action whose name starts with `action_prefix`.
 
     A hook returns None to say nothing, or a Decision (deny or needs_approval) to decide.
+    Apps register their hooks in AppConfig.ready(), so every process has them.
     """
-    _HOOKS.append((action_prefix, hook))
-
-
-W, INGEST, A = TokenScope.WRITE, TokenScope.INGEST, TokenScope.ADMIN
-
-register("profile.view", "audiences.view_profile", "See profiles, PII masked", unsafe=False)
-register("profile.view_pii", "audiences.view_profile_pii", "See profiles' emails, phones and names", unsafe=False)
-register("profile.ingest", "audiences.ingest_profiles", "Upsert profiles in bulk", scope=INGEST)
-register("profile_event.ingest", "audiences.ingest_profiles", "Ingest behavioural profile events", scope=INGEST)
-register("consent.sync", "audiences.sync_consent", "Apply consent updates", scope=INGEST)
-register("consent.view", "audiences.view_consent", "See a profile's consent ledger", unsafe=False)
-register("domain_event.view", "integrations.view_outboxevent", "See the timeline of domain events", unsafe=False)
-register("token.view", "governance.view_apitoken", "See API tokens", scope=A, unsafe=False)
-register("token.create", "governance.add_apitoken", "Issue an API token", scope=A)
-register("token.revoke", "governance.delete_apitoken", "Revoke an API token", scope=A)
-register("service_account.create", "governance.add_serviceaccount", "Create a service account", scope=A)
-register("audience.view", "audiences.view_audience", "See audiences", unsafe=False)
-register("audience.create", "audiences.add_audience", "Create audiences", scope=W)
-register("audience.edit", "audiences.change_audience", "Edit audiences", scope=W, object_permission="change")
-register(
-    "audience.publish",
-    "audiences.publish_audience",
-    "Publish audiences",
-    scope=TokenScope.PUBLISH,
-    object_permission="change",
-    approval=True,
-)
-register(
-    "audience.archive",
-    "audiences.delete_audience",
-    "Archive or delete a published audience",
-    scope=W,
-    object_permission="change",
-    approval=True,
-)
-register("audience.share", "audiences.share_audience", "Share audiences", scope=W, object_permission="change")
-# The audience definition workflow (audiences/audience_services.py, audiences/suppressions.py).
-# Deleting a draft needs no approval; archiving a published audience is `audience.archive`.
-register("audience.preview", "audiences.view_audience", "Preview audiences", unsafe=False)
-register("audience.delete", "audiences.delete_audience", "Delete a draft audience", scope=W, object_permission="change")
-register("audience.promote", "audiences.add_audience", "Copy an audience into another environment", scope=W)
-register("suppression.view", "audiences.view_suppressionlist", "See suppression lists", unsafe=False)
-register("suppression.change", "audiences.change_suppressionlist", "Change suppression lists", scope=W)
-register(
-    "suppression.change_global",
-    "audiences.change_suppressionlist",
-    "Change the global suppression list",
-    scope=W,
-    approval=True,
-)
-register(
-    "regional_restriction.change",
-    "audiences.change_regionalrestriction",
-    "Change regional restrictions",
-    scope=A,
-)
-register("sandbox.reset", "audiences.reset_sandbox", "Rebuild a sandbox's synthetic data", scope=A)
-# The audit log: any role may call these; what they return is scoped by role in
-# governance/selectors_audit.py (own actions, or everyone's for roles.AUDIT_READ_ALL_ROLES).
-# A user with no role is refused by the hook below. Exporting writes an `audit.export` event.
-register("audit.view", None, "Read the audit log", unsafe=False)
-register("audit.verify", None, "Verify the audit log's hash chain", unsafe=False)
-register("audit.export", None, "Export the audit log", scope=TokenScope.EXPORT)
-# Approvals (governance/approvals/): everyone in an environment sees its requests; who may
-# vote is decided by the request's policy steps, not by a model permission.
-register("approval.view", None, "See approval requests", unsafe=False)
-register("approval.vote", None, "Approve or reject approval requests", scope=W)
-register("approval.cancel", None, "Cancel your own approval request", scope=W)
-# Feature flags (governance/flags.py, governance/flag_services.py). Flags are global; a
-# change is decided and audited in the actor's environment (docs/flags.md).
-register("flag.view", None, "See feature flags", unsafe=False)
-register("flag.change", "waffle.change_flag", "Change a feature flag", scope=A)
-register(
-    "flag.disable_personalization",
-    "waffle.change_flag",
-    "Switch off a flag that affects personalization",
-    scope=A,
-    approval=True,
-)
+    if (action_prefix, hook) not in _HOOKS:
+        _HOOKS.append((action_prefix, hook))
 
 
 class UnknownAction(LookupError):
@@ -251,6 +145,14 @@ def _has_permission(user: Any, permission: str) -> bool:
 
 def _check_role(actor: Actor, spec: Action) -> Decision | None:
     if not spec.permission:
+        if spec.any_role and not actor.roles:
+            from governance.roles import ROLE_NAMES
+
+            return _deny(
+                "role_permission",
+                f"{spec.description} needs one of the roles: {_roles_text(list(ROLE_NAMES))}. You have: no role.",
+                "Ask an admin to give you a role.",
+            )
         return None
     user = actor.user
     if user is None or not _has_permission(user, spec.permission):
@@ -358,6 +260,8 @@ def _check_approval(actor: Actor, spec: Action, context: dict[str, Any]) -> Deci
 
 
 def decide(actor: Actor, action: str, target: Any = None, context: dict[str, Any] | None = None) -> Decision:
+    """The one policy point: allow, deny or needs_approval for `actor` doing `action` on
+    `target`, with the reasons and the rule that fired. Reads only; `require` audits."""
     try:
         spec = ACTIONS[action]
     except KeyError:
@@ -407,21 +311,3 @@ def require(actor: Actor, action: str, target: Any = None, context: dict[str, An
             error.denial = (actor, action, target, decision)  # type: ignore[attr-defined]
         raise error
     return decision
-
-
-def _needs_a_role(actor: Actor, spec: Action, target: Any, context: dict[str, Any]) -> Decision | None:
-    """The audit, approval and status actions name no model permission (what they show is
-    scoped by role), so refuse here a signed-in user who holds none of the six roles."""
-    if actor.roles:
-        return None
-    from governance.roles import ROLE_NAMES
-
-    return _deny(
-        "role_permission",
-        f"{spec.description} needs one of the roles: {_roles_text(list(ROLE_NAMES))}. You have: no role.",
-        "Ask an admin to give you a role.",
-    )
-
-
-register_hook("audit.", _needs_a_role)
-register_hook("approval.", _needs_a_role)
