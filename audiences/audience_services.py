@@ -41,12 +41,11 @@ from audiences.audience_selectors import (
     teams,
 )
 from audiences.models import Audience, AudienceState, Channel, RegionalRestriction
-from governance import audit, objectperms, policy
+from governance import audit, objectperms, outbox, policy
 from governance.actors import Actor
 from governance.approvals import Execution, approval_request_create, fingerprint_of, register_executor
 from governance.models import ApprovalRequest, ApprovalState, Environment
 from governance.roles import ADMIN
-from integrations import outbox
 from marketerapi.problems import ApplicationError, Conflict, InvalidInput, NotFound
 
 EDITABLE_FIELDS: tuple[str, ...] = ("name", "owner_team", "channel", "purpose", "description", "rules")

@@ -46,11 +46,11 @@ from audiences.audience_selectors import rules_check, rules_check_or_raise
 from audiences.audience_services import ApprovalPending, AudienceArchived, open_request
 from audiences.models import Audience, AudienceState, AudienceVersion, Membership, Profile, VersionState
 from audiences.preview import STEPS, Reachability, matching_queryset, reachability, reachable_queryset
-from governance import audit, policy, quotas, windows
+from governance import audit, outbox, policy, quotas, windows
 from governance.actors import Actor
 from governance.approvals import Execution, approval_request_create, fingerprint_of, register_executor
 from governance.models import ApprovalRequest, Door
-from integrations import jobs, outbox
+from integrations import jobs
 from integrations.destinations import delivery_notes, push_create, push_run
 from integrations.models import Destination, Job, JobState, PushState
 from marketerapi.problems import ApplicationError, NotFound

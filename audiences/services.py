@@ -22,9 +22,8 @@ from django.utils import timezone
 from audiences.errors import check_batch_size, duplicate_row_errors, raise_row_errors, row_error
 from audiences.models import Consent, ConsentChange, Profile, ProfileEvent
 from audiences.pii import PII_FIELDS
-from governance import audit, policy
+from governance import audit, outbox, policy
 from governance.actors import Actor
-from integrations import outbox
 
 # The profile columns an upsert may set; `external_id` is the key, never updated.
 PROFILE_FIELDS: tuple[str, ...] = (

@@ -126,9 +126,9 @@ def _write(environment: Any, calls: int) -> dict[str, float]:
 
     from audiences import services
     from audiences.models import Consent, Profile
-    from governance import audit
+    from governance import audit, outbox
     from governance.actors import Actor
-    from integrations import outbox, relay
+    from integrations import relay
 
     profile, _ = Profile.objects.get_or_create(environment=environment, external_id="bench-gov-write")
     actor = Actor(user=User.objects.get(username="bench-governance"), environment=environment, door="api")

@@ -126,8 +126,9 @@ def _throughput(environment: Any, url: str, events: int) -> dict[str, Any]:
 def _drive(environment: Any, url: str, events: int) -> dict[str, Any]:
     from django.db import transaction
 
+    from governance import outbox
     from governance.actors import Actor
-    from integrations import outbox, relay, webhooks
+    from integrations import relay, webhooks
     from integrations.models import DeliveryState, WebhookDelivery
 
     secret = "whsec_bench-outbox-secret-0123456789"  # noqa: S105  (a throwaway bench secret)
@@ -206,8 +207,8 @@ def _emit_cost(environment: Any, calls: int) -> dict[str, Any]:
 
     from audiences import services
     from audiences.models import Profile
+    from governance import outbox
     from governance.actors import Actor
-    from integrations import outbox
 
     profile, _ = Profile.objects.get_or_create(environment=environment, external_id="bench-outbox-emit")
     actor = Actor.system(environment)

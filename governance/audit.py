@@ -131,7 +131,7 @@ class InsertColumns:
     most rows (a string for a text column, an id for a foreign key), which are most of
     the Python time of a one-row INSERT. JSON columns take the JSON text with a `::jsonb`
     cast; anything else goes through the field's `get_db_prep_save`. Also used by
-    integrations/outbox.py for the outbox rows.
+    governance/outbox.py for the outbox rows.
     """
 
     _PLAIN = {

@@ -31,11 +31,10 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from waffle.models import Flag, Sample, Switch
 
-from governance import audit, policy
+from governance import audit, outbox, policy
 from governance.actors import Actor, client_ip
 from governance.approvals import Execution, approval_request_create, fingerprint_of, register_executor
 from governance.models import ApprovalRequest, Door, Environment, Outcome
-from integrations import outbox
 from marketerapi.problems import ApplicationError, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)

@@ -1,14 +1,17 @@
-"""Environments, API tokens and audit events: who may act where, and what they did."""
+"""Environments, API tokens, audit events, approvals, quotas, flags and the outbox: who may act
+where, what they did, and the domain events their changes emit."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -414,3 +417,49 @@ class FlagMeta(models.Model):
 
     def __str__(self) -> str:
         return f"{self.flag.name}: {self.description[:60]}"
+
+
+# --- the outbox -----------------------------------------------------------------
+
+
+class OutboxEvent(models.Model):
+    """A domain event (`audience.published`, `consent.updated`, …) awaiting or past dispatch."""
+
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="outbox_events")
+    type = models.CharField(max_length=64)
+    aggregate_type = models.CharField(max_length=64)
+    aggregate_id = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    data = models.JSONField(default=dict)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        # The table keeps the name it was created with in integrations (migration 0005
+        # moved the model to governance without touching the database).
+        db_table = "integrations_outboxevent"
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["environment", "-id"], name="outbox_env_id"),
+            models.Index(fields=["environment", "type", "-id"], name="outbox_env_type"),
+            # The relay scans only what is still to send.
+            models.Index(fields=["id"], condition=Q(dispatched_at__isnull=True), name="outbox_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+    @property
+    def public_id(self) -> str:
+        return f"evt_{self.event_id.hex}"
+
+    def as_public(self) -> dict:
+        return {
+            "id": self.public_id,
+            "type": self.type,
+            "occurred_at": self.occurred_at.isoformat().replace("+00:00", "Z"),
+            "environment": self.environment.slug,
+            "data": self.data,
+        }

@@ -30,7 +30,7 @@ _EVERYONE = [
     "audiences.view_consent",
     "audiences.view_consentchange",
     "audiences.view_profileevent",
-    "integrations.view_outboxevent",
+    "governance.view_outboxevent",
     "integrations.view_job",
     "audiences.view_audience",
     "audiences.view_suppressionlist",

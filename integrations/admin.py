@@ -8,9 +8,10 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from governance.models import OutboxEvent
+from governance.outbox import EVENT_TYPES
 from integrations import admin_webhooks  # noqa: F401  (webhooks, deliveries, dead letters)
-from integrations.models import Job, OutboxEvent
-from integrations.outbox import EVENT_TYPES
+from integrations.models import Job
 from marketerapi.admin.large_tables import LargeTableMixin, RecentValuesFilter
 from marketerapi.admin.mixins import ReadOnlyAdminMixin
 

@@ -16,9 +16,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
+from governance.outbox import EVENT_TYPES
 from integrations import webhooks
 from integrations.models import DeadLetter, DeliveryAttempt, SubscriptionState, WebhookDelivery, WebhookSubscription
-from integrations.outbox import EVENT_TYPES
 from marketerapi.admin.large_tables import LargeTableMixin
 from marketerapi.admin.mixins import ReadOnlyAdminMixin, for_each
 

@@ -13,9 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from governance.actors import Actor, actor_from_request
+from governance.models import OutboxEvent
+from governance.outbox import EVENT_TYPES
 from integrations import selectors
-from integrations.models import OutboxEvent
-from integrations.outbox import EVENT_TYPES
 from marketerapi.api import ProblemSerializer, StrictFilterSet
 
 

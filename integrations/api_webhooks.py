@@ -16,10 +16,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.outbox import EVENT_TYPES
 from integrations import webhooks
 from integrations.models import DeadLetter, DeliveryAttempt, DeliveryState, WebhookDelivery
 from integrations.models import WebhookSubscription as Subscription
-from integrations.outbox import EVENT_TYPES
 from marketerapi.api import ActorMixin, StrictFilterSet, StrictSerializer, problem_responses
 
 # --- serializers ----------------------------------------------------------------------

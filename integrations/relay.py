@@ -24,7 +24,7 @@ aggregate and subscription is pending, nor while an earlier event of the same ag
 is still undispatched. (Services change one aggregate under its row lock, so for one
 aggregate id order is commit order.)
 
-Triggers: `integrations.outbox.emit` kicks the relay after its transaction commits; the
+Triggers: `governance.outbox.emit` announces its events after their transaction commits (integrations/apps.py kicks the relay); the
 relay kicks the deliveries after its own commit; Celery beat sweeps both periodically
 (integrations/tasks.py), so a lost kick only costs latency.
 """
@@ -48,12 +48,12 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from governance.models import OutboxEvent
 from integrations import webhooks
 from integrations.models import (
     DeadLetter,
     DeliveryAttempt,
     DeliveryState,
-    OutboxEvent,
     SubscriptionState,
     WebhookDelivery,
     WebhookSubscription,

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from governance import policy
 from governance.actors import Actor
-from integrations.models import OutboxEvent
+from governance.models import OutboxEvent
 
 
 def domain_event_list(*, actor: Actor) -> QuerySet[OutboxEvent]:

@@ -1,7 +1,7 @@
 """Thin Celery wrappers over the integrations services, and their periodic sweeps.
 
 The relay and the deliveries are kicked after the commits that create work
-(integrations.outbox.emit, integrations.relay) and swept by Celery beat, so a kick lost
+(governance.outbox.emit, integrations.relay) and swept by Celery beat, so a kick lost
 to a crash or a broker outage only costs latency. Every task is idempotent (the claims
 are conditional and leased in the database) and acknowledged late: a worker that dies
 mid-task has its message redelivered, and the database's attempt counters bound how

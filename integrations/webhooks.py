@@ -2,7 +2,7 @@
 scope them, and the signing of what is sent.
 
 - A subscription belongs to one environment and names the domain event types it wants
-  (`integrations.outbox.EVENT_TYPES`). Its signing secret is generated when none is sent,
+  (`governance.outbox.EVENT_TYPES`). Its signing secret is generated when none is sent,
   returned once, and stored encrypted with a key derived from SECRET_KEY (Fernet; keys in
   SECRET_KEY_FALLBACKS still decrypt, so SECRET_KEY can be rotated).
 - Every request carries `Marketerapi-Signature: t=<unix>,v1=<hex>`, the HMAC-SHA256 of
@@ -42,16 +42,9 @@ from django.utils import timezone
 
 from governance import audit, policy
 from governance.actors import Actor
-from governance.models import Door, Environment
-from integrations.models import (
-    DeadLetter,
-    DeliveryState,
-    OutboxEvent,
-    SubscriptionState,
-    WebhookDelivery,
-    WebhookSubscription,
-)
-from integrations.outbox import EVENT_TYPES
+from governance.models import Door, Environment, OutboxEvent
+from governance.outbox import EVENT_TYPES
+from integrations.models import DeadLetter, DeliveryState, SubscriptionState, WebhookDelivery, WebhookSubscription
 from marketerapi.problems import Conflict, InvalidInput, NotFound
 
 # --- the delivery contract (docs/webhooks.md has the table) -------------------------

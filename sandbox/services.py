@@ -9,10 +9,9 @@ from datetime import date
 
 from django.db import connection, transaction
 
-from governance import audit, policy
+from governance import audit, outbox, policy
 from governance.actors import Actor
 from governance.models import DataKind, Environment, Outcome
-from integrations import outbox
 from marketerapi.problems import ApplicationError, InvalidInput
 from sandbox import loaders
 from sandbox import scenarios as scenario_data

@@ -38,9 +38,9 @@ from rest_framework.test import APIClient
 from waffle.models import Flag
 
 from audiences.models import Audience, AudienceState, AudienceVersion
-from governance.models import ApiToken, ApprovalRequest, Environment, hash_token
+from governance.models import ApiToken, ApprovalRequest, Environment, OutboxEvent, hash_token
 from governance.objectperms import share
-from integrations.models import DeadLetter, Destination, Job, OutboxEvent, WebhookSubscription
+from integrations.models import DeadLetter, Destination, Job, WebhookSubscription
 from tests import routes
 from tests.conftest import ALL_SCOPES, PERSONAS
 from tests.factories import ProfileFactory, UserFactory

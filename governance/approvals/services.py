@@ -28,11 +28,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from governance import audit, policy, windows
+from governance import audit, outbox, policy, windows
 from governance.actors import Actor
 from governance.approvals import errors, registry, selectors, steps
 from governance.models import ApprovalRequest, ApprovalState, ApprovalVote, Door, Outcome, VoteDecision
-from integrations import outbox
 from marketerapi.problems import ApplicationError
 
 logger = logging.getLogger(__name__)

@@ -147,7 +147,7 @@ ACTIONS: dict[str, Action] = {
         ),
         Action("flag.meta_change", "governance.change_flagmeta", "Describe a feature flag", scope=ADMIN),
         # Domain events, jobs and the service's status (integrations/).
-        Action("domain_event.view", "integrations.view_outboxevent", "See the timeline of domain events", unsafe=False),
+        Action("domain_event.view", "governance.view_outboxevent", "See the timeline of domain events", unsafe=False),
         Action("job.view", "integrations.view_job", "See jobs", unsafe=False),
         Action("status.view", None, "See the health of the service", unsafe=False, any_role=True),
         # Webhooks and their dead letters (integrations/webhooks/). The roles hold view/add/change

@@ -10,8 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audiences.models import Consent, ConsentChange, Profile, ProfileEvent
-from governance.models import AuditEvent
-from integrations.models import OutboxEvent
+from governance.models import AuditEvent, OutboxEvent
 
 
 def db_state() -> dict[str, Any]:

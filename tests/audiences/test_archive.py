@@ -13,8 +13,8 @@ import pytest
 from audiences.models import Audience, AudienceState
 from governance.actors import Actor
 from governance.approvals import approval_approve, approval_execute, approval_reject
-from governance.models import ApprovalRequest, ApprovalState, AuditEvent, Door
-from integrations.models import Destination, DestinationPush, Job, OutboxEvent
+from governance.models import ApprovalRequest, ApprovalState, AuditEvent, Door, OutboxEvent
+from integrations.models import Destination, DestinationPush, Job
 from marketerapi.problems import ApplicationError
 from tests.audiences.audience_helpers import make_audience, make_live
 from tests.factories import ProfileFactory

@@ -503,7 +503,7 @@ def test_another_team_cannot_delete(api, sandbox):
 
 
 def test_a_published_audience_is_archived_in_a_sandbox_at_once(api, sandbox):
-    from integrations.models import OutboxEvent
+    from governance.models import OutboxEvent
 
     audience = make_audience(sandbox)
     make_live(audience)

@@ -8,8 +8,7 @@ import pytest
 from audiences.models import Audience, Membership
 from governance.actors import Actor
 from governance.approvals import approval_approve, approval_execute
-from governance.models import ApprovalRequest, AuditEvent, Door
-from integrations.models import OutboxEvent
+from governance.models import ApprovalRequest, AuditEvent, Door, OutboxEvent
 from tests.audiences.audience_helpers import make_audience, make_live, team
 from tests.factories import ProfileFactory, UserFactory
 

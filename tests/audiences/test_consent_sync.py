@@ -8,8 +8,7 @@ from datetime import datetime
 import pytest
 
 from audiences.models import Consent, ConsentChange
-from governance.models import AuditEvent
-from integrations.models import OutboxEvent
+from governance.models import AuditEvent, OutboxEvent
 from tests.audiences.helpers import db_state, queries_of
 from tests.factories import ConsentFactory, ProfileFactory
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from governance.models import ApiToken, AuditEvent, Door, Outcome
-from integrations.models import OutboxEvent
+from governance.models import ApiToken, AuditEvent, Door, OutboxEvent, Outcome
 from tests.conftest import issue_test_token
 from tests.factories import ConsentFactory, ProfileEventFactory, ProfileFactory, UserFactory
 
@@ -39,7 +38,7 @@ def data(sandbox):
         "audiences/consent",
         "audiences/consentchange",
         "audiences/profileevent",
-        "integrations/outboxevent",
+        "governance/outboxevent",
         "governance/environment",
         "governance/apitoken",
         "governance/auditevent",
@@ -68,7 +67,7 @@ def test_ingested_data_cannot_be_edited_in_the_admin(staff, data):
     assert staff.get(reverse("admin:audiences_profile_add")).status_code == 403
     assert staff.post(reverse("admin:audiences_profile_delete", args=[data.pk])).status_code == 403
     assert staff.get(reverse("admin:audiences_consent_add")).status_code == 403
-    assert staff.get(reverse("admin:integrations_outboxevent_add")).status_code == 403
+    assert staff.get(reverse("admin:governance_outboxevent_add")).status_code == 403
 
 
 def test_audit_events_are_read_only(staff, data, sandbox, superuser):

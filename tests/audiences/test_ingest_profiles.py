@@ -5,8 +5,7 @@ from __future__ import annotations
 import factory
 
 from audiences.models import Profile
-from governance.models import AuditEvent, Outcome
-from integrations.models import OutboxEvent
+from governance.models import AuditEvent, OutboxEvent, Outcome
 from tests.audiences.helpers import queries_of
 from tests.factories import ProfileFactory
 

@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from audiences import publish
 from audiences.models import Audience, AudienceState, AudienceVersion, Membership, VersionState
-from governance.models import ApprovalPolicy, ApprovalRequest, ApprovalState, AuditEvent
-from integrations.models import Destination, DestinationPush, Job, JobState, OutboxEvent
+from governance.models import ApprovalPolicy, ApprovalRequest, ApprovalState, AuditEvent, OutboxEvent
+from integrations.models import Destination, DestinationPush, Job, JobState
 from tests.audiences.test_publish_support import (
     audience,
     fresh,

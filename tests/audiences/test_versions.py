@@ -9,8 +9,8 @@ from django.test.utils import CaptureQueriesContext
 
 from audiences import publish
 from audiences.models import AudienceVersion, Membership, VersionState
-from governance.models import AuditEvent
-from integrations.models import Destination, DestinationPush, JobState, OutboxEvent
+from governance.models import AuditEvent, OutboxEvent
+from integrations.models import Destination, DestinationPush, JobState
 from tests.audiences.test_publish_support import (
     audience,
     fresh,

@@ -28,6 +28,7 @@ from governance.models import (
     AuditEvent,
     Door,
     FlagMeta,
+    OutboxEvent,
     QuotaPolicy,
     QuotaUsage,
     ServiceAccount,
@@ -38,7 +39,6 @@ from integrations.models import (
     Destination,
     DestinationPush,
     Job,
-    OutboxEvent,
     WebhookDelivery,
     WebhookSubscription,
 )

@@ -87,7 +87,8 @@ def test_every_changelist_opens_searched_filtered_and_by_date_and_every_add_page
 
 
 def test_the_append_only_and_machine_written_models_are_read_only(root, everything):  # noqa: F811
-    from integrations.models import DeadLetter, DestinationPush, Job, OutboxEvent, WebhookDelivery
+    from governance.models import OutboxEvent
+    from integrations.models import DeadLetter, DestinationPush, Job, WebhookDelivery
 
     request = root.get("/admin/").wsgi_request
     for model in (AuditEvent, QuotaUsage, ApprovalRequest, OutboxEvent, WebhookDelivery, DeadLetter, Job):
@@ -107,6 +108,7 @@ _serial = itertools.count(1)
 
 def _rows_for(model, sandbox, n: int) -> None:
     """n more rows of `model`, with their related rows."""
+    from governance.models import OutboxEvent
     from integrations import breakers
     from integrations.models import (
         DeadLetter,
@@ -114,7 +116,6 @@ def _rows_for(model, sandbox, n: int) -> None:
         Destination,
         DestinationPush,
         Job,
-        OutboxEvent,
         WebhookDelivery,
         WebhookSubscription,
     )
@@ -193,15 +194,8 @@ def _rows_for(model, sandbox, n: int) -> None:
 def _main_models() -> list:
     from django.contrib.auth.models import User
 
-    from integrations.models import (
-        DeadLetter,
-        Destination,
-        DestinationPush,
-        Job,
-        OutboxEvent,
-        WebhookDelivery,
-        WebhookSubscription,
-    )
+    from governance.models import OutboxEvent
+    from integrations.models import DeadLetter, Destination, DestinationPush, Job, WebhookDelivery, WebhookSubscription
 
     return [
         ApiToken,
@@ -297,7 +291,8 @@ def test_the_date_hierarchy_drills_down_within_the_rows_bounds(root, sandbox, mo
 
 
 def test_exact_search_fields_compare_exactly_and_typed(root, sandbox):
-    from integrations.models import Job, OutboxEvent
+    from governance.models import OutboxEvent
+    from integrations.models import Job
 
     event = OutboxEvent.objects.create(
         environment=sandbox, type="consent.updated", aggregate_type="x", aggregate_id="7"
@@ -312,9 +307,9 @@ def test_exact_search_fields_compare_exactly_and_typed(root, sandbox):
         assert response.status_code == 200
         return [obj.pk for obj in response.context["cl"].result_list]
 
-    assert found("/admin/integrations/outboxevent/", event.public_id) == [event.pk]
-    assert found("/admin/integrations/outboxevent/", str(other.event_id)) == [other.pk]
-    assert found("/admin/integrations/outboxevent/", "7") == [event.pk]
+    assert found("/admin/governance/outboxevent/", event.public_id) == [event.pk]
+    assert found("/admin/governance/outboxevent/", str(other.event_id)) == [other.pk]
+    assert found("/admin/governance/outboxevent/", "7") == [event.pk]
     assert found("/admin/integrations/job/", str(job.pk)) == [job.pk]
     assert found("/admin/integrations/job/", "AbC") == [job.pk]
     assert found("/admin/integrations/job/", "abc") == []  # exact, as an index compares

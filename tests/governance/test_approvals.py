@@ -39,9 +39,9 @@ from governance.models import (
     AuditEvent,
     Door,
     Environment,
+    OutboxEvent,
 )
 from governance.tasks import approvals_expire_task, approvals_run_due_task
-from integrations.models import OutboxEvent
 from marketerapi.problems import ApplicationError
 from tests.conftest import issue_test_token
 from tests.factories import UserFactory

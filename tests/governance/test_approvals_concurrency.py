@@ -12,8 +12,7 @@ from django.db import connection, connections
 from governance import policy
 from governance.actors import Actor
 from governance.approvals import approval_approve, approval_execute, registry
-from governance.models import ApprovalPolicy, ApprovalRequest, AuditEvent, Door, Environment
-from integrations.models import OutboxEvent
+from governance.models import ApprovalPolicy, ApprovalRequest, AuditEvent, Door, Environment, OutboxEvent
 from marketerapi.problems import ApplicationError
 from tests.conftest import require_service
 from tests.factories import UserFactory

@@ -27,8 +27,8 @@ from django.conf import settings
 from django.utils import timezone
 from simple_history.models import registered_models
 
-from governance.models import AuditEvent, Environment
-from integrations.models import DeadLetter, Destination, OutboxEvent, WebhookSubscription
+from governance.models import AuditEvent, Environment, OutboxEvent
+from integrations.models import DeadLetter, Destination, WebhookSubscription
 from tests import routes
 from tests.conftest import issue_test_token
 from tests.factories import ProfileFactory
@@ -575,7 +575,7 @@ def test_the_scanner_finds_what_it_is_meant_to_find(tmp_path):
     source = """
 from governance.models import ApiToken as Token, AuditEvent
 from governance import models as gm
-from integrations.models import OutboxEvent
+from governance.models import OutboxEvent
 
 def f(ids, tokens):
     Token.objects.filter(pk__in=ids).update(name="x")

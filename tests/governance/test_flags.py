@@ -28,8 +28,7 @@ from governance.flag_services import (
     narrows,
 )
 from governance.flags import FlagRequired, evaluate, flag_active_for, flag_required, rollout_bucket
-from governance.models import ApprovalRequest, AuditEvent, Door, Environment, FlagMeta
-from integrations.models import OutboxEvent
+from governance.models import ApprovalRequest, AuditEvent, Door, Environment, FlagMeta, OutboxEvent
 from tests.conftest import issue_test_token
 from tests.factories import UserFactory
 

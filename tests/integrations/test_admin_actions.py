@@ -10,14 +10,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from governance.models import AuditEvent, Door
+from governance.models import AuditEvent, Door, OutboxEvent
 from integrations import breakers
 from integrations.models import (
     DeadLetter,
     DeliveryState,
     Destination,
     DestinationPush,
-    OutboxEvent,
     PushState,
     SubscriptionState,
     WebhookDelivery,

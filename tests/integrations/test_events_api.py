@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from integrations.models import OutboxEvent
+from governance.models import OutboxEvent
 
 URL = "/api/v1/events/"
 

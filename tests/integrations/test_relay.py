@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from integrations import outbox, relay
-from integrations.models import DeadLetter, OutboxEvent, SubscriptionState, WebhookDelivery
+from governance import outbox
+from governance.models import OutboxEvent
+from integrations import relay
+from integrations.models import DeadLetter, SubscriptionState, WebhookDelivery
 from integrations.tasks import deliver_webhooks_task, relay_outbox_task
 from marketerapi.celery import app
 from tests.reliability import fixtures
@@ -85,7 +87,17 @@ def test_emit_schedules_one_kick_per_transaction_after_commit(sandbox, django_ca
         outbox.emit("consent.updated", ("audiences.profile", 2), {}, environment=sandbox)
         outbox.emit_many("consent.updated", sandbox, [("audiences.profile", 3, {})])
 
-    assert [cb.__name__ for cb in callbacks] == ["_kick_relay"]
+    assert [cb.__name__ for cb in callbacks] == ["_announce"]
+
+
+def test_the_relay_is_kicked_when_events_commit(sandbox, monkeypatch, django_capture_on_commit_callbacks):
+    kicks = []
+    monkeypatch.setattr(relay, "kick_relay", lambda: kicks.append(1))
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        outbox.emit("consent.updated", ("audiences.profile", 1), {}, environment=sandbox)
+        assert kicks == []
+
+    assert kicks == [1]
 
 
 def test_emit_many_of_nothing_schedules_nothing(sandbox, django_capture_on_commit_callbacks):

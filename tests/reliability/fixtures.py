@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from django.db import transaction
 
+from governance import outbox
 from governance.actors import Actor
-from governance.models import Door, Environment
-from integrations import outbox, webhooks
-from integrations.models import OutboxEvent, WebhookSubscription
+from governance.models import Door, Environment, OutboxEvent
+from integrations import webhooks
+from integrations.models import WebhookSubscription
 from tests.reliability.receivers import Receiver, receivers
 
 SECRET = "whsec_test-secret-0123456789abcdefghij"

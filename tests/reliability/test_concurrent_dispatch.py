@@ -8,8 +8,10 @@ import threading
 import pytest
 from django.db import connection, connections, transaction
 
-from integrations import outbox, relay
-from integrations.models import DeliveryState, OutboxEvent, WebhookDelivery
+from governance import outbox
+from governance.models import OutboxEvent
+from integrations import relay
+from integrations.models import DeliveryState, WebhookDelivery
 from tests.conftest import require_service
 from tests.reliability import fixtures
 from tests.reliability.fixtures import subscribe

@@ -21,8 +21,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from governance.models import OutboxEvent
 from integrations import relay
-from integrations.models import DeliveryState, OutboxEvent, WebhookDelivery
+from integrations.models import DeliveryState, WebhookDelivery
 from tests.conftest import require_service
 from tests.processes import ROOT, clean_env
 from tests.reliability import fixtures

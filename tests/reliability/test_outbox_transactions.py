@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from integrations import outbox, relay
-from integrations.models import OutboxEvent, WebhookDelivery
+from governance import outbox
+from governance.models import OutboxEvent
+from integrations import relay
+from integrations.models import WebhookDelivery
 from tests.reliability import fixtures
 from tests.reliability.fixtures import subscribe
 

@@ -14,9 +14,8 @@ from django.db import connection
 
 from audiences.models import Audience, AudienceVersion, Consent, ConsentChange, Membership, Profile, ProfileEvent
 from governance.actors import Actor
-from governance.models import AuditEvent, Door, Environment, Outcome
+from governance.models import AuditEvent, Door, Environment, OutboxEvent, Outcome
 from governance.policy import PolicyDenied
-from integrations.models import OutboxEvent
 from sandbox.generator import RESERVED_EMAIL_DOMAINS, RESERVED_PHONE_PATTERN, SandboxData
 from sandbox.scenarios import LOCALE_AND_NULL_EDGE_CASES, SCENARIOS
 from sandbox.services import EnvironmentNotSynthetic, sandbox_reset

@@ -1,9 +1,11 @@
 """`emit`: write a domain event to the outbox in the caller's transaction.
 
-After that transaction commits, the relay (integrations/relay.py) is kicked to dispatch
-it; a rolled-back transaction leaves neither the row nor the kick. A kick that is lost
-(the process dies after the commit, the broker is down) costs only latency: the relay's
-periodic sweep dispatches every undispatched row.
+The outbox is the ground every app stands on: a service of any app emits here, and the
+relay of integrations (integrations/relay.py) dispatches. After the transaction commits,
+`events_committed` is sent once; integrations listens (its AppConfig.ready()) and kicks
+the relay. A rolled-back transaction leaves neither the row nor the signal. A kick that is
+lost (the process dies after the commit, the broker is down) costs only latency: the
+relay's periodic sweep dispatches every undispatched row.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import connection, connections, models, router, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from governance.audit import InsertColumns
-from governance.models import Environment
-from integrations.models import OutboxEvent
+from governance.models import Environment, OutboxEvent
+
+# Sent once after a transaction that emitted events commits (no arguments but the sender).
+events_committed = Signal()
 
 EVENT_TYPES = frozenset(
     {
@@ -48,17 +53,15 @@ def _check(event_type: str) -> None:
         raise OutsideTransaction("emit() must run inside the transaction of the change it describes")
 
 
-def _kick_relay() -> None:
-    from integrations import relay
-
-    relay.kick_relay()
+def _announce() -> None:
+    events_committed.send_robust(sender=OutboxEvent)
 
 
 def _schedule_relay() -> None:
-    """Kick the relay once after the current transaction commits, however many events it emits."""
-    if any(func is _kick_relay for _, func, _ in connection.run_on_commit):
+    """Announce the events once after the current transaction commits, however many it emits."""
+    if any(func is _announce for _, func, _ in connection.run_on_commit):
         return
-    transaction.on_commit(_kick_relay, robust=True)
+    transaction.on_commit(_announce, robust=True)
 
 
 def emit(
