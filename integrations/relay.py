@@ -24,9 +24,10 @@ aggregate and subscription is pending, nor while an earlier event of the same ag
 is still undispatched. (Services change one aggregate under its row lock, so for one
 aggregate id order is commit order.)
 
-Triggers: `governance.outbox.emit` announces its events after their transaction commits (integrations/apps.py kicks the relay); the
-relay kicks the deliveries after its own commit; Celery beat sweeps both periodically
-(integrations/tasks.py), so a lost kick only costs latency.
+Triggers: `governance.outbox.emit` announces its events after their transaction commits
+(integrations/apps.py kicks the relay then); the relay kicks the deliveries after its own
+commit; Celery beat sweeps both periodically (CELERY_BEAT_SCHEDULE), so a lost kick only
+costs latency.
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """Approval requests: actions that wait for other people's votes (PRODUCT.md §5).
 
-The pattern for a domain service (docs/approvals.md has the whole story):
+The pattern for a domain service (docs/approvals.md has the whole story): ask the policy
+engine once, then file a request or run now with one call:
 
     decision = policy.require(actor, "audience.archive", audience, context)
-    if decision.needs_approval:
-        request = approval_request_create(
-            actor=actor, action="audience.archive", target=audience,
-            summary=f"Archive the published audience {audience.name!r}",
-            change={"context": context}, decision=decision, fingerprint=audience_fingerprint(audience),
-        )
-        return ...  # the view answers 202 with approval_brief(request)
+    return request_or_run(
+        actor=actor, action="audience.archive", target=audience, decision=decision,
+        summary=f"Archive the published audience {audience.name!r}",
+        change={"context": context}, fingerprint=audience_fingerprint(audience),
+        run=lambda: _archive(actor, audience, decision),
+    )  # ActionOutcome: .result when it ran, .approval (the view answers 202 with approval_brief)
 
 and, once, at import of the domain's services module:
 
@@ -20,6 +20,7 @@ Modules: `services` (the writes), `selectors` (reads and who may vote), `registr
 Change windows live in governance/windows.py; the Celery tasks in governance/tasks.py.
 """
 
+from governance.approvals.errors import ApprovalPending
 from governance.approvals.registry import (
     Execution,
     ExecutorMissing,
@@ -29,6 +30,7 @@ from governance.approvals.registry import (
 )
 from governance.approvals.services import (
     EXPIRY,
+    ActionOutcome,
     VoteOutcome,
     approval_approve,
     approval_brief,
@@ -38,12 +40,15 @@ from governance.approvals.services import (
     approval_request_create,
     approvals_due,
     approvals_expire,
+    request_or_run,
 )
 from governance.windows import WINDOWED_ACTIONS
 
 __all__ = [
     "EXPIRY",
     "WINDOWED_ACTIONS",
+    "ActionOutcome",
+    "ApprovalPending",
     "Execution",
     "ExecutorMissing",
     "VoteOutcome",
@@ -58,4 +63,5 @@ __all__ = [
     "fingerprint_of",
     "register_executor",
     "register_fingerprint",
+    "request_or_run",
 ]

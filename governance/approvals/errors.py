@@ -52,3 +52,10 @@ class CommentRequired(ApplicationError):
     code = "comment_required"
     title = "A rejection needs a comment"
     hint = 'Say what should change, e.g. {"comment": "Reach is too wide; exclude opted-out regions."}'
+
+
+class ApprovalPending(ApplicationError):
+    status = 409
+    code = "approval_pending"
+    title = "An approval request for this is already open"
+    hint = "Follow the open request at its url; cancel it there to file a new one."

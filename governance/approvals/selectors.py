@@ -53,6 +53,24 @@ def approval_list(
     return requests
 
 
+def open_request_id(*, action: str, target: Any) -> int | None:
+    """The id of the request for `action` on `target` that is still open (pending, or
+    approved and not run yet), or None: while there is one, a second is refused."""
+    from governance import audit
+
+    target_type, target_id, _ = audit.describe_target(target)
+    environment_id = getattr(target, "environment_id", None)
+    requests = ApprovalRequest.objects.filter(
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        state__in=[ApprovalState.PENDING, ApprovalState.APPROVED],
+    )
+    if environment_id is not None:
+        requests = requests.filter(environment_id=environment_id)
+    return requests.values_list("pk", flat=True).first()
+
+
 def approval_get(*, actor: Actor, approval_id: int) -> ApprovalRequest:
     policy.require(actor, "approval.view")
     request = approval_queryset(actor.environment).filter(pk=approval_id).first()

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.db import transaction
 from django.db.models import Q
@@ -43,6 +44,67 @@ EXPIRY = timedelta(hours=72)
 LOST_KICK_GRACE = timedelta(minutes=1)
 SCHEDULE_MARK = " — scheduled for "
 SUMMARY_MAX = 300
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ActionOutcome(Generic[T]):
+    """What a governed action that the environment's policy may hold for approval did: it
+    ran now (`result`), or it filed an approval request (`approval`) and runs once that is
+    approved. The one outcome type of every such service (publish, rollback, archive, the
+    global suppression list, personalization flags)."""
+
+    result: T | None = None
+    approval: ApprovalRequest | None = None
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ran(self) -> bool:
+        return self.approval is None
+
+
+def request_or_run(
+    *,
+    actor: Actor,
+    action: str,
+    target: Any,
+    decision: policy.Decision,
+    summary: str,
+    change: dict[str, Any],
+    run: Callable[[], T],
+    fingerprint: str = "",
+    pending_detail: str | None = None,
+    warnings: Sequence[dict[str, Any]] = (),
+) -> ActionOutcome[T]:
+    """File an approval request when `decision` (the service's one policy answer) asks for
+    one, else run the action now.
+
+    Filing refuses a second request while one is open for the same action and target
+    (409 `approval_pending`), then writes the request, its audit event and
+    `approval.requested` in one transaction. `run` is the service's own work (its
+    transaction, audit event and outbox event); its return value is `ActionOutcome.result`.
+    """
+    if not decision.needs_approval:
+        return ActionOutcome(result=run(), warnings=list(warnings))
+    pending = selectors.open_request_id(action=action, target=target)
+    if pending is not None:
+        label = audit.describe_target(target)[2] or str(target)
+        raise errors.ApprovalPending(
+            pending_detail or f"{label!r} waits for approval of this already (request {pending}).",
+            approval_url=f"/api/v1/approvals/{pending}",
+        )
+    request = approval_request_create(
+        actor=actor,
+        action=action,
+        target=target,
+        summary=summary,
+        change=change,
+        decision=decision,
+        fingerprint=fingerprint,
+    )
+    return ActionOutcome(approval=request, warnings=list(warnings))
 
 
 @dataclass

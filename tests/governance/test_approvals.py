@@ -35,6 +35,7 @@ from governance.approvals import (
 from governance.models import (
     ApprovalPolicy,
     ApprovalRequest,
+    ApprovalState,
     ApprovalVote,
     AuditEvent,
     Door,
@@ -666,3 +667,44 @@ def test_api_list_takes_the_same_queries_whatever_the_number_of_requests(executo
 
     assert count() == few
     assert count(waiting_for_me="true") == few_waiting
+
+
+# --- request_or_run: the one way a service files a request or runs now --------------------
+
+
+def test_request_or_run_runs_now_when_the_policy_allows(actor):
+    from governance.approvals import request_or_run
+
+    ran = []
+    decision = policy.Decision(policy.ALLOW, "role_permission")
+    outcome = request_or_run(
+        actor=actor("admin"),
+        action="audience.archive",
+        target=("audiences.audience", 1, "Lapsed"),
+        decision=decision,
+        summary="Archive",
+        change={},
+        run=lambda: ran.append(1) or "done",
+    )
+    assert (outcome.ran, outcome.result, outcome.approval, ran) == (True, "done", None, [1])
+
+
+def test_request_or_run_files_one_request_and_refuses_a_second_while_it_is_open(actor, production):
+    from governance.approvals import ApprovalPending, request_or_run
+
+    requester = actor("operator", production)
+    steps = [["approver"]]
+    decision = policy.Decision(policy.NEEDS_APPROVAL, "approval_policy", ["needs 1"], approver_roles=steps)
+    target = ("audiences.audience", 7, "Lapsed")
+    kwargs = dict(actor=requester, action="audience.archive", target=target, decision=decision, change={})
+    outcome = request_or_run(**kwargs, summary="Archive 'Lapsed'", run=lambda: pytest.fail("must not run"))
+
+    assert outcome.approval is not None and not outcome.ran
+    assert outcome.approval.state == ApprovalState.PENDING and outcome.approval.summary == "Archive 'Lapsed'"
+    assert AuditEvent.objects.filter(action="audience.archive", outcome="approval_requested").count() == 1
+    assert OutboxEvent.objects.filter(type="approval.requested").count() == 1
+    with pytest.raises(ApprovalPending) as raised:
+        request_or_run(**kwargs, summary="again", run=lambda: pytest.fail("must not run"))
+    assert raised.value.code == "approval_pending"
+    assert raised.value.extra["approval_url"] == f"/api/v1/approvals/{outcome.approval.pk}"
+    assert ApprovalRequest.objects.count() == 1
