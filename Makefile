@@ -3,7 +3,7 @@
 #   make run      serve http://127.0.0.1:8000 with a sandbox and demo users (needs only Python 3.11+)
 #   make test     the test suite (SQLite by default; honours DATABASE_URL, REDIS_URL,
 #                 CELERY_BROKER_URL and REQUIRE_SERVICES from the environment)
-#   make lint     ruff check, ruff format --check, mypy on services/selectors/tasks
+#   make lint     ruff check, ruff format --check, mypy (django-stubs) on every app
 #   make bench    benchmarks → bench/results.md
 #   make migrate  apply migrations
 #   make clean    remove caches and build output (keeps .venv and db.sqlite3; see distclean)
@@ -28,7 +28,7 @@ run: install ## migrate, load the sandbox, seed demo users, serve http://127.0.0
 test: install ## run pytest; ARGS="-k settings" passes options through
 	$(PY) -m pytest $(ARGS)
 
-lint: install ## ruff check, ruff format --check, mypy on */services.py */selectors.py */tasks.py
+lint: install ## ruff check, ruff format --check, mypy (django-stubs) on every app
 	@scripts/lint.sh
 
 bench: install ## run bench/bench_*.py on PostgreSQL (BENCH_DATABASE_URL) → bench/results.md; ARGS=bench_api_read for one

@@ -18,6 +18,7 @@ from rest_framework import pagination
 from rest_framework import serializers as _serializers
 from rest_framework.request import Request
 from rest_framework.routers import SimpleRouter
+from rest_framework.views import APIView
 
 from marketerapi.problems import ApplicationError, UnknownFields
 
@@ -25,10 +26,8 @@ if TYPE_CHECKING:
     from governance.actors import Actor
 
 
-class ActorMixin:
+class ActorMixin(APIView):
     """`self.actor`: who calls this API view (token or portal session), built once per request."""
-
-    request: Request
 
     @cached_property
     def actor(self) -> Actor:
@@ -141,7 +140,7 @@ class ProblemSerializer(_serializers.Serializer):
     detail = _serializers.CharField()
     code = _serializers.CharField()
     hint = _serializers.CharField()
-    errors = ProblemErrorSerializer(many=True, required=False)
+    errors = ProblemErrorSerializer(many=True, required=False)  # type: ignore[assignment]
     request_id = _serializers.CharField()
 
 

@@ -250,7 +250,7 @@ def translate(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
         return (
             problem(
                 status=401,
-                code=exc.get_codes() if isinstance(exc.get_codes(), str) else "authentication_failed",
+                code=str(exc.get_codes()) if isinstance(exc.get_codes(), str) else "authentication_failed",
                 title="Authentication failed",
                 detail=str(exc.detail),
                 hint=hint,
@@ -305,7 +305,7 @@ def translate(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
             headers,
         )
     if isinstance(exc, drf.Throttled):
-        wait = int(exc.wait or 1)
+        wait = int(getattr(exc, "wait", None) or 1)
         headers["Retry-After"] = str(max(wait, 1))
         return (
             problem(

@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    # Swagger UI and Redoc served from this deployment, so /api/docs/ works offline.
+    "drf_spectacular_sidecar",
     "guardian",
     "simple_history",
     "waffle",
@@ -206,7 +208,7 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STORAGES = {
+STORAGES: dict[str, Any] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -222,7 +224,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", 10_000, minimum=1)
 
 # --- API ------------------------------------------------------------------------
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "governance.auth.BearerTokenAuthentication",
         "governance.auth.PortalSessionAuthentication",
@@ -251,6 +253,9 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     # One name for a choice set that several fields use (status and previous_status).
@@ -291,7 +296,7 @@ DEFAULT_ENVIRONMENT = env_str("DEFAULT_ENVIRONMENT", "sandbox")
 AUDIENCE_VERSIONS_WITH_MEMBERS = env_int("AUDIENCE_VERSIONS_WITH_MEMBERS", 5, minimum=1)
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "marketerapi.middleware.RequestIdLogFilter"}},

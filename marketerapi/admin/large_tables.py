@@ -67,8 +67,8 @@ class LargeTableMixin:
 
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
-    paginator = EstimatedCountPaginator
-    change_list_template = "admin/marketerapi/change_list.html"
+    paginator: type[Paginator] = EstimatedCountPaginator
+    change_list_template: str | None = "admin/marketerapi/change_list.html"
 
     def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
         """`=field` search fields compare exactly and typed (an id must be a number, a uuid a
@@ -127,11 +127,11 @@ class IndexedValuesFilter(admin.SimpleListFilter):
     column = ""
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        values = distinct_indexed_values(model_admin.model, self.column or self.parameter_name)
+        values = distinct_indexed_values(model_admin.model, _column(self))
         return [(v, v) for v in values]
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
-        return queryset.filter(**{self.column or self.parameter_name: self.value()}) if self.value() else queryset
+        return queryset.filter(**{_column(self): self.value()}) if self.value() else queryset
 
 
 class RecentValuesFilter(admin.SimpleListFilter):
@@ -142,7 +142,7 @@ class RecentValuesFilter(admin.SimpleListFilter):
     sample = 2000
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        column = self.column or self.parameter_name
+        column = _column(self)
         recent = model_admin.model._default_manager.order_by("-pk").values_list(column, flat=True)[: self.sample]
         values = {v for v in recent if v}
         if self.value():
@@ -150,4 +150,8 @@ class RecentValuesFilter(admin.SimpleListFilter):
         return [(v, v) for v in sorted(values)]
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
-        return queryset.filter(**{self.column or self.parameter_name: self.value()}) if self.value() else queryset
+        return queryset.filter(**{_column(self): self.value()}) if self.value() else queryset
+
+
+def _column(list_filter: IndexedValuesFilter | RecentValuesFilter) -> str:
+    return str(list_filter.column or list_filter.parameter_name)

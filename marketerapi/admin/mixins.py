@@ -106,7 +106,7 @@ class ServiceForm(forms.ModelForm):
         # The service saved and validated; the model's own checks would only repeat them.
         if self.result is not None:
             return
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]
 
 
 class ServiceFormAdminMixin:

@@ -14,13 +14,16 @@ apps, here in the door plumbing, and no app imports it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 ADMIN_SITE_ROLES = frozenset({"admin", "developer"})
 
@@ -54,7 +57,8 @@ def admin_actor(request: HttpRequest, environment: Any = None) -> Any:
     from governance.models import Door
 
     return Actor(
-        user=request.user,
+        # The admin site lets in signed-in staff only (has_permission): never a system actor.
+        user=cast("User", request.user),
         environment=environment if environment is not None else admin_environment(request),
         door=str(Door.ADMIN),
         ip=client_ip(request),

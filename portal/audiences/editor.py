@@ -161,8 +161,8 @@ def rule_catalog(actor: Actor, *, exclude: int | None = None) -> dict[str, Any]:
     attributes = []
     for name, (kind, values) in rules.ATTRIBUTES.items():
         field = Profile._meta.get_field(name)
-        label = str(field.verbose_name)
-        names = dict(field.choices or [])
+        label = str(getattr(field, "verbose_name", name))
+        names = dict(getattr(field, "choices", None) or [])
         attributes.append(
             {
                 "name": name,
@@ -567,7 +567,7 @@ def _as_edited(audience: Audience, data: Any) -> tuple[Audience, list[str]]:
             setattr(candidate, name, data[name].strip())
             edited.append(name)
     if "owner_team" in data and not data["owner_team"].strip():
-        candidate.owner_team_id = None
+        candidate.owner_team_id = None  # type: ignore[assignment]  # an unsaved copy, checked by the service
         edited.append("owner_team")
     elif "owner_team" in data and data["owner_team"].strip() != audience.owner_team.name:
         edited.append("owner_team")

@@ -144,7 +144,7 @@ def _attr_label(name: str) -> str:
     if name.startswith("attributes."):
         return f"{name.removeprefix('attributes.')} (custom attribute)"
     try:
-        return str(Profile._meta.get_field(name).verbose_name).capitalize()
+        return str(getattr(Profile._meta.get_field(name), "verbose_name", name)).capitalize()
     except Exception:
         return name
 

@@ -125,8 +125,9 @@ def _entry(event: AuditEvent, base: str) -> Entry:
     details = [("Request id", event.request_id or "—"), ("Action", event.action)]
     if target:
         details.append(("Object", f"{target} {event.target_label}".strip()))
-    if getattr(event, "token_prefix", None):
-        details.append(("Token", f"{event.token_prefix}…"))
+    token_prefix = getattr(event, "token_prefix", None)
+    if token_prefix:
+        details.append(("Token", f"{token_prefix}…"))
     if event.ip:
         details.append(("IP address", str(event.ip)))
     reasons = event.reasons if isinstance(event.reasons, list) else [event.reasons]
