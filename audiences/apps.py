@@ -8,7 +8,7 @@ class AudiencesConfig(AppConfig):
     def ready(self) -> None:
         # Register the executors of approved archives, publishes, rollbacks and global suppression
         # changes, and the sharing rule, in every process (a Celery worker never loads the URL conf).
-        from audiences import audience_services, publish, suppressions  # noqa: F401
+        from audiences.definitions import services as audience_services
         from governance import policy
 
         policy.register_hook("audience.share", audience_services.share_needs_owner)

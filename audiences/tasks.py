@@ -1,4 +1,4 @@
-"""Thin Celery wrappers over audiences/publish.py: build and publish a version, and the sweep
+"""Thin Celery wrappers over audiences/publishing/services.py: build and publish a version, and the sweep
 that picks up publish jobs whose worker died or whose kick was lost.
 
 Acknowledged late and rejected on worker loss, so a killed worker's message is delivered
@@ -14,7 +14,7 @@ from marketerapi.celery import TASK_DEFAULTS, app
 @app.task(name="audiences.publish", **TASK_DEFAULTS)
 def audience_publish_task(job_id: int) -> str | None:
     """Materialize the version of a publish or rollback job, swap it live, deliver its diff."""
-    from audiences.publish import publish_job_run
+    from audiences.publishing.services import publish_job_run
 
     job = publish_job_run(job_id)
     return job.state if job is not None else None
@@ -23,6 +23,6 @@ def audience_publish_task(job_id: int) -> str | None:
 @app.task(name="audiences.publish_recover", **TASK_DEFAULTS)
 def audience_publish_recover_task() -> list[int]:
     """Enqueue publish jobs again whose worker died (stale heartbeat) or whose kick was lost."""
-    from audiences.publish import publish_jobs_recover
+    from audiences.publishing.services import publish_jobs_recover
 
     return publish_jobs_recover()

@@ -127,7 +127,7 @@ from audiences.models import Profile
 from governance.actors import Actor
 from governance.models import Environment
 from governance.roles import DEVELOPER
-from governance.services import token_issue
+from governance.access.services import token_issue
 
 env = Environment.objects.get(slug="sandbox")
 have = Profile.objects.filter(environment=env).count()

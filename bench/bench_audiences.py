@@ -9,7 +9,7 @@ same run (medians), so the ratio holds on any machine; the absolute medians desc
    grouped pass with a conditional count per waterfall step, and the sample) against
    hand-written SQL computing the same numbers the way an engineer would: one pass with a
    materialized CTE and GROUPING SETS, plus the sample. The service runs its statements
-   with JIT off and 64 MB of work_mem (audiences/preview.py); the baseline gets the same
+   with JIT off and 64 MB of work_mem (audiences/reach.py); the baseline gets the same
    settings, so the ratio compares the queries, not the configuration. The baseline with
    PostgreSQL's defaults is measured too and named in the notes. Goal ≤ 1.5x.
 2. Publish — a ~500,000-member audience, end to end: `audience_publish` (policy, quota,
@@ -246,13 +246,13 @@ ORDER BY p.id LIMIT 10
 
 def _hand_preview(environment_id: int, *, tuned: bool = True) -> dict[str, Any]:
     """The hand-written preview; `tuned`: in a transaction with the service's settings
-    (audiences.preview.ANALYTIC_SETTINGS: JIT off, more work_mem), else PostgreSQL's defaults."""
+    (audiences.reach.ANALYTIC_SETTINGS: JIT off, more work_mem), else PostgreSQL's defaults."""
     from datetime import timedelta
 
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from audiences.preview import ANALYTIC_SETTINGS
+    from audiences.reach import ANALYTIC_SETTINGS
 
     params = {"env": environment_id, "since": timezone.now() - timedelta(days=7)}
     with transaction.atomic(), connection.cursor() as cursor:
@@ -271,7 +271,7 @@ def bench_preview(ctx: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from audiences.audience_selectors import audience_preview
+    from audiences.definitions.selectors import audience_preview
 
     actor, environment = ctx["actor"], ctx["environment"]
 
@@ -306,7 +306,7 @@ def bench_preview(ctx: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]
 
     plans += _plan(HAND_PREVIEW, {"env": environment.pk, "since": timezone.now() - timedelta(days=7)})
     ratio = _median(ours_times) / _median(hand_times)
-    from audiences.preview import ANALYTIC_SETTINGS
+    from audiences.reach import ANALYTIC_SETTINGS
 
     settings = ", ".join(f"{name} {value}" for name, value in ANALYTIC_SETTINGS.items())
     return [
@@ -400,7 +400,7 @@ def bench_publish(ctx: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str],
     from django.db import connection
 
     from audiences.models import AudienceVersion, Membership
-    from audiences.publish import audience_publish, members_queryset
+    from audiences.publishing.services import audience_publish, members_queryset
     from integrations.models import Destination, Job
 
     if Destination.objects.filter(environment=ctx["environment"], is_active=True).exists():
@@ -496,7 +496,7 @@ def bench_memberships(ctx: dict[str, Any], audience: Any) -> tuple[list[dict[str
     from django.test.utils import CaptureQueriesContext
     from rest_framework.test import APIClient
 
-    from audiences.publish_selectors import encode_cursor
+    from audiences.publishing.selectors import encode_cursor
 
     audience = type(audience).objects.select_related("live_version").get(pk=audience.pk)
     version = audience.live_version

@@ -46,7 +46,7 @@ def _bare_view() -> Any:
     from rest_framework.response import Response
     from rest_framework.views import APIView
 
-    from audiences.api import ProfileSerializer
+    from audiences.api.profiles import ProfileSerializer
     from audiences.models import Profile
 
     class BareProfile(APIView):
@@ -124,11 +124,12 @@ def _write(environment: Any, calls: int) -> dict[str, float]:
 
     from django.contrib.auth.models import User
 
-    from audiences import services
     from audiences.models import Consent, Profile
-    from governance import audit, outbox
+    from audiences.profiles import services
+    from governance import outbox
     from governance.actors import Actor
-    from integrations import relay
+    from governance.audit import trail as audit
+    from integrations.outbox import relay
 
     profile, _ = Profile.objects.get_or_create(environment=environment, external_id="bench-gov-write")
     actor = Actor(user=User.objects.get(username="bench-governance"), environment=environment, door="api")

@@ -112,7 +112,7 @@ def _clean(environment: Any) -> None:
 
 def _throughput(environment: Any, url: str, events: int) -> dict[str, Any]:
 
-    from integrations import relay
+    from integrations.outbox import relay
 
     # This process drives relay and sender itself; kicks would only duplicate the work.
     kicks = relay.kick_relay, relay.kick_deliveries
@@ -128,8 +128,9 @@ def _drive(environment: Any, url: str, events: int) -> dict[str, Any]:
 
     from governance import outbox
     from governance.actors import Actor
-    from integrations import relay, webhooks
     from integrations.models import DeliveryState, WebhookDelivery
+    from integrations.outbox import relay
+    from integrations.webhooks import services as webhooks
 
     secret = "whsec_bench-outbox-secret-0123456789"  # noqa: S105  (a throwaway bench secret)
     webhooks.webhook_create(
@@ -205,8 +206,8 @@ def _drive(environment: Any, url: str, events: int) -> dict[str, Any]:
 def _emit_cost(environment: Any, calls: int) -> dict[str, Any]:
     from datetime import UTC, datetime, timedelta
 
-    from audiences import services
     from audiences.models import Profile
+    from audiences.profiles import services
     from governance import outbox
     from governance.actors import Actor
 
@@ -238,7 +239,7 @@ def _emit_cost(environment: Any, calls: int) -> dict[str, Any]:
     def without_outbox(event_type: str, env: Any, items: Any) -> int:
         return len(list(items))
 
-    from integrations import relay
+    from integrations.outbox import relay
 
     real_kick = relay.kick_relay
     with_emit: list[float] = []
@@ -300,7 +301,7 @@ def measure(receiver_url: str, events: int, calls: int) -> list[dict[str, Any]]:
     emit_ratio = cost["ours"] / cost["baseline"]
     share = (cost["ours"] - cost["baseline"]) / cost["ours"]
     row_share = (cost["row_only"] - cost["baseline"]) / cost["ours"]
-    from integrations import relay
+    from integrations.outbox import relay
 
     return [
         {

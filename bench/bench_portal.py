@@ -125,8 +125,9 @@ def _setup() -> dict[str, Any]:
     from django.core.management import call_command
     from django.utils import timezone
 
-    from audiences import audience_services, publish
+    from audiences.definitions import services as audience_services
     from audiences.models import Audience, AudienceVersion, Profile
+    from audiences.publishing import services as publish
     from governance import policy
     from governance.actors import Actor
     from governance.approvals.services import approval_request_create
@@ -309,7 +310,7 @@ def _pages(ctx: dict[str, Any]) -> list[dict[str, Any]]:
 def _client(user: Any) -> Any:
     from django.test import Client
 
-    from governance.selectors import SESSION_ENVIRONMENT_KEY
+    from governance.access.selectors import SESSION_ENVIRONMENT_KEY
 
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(user)
@@ -330,7 +331,7 @@ def measure(calls: int) -> list[dict[str, Any]]:
     from django.urls import clear_url_caches, path
 
     import bench.urls
-    from governance.ratelimit import forget_prefix
+    from governance.limits.ratelimit import forget_prefix
 
     if connection.vendor != "postgresql":
         raise SystemExit("bench_portal needs PostgreSQL (BENCH_DATABASE_URL)")

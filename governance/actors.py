@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from rest_framework.exceptions import NotAuthenticated
 
 from governance import permcache
-from governance.audit import normalized_ip
+from governance.access.selectors import environment_for_session
+from governance.audit.trail import normalized_ip
 from governance.models import ApiToken, Door, Environment
-from governance.selectors import environment_for_session
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser

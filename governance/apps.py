@@ -17,7 +17,7 @@ class GovernanceConfig(AppConfig):
 
         permcache.connect()
         _register_history()
-        from governance import flag_services
+        from governance.flags import services as flag_services
 
         # Audit flag, switch and sample changes that bypass flag_set (admin site, shell), and
         # register the executor of approved personalization switch-offs.

@@ -1,7 +1,7 @@
 """`emit`: write a domain event to the outbox in the caller's transaction.
 
 The outbox is the ground every app stands on: a service of any app emits here, and the
-relay of integrations (integrations/relay.py) dispatches. After the transaction commits,
+relay of integrations (integrations/outbox/relay.py) dispatches. After the transaction commits,
 `events_committed` is sent once; integrations listens (its AppConfig.ready()) and kicks
 the relay. A rolled-back transaction leaves neither the row nor the signal. A kick that is
 lost (the process dies after the commit, the broker is down) costs only latency: the
@@ -17,7 +17,7 @@ from django.db import connection, connections, models, router, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from governance.audit import InsertColumns
+from governance.audit.trail import InsertColumns
 from governance.models import Environment, OutboxEvent
 
 # Sent once after a transaction that emitted events commits (no arguments but the sender).

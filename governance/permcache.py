@@ -17,7 +17,7 @@ so a version is never reused: an entry from before a Redis restart cannot match.
 and roles, as one entry: pickled in Redis for every process, and in this process's
 memory so that a warm request does not even fetch it (each request gets its own copy). An entry from memory is used only
 after checking that the version is still current — in the same Redis step as the rate
-limiter's count (governance/throttling.py, `count_for_token`), so a warm token request
+limiter's count (governance/limits/throttling.py, `count_for_token`), so a warm token request
 costs one Redis round trip and no query. Expiry by time is checked on every request from
 the cached `expires_at`.
 """

@@ -86,7 +86,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.change_environment",
         "governance.add_environment",
         "governance.view_auditevent",
-        # The admin site's configuration pages (governance/admin.py, governance/config_services.py).
+        # The admin site's configuration pages (governance/admin/, governance/configuration/services.py).
         "governance.view_approvalpolicy",
         "governance.add_approvalpolicy",
         "governance.change_approvalpolicy",
@@ -101,7 +101,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.change_flagmeta",
         "auth.add_group",
         "auth.add_user",
-        # The admin site's read-only "is someone suppressed?" page (audiences/admin_audiences.py).
+        # The admin site's read-only "is someone suppressed?" page (audiences/admin/definitions.py).
         "audiences.view_suppressionentry",
         "audiences.reset_sandbox",
         "waffle.view_flag",

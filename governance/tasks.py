@@ -41,7 +41,7 @@ def approvals_expire_task() -> int:
 
 @app.task(name="governance.idempotency_purge", **TASK_DEFAULTS)
 def idempotency_purge_task() -> int:
-    """Delete the idempotency records older than 24 hours (governance/idempotency.py)."""
-    from governance.idempotency import purge_expired
+    """Delete the idempotency records older than 24 hours (governance/limits/idempotency.py)."""
+    from governance.limits.idempotency import purge_expired
 
     return purge_expired()

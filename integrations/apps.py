@@ -4,7 +4,7 @@ from django.apps import AppConfig
 
 
 def _kick_relay(sender: Any, **kwargs: Any) -> None:
-    from integrations import relay
+    from integrations.outbox import relay
 
     relay.kick_relay()
 

@@ -31,7 +31,7 @@ TIME_BUDGET_SECONDS = 50.0
 @app.task(name="integrations.destination_job", **TASK_DEFAULTS)
 def destination_job_task(job_id: int) -> str | None:
     """Run a delivery job's pushes once and finish the job (deferred work is retried by the sweep)."""
-    from integrations.destinations import destination_job_run
+    from integrations.destinations.services import destination_job_run
 
     job = destination_job_run(job_id)
     return job.state if job is not None else None
@@ -40,7 +40,7 @@ def destination_job_task(job_id: int) -> str | None:
 @app.task(name="integrations.destination_push", **TASK_DEFAULTS)
 def destination_push_task(push_id: int) -> str | None:
     """Run one push if it is due."""
-    from integrations.destinations import push_run
+    from integrations.destinations.services import push_run
 
     outcome = push_run(push_id)
     return outcome.state if outcome is not None else None
@@ -49,7 +49,7 @@ def destination_push_task(push_id: int) -> str | None:
 @app.task(name="integrations.retry_deferred_pushes", **TASK_DEFAULTS)
 def retry_deferred_pushes_task() -> dict[str, int]:
     """Run the pushes whose next attempt is due: deferred work is delivered, not dropped."""
-    from integrations.destinations import pushes_run_due
+    from integrations.destinations.services import pushes_run_due
 
     return pushes_run_due(time_budget=TIME_BUDGET_SECONDS)
 

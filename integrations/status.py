@@ -47,7 +47,7 @@ def _iso(value: float | None) -> str | None:
 
 
 def _redis() -> Any:
-    from integrations.breakers import redis_client
+    from integrations.destinations.breakers import redis_client
 
     return redis_client()
 
@@ -180,7 +180,7 @@ def cache_check() -> dict[str, Any]:
 
 
 def destinations_check(actor: Actor) -> list[dict[str, Any]]:
-    from integrations.destinations import destination_statuses
+    from integrations.destinations.services import destination_statuses
 
     rows = list(Destination.objects.filter(environment=actor.environment).order_by("name"))
     statuses = destination_statuses(rows)

@@ -21,7 +21,7 @@ TIME_BUDGET_SECONDS = 50.0
 @app.task(name="integrations.relay_outbox", **TASK_DEFAULTS)
 def relay_outbox_task() -> dict[str, int]:
     """Fan undispatched outbox events out to webhook deliveries, in id order."""
-    from integrations import relay
+    from integrations.outbox import relay
 
     return relay.relay_outbox(time_budget=TIME_BUDGET_SECONDS).as_dict()
 
@@ -29,7 +29,7 @@ def relay_outbox_task() -> dict[str, int]:
 @app.task(name="integrations.deliver_webhooks", **TASK_DEFAULTS)
 def deliver_webhooks_task() -> dict[str, Any]:
     """Send the webhook deliveries that are due; retries are scheduled in the database."""
-    from integrations import relay
+    from integrations.outbox import relay
 
     return relay.deliver_webhooks(time_budget=TIME_BUDGET_SECONDS).as_dict()
 

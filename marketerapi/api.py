@@ -237,9 +237,9 @@ class StrictFilterSet(_filters.FilterSet):
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
-    """OpenAPI security scheme for governance.auth.BearerTokenAuthentication."""
+    """OpenAPI security scheme for governance.access.auth.BearerTokenAuthentication."""
 
-    target_class = "governance.auth.BearerTokenAuthentication"
+    target_class = "governance.access.auth.BearerTokenAuthentication"
     name = "bearerToken"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
@@ -252,9 +252,9 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
 
 class PortalSessionScheme(OpenApiAuthenticationExtension):
-    """OpenAPI security scheme for governance.auth.PortalSessionAuthentication."""
+    """OpenAPI security scheme for governance.access.auth.PortalSessionAuthentication."""
 
-    target_class = "governance.auth.PortalSessionAuthentication"
+    target_class = "governance.access.auth.PortalSessionAuthentication"
     name = "portalSession"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:

@@ -71,7 +71,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # RateLimit headers on every /api/ response, and counting what DRF refused first.
-    "governance.throttling.RateLimitMiddleware",
+    "governance.limits.throttling.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -226,8 +226,8 @@ BULK_MAX_ROWS = env_int("BULK_MAX_ROWS", 10_000, minimum=1)
 # --- API ------------------------------------------------------------------------
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "governance.auth.BearerTokenAuthentication",
-        "governance.auth.PortalSessionAuthentication",
+        "governance.access.auth.BearerTokenAuthentication",
+        "governance.access.auth.PortalSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["marketerapi.parsers.JSONParser"],
@@ -237,8 +237,8 @@ REST_FRAMEWORK: dict[str, Any] = {
     "EXCEPTION_HANDLER": "marketerapi.problems.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_PAGINATION_CLASS": "marketerapi.api.CursorPagination",
-    # Rate classes per token, user or IP address, in Redis when REDIS_URL is set (governance/ratelimit.py).
-    "DEFAULT_THROTTLE_CLASSES": ["governance.throttling.RateClassThrottle"],
+    # Rate classes per token, user or IP address, in Redis when REDIS_URL is set (governance/limits/ratelimit.py).
+    "DEFAULT_THROTTLE_CLASSES": ["governance.limits.throttling.RateClassThrottle"],
     "PAGE_SIZE": 100,
 }
 if DEBUG:

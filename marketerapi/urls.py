@@ -10,9 +10,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 api_v1 = [
-    path("", include("governance.urls")),
-    path("", include("audiences.urls")),
-    path("", include("integrations.urls")),
+    path("", include("governance.api")),
+    path("", include("audiences.api")),
+    path("", include("integrations.api")),
 ]
 
 urlpatterns = [

@@ -16,13 +16,13 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from governance import quotas
+from governance.access.selectors import SESSION_ENVIRONMENT_KEY, environment_get
 from governance.approvals.selectors import approval_list
+from governance.audit.selectors import audit_events_of_actor, audit_read_scope
+from governance.limits import quotas
+from governance.limits.quotas import QuotaStatus
 from governance.models import Outcome
-from governance.quotas import QuotaStatus
-from governance.selectors import SESSION_ENVIRONMENT_KEY, environment_get
-from governance.selectors_audit import audit_events_of_actor, audit_read_scope
-from integrations import jobs
+from integrations.jobs import services as jobs
 from portal.web import can, portal_actor, portal_view
 
 # How many rows each home card lists; each card links to its full page.

@@ -9,8 +9,9 @@ from datetime import date
 
 from django.db import connection, transaction
 
-from governance import audit, outbox, policy
+from governance import outbox, policy
 from governance.actors import Actor
+from governance.audit import trail as audit
 from governance.models import DataKind, Environment, Outcome
 from marketerapi.problems import ApplicationError, InvalidInput
 from sandbox import loaders

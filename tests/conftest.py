@@ -43,7 +43,7 @@ def _own_rate_limit_counts(settings):
     memory), so tests never throttle each other; its keys are deleted afterwards."""
     settings.RATELIMIT_KEY_PREFIX = f"test:rl:{uuid.uuid4().hex[:12]}"
     yield
-    from governance.ratelimit import forget_prefix
+    from governance.limits.ratelimit import forget_prefix
 
     forget_prefix(settings.RATELIMIT_KEY_PREFIX)
 

@@ -38,8 +38,8 @@ from rest_framework.test import APIClient
 from waffle.models import Flag
 
 from audiences.models import Audience, AudienceState, AudienceVersion
+from governance.access.objectperms import share
 from governance.models import ApiToken, ApprovalRequest, Environment, OutboxEvent, hash_token
-from governance.objectperms import share
 from integrations.models import DeadLetter, Destination, Job, WebhookSubscription
 from tests import routes
 from tests.conftest import ALL_SCOPES, PERSONAS
@@ -519,7 +519,7 @@ def build_world(tmp_dir: str) -> World:
 
 
 def _encrypted_secret() -> str:
-    from integrations.webhooks import encrypt_secret
+    from integrations.webhooks.services import encrypt_secret
 
     return encrypt_secret("s" * 32)
 

@@ -14,10 +14,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audiences.models import Profile
-from governance.auth import BearerTokenAuthentication
+from governance.access.auth import BearerTokenAuthentication
+from governance.access.services import MAX_TOKEN_DAYS
 from governance.models import ApiToken, AuditEvent, hash_token
 from governance.roles import ROLE_NAMES
-from governance.services import MAX_TOKEN_DAYS
 from sandbox.management.commands.seed_demo import DEMO_USERS
 from tests.factories import ProfileFactory
 

@@ -20,9 +20,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.exports import EXPORT_FORMATS, audit_log_export, event_as_dict
+from governance.audit.exports import EXPORT_FORMATS, audit_log_export, event_as_dict
+from governance.audit.selectors import DATETIME_HINT, audit_chain_report, audit_event_list, chain_report_as_dict
 from governance.models import AuditEvent, Door, Outcome
-from governance.selectors_audit import DATETIME_HINT, audit_chain_report, audit_event_list, chain_report_as_dict
 from marketerapi.api import ActorMixin, CursorPagination, ProblemSerializer
 
 # --- serializers (for the schema; the shape itself is exports.event_as_dict) ----------

@@ -1,7 +1,7 @@
 """The flags API: which capabilities are on for the caller, and (admins) changing a flag.
 
 `GET /flags/`, `GET /flags/{name}`, `PATCH /flags/{name}`. Reading is open to anyone
-signed in; a change goes through governance.flag_services.flag_set (audited, emits
+signed in; a change goes through governance.flags.services.flag_set (audited, emits
 `flag.changed`; switching off a personalization flag answers 202 with an approval
 request). See docs/flags.md.
 """
@@ -21,8 +21,8 @@ from rest_framework.views import APIView
 from governance import policy
 from governance.actors import actor_from_request
 from governance.approvals import approval_brief
-from governance.flag_services import KEEP, flag_set
-from governance.flags import flag_as_dict, flags_for, group_ids_of
+from governance.flags.selectors import flag_as_dict, flags_for, group_ids_of
+from governance.flags.services import KEEP, flag_set
 from marketerapi.api import ProblemSerializer
 from marketerapi.problems import NotFound
 

@@ -15,12 +15,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance import quotas
 from governance.actors import Actor, actor_from_request
-from governance.flags import flags_for
-from governance.ratelimit import RATE_CLASSES
+from governance.flags.selectors import flags_for
+from governance.limits import quotas
+from governance.limits.ratelimit import RATE_CLASSES
+from governance.limits.throttling import limits_of
 from governance.roles import ROLE_NAMES
-from governance.throttling import limits_of
 from marketerapi.api import ProblemSerializer
 
 
@@ -87,7 +87,7 @@ def _teams(actor: Actor) -> list[str]:
     user: Any = actor.user
     groups = list(user.groups.values_list("pk", "name"))
     # One query for both: flags_for reads the user's group ids from this attribute
-    # (governance.flags.group_ids_of) instead of asking again.
+    # (governance.flags.selectors.group_ids_of) instead of asking again.
     user._marketerapi_group_ids = {pk for pk, _ in groups}
     return sorted(name for _, name in groups if name not in ROLE_NAMES)
 

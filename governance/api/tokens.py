@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance import selectors, services
+from governance.access import selectors, services
 from governance.actors import actor_from_request
 from governance.models import ApiToken
 from marketerapi.problems import InvalidInput, NotFound

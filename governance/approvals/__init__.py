@@ -17,7 +17,7 @@ and, once, at import of the domain's services module:
 
 Modules: `services` (the writes), `selectors` (reads and who may vote), `registry`
 (executors and fingerprints), `steps` (matching votes to a policy's steps), `errors`.
-Change windows live in governance/windows.py; the Celery tasks in governance/tasks.py.
+Change windows live in governance/approvals/windows.py; the Celery tasks in governance/tasks.py.
 """
 
 from governance.approvals.errors import ApprovalPending
@@ -42,7 +42,7 @@ from governance.approvals.services import (
     approvals_expire,
     request_or_run,
 )
-from governance.windows import WINDOWED_ACTIONS
+from governance.approvals.windows import WINDOWED_ACTIONS
 
 __all__ = [
     "EXPIRY",

@@ -103,7 +103,7 @@ def _discover() -> None:
 
     autodiscover_modules("services")
     get_resolver().url_patterns  # noqa: B018  (importing the URL conf imports the API modules)
-    import governance.flag_services  # noqa: F401  (registers flag.disable_personalization)
+    import governance.flags.services  # noqa: F401  (registers flag.disable_personalization)
 
     _discovered = True
 

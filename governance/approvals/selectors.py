@@ -56,7 +56,7 @@ def approval_list(
 def open_request_id(*, action: str, target: Any) -> int | None:
     """The id of the request for `action` on `target` that is still open (pending, or
     approved and not run yet), or None: while there is one, a second is refused."""
-    from governance import audit
+    from governance.audit import trail as audit
 
     target_type, target_id, _ = audit.describe_target(target)
     environment_id = getattr(target, "environment_id", None)

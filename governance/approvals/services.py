@@ -29,9 +29,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from governance import audit, outbox, policy, windows
+from governance import outbox, policy
 from governance.actors import Actor
-from governance.approvals import errors, registry, selectors, steps
+from governance.approvals import errors, registry, selectors, steps, windows
+from governance.audit import trail as audit
 from governance.models import ApprovalRequest, ApprovalState, ApprovalVote, Door, Outcome, VoteDecision
 from marketerapi.problems import ApplicationError
 

@@ -25,8 +25,8 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from governance import audit
 from governance.actors import Actor
+from governance.audit import trail as audit
 from governance.models import ApprovalPolicy, Outcome
 from governance.policy.actions import ACTIONS, Action
 from governance.roles import ADMIN, SANDBOX_ONLY, grants_here, roles_with_permission
@@ -182,7 +182,7 @@ def _check_role(actor: Actor, spec: Action) -> Decision | None:
 def _check_object(actor: Actor, spec: Action, target: Any) -> Decision | None:
     if spec.object_permission is None or target is None or not hasattr(target, "owner_team_id"):
         return None
-    from governance.objectperms import can_change
+    from governance.access.objectperms import can_change
 
     if ADMIN in actor.roles or can_change(actor.user, target):
         return None
@@ -198,7 +198,7 @@ def _check_object(actor: Actor, spec: Action, target: Any) -> Decision | None:
 def _check_flag(actor: Actor, spec: Action) -> Decision | None:
     if not spec.flag:
         return None
-    from governance.flags import flag_active_for
+    from governance.flags.selectors import flag_active_for
 
     if flag_active_for(spec.flag, actor):
         return None
@@ -306,7 +306,7 @@ def require(actor: Actor, action: str, target: Any = None, context: dict[str, An
                 audit.record(actor, action, target, outcome=Outcome.DENIED, decision=decision)
         error = PolicyDenied(" ".join(decision.reasons), hint=decision.hint, rule=decision.rule)
         if ACTIONS[action].unsafe:
-            # Inside an idempotency claim (governance/idempotency.py) the transaction above is
+            # Inside an idempotency claim (governance/limits/idempotency.py) the transaction above is
             # a savepoint that this refusal rolls back; the claim records the denial again.
             error.denial = (actor, action, target, decision)  # type: ignore[attr-defined]
         raise error

@@ -44,8 +44,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from integrations.breakers import OPEN, Breaker, Snapshot
-from integrations.secrets import redact
+from integrations.crypto import redact
+from integrations.destinations.breakers import OPEN, Breaker, Snapshot
 
 logger = logging.getLogger("marketerapi.adapters")
 

@@ -33,8 +33,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
-from governance import quotas
 from governance.actors import Actor
+from governance.limits import quotas
 from governance.models import ApiToken, ApprovalRequest, ApprovalState, Environment, QuotaPolicy, QuotaUsage
 
 # How many rows each panel lists.
@@ -149,7 +149,7 @@ def dead_letters_panel(environment: Environment) -> Panel:
 
 
 def breakers_panel(environment: Environment) -> Panel:
-    from integrations.destinations import breaker_of
+    from integrations.destinations.services import breaker_of
     from integrations.models import Destination
 
     destinations = list(

@@ -57,7 +57,7 @@ def record_denial_again(exc: ApplicationError) -> None:
     denial = getattr(exc, "denial", None)
     if denial is None:
         return
-    from governance import audit
+    from governance.audit import trail as audit
     from governance.models import Outcome
 
     actor, action, target, decision = denial

@@ -34,8 +34,8 @@ _ENVIRONMENT_ATTR = "_marketerapi_admin_environment"
 def admin_environment(request: HttpRequest) -> Any:
     """The environment of an admin change to an object that has none (users, teams, flags,
     service accounts): the one the person switched to in the portal, else the default."""
+    from governance.access.selectors import SESSION_ENVIRONMENT_KEY
     from governance.models import Environment
-    from governance.selectors import SESSION_ENVIRONMENT_KEY
 
     session = getattr(request, "session", None)
     slug = (session.get(SESSION_ENVIRONMENT_KEY) if session is not None else None) or settings.DEFAULT_ENVIRONMENT

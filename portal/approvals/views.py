@@ -21,8 +21,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from governance import windows
-from governance.approvals import services
+from governance.approvals import services, windows
 from governance.approvals.selectors import approval_get, approval_list, approval_standing
 from governance.models import ApprovalRequest, ApprovalState
 from marketerapi.problems import ApplicationError, InvalidInput

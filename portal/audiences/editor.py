@@ -27,11 +27,13 @@ from django.urls import URLPattern, path, reverse
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
-from audiences import audience_selectors, audience_services, rules
+from audiences import rules
+from audiences.definitions import selectors as audience_selectors
+from audiences.definitions import services as audience_services
 from audiences.models import Audience, AudienceState, Channel, ConsentStatus, Profile
 from governance.actors import Actor
-from governance.ratelimit import PREVIEW, RateLimited
-from governance.throttling import check_request
+from governance.limits.ratelimit import PREVIEW, RateLimited
+from governance.limits.throttling import check_request
 from marketerapi.problems import ApplicationError, InvalidInput
 from portal.web import Permission, Problem, can, hx_redirect, portal_actor, portal_view
 

@@ -28,17 +28,20 @@ from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from audiences import audience_selectors, audience_services, publish, publish_selectors
-from audiences.audience_api import AudienceFilter
+from audiences.api.definitions import AudienceFilter
+from audiences.definitions import selectors as audience_selectors
+from audiences.definitions import services as audience_services
 from audiences.models import Audience, AudienceState, AudienceVersion, Channel, Profile, VersionState
+from audiences.publishing import selectors as publish_selectors
+from audiences.publishing import services as publish
 from governance import policy
 from governance.actors import Actor
 from governance.approvals import approval_brief
 from governance.approvals.selectors import approval_list, received_of, request_steps
 from governance.approvals.steps import describe_steps
+from governance.audit.selectors import audit_event_list
 from governance.models import ApprovalRequest
-from governance.selectors_audit import audit_event_list
-from integrations import jobs
+from integrations.jobs import services as jobs
 from integrations.models import JobState
 from marketerapi.problems import ApplicationError, InvalidInput
 from portal.audiences.editor import OPERATOR_LABELS, STEP_LABELS

@@ -25,15 +25,15 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from governance import policy
-from governance.models import AuditEvent, Outcome
-from governance.roles import AUDIT_READ_ALL_ROLES
-from governance.selectors_audit import (
+from governance.audit.selectors import (
     DATETIME_HINT,
     FILTER_PARAMETERS,
     SCOPE_ALL,
     audit_event_list,
     audit_read_scope,
 )
+from governance.models import AuditEvent, Outcome
+from governance.roles import AUDIT_READ_ALL_ROLES
 from marketerapi.problems import ApplicationError
 from portal.templatetags.portal_words import PHRASES, as_json, event_words, object_url, outcome_words
 from portal.web import Problem, portal_actor, portal_view

@@ -21,7 +21,7 @@ from typing import Any
 from django import template
 from django.utils import timezone
 
-from governance import windows
+from governance.approvals import windows
 from governance.approvals.selectors import counting_approvals, received_of, request_steps
 from governance.approvals.services import SCHEDULE_MARK
 from governance.approvals.steps import describe_step, describe_steps

@@ -8,8 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audiences.models import Audience, AudienceState
+from governance.access.objectperms import share
 from governance.models import AuditEvent
-from governance.objectperms import share
 from tests.audiences.audience_helpers import create_body, make_audience, make_live, team
 from tests.factories import ProfileFactory
 
@@ -539,7 +539,7 @@ def test_an_audience_another_uses_is_neither_deleted_nor_archived(api, sandbox):
 
 
 def test_registered_in_use_checks_block_deletion(api, sandbox, monkeypatch):
-    from audiences import audience_services
+    from audiences.definitions import services as audience_services
 
     monkeypatch.setattr(audience_services, "_IN_USE_CHECKS", [])
     audience_services.register_in_use_check(lambda audience: ["campaign 'Spring sale' (active)"])

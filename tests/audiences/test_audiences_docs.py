@@ -94,7 +94,7 @@ def test_the_documented_limits_are_the_real_ones():
 
 
 def test_the_waterfall_steps_are_the_previews():
-    from audiences.preview import STEPS
+    from audiences.reach import STEPS
 
     section = _section("## Preview and the reach waterfall")
     for step in (*STEPS, "reachable"):

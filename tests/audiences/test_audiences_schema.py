@@ -7,7 +7,7 @@ from django.urls import re_path
 from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.generators import SchemaGenerator
 
-from audiences import audience_api
+from audiences.api import definitions as audience_api
 
 ID = r"(?P<audience_id>[0-9]+)"
 PATTERNS = [

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from audiences import selectors
+from audiences.profiles import selectors
 from governance.models import ApiToken, AuditEvent, Outcome
 from tests.audiences.helpers import db_state
 from tests.conftest import issue_test_token

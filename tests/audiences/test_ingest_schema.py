@@ -7,8 +7,8 @@ from django.urls import re_path
 from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.generators import SchemaGenerator
 
-from audiences import api as audiences_api
-from integrations import api as integrations_api
+from audiences.api import profiles as audiences_api
+from integrations.api import events as integrations_api
 
 # Only the views of this feature, so other apps' routes neither hide nor add warnings.
 PATTERNS = [

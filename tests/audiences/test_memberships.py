@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from audiences.publish_selectors import encode_cursor
+from audiences.publishing.selectors import encode_cursor
 from governance.models import AuditEvent
 from tests.audiences.test_publish_support import audience, fresh, people, publish_now, set_consent
 

@@ -1,10 +1,10 @@
-"""How PII looks masked (audiences/pii.py)."""
+"""How PII looks masked (audiences/profiles/pii.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from audiences.pii import mask_email, mask_name, mask_phone, mask_pii
+from audiences.profiles.pii import mask_email, mask_name, mask_phone, mask_pii
 
 
 @pytest.mark.parametrize(

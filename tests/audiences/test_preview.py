@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audiences.models import RegionalRestriction, SuppressionEntry, SuppressionList
-from audiences.preview import compute_preview, reachable_queryset
+from audiences.reach import compute_preview, reachable_queryset
 from tests.factories import ConsentFactory, ProfileFactory
 
 pytestmark = pytest.mark.django_db

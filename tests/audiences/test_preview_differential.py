@@ -1,7 +1,7 @@
 """Differential tests of the preview: its count, waterfall, breakdowns and sample, and the
 members publish would materialize, against a plain-Python evaluation of the same data.
 
-The preview computes everything in one grouped pass (audiences/preview.py); the reference
+The preview computes everything in one grouped pass (audiences/reach.py); the reference
 here walks the profiles one by one: the rules (tests/audiences/reference.py), then consent
 for the channel, suppression lists by external id and by email hash, and the regional
 restrictions, each person leaving at the first step that applies.
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audiences.audience_selectors import reach_stats
+from audiences.definitions.selectors import reach_stats
 from audiences.models import (
     IMPLIED_CONSENT_SOURCES,
     Consent,
@@ -25,8 +25,8 @@ from audiences.models import (
     SuppressionEntry,
     SuppressionList,
 )
-from audiences.preview import SAMPLE_SIZE, compute_preview, reachable_queryset
-from audiences.publish import members_queryset
+from audiences.publishing.services import members_queryset
+from audiences.reach import SAMPLE_SIZE, compute_preview, reachable_queryset
 from tests.audiences.reference import evaluate
 from tests.audiences.test_rules_differential import HAND_WRITTEN, _trees, build_world
 

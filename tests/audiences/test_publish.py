@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from audiences import publish
 from audiences.models import Audience, AudienceState, AudienceVersion, Membership, VersionState
+from audiences.publishing import services as publish
 from governance.models import ApprovalPolicy, ApprovalRequest, ApprovalState, AuditEvent, OutboxEvent
 from integrations.models import Destination, DestinationPush, Job, JobState
 from tests.audiences.test_publish_support import (
@@ -513,7 +513,7 @@ def test_members_are_exactly_the_reachable_set(sandbox, rules):
     RegionalRestriction.objects.create(
         environment=sandbox, region="UK", channel="email", kind="blocked", description="No email to the UK."
     )
-    from audiences.preview import reachable_queryset
+    from audiences.reach import reachable_queryset
 
     now = timezone.now()
     expected = set(reachable_queryset(sandbox, rules, "email", now=now).values_list("pk", flat=True))

@@ -9,8 +9,8 @@ from typing import Any
 from django.utils import timezone
 
 from audiences.models import Audience, AudienceVersion, Consent, Membership, Profile
-from audiences.preview import reachable_queryset
-from audiences.publish import PublishOutcome, audience_publish, audience_rollback, publish_job_run
+from audiences.publishing.services import PublishOutcome, audience_publish, audience_rollback, publish_job_run
+from audiences.reach import reachable_queryset
 from governance.actors import Actor
 from governance.models import Environment
 from integrations.models import Job

@@ -11,8 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audiences.models import SuppressionEntry, SuppressionList
-from audiences.preview import compute_preview
-from audiences.suppressions import hash_email
+from audiences.reach import compute_preview
+from audiences.suppressions.services import hash_email
 from governance.actors import Actor
 from governance.approvals import approval_approve, approval_execute
 from governance.models import ApprovalRequest, AuditEvent, Door

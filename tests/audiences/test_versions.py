@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from audiences import publish
 from audiences.models import AudienceVersion, Membership, VersionState
+from audiences.publishing import services as publish
 from governance.models import AuditEvent, OutboxEvent
 from integrations.models import Destination, DestinationPush, JobState
 from tests.audiences.test_publish_support import (

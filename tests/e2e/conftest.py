@@ -116,8 +116,9 @@ def published_twice(sandbox: Any) -> Any:
     the services (version 1 is one an operator could roll back to)."""
     from django.contrib.auth.models import User
 
-    from audiences import audience_services, publish
+    from audiences.definitions import services as audience_services
     from audiences.models import AudienceState
+    from audiences.publishing import services as publish
     from governance.actors import Actor
     from governance.models import Door
 

@@ -19,8 +19,8 @@ from playwright.sync_api import expect
 
 from audiences.models import AudienceState
 from governance.actors import Actor
+from governance.limits.quotas import quota_consume
 from governance.models import Door
-from governance.quotas import quota_consume
 from tests.e2e.conftest import PUBLISHED_NAME as NAME
 from tests.e2e.conftest import published_twice
 

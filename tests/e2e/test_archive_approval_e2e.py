@@ -13,8 +13,9 @@ import re
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from audiences import audience_services, publish
+from audiences.definitions import services as audience_services
 from audiences.models import Audience, AudienceState
+from audiences.publishing import services as publish
 from governance.actors import Actor
 from governance.models import ApprovalRequest, ApprovalState, Door, Environment
 from tests.factories import ConsentFactory, ProfileFactory

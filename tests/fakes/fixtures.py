@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from integrations import breakers
 from integrations.adapters import base, crm
+from integrations.destinations import breakers
 from tests.fakes.braze import FakeBraze
 from tests.fakes.server import FakeServer
 from tests.fakes.sfmc import FakeSFMC

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from integrations.crypto import encrypt_credentials
 from integrations.models import Destination
-from integrations.secrets import encrypt_credentials
 from tests.fakes.braze import FakeBraze
 from tests.fakes.sfmc import FakeSFMC
 

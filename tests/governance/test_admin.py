@@ -111,7 +111,7 @@ def everything(sandbox, pilot, platform_admin, tmp_path):
     FlagMeta.objects.create(flag=flag, description="Recommends offers", owner="growth", affects_personalization=True)
     Switch.objects.create(name="maintenance", active=False)
     Sample.objects.create(name="sampled", percent=10)
-    from governance import services
+    from governance.access import services
     from governance.actors import Actor
 
     services.service_account_create(

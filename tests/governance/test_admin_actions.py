@@ -11,8 +11,8 @@ from django.contrib import admin
 from django.utils import timezone
 from waffle.models import Flag, Sample, Switch
 
+from governance.access.selectors import SESSION_ENVIRONMENT_KEY
 from governance.models import ApprovalRequest, ApprovalState, AuditEvent, Door, Environment, FlagMeta, OutboxEvent
-from governance.selectors import SESSION_ENVIRONMENT_KEY
 from tests.conftest import issue_test_token
 from tests.factories import UserFactory
 

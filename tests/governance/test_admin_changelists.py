@@ -109,7 +109,7 @@ _serial = itertools.count(1)
 def _rows_for(model, sandbox, n: int) -> None:
     """n more rows of `model`, with their related rows."""
     from governance.models import OutboxEvent
-    from integrations import breakers
+    from integrations.destinations import breakers
     from integrations.models import (
         DeadLetter,
         DeliveryAttempt,
@@ -274,7 +274,7 @@ def test_distinct_indexed_values_lists_each_value_once(sandbox):
 
 @pytest.mark.parametrize("per_page", [100, 1], ids=["bounds-from-the-page", "bounds-from-the-first-and-last-id"])
 def test_the_date_hierarchy_drills_down_within_the_rows_bounds(root, sandbox, monkeypatch, per_page):
-    from integrations.admin import JobAdmin
+    from integrations.admin.jobs import JobAdmin
     from integrations.models import Job
 
     monkeypatch.setattr(JobAdmin, "list_per_page", per_page)

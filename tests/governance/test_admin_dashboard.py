@@ -12,11 +12,11 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from governance import quotas
+from governance.access.selectors import SESSION_ENVIRONMENT_KEY
 from governance.actors import Actor
+from governance.limits import quotas
 from governance.models import ApprovalRequest, ApprovalState, QuotaPolicy
-from governance.selectors import SESSION_ENVIRONMENT_KEY
-from integrations import breakers
+from integrations.destinations import breakers
 from integrations.models import DeadLetter, Destination, Job, JobState
 from marketerapi.admin.dashboard import quota_hot_spots
 from tests.conftest import issue_test_token

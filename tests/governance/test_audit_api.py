@@ -15,9 +15,9 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from governance import audit
 from governance.actors import Actor
-from governance.exports import CSV_COLUMNS, ocsf_activity
+from governance.audit import trail as audit
+from governance.audit.exports import CSV_COLUMNS, ocsf_activity
 from governance.models import ApiToken, AuditEvent
 from tests.conftest import issue_test_token
 from tests.governance.test_audit_chain import _tamper

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection, transaction
 
-from governance import audit
 from governance.actors import Actor
+from governance.audit import trail as audit
 from governance.models import AuditEvent
 
 

@@ -10,8 +10,8 @@ import pytest
 from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
-from governance import audit
 from governance.actors import Actor
+from governance.audit import trail as audit
 from governance.models import AuditEvent, Door
 from tests.conftest import require_service
 

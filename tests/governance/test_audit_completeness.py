@@ -72,7 +72,7 @@ def _own_token(user: Any, environment: Environment) -> dict[str, Any]:
 
 
 def _webhook(user: Any, environment: Environment) -> dict[str, Any]:
-    from integrations.webhooks import encrypt_secret
+    from integrations.webhooks.services import encrypt_secret
 
     subscription = WebhookSubscription.objects.create(
         environment=environment,
@@ -121,7 +121,7 @@ def _shared_audience(user: Any, environment: Environment) -> dict[str, Any]:
     from django.contrib.auth.models import Group
 
     from audiences.models import Audience
-    from governance.objectperms import share
+    from governance.access.objectperms import share
 
     params = _audience(user, environment)
     share(Audience.objects.get(pk=params["audience_id"]), Group.objects.get(name="retention"), "change")
@@ -379,15 +379,11 @@ AUDITED_DATA = (
 
 # (module path, "Model.method") → why this write may skip save(), the audit and the history.
 ALLOWED_WRITES: dict[tuple[str, str], str] = {
-    ("governance/auth.py", "ApiToken.update"): (
+    ("governance/access/auth.py", "ApiToken.update"): (
         "last_used_at is bookkeeping written at most once a minute per token while authenticating; it is "
         "excluded from the token's history and is no action of anyone's."
     ),
-    ("integrations/destinations.py", "Destination.update"): (
-        "last_success_at, last_failure_at and last_error mirror the latest push for the health view; they are "
-        "bookkeeping excluded from the destination's history, and each push itself is audited by its service."
-    ),
-    ("integrations/relay.py", "WebhookSubscription.update"): (
+    ("integrations/outbox/relay.py", "WebhookSubscription.update"): (
         "failing_since is delivery bookkeeping set and cleared by the relay (excluded from the subscription's "
         "history); pausing a failing subscription goes through webhooks.webhook_pause_failing, which audits."
     ),

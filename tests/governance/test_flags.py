@@ -21,13 +21,8 @@ from simple_history.models import HistoricalRecords
 from waffle.models import Flag, Switch
 
 from governance.actors import Actor
-from governance.flag_services import (
-    KEEP,
-    PersonalizationFlagNeedsApproval,
-    flag_set,
-    narrows,
-)
-from governance.flags import FlagRequired, evaluate, flag_active_for, flag_required, rollout_bucket
+from governance.flags.selectors import FlagRequired, evaluate, flag_active_for, flag_required, rollout_bucket
+from governance.flags.services import KEEP, PersonalizationFlagNeedsApproval, flag_set, narrows
 from governance.models import ApprovalRequest, AuditEvent, Door, Environment, FlagMeta, OutboxEvent
 from tests.conftest import issue_test_token
 from tests.factories import UserFactory

@@ -2,7 +2,7 @@
 
 A warm token request spends one Redis round trip (the token cache's version check and the
 rate limiter's count, in one Lua step) and no query on authentication, roles or
-permissions (governance/permcache.py, governance/throttling.py). A revocation, a role
+permissions (governance/permcache.py, governance/limits/throttling.py). A revocation, a role
 change or a deactivation still applies on the next request, also when it was committed
 while another request was loading the token, and also after Redis lost the version.
 """
@@ -165,7 +165,7 @@ def test_the_client_address_is_normalized_and_junk_in_x_forwarded_for_is_ignored
 
 
 def test_an_audited_call_with_an_upper_case_ipv6_address_leaves_the_chain_intact(api, sandbox):
-    from governance import audit
+    from governance.audit import trail as audit
 
     client = api("developer")
     response = client.post(
@@ -180,7 +180,7 @@ def test_an_audited_call_with_an_upper_case_ipv6_address_leaves_the_chain_intact
 def limiter(redis_commands):
     import redis
 
-    from governance.ratelimit import MemoryLimiter, RedisLimiter
+    from governance.limits.ratelimit import MemoryLimiter, RedisLimiter
 
     return RedisLimiter(redis.Redis.from_url(settings.REDIS_URL), fallback=MemoryLimiter())
 

@@ -1,5 +1,5 @@
 """Idempotency-Key: replay, reuse with another body, in flight, key validation, expiry,
-and one unit of work under 50 concurrent duplicates (governance/idempotency.py)."""
+and one unit of work under 50 concurrent duplicates (governance/limits/idempotency.py)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory, force_authenticate
 from rest_framework.views import APIView
 
-from governance import audit, idempotency, policy
+from governance import policy
 from governance.actors import actor_from_request
-from governance.idempotency import idempotent
+from governance.audit import trail as audit
+from governance.limits import idempotency
+from governance.limits.idempotency import idempotent
 from governance.models import ApiToken, AuditEvent, IdempotencyRecord, IdempotencyState
 from marketerapi.problems import InvalidInput
 from tests.conftest import issue_test_token, require_service

@@ -7,9 +7,9 @@ from django.contrib.auth.models import Group
 
 from audiences.models import Audience
 from governance import policy
+from governance.access.objectperms import share
 from governance.actors import Actor
 from governance.models import AuditEvent, Door, Environment
-from governance.objectperms import share
 from tests.conftest import issue_test_token
 
 

@@ -1,5 +1,5 @@
 """Quotas: which policy applies, periods in UTC, atomic counting of accepted work only,
-the 80 % warning, and GET /me/quotas (governance/quotas.py)."""
+the 80 % warning, and GET /me/quotas (governance/limits/quotas.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from governance import quotas
 from governance.actors import Actor
+from governance.limits import quotas
+from governance.limits.quotas import OutsideTransaction, QuotaExceeded, period_bounds, quota_consume
 from governance.models import ApiToken, QuotaPolicy, QuotaUsage
-from governance.quotas import OutsideTransaction, QuotaExceeded, period_bounds, quota_consume
 from tests.conftest import require_service
 
 

@@ -1,5 +1,5 @@
 """Rate limits: classes, role multipliers, token overrides, headers on every API response,
-the 429 problem, the in-process limiter and the Redis limiter (governance/ratelimit.py)."""
+the 429 problem, the in-process limiter and the Redis limiter (governance/limits/ratelimit.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 from django.conf import settings
 
-from governance import ratelimit
+from governance.limits import ratelimit
+from governance.limits.ratelimit import Limit, MemoryLimiter, RateLimitResult, RedisLimiter, limit_for, rate_class_for
 from governance.models import ApiToken
-from governance.ratelimit import Limit, MemoryLimiter, RateLimitResult, RedisLimiter, limit_for, rate_class_for
 from tests.conftest import require_service
 
 POLICY = re.compile(r'^"(?P<name>[a-z]+)";q=(?P<q>\d+);w=(?P<w>\d+)$')
@@ -341,7 +341,7 @@ def test_redis_down_fails_open_to_the_in_process_limiter_with_a_warning(caplog):
 
     limiter.script = counting
 
-    with caplog.at_level(logging.WARNING, logger="governance.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="governance.limits.ratelimit"):
         results = [limiter.hit("k", 2, 60) for _ in range(3)]
 
     assert [r.allowed for r in results] == [True, True, False]  # still limited, in this process

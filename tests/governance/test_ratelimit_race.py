@@ -21,7 +21,7 @@ def _hammer(url: str, key: str, barrier, results) -> None:
     # Its own Redis connection: nothing of the parent's limiter is shared.
     import redis
 
-    from governance.ratelimit import MemoryLimiter, RedisLimiter
+    from governance.limits.ratelimit import MemoryLimiter, RedisLimiter
 
     limiter = RedisLimiter(redis.Redis.from_url(url), fallback=MemoryLimiter())
     barrier.wait()

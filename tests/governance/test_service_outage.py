@@ -57,9 +57,9 @@ def test_a_token_request_while_redis_is_down_is_a_503_problem_with_retry_after(a
 def test_a_revocation_while_redis_is_down_is_refused_whole_so_no_cache_can_keep_the_token(api, sandbox, redis_down):
     """A revocation must bump the token cache's version; when it cannot, it writes nothing
     (the caller retries) rather than leaving caches that still trust the token."""
+    from governance.access.services import token_revoke
     from governance.actors import Actor
     from governance.models import ApiToken, AuditEvent
-    from governance.services import token_revoke
 
     client = api("developer")
     token = ApiToken.objects.get(user=client.user)

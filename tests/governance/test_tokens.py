@@ -8,9 +8,9 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from governance.access.services import service_account_create, token_issue
 from governance.actors import Actor
 from governance.models import ApiToken, AuditEvent, ServiceAccount, hash_token
-from governance.services import service_account_create, token_issue
 from marketerapi.problems import InvalidInput
 
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from django.core.exceptions import ValidationError
 
-from governance import windows
+from governance.approvals import windows
 
 WEEKDAYS = [{"days": [0, 1, 2, 3], "start": "09:00", "end": "17:00"}]
 

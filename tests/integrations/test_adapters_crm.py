@@ -9,7 +9,7 @@ import pytest
 
 from integrations.adapters import DeliveryResult, RateLimited, VendorRejected, crm
 from integrations.adapters.crm import CrmAdapter
-from integrations.breakers import Breaker
+from integrations.destinations.breakers import Breaker
 from tests.fakes.helpers import SFMC_CREDENTIALS, sfmc_config
 
 pytest_plugins = ["tests.fakes.fixtures"]

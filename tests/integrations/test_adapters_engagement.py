@@ -9,7 +9,7 @@ import pytest
 
 from integrations.adapters import Checkpoint, VendorRejected
 from integrations.adapters.engagement import EngagementAdapter
-from integrations.breakers import Breaker
+from integrations.destinations.breakers import Breaker
 from tests.fakes.helpers import BRAZE_CREDENTIALS, braze_config
 
 pytest_plugins = ["tests.fakes.fixtures"]

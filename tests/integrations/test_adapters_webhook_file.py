@@ -14,8 +14,8 @@ import pytest
 from integrations.adapters import Checkpoint, ServerFailure, VendorRejected
 from integrations.adapters.file import FileAdapter
 from integrations.adapters.webhook import WebhookAdapter
-from integrations.breakers import Breaker
-from integrations.webhooks import verify_signature
+from integrations.destinations.breakers import Breaker
+from integrations.webhooks.services import verify_signature
 
 pytest_plugins = ["tests.fakes.fixtures"]
 pytestmark = pytest.mark.usefixtures("clean_state")

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from governance.models import AuditEvent, Door, OutboxEvent
-from integrations import breakers
+from integrations.destinations import breakers
 from integrations.models import (
     DeadLetter,
     DeliveryState,

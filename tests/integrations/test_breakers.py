@@ -8,10 +8,10 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from integrations import breakers
 from integrations.adapters import CircuitOpen, ServerFailure, VendorRejected
 from integrations.adapters.webhook import WebhookAdapter
-from integrations.breakers import Breaker, MemoryStore, RedisStore
+from integrations.destinations import breakers
+from integrations.destinations.breakers import Breaker, MemoryStore, RedisStore
 from tests.conftest import require_service
 
 pytest_plugins = ["tests.fakes.fixtures"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from governance.models import AuditEvent, Door
-from integrations import breakers, destinations
+from integrations.destinations import breakers
+from integrations.destinations import services as destinations
 from integrations.models import Destination, DestinationPush, PushState
 from tests.factories import UserFactory
 from tests.fakes.helpers import make_destination

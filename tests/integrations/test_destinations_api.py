@@ -8,8 +8,8 @@ import json
 import pytest
 
 from governance.models import AuditEvent, Outcome
+from integrations.crypto import decrypt_credentials
 from integrations.models import Destination
-from integrations.secrets import decrypt_credentials
 from tests.fakes.helpers import BRAZE_CREDENTIALS, braze_config
 
 pytest_plugins = ["tests.fakes.fixtures"]

@@ -11,8 +11,11 @@ from django.utils import timezone
 
 from governance.actors import Actor
 from governance.models import Door
-from integrations import breakers, destinations, jobs, webhooks
+from integrations.destinations import breakers
+from integrations.destinations import services as destinations
+from integrations.jobs import services as jobs
 from integrations.models import DeadLetter, Destination, DestinationPush, JobState, PushState
+from integrations.webhooks import services as webhooks
 from tests.fakes.braze import FakeBraze
 from tests.fakes.helpers import BRAZE_CREDENTIALS, braze_config, make_destination
 

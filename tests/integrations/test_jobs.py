@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from integrations import jobs
+from integrations.jobs import services as jobs
 from integrations.models import Job, JobState
 
 

@@ -8,8 +8,8 @@ from django.db import transaction
 
 from governance import outbox
 from governance.models import OutboxEvent
-from integrations import relay
 from integrations.models import DeadLetter, SubscriptionState, WebhookDelivery
+from integrations.outbox import relay
 from integrations.tasks import deliver_webhooks_task, relay_outbox_task
 from marketerapi.celery import app
 from tests.reliability import fixtures
@@ -180,7 +180,7 @@ def test_an_event_whose_fan_out_keeps_failing_is_dead_lettered_without_holding_u
 
     # replayed once the cause is fixed, it is dispatched
     from governance.actors import Actor
-    from integrations import webhooks
+    from integrations.webhooks import services as webhooks
 
     monkeypatch.setattr(relay, "_fan_out", original)
     webhooks.dead_letter_replay(actor=Actor.system(sandbox), dead_letter=letter)

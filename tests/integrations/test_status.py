@@ -9,7 +9,8 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from integrations import breakers, status
+from integrations import status
+from integrations.destinations import breakers
 from tests.fakes.helpers import make_destination
 
 pytest_plugins = ["tests.fakes.fixtures"]

@@ -14,8 +14,10 @@ from drf_spectacular.generators import SchemaGenerator
 
 from governance.models import AuditEvent
 from governance.outbox import EVENT_TYPES
-from integrations import api_webhooks, relay, webhooks
+from integrations.api import webhooks as api_webhooks
 from integrations.models import DeadLetter, DeliveryState, SubscriptionState, WebhookDelivery, WebhookSubscription
+from integrations.outbox import relay
+from integrations.webhooks import services as webhooks
 from tests.conftest import issue_test_token
 from tests.reliability import fixtures
 from tests.reliability.fixtures import SECRET, emit, subscribe

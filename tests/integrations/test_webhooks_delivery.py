@@ -11,8 +11,9 @@ from email.utils import format_datetime
 import pytest
 from django.utils import timezone
 
-from integrations import relay, webhooks
 from integrations.models import DeadLetter, DeliveryState, SubscriptionState, WebhookDelivery
+from integrations.outbox import relay
+from integrations.webhooks import services as webhooks
 from tests.reliability import fixtures
 from tests.reliability.fixtures import SECRET, emit, subscribe
 from tests.reliability.receivers import Answer, Hang, closed_port_url

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from integrations import relay, webhooks
+from integrations.outbox import relay
+from integrations.webhooks import services as webhooks
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 SECRET = "whsec_docs-test-secret-0123456789abcdef"

@@ -5,8 +5,8 @@ from collections.abc import Callable
 import pytest
 from django.test import Client
 
+from governance.access.selectors import SESSION_ENVIRONMENT_KEY
 from governance.models import Environment
-from governance.selectors import SESSION_ENVIRONMENT_KEY
 
 
 @pytest.fixture

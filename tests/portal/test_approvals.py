@@ -11,9 +11,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from audiences import audience_services
+from audiences.definitions import services as audience_services
 from audiences.models import Audience, AudienceState
-from audiences.suppressions import suppression_entries_change
+from audiences.suppressions.services import suppression_entries_change
 from governance import policy
 from governance.actors import Actor
 from governance.approvals import approval_approve, approval_request_create

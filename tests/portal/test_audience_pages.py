@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from audiences.audience_services import audience_create
+from audiences.definitions.services import audience_create
 from audiences.models import Audience, AudienceState
 from governance.models import AuditEvent, Door
 from portal.audiences import views

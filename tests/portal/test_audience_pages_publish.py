@@ -93,7 +93,7 @@ def test_publish_end_to_end_with_the_task_after_commit(
 
 
 def test_a_failed_job_shows_its_errors_with_hints(portal, sandbox, monkeypatch):
-    from audiences import publish
+    from audiences.publishing import services as publish
 
     people(sandbox, "eu", 2)
     target = audience(sandbox)

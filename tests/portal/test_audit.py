@@ -13,11 +13,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from audiences import audience_services
-from governance import audit
+from audiences.definitions import services as audience_services
 from governance.actors import Actor
+from governance.audit import trail as audit
+from governance.audit.selectors import DATETIME_HINT
 from governance.models import Door, Environment, Outcome
-from governance.selectors_audit import DATETIME_HINT
 from tests.audiences.audience_helpers import make_audience, make_live
 from tests.factories import UserFactory
 from tests.portal.conftest import htmx

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from audiences import rules as rules_language
 from audiences.models import Audience, AudienceState, RegionalRestriction, SuppressionEntry, SuppressionList
-from governance import objectperms
+from governance.access import objectperms
 from governance.models import AuditEvent, Door, Outcome
 from tests.audiences.audience_helpers import make_audience, make_live, team
 from tests.factories import ConsentFactory, ProfileFactory
@@ -421,7 +421,7 @@ def test_the_preview_of_a_saved_audience_guards_against_referring_to_itself(port
 
 
 def test_the_preview_counts_in_the_preview_rate_class(portal, crowd):
-    from governance import ratelimit
+    from governance.limits import ratelimit
 
     client = portal("operator")
     limit = ratelimit.limit_for("preview").limit

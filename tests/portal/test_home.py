@@ -10,12 +10,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from audiences import audience_services
-from governance import audit
+from audiences.definitions import services as audience_services
 from governance.actors import Actor
+from governance.audit import trail as audit
+from governance.limits.quotas import period_bounds
 from governance.models import Door, Environment, Outcome, QuotaPeriod, QuotaPolicy, QuotaUsage
-from governance.quotas import period_bounds
-from integrations import jobs
+from integrations.jobs import services as jobs
 from tests.audiences.audience_helpers import make_audience, make_live
 
 pytestmark = pytest.mark.django_db

@@ -26,7 +26,7 @@ def main(stage: str) -> None:
     import django
 
     django.setup()
-    from integrations import relay
+    from integrations.outbox import relay
 
     # No kicks from this process: the test drives every step.
     relay.kick_relay = lambda: None

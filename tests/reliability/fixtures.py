@@ -14,8 +14,8 @@ from django.db import transaction
 from governance import outbox
 from governance.actors import Actor
 from governance.models import Door, Environment, OutboxEvent
-from integrations import webhooks
 from integrations.models import WebhookSubscription
+from integrations.webhooks import services as webhooks
 from tests.reliability.receivers import Receiver, receivers
 
 SECRET = "whsec_test-secret-0123456789abcdefghij"
@@ -31,7 +31,7 @@ def receiver() -> Iterator[Callable[..., Receiver]]:
 @pytest.fixture
 def no_kicks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record the relay's kicks instead of running (or publishing) them, so a test drives each step."""
-    from integrations import relay
+    from integrations.outbox import relay
 
     kicks: list[str] = []
     monkeypatch.setattr(relay, "kick_relay", lambda: kicks.append("relay"))

@@ -93,7 +93,7 @@ def test_a_worker_relays_and_delivers_through_the_broker(worker, sandbox, receiv
     while time.monotonic() < deadline and not hook.received:
         time.sleep(0.2)
     assert hook.event_ids() == [event.public_id], "the worker did not deliver the event within 60 s"
-    from integrations import webhooks
+    from integrations.webhooks import services as webhooks
 
     got = hook.received[0]
     assert webhooks.verify_signature(got.headers["marketerapi-signature"], got.body, SECRET)

@@ -10,8 +10,8 @@ from django.db import connection, connections, transaction
 
 from governance import outbox
 from governance.models import OutboxEvent
-from integrations import relay
 from integrations.models import DeliveryState, WebhookDelivery
+from integrations.outbox import relay
 from tests.conftest import require_service
 from tests.reliability import fixtures
 from tests.reliability.fixtures import subscribe

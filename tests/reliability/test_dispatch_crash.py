@@ -22,8 +22,8 @@ from django.db import connection
 from django.utils import timezone
 
 from governance.models import OutboxEvent
-from integrations import relay
 from integrations.models import DeliveryState, WebhookDelivery
+from integrations.outbox import relay
 from tests.conftest import require_service
 from tests.processes import ROOT, clean_env
 from tests.reliability import fixtures

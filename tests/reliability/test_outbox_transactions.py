@@ -8,8 +8,8 @@ from django.db import transaction
 
 from governance import outbox
 from governance.models import OutboxEvent
-from integrations import relay
 from integrations.models import WebhookDelivery
+from integrations.outbox import relay
 from tests.reliability import fixtures
 from tests.reliability.fixtures import subscribe
 

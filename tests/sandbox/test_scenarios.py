@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from audiences.models import Profile, RegionalRestriction, SuppressionEntry, SuppressionList
-from audiences.preview import compute_preview
+from audiences.reach import compute_preview
 from governance.actors import Actor
 from governance.models import Door
 from sandbox.scenarios import REGIONAL_RESTRICTIONS, SCENARIOS, SCENARIOS_BY_NAME

@@ -13,9 +13,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from governance.audit import check_chain
+from governance.audit.selectors import chain_report_as_dict
+from governance.audit.trail import check_chain
 from governance.models import AuditEvent, Environment
-from governance.selectors_audit import chain_report_as_dict
 
 NO_ENVIRONMENT = "(no environment)"
 

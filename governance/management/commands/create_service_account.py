@@ -7,10 +7,10 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 
+from governance.access.selectors import environment_get
+from governance.access.services import service_account_create
 from governance.actors import Actor
 from governance.models import Door
-from governance.selectors import environment_get
-from governance.services import service_account_create
 from marketerapi.problems import ApplicationError
 
 

@@ -2,7 +2,7 @@
 
 The door for operators and developers before the portal's token page exists, and the
 way scripts (benchmarks, smoke tests) get a token. It goes through the same service as
-the API (`governance.services.token_issue`), as the system actor at the `cli` door, so
+the API (`governance.access.services.token_issue`), as the system actor at the `cli` door, so
 the token is audited like any other; the secret is printed once and only its hash is kept.
 """
 
@@ -16,9 +16,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from governance.access.selectors import environment_get
+from governance.access.services import token_issue
 from governance.actors import Actor
-from governance.selectors import environment_get
-from governance.services import token_issue
 from marketerapi.problems import ApplicationError
 
 

@@ -1,0 +1,3 @@
+"""The audiences admin, one module per area; importing this package registers them all."""
+
+from audiences.admin import definitions, profiles, sharing, versions  # noqa: F401

@@ -1,0 +1,512 @@
+"""Reads of audience definitions: lists, one audience, rule checks, preview and validate.
+
+Every selector asks the policy engine first and scopes to the actor's environment; an
+audience of another environment is a 404 (`audience_not_found`), never a 403, so ids do
+not leak. Rules are checked with `audiences.rules.validate` against the audiences of the
+same environment only: a reference to another environment's audience is
+`audience_not_found` there too.
+
+Preview and validate are reads: they run a fixed number of aggregate queries over the
+compiled rules (audiences/reach.py) and write nothing, except the audit of an unmasked
+sample for the roles that may see PII (`preview_as_seen`, which every door shows the
+preview through, like the profiles API).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+from guardian.models import GroupObjectPermission, UserObjectPermission
+
+from audiences.models import (
+    IMPLIED_CONSENT_SOURCES,
+    Audience,
+    AudienceState,
+    Consent,
+    ConsentStatus,
+    Profile,
+    RegionalRestriction,
+    RestrictionKind,
+)
+from audiences.profiles import selectors, services
+from audiences.profiles.pii import SHOWN_FIELDS, mask_pii
+from audiences.reach import compute_preview, reachability
+from audiences.rules import Problem, Validation, compile_rules, validate
+from governance import policy
+from governance.actors import Actor
+from governance.models import Environment
+from governance.roles import ROLE_NAMES
+from marketerapi.problems import ApplicationError, NotFound
+
+REQUIRED_METADATA: tuple[str, ...] = ("name", "owner_team", "channel", "purpose", "description")
+
+
+class InvalidRules(ApplicationError):
+    status = 422
+    code = "invalid_rules"
+    title = "The audience rules are not valid"
+    hint = "Fix every problem listed in `errors`: each has a JSON pointer into the request and its own hint."
+
+
+# --- lists and one audience -------------------------------------------------------------
+
+
+def audience_queryset() -> QuerySet[Audience]:
+    """Audiences with what their representation reads, in one query per page."""
+    return Audience.objects.select_related("environment", "owner_team", "created_by", "live_version")
+
+
+def audience_list(*, actor: Actor) -> QuerySet[Audience]:
+    """Every audience of the actor's environment (everyone there may view them)."""
+    policy.require(actor, "audience.view")
+    return audience_queryset().filter(environment=actor.environment)
+
+
+def audience_get(*, actor: Actor, audience_id: int) -> Audience:
+    """One audience of the actor's environment, or 404 `audience_not_found`."""
+    policy.require(actor, "audience.view")
+    return audience_in_environment(actor.environment, audience_id)
+
+
+def audience_in_environment(environment: Environment, audience_id: int) -> Audience:
+    try:
+        return audience_queryset().get(environment=environment, pk=audience_id)
+    except Audience.DoesNotExist:
+        raise NotFound(
+            f"There is no audience {audience_id} in {environment.slug}.",
+            code="audience_not_found",
+            hint="Check the id (GET /api/v1/audiences/ lists them), and that your token belongs to the "
+            "audience's environment.",
+        ) from None
+
+
+def audience_shares(audience: Audience) -> list[dict[str, str]]:
+    """Who the audience was shared with (django-guardian), and at which level: two queries."""
+    content_type = ContentType.objects.get_for_model(Audience)
+    levels: dict[tuple[str, str], str] = {}
+    rows: Iterable[tuple[str, str, str]] = [
+        ("team", name, codename)
+        for name, codename in GroupObjectPermission.objects.filter(
+            content_type=content_type, object_pk=str(audience.pk)
+        ).values_list("group__name", "permission__codename")
+    ]
+    rows = [
+        *rows,
+        *(
+            ("user", name, codename)
+            for name, codename in UserObjectPermission.objects.filter(
+                content_type=content_type, object_pk=str(audience.pk)
+            ).values_list("user__username", "permission__codename")
+        ),
+    ]
+    for kind, name, codename in rows:
+        level = codename.split("_", 1)[0]
+        if levels.get((kind, name)) != "change":
+            levels[(kind, name)] = level
+    return [{kind: name, "level": level} for (kind, name), level in sorted(levels.items())]
+
+
+def teams() -> QuerySet[Group]:
+    """Teams are the Django groups that are not one of the six roles."""
+    return Group.objects.exclude(name__in=ROLE_NAMES)
+
+
+# --- rules against one environment ------------------------------------------------------
+
+
+@dataclass
+class RulesCheck:
+    """The outcome of validating rules in one environment, and what compiling them needs."""
+
+    validation: Validation
+    live_versions: dict[int, int | None] = field(default_factory=dict)
+    problems: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def rules_pointer(pointer: str, prefix: str = "/rules") -> str:
+    """A rules pointer (`/all/2/attr`, or `/` for the whole tree) as a pointer into the request."""
+    return prefix if pointer in ("", "/") else prefix + pointer
+
+
+class _Lookup:
+    """`audience_lookup(ids)` for rules.validate: `{id: live rules or None}` for audiences of
+    one environment; archived ones count as unpublished (and are named so afterwards)."""
+
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+        self.archived: set[int] = set()
+        self.live_versions: dict[int, int | None] = {}
+
+    def __call__(self, ids: Iterable[int]) -> dict[int, Any]:
+        found: dict[int, Any] = {}
+        rows = Audience.objects.filter(environment=self.environment, pk__in=list(ids)).values_list(
+            "pk", "state", "live_version_id", "live_version__rules"
+        )
+        for pk, state, version_id, rules in rows:
+            if state == AudienceState.ARCHIVED:
+                self.archived.add(pk)
+                found[pk] = None
+                continue
+            self.live_versions.setdefault(pk, version_id)
+            found[pk] = rules if version_id is not None else None
+        return found
+
+
+def rules_check(
+    environment: Environment, rules: Any, *, self_id: int | None = None, prefix: str = "/rules"
+) -> RulesCheck:
+    """Validate rules in `environment`: every problem at once, pointers prefixed with `prefix`."""
+    lookup = _Lookup(environment)
+    validation = validate(rules, audience_lookup=lookup, self_id=self_id)
+    problems = []
+    references = dict(_references(rules)) if lookup.archived else {}
+    for problem in validation.problems:
+        if problem.code == "audience_not_published" and references.get(problem.pointer) in lookup.archived:
+            problem = Problem(
+                problem.pointer,
+                "audience_archived",
+                f"Audience {references[problem.pointer]} is archived.",
+                "Archived audiences cannot be used in rules; remove this condition or use another audience.",
+            )
+        entry = problem.as_dict()
+        entry["pointer"] = rules_pointer(problem.pointer, prefix)
+        problems.append(entry)
+    # In the order of the document, so the first problem is the first a reader meets.
+    problems.sort(key=lambda entry: _pointer_order(entry["pointer"]))
+    live = {ref: lookup.live_versions.get(ref) for ref in validation.audience_ids}
+    return RulesCheck(validation=validation, live_versions=live, problems=problems)
+
+
+def _pointer_order(pointer: str) -> tuple[tuple[int, int | str], ...]:
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in pointer.split("/"))
+
+
+def rules_check_or_raise(
+    environment: Environment, rules: Any, *, self_id: int | None = None, prefix: str = "/rules"
+) -> RulesCheck:
+    checked = rules_check(environment, rules, self_id=self_id, prefix=prefix)
+    if not checked.valid:
+        count = len(checked.problems)
+        raise InvalidRules(
+            f"The rules have {count} problem{'s' if count != 1 else ''}; nothing was saved or computed.",
+            errors=checked.problems,
+        )
+    return checked
+
+
+def _references(node: Any, pointer: str = "") -> list[tuple[str, int]]:
+    """(pointer, audience id) of every in_audience condition of a rule tree."""
+    found: list[tuple[str, int]] = []
+    if not isinstance(node, dict):
+        return found
+    for key in ("all", "any"):
+        children = node.get(key)
+        if isinstance(children, list):
+            for index, child in enumerate(children):
+                found.extend(_references(child, f"{pointer}/{key}/{index}"))
+    if "not" in node:
+        found.extend(_references(node["not"], f"{pointer}/not"))
+    ref = node.get("in_audience")
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        found.append((f"{pointer}/in_audience", ref))
+    return found
+
+
+def rule_references(rules: Any) -> list[tuple[str, int]]:
+    """The in_audience references of a rule tree, with their pointers inside the rules."""
+    return _references(rules)
+
+
+# --- preview ------------------------------------------------------------------------------
+
+
+def audience_preview(*, actor: Actor, rules: Any, channel: str, audience: Audience | None = None) -> dict[str, Any]:
+    """Count, reach waterfall, breakdowns, sample (unmasked Profile objects) and warnings.
+
+    For a saved audience pass it (its id guards against cycles); rules that do not
+    validate are refused with 422 `invalid_rules` before anything is counted.
+    """
+    policy.require(actor, "audience.preview", audience)
+    checked = rules_check_or_raise(actor.environment, rules, self_id=audience.pk if audience else None)
+    return compute_preview(
+        environment=actor.environment, rules=rules, channel=channel, live_versions=checked.live_versions
+    )
+
+
+# The fields of a profile that a preview's sample shows.
+SAMPLE_FIELDS: tuple[str, ...] = ("id", *SHOWN_FIELDS)
+
+
+def preview_as_seen(*, actor: Actor, result: dict[str, Any]) -> dict[str, Any]:
+    """A preview (`audience_preview`) as the caller may see it, in every door: the sample as
+    plain rows, masked unless they may see PII (compliance reviewers), whose unmasked read
+    is audited (`profile.pii_read`)."""
+    decision = selectors.profile_pii_decision(actor=actor)
+    sample = result["sample"]
+    if decision.allowed and sample:
+        services.profile_pii_read_record(actor=actor, profiles=sample, decision=decision)
+    rows = [{name: getattr(profile, name) for name in SAMPLE_FIELDS} for profile in sample]
+    if not decision.allowed:
+        rows = [mask_pii(row) for row in rows]
+    return {**result, "sample": rows, "pii_masked": not decision.allowed}
+
+
+# --- validate --------------------------------------------------------------------------------
+
+
+def _check(code: str, status: str, message: str, hint: str = "", **extra: Any) -> dict[str, Any]:
+    return {"code": code, "passed": status == "passed", "status": status, "message": message, "hint": hint, **extra}
+
+
+def _explicitly_granted(channel: str) -> Exists:
+    return Exists(
+        Consent.objects.filter(profile=OuterRef("pk"), channel=channel, status=ConsentStatus.GRANTED).exclude(
+            source__in=IMPLIED_CONSENT_SOURCES
+        )
+    )
+
+
+def _restriction_q(restriction: RegionalRestriction, channel: str) -> Q:
+    """The profiles one restriction removes (the same rule as audiences/reach.py)."""
+    if restriction.kind == RestrictionKind.BLOCKED:
+        return Q(region=restriction.region)
+    return Q(region=restriction.region) & ~Q(_explicitly_granted(channel))
+
+
+def reach_stats(
+    environment: Environment, rules: dict[str, Any], channel: str, live_versions: dict[int, int | None]
+) -> dict[str, Any]:
+    """What validate reports, in two queries: the restrictions that apply and one aggregate."""
+    restrictions = list(
+        RegionalRestriction.objects.filter(environment=environment, is_active=True)
+        .filter(Q(channel="") | Q(channel=channel))
+        .order_by("pk")
+    )
+    gate = reachability(environment, channel)
+    matching = Profile.objects.filter(environment=environment).filter(
+        compile_rules(rules, now=timezone.now(), live_versions=live_versions)
+    )
+    consented_unsuppressed = gate.consent & gate.not_suppressed
+    aggregates: dict[str, Any] = {
+        "matching": Count("pk"),
+        "consented": Count("pk", filter=gate.consent),
+        "suppressed": Count("pk", filter=~gate.not_suppressed),
+        "suppressed_removed": Count("pk", filter=gate.consent & ~gate.not_suppressed),
+        "restricted_removed": Count("pk", filter=consented_unsuppressed & ~gate.not_restricted),
+        "reachable": Count("pk", filter=gate.reachable),
+    }
+    for index, restriction in enumerate(restrictions):
+        aggregates[f"r{index}"] = Count("pk", filter=consented_unsuppressed & _restriction_q(restriction, channel))
+    counts = matching.aggregate(**aggregates)
+    counts["restrictions"] = [
+        {
+            "id": restriction.pk,
+            "region": restriction.region,
+            "channel": restriction.channel or None,
+            "kind": restriction.kind,
+            "description": restriction.description,
+            "removes": counts.pop(f"r{index}"),
+        }
+        for index, restriction in enumerate(restrictions)
+    ]
+    return counts
+
+
+def _missing_metadata(audience: Audience) -> list[str]:
+    missing = []
+    for name in REQUIRED_METADATA:
+        value = audience.owner_team_id if name == "owner_team" else getattr(audience, name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            missing.append(name)
+    return missing
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def audience_validate(*, actor: Actor, audience: Audience) -> dict[str, Any]:
+    """The checks a marketer fixes before publishing, each with a plain message and a hint.
+
+    `status` is `passed`, `warning` (publishing works, but look), `failed` (publishing
+    would be refused) or `skipped` (not checked until the rules are valid); `valid` is
+    true when nothing failed or was skipped.
+    """
+    policy.require(actor, "audience.view", audience)
+    channel = audience.channel
+    checked = rules_check(audience.environment, audience.rules, self_id=audience.pk)
+    checks: list[dict[str, Any]] = []
+
+    if checked.valid:
+        checks.append(_check("schema", "passed", "The rules are valid."))
+    else:
+        first = checked.problems[0]
+        checks.append(
+            _check(
+                "schema",
+                "failed",
+                f"The rules have {_plural(len(checked.problems), 'problem')}, e.g. at {first['pointer']}: "
+                f"{first['message']}",
+                f"{first['hint']} Each problem in `errors` has its own pointer and hint; fix them with "
+                f"PATCH /api/v1/audiences/{audience.pk}.",
+                errors=checked.problems,
+            )
+        )
+
+    missing = _missing_metadata(audience)
+    if missing:
+        checks.append(
+            _check(
+                "required_metadata",
+                "failed",
+                f"Missing: {', '.join(missing)}. Every audience says who owns it, why it exists and which channel "
+                "it is for.",
+                f"Fill in {', '.join(missing)} with PATCH /api/v1/audiences/{audience.pk}.",
+                missing=missing,
+            )
+        )
+    else:
+        checks.append(
+            _check("required_metadata", "passed", "Name, owner team, channel, purpose and description are set.")
+        )
+
+    if not checked.valid:
+        for code in ("consent", "regional_restrictions", "suppression_overlap", "size"):
+            checks.append(
+                _check(code, "skipped", "Not checked: the rules are not valid.", "Fix the rules first (see `schema`).")
+            )
+        return {"valid": False, "checks": checks}
+
+    stats = reach_stats(audience.environment, audience.rules, channel, checked.live_versions)
+    matching, consented, reachable = stats["matching"], stats["consented"], stats["reachable"]
+    lacking = matching - consented
+    if lacking:
+        checks.append(
+            _check(
+                "consent",
+                "warning",
+                f"{lacking:,} of {_plural(matching, 'matching profile')} lack {channel} consent; they will not be "
+                "members.",
+                f'Add the rule {{"consent": "{channel}", "is": true}} so that the rules say exactly who you reach, '
+                "or choose a channel they consented to.",
+                count=lacking,
+            )
+        )
+    else:
+        checks.append(_check("consent", "passed", f"Every matching profile has {channel} consent.", count=0))
+
+    restrictions = stats["restrictions"]
+    if not restrictions:
+        checks.append(
+            _check(
+                "regional_restrictions",
+                "passed",
+                f"No regional restriction applies to {channel} in {audience.environment.slug}.",
+                count=0,
+                restrictions=[],
+            )
+        )
+    elif stats["restricted_removed"]:
+        applied = "; ".join(f"{r['description']} ({r['removes']:,})" for r in restrictions if r["removes"])
+        checks.append(
+            _check(
+                "regional_restrictions",
+                "warning",
+                f"Regional restrictions remove {_plural(stats['restricted_removed'], 'profile')}: {applied}.",
+                "They are applied automatically. To reach these people, ask for explicit consent where a region "
+                "needs it, or exclude the region in the rules so that the count says what you get.",
+                count=stats["restricted_removed"],
+                restrictions=restrictions,
+            )
+        )
+    else:
+        names = "; ".join(r["description"] for r in restrictions)
+        checks.append(
+            _check(
+                "regional_restrictions",
+                "passed",
+                f"Restrictions apply to {channel} here ({names}), but they remove nobody of this audience.",
+                count=0,
+                restrictions=restrictions,
+            )
+        )
+
+    suppressed = stats["suppressed"]
+    if suppressed:
+        checks.append(
+            _check(
+                "suppression_overlap",
+                "warning",
+                f"{suppressed:,} of {_plural(matching, 'matching profile')} are on a suppression list; "
+                f"{stats['suppressed_removed']:,} of them would otherwise be reached.",
+                "Suppressed people are never contacted and are left out automatically. If one was added by "
+                "mistake, remove them from the list (GET /api/v1/suppressions/).",
+                count=suppressed,
+            )
+        )
+    else:
+        checks.append(_check("suppression_overlap", "passed", "No matching profile is suppressed.", count=0))
+
+    if reachable:
+        checks.append(
+            _check(
+                "size",
+                "passed",
+                f"The audience would reach {_plural(reachable, 'profile')} by {channel}.",
+                count=reachable,
+            )
+        )
+    else:
+        checks.append(_check("size", "failed", *_empty_reason(stats, channel, audience.pk), count=0))
+
+    return {"valid": all(check["status"] in ("passed", "warning") for check in checks), "checks": checks}
+
+
+def _empty_reason(stats: dict[str, Any], channel: str, audience_id: int) -> tuple[str, str]:
+    if not stats["matching"]:
+        return (
+            "No profile matches the rules.",
+            f"Loosen a condition; POST /api/v1/audiences/{audience_id}/preview shows the breakdowns.",
+        )
+    if not stats["consented"]:
+        return (
+            f"{_plural(stats['matching'], 'profile')} match, but none has {channel} consent.",
+            "Choose a channel these people consented to, or target people who did.",
+        )
+    if stats["consented"] == stats["suppressed_removed"]:
+        return (
+            "Every matching profile with consent is on a suppression list.",
+            "Check the suppression lists (GET /api/v1/suppressions/).",
+        )
+    return (
+        "Regional restrictions remove every remaining profile.",
+        "See `regional_restrictions`: ask for explicit consent, or choose another channel.",
+    )
+
+
+# --- in_audience references between audiences ---------------------------------------------
+
+
+def audiences_referring_to(audience: Audience) -> list[str]:
+    """Names of the environment's other audiences whose rules (draft or live) use it."""
+    rows = (
+        Audience.objects.filter(environment_id=audience.environment_id)
+        .exclude(pk=audience.pk)
+        .exclude(state=AudienceState.ARCHIVED)
+        .values_list("name", "rules", "live_version__rules")
+    )
+    return sorted(
+        name
+        for name, rules, live in rows
+        if any(ref == audience.pk for _, ref in [*_references(rules), *_references(live)])
+    )

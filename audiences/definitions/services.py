@@ -1,0 +1,824 @@
+"""Writes of audience definitions: create, update, delete or archive, share, promote.
+
+Every service asks the policy engine before its transaction (a refusal is audited in
+its own transaction and raised), then, inside one transaction, makes the change and
+records exactly one audit event with a before/after summary as its last write. The API,
+the admin site and any future door call these functions; none has logic of its own.
+
+- Deleting a **draft** deletes it. Deleting a **published** audience archives it and
+  follows the environment's approval policy (`audience.archive`: two approvals in pilot
+  and production); the approved request runs `audience_archive` with the requester as
+  actor. Nothing is deleted or archived while something uses it: other audiences'
+  `in_audience` conditions, and whatever registers a check with `register_in_use_check`
+  (campaigns will).
+- Sharing is for the owning team or an admin only (a hook on `audience.share`); a share
+  of `change` lets another team or person edit and publish.
+- Promoting copies the definition (never the members) into another environment as a
+  draft, mapping `in_audience` references by audience name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from guardian.models import GroupObjectPermission, UserObjectPermission
+from guardian.shortcuts import get_group_perms, get_user_perms
+
+from audiences.definitions.selectors import (
+    audience_queryset,
+    audiences_referring_to,
+    rule_references,
+    rules_check,
+    rules_check_or_raise,
+    rules_pointer,
+    teams,
+)
+from audiences.models import Audience, AudienceState, Channel, RegionalRestriction
+from governance import outbox, policy
+from governance.access import objectperms
+from governance.actors import Actor
+from governance.approvals import Execution, approval_request_create, fingerprint_of, register_executor
+from governance.audit import trail as audit
+from governance.models import ApprovalRequest, ApprovalState, Environment
+from governance.roles import ADMIN
+from marketerapi.problems import ApplicationError, Conflict, InvalidInput, NotFound
+
+EDITABLE_FIELDS: tuple[str, ...] = ("name", "owner_team", "channel", "purpose", "description", "rules")
+REFERENCE_CODES = frozenset({"audience_not_found", "audience_not_published", "audience_archived", "audience_cycle"})
+
+
+# --- refusals ----------------------------------------------------------------------------
+
+
+class AudienceNameTaken(ApplicationError):
+    status = 409
+    code = "audience_name_taken"
+    title = "An audience with this name already exists in this environment"
+    hint = "Choose another name, or edit the existing audience."
+
+
+class NotTeamMember(ApplicationError):
+    status = 403
+    code = "not_team_member"
+    title = "You can only give an audience to a team you belong to"
+    hint = "Pick one of your teams as owner_team, or ask an admin."
+
+
+class AudienceArchived(ApplicationError):
+    status = 409
+    code = "audience_archived"
+    title = "The audience is archived"
+    hint = "Archived audiences are kept for the record and cannot change; create a new audience instead."
+
+
+class AudienceInUse(ApplicationError):
+    status = 409
+    code = "audience_in_use"
+    title = "The audience is in use"
+    hint = "Remove it from what uses it (listed in `used_by`) first, then try again."
+
+
+class ApprovalPending(ApplicationError):
+    status = 409
+    code = "approval_pending"
+    title = "An approval request for this is already open"
+    hint = "Follow the open request at its url; cancel it there to file a new one."
+
+
+class UnknownEnvironment(ApplicationError):
+    status = 422
+    code = "unknown_environment"
+    title = "There is no such environment"
+    hint = "Use the slug of an environment, e.g. production."
+
+
+class ShareNotFound(ApplicationError):
+    status = 404
+    code = "share_not_found"
+    title = "The audience is not shared with them"
+    hint = "GET /api/v1/audiences/{id} lists the audience's shares."
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def summary(audience: Audience) -> dict[str, Any]:
+    """What an audit event says about an audience before and after a change."""
+    return {
+        "name": audience.name,
+        "owner_team": audience.owner_team.name if audience.owner_team_id else None,
+        "channel": audience.channel,
+        "purpose": audience.purpose,
+        "description": audience.description,
+        "rules": audience.rules,
+        "state": audience.state,
+    }
+
+
+def _invalid(pointer: str, code: str, message: str, hint: str) -> InvalidInput:
+    return InvalidInput(
+        message, hint=hint, errors=[{"pointer": pointer, "code": code, "message": message, "hint": hint}]
+    )
+
+
+def _team_names(names: list[str]) -> str:
+    shown = ", ".join(names[:20]) + (", …" if len(names) > 20 else "")
+    return shown or "none (ask an admin to add you to a team)"
+
+
+def _picks_any_team(actor: Actor) -> bool:
+    return actor.user is None or ADMIN in actor.roles
+
+
+def owner_team_choices(actor: Actor) -> list[Group]:
+    """The teams `resolve_team` accepts from the actor, by name: their own teams, every
+    team for admins and the system (what a form offers as owner team)."""
+    if _picks_any_team(actor):
+        return list(teams().order_by("name"))
+    return sorted(objectperms.teams_of(actor.user), key=lambda g: g.name)
+
+
+def resolve_team(actor: Actor, name: str | None, *, pointer: str = "/owner_team") -> Group:
+    """The owner team: a team (not a role) the actor belongs to; admins and the system may
+    pick any. Without a name, the actor's only team."""
+    is_admin = _picks_any_team(actor)
+    own = sorted(objectperms.teams_of(actor.user), key=lambda g: g.name) if actor.user is not None else []
+    if name is None or not str(name).strip():
+        if len(own) == 1:
+            return own[0]
+        raise _invalid(
+            pointer,
+            "required",
+            "Say which team owns the audience." if own else "You belong to no team that could own the audience.",
+            f"Send owner_team: one of your teams ({_team_names([g.name for g in own])})."
+            if own
+            else "Ask an admin to add you to a team; teams own audiences.",
+        )
+    team = teams().filter(name=str(name).strip()).first()
+    if team is None:
+        choices = (
+            [g.name for g in own] if not is_admin else list(teams().order_by("name").values_list("name", flat=True))
+        )
+        raise _invalid(
+            pointer,
+            "unknown_team",
+            f"There is no team {name!r}.",
+            f"Use one of: {_team_names(choices)}. Teams are groups; roles such as analyst are not teams.",
+        )
+    if not is_admin and all(g.pk != team.pk for g in own):
+        raise NotTeamMember(
+            f"You are not in the team {team.name!r}.",
+            hint=f"Pick one of your teams ({_team_names([g.name for g in own])}), or ask an admin.",
+            errors=[
+                {
+                    "pointer": pointer,
+                    "code": "not_team_member",
+                    "message": f"You are not in the team {team.name!r}.",
+                    "hint": "Pick one of your teams.",
+                }
+            ],
+        )
+    return team
+
+
+def _check_text(values: dict[str, Any]) -> dict[str, Any]:
+    """Trim and check the metadata every door sends (the API's serializer checks it first)."""
+    out = dict(values)
+    limits = {"name": 120, "purpose": 200, "description": 10_000}
+    for name, limit in limits.items():
+        if name not in out:
+            continue
+        value = out[name]
+        if not isinstance(value, str) or not value.strip():
+            raise _invalid(f"/{name}", "blank", f"{name} must not be empty.", f"Say in a few words the {name}.")
+        if len(value.strip()) > limit:
+            raise _invalid(f"/{name}", "max_length", f"{name} is longer than {limit} characters.", "Shorten it.")
+        out[name] = value.strip()
+    if "channel" in out and out["channel"] not in Channel.values:
+        raise _invalid(
+            "/channel",
+            "invalid_choice",
+            f"{out['channel']!r} is not a channel.",
+            f"Use one of: {', '.join(Channel.values)}.",
+        )
+    return out
+
+
+def _name_taken(environment: Environment, name: str, *, hint: str | None = None) -> AudienceNameTaken:
+    existing = Audience.objects.filter(environment=environment, name=name).values_list("pk", flat=True).first()
+    return AudienceNameTaken(
+        f"{environment.slug} already has an audience named {name!r}" + (f" (id {existing})." if existing else "."),
+        hint=hint or "Choose another name, or edit the existing audience.",
+        errors=[
+            {
+                "pointer": "/name",
+                "code": "name_taken",
+                "message": f"{name!r} is taken in {environment.slug}.",
+                "hint": hint or "Choose another name.",
+            }
+        ],
+        existing_audience_id=existing,
+    )
+
+
+def _ensure_name_free(
+    environment: Environment, name: str, *, exclude: int | None = None, hint: str | None = None
+) -> None:
+    clash = Audience.objects.filter(environment=environment, name=name)
+    if exclude is not None:
+        clash = clash.exclude(pk=exclude)
+    if clash.exists():
+        raise _name_taken(environment, name, hint=hint)
+
+
+def _save_new(audience: Audience, *, hint: str | None = None) -> Audience:
+    try:
+        # A savepoint: a concurrent insert of the same name fails here without breaking
+        # the caller's transaction.
+        with transaction.atomic():
+            audience.save(force_insert=True)
+    except IntegrityError:
+        raise _name_taken(audience.environment, audience.name, hint=hint) from None
+    return audience
+
+
+# --- create and update ------------------------------------------------------------------------
+
+
+def audience_create(
+    *,
+    actor: Actor,
+    name: str,
+    channel: str,
+    purpose: str,
+    description: str,
+    rules: Any,
+    owner_team: str | None = None,
+) -> Audience:
+    """Create a draft audience in the actor's environment, owned by one of the actor's teams.
+
+    Refusals: 403 (role), 422 `invalid_input` (team, metadata), 422 `invalid_rules` (every
+    problem with its pointer), 409 `audience_name_taken`.
+    """
+    decision = policy.require(actor, "audience.create")
+    values = _check_text({"name": name, "channel": channel, "purpose": purpose, "description": description})
+    team = resolve_team(actor, owner_team)
+    environment = actor.environment
+    _ensure_name_free(environment, values["name"])
+    rules_check_or_raise(environment, rules)
+    now = timezone.now()
+    with transaction.atomic():
+        audience = _save_new(
+            Audience(
+                environment=environment,
+                owner_team=team,
+                rules=rules,
+                state=AudienceState.DRAFT,
+                created_by=actor.user if actor.user is not None else None,
+                created_at=now,
+                updated_at=now,
+                **values,
+            )
+        )
+        audit.record(actor, "audience.create", audience, decision=decision, changes={"after": summary(audience)})
+    return audience_queryset().get(pk=audience.pk)
+
+
+def audience_update(*, actor: Actor, audience: Audience, **changes: Any) -> Audience:
+    """Change an audience's definition: any of name, owner_team, channel, purpose,
+    description, rules. A published audience keeps its live version until it is published
+    again. Needs the owning team, a share of change, or the admin role (403 names the team).
+    """
+    unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise ValueError(f"audience_update does not change {', '.join(unknown)}")
+    decision = policy.require(actor, "audience.edit", audience)
+    if audience.state == AudienceState.ARCHIVED:
+        raise AudienceArchived(f"{audience.name!r} is archived and cannot be edited.")
+    values = _check_text({k: v for k, v in changes.items() if k not in ("owner_team", "rules")})
+    if "owner_team" in changes:
+        values["owner_team"] = resolve_team(actor, changes["owner_team"])
+    if "name" in values:
+        _ensure_name_free(audience.environment, values["name"], exclude=audience.pk)
+    if "rules" in changes:
+        rules_check_or_raise(audience.environment, changes["rules"], self_id=audience.pk)
+        values["rules"] = changes["rules"]
+
+    with transaction.atomic():
+        locked = Audience.objects.select_for_update().select_related("owner_team").get(pk=audience.pk)
+        if locked.state == AudienceState.ARCHIVED:
+            raise AudienceArchived(f"{locked.name!r} was archived meanwhile and cannot be edited.")
+        before = summary(locked)
+        for name, value in values.items():
+            setattr(locked, name, value)
+        after = summary(locked)
+        changed = [name for name in before if before[name] != after[name]]
+        if not changed:
+            return audience_queryset().get(pk=locked.pk)
+        locked.updated_at = timezone.now()
+        update_fields = [("owner_team" if name == "owner_team" else name) for name in changed] + ["updated_at"]
+        try:
+            with transaction.atomic():
+                locked.save(update_fields=update_fields)
+        except IntegrityError:
+            raise _name_taken(locked.environment, locked.name) from None
+        audit.record(
+            actor,
+            "audience.edit",
+            locked,
+            decision=decision,
+            changes={
+                "fields": changed,
+                "before": {name: before[name] for name in changed},
+                "after": {name: after[name] for name in changed},
+            },
+        )
+    return audience_queryset().get(pk=locked.pk)
+
+
+# --- delete and archive ------------------------------------------------------------------------
+
+InUseCheck = Callable[[Audience], list[str]]
+_IN_USE_CHECKS: list[InUseCheck] = []
+
+
+def register_in_use_check(check: InUseCheck) -> None:
+    """Add a check that names what uses an audience (e.g. "campaign 'Spring sale' (active)").
+
+    The campaigns app registers one when it arrives: an audience a campaign uses is then
+    neither deleted nor archived. Registering the same function twice is harmless.
+    """
+    if check not in _IN_USE_CHECKS:
+        _IN_USE_CHECKS.append(check)
+
+
+def audience_uses(audience: Audience) -> list[str]:
+    """What uses the audience now: other audiences' rules, and every registered check."""
+    uses = [f"audience {name!r} (in_audience)" for name in audiences_referring_to(audience)]
+    for check in _IN_USE_CHECKS:
+        uses.extend(check(audience))
+    return uses
+
+
+def _refuse_if_in_use(audience: Audience, verb: str) -> None:
+    uses = audience_uses(audience)
+    if uses:
+        raise AudienceInUse(
+            f"{audience.name!r} cannot be {verb}d while it is used by: {'; '.join(uses)}.",
+            used_by=uses,
+        )
+
+
+@dataclass(frozen=True)
+class AudienceDeletion:
+    """What DELETE did: `deleted` (a draft), `archived`, or `approval` (a request was filed)."""
+
+    outcome: str
+    audience: Audience | None = None
+    approval: ApprovalRequest | None = None
+
+
+def audience_fingerprint(audience: Audience) -> str:
+    """What approvers of an archive approved: the audience's name, state and live version."""
+    return fingerprint_of("audiences.audience", audience.pk, audience.name, audience.state, audience.live_version_id)
+
+
+def _forget_shares(audience: Audience) -> None:
+    content_type = ContentType.objects.get_for_model(Audience)
+    UserObjectPermission.objects.filter(content_type=content_type, object_pk=str(audience.pk)).delete()
+    GroupObjectPermission.objects.filter(content_type=content_type, object_pk=str(audience.pk)).delete()
+
+
+def open_request(audience: Audience, action: str) -> int | None:
+    """The id of the request for `action` on this audience that is still open (pending, or
+    approved and not run yet), or None: while there is one, a second is refused."""
+    return (
+        ApprovalRequest.objects.filter(
+            environment_id=audience.environment_id,
+            action=action,
+            target_type=Audience._meta.label_lower,
+            target_id=str(audience.pk),
+            state__in=[ApprovalState.PENDING, ApprovalState.APPROVED],
+        )
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def audience_delete(*, actor: Actor, audience: Audience) -> AudienceDeletion:
+    """DELETE /audiences/{id}: a draft is deleted; a published audience is archived, or an
+    approval request is filed where the environment's policy asks for one."""
+    if audience.state == AudienceState.ARCHIVED:
+        raise AudienceArchived(f"{audience.name!r} is archived already.", hint="There is nothing left to do.")
+    if audience.state == AudienceState.DRAFT and audience.live_version_id is None:
+        decision = policy.require(actor, "audience.delete", audience)
+        _refuse_if_in_use(audience, "delete")
+        with transaction.atomic():
+            locked = Audience.objects.select_for_update().select_related("owner_team").get(pk=audience.pk)
+            if locked.state != AudienceState.DRAFT or locked.live_version_id is not None:
+                raise Conflict(
+                    f"{locked.name!r} was published meanwhile.", hint="Send DELETE again: it archives it now."
+                )
+            target = (Audience._meta.label_lower, locked.pk, locked.name)
+            before = summary(locked)
+            _forget_shares(locked)
+            locked.delete()
+            audit.record(actor, "audience.delete", target, decision=decision, changes={"before": before})
+        return AudienceDeletion("deleted")
+
+    context: dict[str, Any] = {}
+    decision = policy.require(actor, "audience.archive", audience, context)
+    _refuse_if_in_use(audience, "archive")
+    if decision.needs_approval:
+        pending = open_request(audience, "audience.archive")
+        if pending is not None:
+            raise ApprovalPending(
+                f"Archiving {audience.name!r} waits for approval already (request {pending}).",
+                approval_url=f"/api/v1/approvals/{pending}",
+            )
+        with transaction.atomic():
+            request = approval_request_create(
+                actor=actor,
+                action="audience.archive",
+                target=audience,
+                summary=f"Archive the published audience {audience.name!r}",
+                change={"audience_id": audience.pk, "name": audience.name, "context": context},
+                decision=decision,
+                fingerprint=audience_fingerprint(audience),
+            )
+        return AudienceDeletion("approval", approval=request)
+    return AudienceDeletion("archived", audience=_archive(actor, audience, decision, []))
+
+
+def audience_archive(
+    *,
+    actor: Actor,
+    audience: Audience,
+    context: dict[str, Any] | None = None,
+    approval_refs: list[dict[str, Any]] | None = None,
+) -> Audience:
+    """Archive a published audience now: the approved-request path (context carries
+    `approved_request`) and the doors of environments without an approval policy."""
+    decision = policy.require(actor, "audience.archive", audience, context or {})
+    if decision.needs_approval:
+        raise ApplicationError(
+            "Archiving this audience needs approval first.",
+            status=409,
+            code="approval_required",
+            hint="DELETE /api/v1/audiences/{id} files the approval request.",
+        )
+    _refuse_if_in_use(audience, "archive")
+    return _archive(actor, audience, decision, approval_refs or [])
+
+
+def _archive(
+    actor: Actor, audience: Audience, decision: policy.Decision, approval_refs: list[dict[str, Any]]
+) -> Audience:
+    with transaction.atomic():
+        locked = Audience.objects.select_for_update().select_related("owner_team").get(pk=audience.pk)
+        if locked.state == AudienceState.ARCHIVED:
+            raise AudienceArchived(f"{locked.name!r} is archived already.", hint="There is nothing left to do.")
+        before = locked.state
+        locked.state = AudienceState.ARCHIVED
+        locked.updated_at = timezone.now()
+        locked.save(update_fields=["state", "updated_at"])
+        approval = approval_refs[0]["approval_request"] if approval_refs else None
+        outbox.emit(
+            "audience.archived",
+            locked,
+            {
+                "id": locked.pk,
+                "name": locked.name,
+                "channel": locked.channel,
+                "owner_team": locked.owner_team.name,
+                "live_version": locked.live_version_id,
+                "by": actor.label,
+                "approval_request": approval,
+            },
+        )
+        audit.record(
+            actor,
+            "audience.archive",
+            locked,
+            decision=decision,
+            changes={"before": {"state": before}, "after": {"state": locked.state}},
+            approval_refs=approval_refs,
+        )
+    return audience_queryset().get(pk=locked.pk)
+
+
+def _execute_archive(execution: Execution) -> dict[str, Any]:
+    """The executor of an approved archive: the requester archives, the approvals recorded."""
+    audience = execution.target
+    if audience is None:
+        raise NotFound("The audience no longer exists.", code="audience_not_found")
+    archived = audience_archive(
+        actor=execution.actor,
+        audience=audience,
+        context=execution.context,
+        approval_refs=execution.approval_refs,
+    )
+    return {"audience": archived.pk, "state": archived.state}
+
+
+register_executor("audience.archive", _execute_archive, fingerprint=audience_fingerprint)
+
+
+# --- sharing ---------------------------------------------------------------------------------
+
+
+def share_needs_owner(
+    actor: Actor, spec: policy.Action, target: Any, context: dict[str, Any]
+) -> policy.Decision | None:
+    """Only the owning team or an admin shares: a share of change lets people edit, not
+    pass the audience on."""
+    if not isinstance(target, Audience) or ADMIN in actor.roles:
+        return None
+    if actor.user is not None and actor.user.groups.filter(pk=target.owner_team_id).exists():  # type: ignore[attr-defined]
+        return None
+    team = target.owner_team.name
+    return policy.Decision(
+        policy.DENY,
+        "object_permission",
+        [f"{target} is owned by the team {team!r}; only that team or an admin may share it."],
+        hint=f"Ask the {team} team (or an admin) to share it.",
+    )
+
+
+def _grantee(team: str | None, user: str | None) -> tuple[str, Any]:
+    if (team is None) == (user is None):
+        raise _invalid(
+            "/team" if team is not None else "",
+            "one_grantee",
+            "Name either a team or a user, not both or neither.",
+            'Send {"team": "retention", "level": "change"} or {"user": "ann", "level": "view"}.',
+        )
+    if team is not None:
+        group = teams().filter(name=team).first()
+        if group is None:
+            raise _invalid(
+                "/team",
+                "unknown_team",
+                f"There is no team {team!r}.",
+                "Teams are groups such as growth; roles such as analyst are not teams.",
+            )
+        return "team", group
+    found = get_user_model().objects.filter(username=user, is_active=True).first()
+    if found is None:
+        raise _invalid("/user", "unknown_user", f"There is no active user {user!r}.", "Check the username.")
+    return "user", found
+
+
+def _level_of(kind: str, grantee: Any, audience: Audience) -> str | None:
+    perms = set(get_group_perms(grantee, audience) if kind == "team" else get_user_perms(grantee, audience))
+    if "change_audience" in perms:
+        return "change"
+    if "view_audience" in perms:
+        return "view"
+    return None
+
+
+def _grantee_name(kind: str, grantee: Any) -> str:
+    return grantee.name if kind == "team" else grantee.get_username()
+
+
+def audience_share(
+    *, actor: Actor, audience: Audience, level: str, team: str | None = None, user: str | None = None
+) -> Audience:
+    """Share with a team or a user at `view` or `change` (replacing an earlier level)."""
+    decision = policy.require(actor, "audience.share", audience)
+    if level not in objectperms.SHARE_LEVELS:
+        raise _invalid("/level", "invalid_choice", f"{level!r} is not a share level.", "Use view or change.")
+    kind, grantee = _grantee(team, user)
+    if kind == "team" and grantee.pk == audience.owner_team_id:
+        raise _invalid(
+            "/team",
+            "already_owner",
+            f"The team {grantee.name!r} owns the audience already.",
+            "Share with another team or a person.",
+        )
+    with transaction.atomic():
+        before = _level_of(kind, grantee, audience)
+        if before == level:
+            return audience
+        objectperms.unshare(audience, grantee)
+        objectperms.share(audience, grantee, level)
+        audit.record(
+            actor,
+            "audience.share",
+            audience,
+            decision=decision,
+            changes={
+                "grantee": {kind: _grantee_name(kind, grantee)},
+                "before": {"level": before},
+                "after": {"level": level},
+            },
+        )
+    return audience
+
+
+def audience_unshare(*, actor: Actor, audience: Audience, team: str | None = None, user: str | None = None) -> Audience:
+    """Take a share back from a team or a user."""
+    decision = policy.require(actor, "audience.share", audience)
+    kind, grantee = _grantee(team, user)
+    with transaction.atomic():
+        before = _level_of(kind, grantee, audience)
+        if before is None:
+            raise ShareNotFound(f"{audience.name!r} is not shared with the {kind} {_grantee_name(kind, grantee)!r}.")
+        objectperms.unshare(audience, grantee)
+        audit.record(
+            actor,
+            "audience.unshare",
+            audience,
+            decision=decision,
+            changes={
+                "grantee": {kind: _grantee_name(kind, grantee)},
+                "before": {"level": before},
+                "after": {"level": None},
+            },
+        )
+    return audience
+
+
+# --- promote -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Promotion:
+    audience: Audience
+    unmapped: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _map_references(audience: Audience, target: Environment) -> tuple[Any, list[dict[str, Any]]]:
+    """The rules with each in_audience id replaced by the id of the audience of the same
+    name in `target`; what has no namesake there is reported and left as it was."""
+    refs = rule_references(audience.rules)
+    if not refs:
+        return audience.rules, []
+    names = dict(
+        Audience.objects.filter(environment_id=audience.environment_id, pk__in={ref for _, ref in refs}).values_list(
+            "pk", "name"
+        )
+    )
+    there = dict(
+        Audience.objects.filter(environment=target, name__in=set(names.values()))
+        .exclude(state=AudienceState.ARCHIVED)
+        .values_list("name", "pk")
+    )
+    mapping = {ref: there[names[ref]] for ref in names if names[ref] in there}
+    unmapped = []
+    for pointer, ref in refs:
+        if ref in mapping:
+            continue
+        name = names.get(ref)
+        unmapped.append(
+            {
+                "pointer": rules_pointer(pointer),
+                "audience_id": ref,
+                "name": name,
+                "hint": (
+                    f"Promote {name!r} to {target.slug} first (or create an audience of that name there), then "
+                    "edit this condition of the copy."
+                    if name
+                    else f"Audience {ref} does not exist in {audience.environment.slug}; remove this condition."
+                ),
+            }
+        )
+    return _replace_references(audience.rules, mapping), unmapped
+
+
+def _replace_references(node: Any, mapping: dict[int, int]) -> Any:
+    if isinstance(node, list):
+        return [_replace_references(child, mapping) for child in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _replace_references(value, mapping) for key, value in node.items()}
+    ref = node.get("in_audience")
+    if isinstance(ref, int) and not isinstance(ref, bool) and ref in mapping:
+        out["in_audience"] = mapping[ref]
+    return out
+
+
+def audience_promote(
+    *,
+    actor: Actor,
+    audience: Audience,
+    environment: str,
+    name: str | None = None,
+    owner_team: str | None = None,
+) -> Promotion:
+    """Copy the definition (not the members) into another environment as a draft.
+
+    The actor must be allowed to create audiences there (the same person, acting in the
+    target environment). `in_audience` references are mapped by name; what cannot be
+    mapped stays as it was and is reported in `unmapped` (the copy's validate check then
+    fails until it is fixed). The audit event is written in the target environment.
+    """
+    policy.require(actor, "audience.promote", audience)
+    target = Environment.objects.filter(slug=str(environment)).first()
+    if target is None:
+        known = list(Environment.objects.order_by("id").values_list("slug", flat=True))
+        raise UnknownEnvironment(
+            f"There is no environment {environment!r}.",
+            hint=f"Use one of: {', '.join(known)}.",
+            errors=[
+                {
+                    "pointer": "/environment",
+                    "code": "unknown_environment",
+                    "message": f"There is no environment {environment!r}.",
+                    "hint": f"Use one of: {', '.join(known)}.",
+                }
+            ],
+        )
+    if target.pk == audience.environment_id:
+        raise _invalid(
+            "/environment",
+            "same_environment",
+            f"The audience is in {target.slug} already.",
+            "Promote into another environment, e.g. production.",
+        )
+    there = Actor(
+        user=actor.user,
+        environment=target,
+        door=actor.door,
+        token=actor.token,
+        ip=actor.ip,
+        request_id=actor.request_id,
+    )
+    decision = policy.require(there, "audience.create")
+    team = resolve_team(there, owner_team if owner_team is not None else audience.owner_team.name)
+    copy_name = _check_text({"name": name if name is not None else audience.name})["name"]
+    clash_hint = (
+        f'Send a new name for the copy, e.g. {{"environment": "{target.slug}", "name": "{copy_name} (copy)"}}, '
+        f"or rename or archive the audience named {copy_name!r} in {target.slug}."
+    )
+    _ensure_name_free(target, copy_name, hint=clash_hint)
+    rules, unmapped = _map_references(audience, target)
+    checked = rules_check(target, rules)
+    blocking = [p for p in checked.problems if p["code"] not in REFERENCE_CODES]
+    if blocking:
+        rules_check_or_raise(target, rules)
+    unmapped_pointers = {entry["pointer"] for entry in unmapped}
+    warnings = [p for p in checked.problems if p["code"] in REFERENCE_CODES and p["pointer"] not in unmapped_pointers]
+
+    now = timezone.now()
+    with transaction.atomic():
+        copy = _save_new(
+            Audience(
+                environment=target,
+                name=copy_name,
+                owner_team=team,
+                channel=audience.channel,
+                purpose=audience.purpose,
+                description=audience.description,
+                rules=rules,
+                state=AudienceState.DRAFT,
+                created_by=actor.user if actor.user is not None else None,
+                created_at=now,
+                updated_at=now,
+            ),
+            hint=clash_hint,
+        )
+        audit.record(
+            there,
+            "audience.promote",
+            copy,
+            decision=decision,
+            changes={
+                "from": {"environment": audience.environment.slug, "audience_id": audience.pk, "name": audience.name},
+                "after": summary(copy),
+                "unmapped": unmapped,
+            },
+        )
+    return Promotion(audience_queryset().get(pk=copy.pk), unmapped, warnings)
+
+
+# --- regional restrictions (admin site) ---------------------------------------------------------
+
+
+def regional_restriction_save(*, actor: Actor, restriction: RegionalRestriction) -> RegionalRestriction:
+    """Create or change a regional restriction (an admin's work): audited with before/after."""
+    decision = policy.require(actor, "regional_restriction.change", restriction)
+    fields = ("region", "channel", "kind", "description", "is_active")
+    with transaction.atomic():
+        before = None
+        if restriction.pk is not None:
+            before = RegionalRestriction.objects.select_for_update().filter(pk=restriction.pk).values(*fields).first()
+        restriction.save()
+        after = {name: getattr(restriction, name) for name in fields}
+        audit.record(
+            actor,
+            "regional_restriction.create" if before is None else "regional_restriction.change",
+            restriction,
+            decision=decision,
+            changes={"before": before, "after": after},
+        )
+    return restriction

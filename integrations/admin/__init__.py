@@ -1,0 +1,3 @@
+"""The integrations admin, one module per area; importing this package registers them all."""
+
+from integrations.admin import destinations, jobs, webhooks  # noqa: F401

@@ -1,0 +1,100 @@
+"""Admin pages for the outbox (the domain events) and the jobs, read-only: both are written
+by the services and workers only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from governance.models import OutboxEvent
+from governance.outbox import EVENT_TYPES
+from integrations.models import Job
+from marketerapi.admin.large_tables import LargeTableMixin, RecentValuesFilter
+from marketerapi.admin.mixins import ReadOnlyAdminMixin
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    """The known event types, without a DISTINCT over the whole outbox."""
+
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(t, t) for t in sorted(EVENT_TYPES)]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.filter(type=self.value()) if self.value() else queryset
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+    list_display = ["type", "environment", "aggregate_type", "aggregate_id", "occurred_at", "dispatched_at", "attempts"]
+    list_filter = ["environment", EventTypeFilter, ("dispatched_at", admin.EmptyFieldListFilter)]
+    search_fields = ["=aggregate_id", "=event_id"]
+    search_help_text = "An exact aggregate id, or an event's uuid or public id (evt_…)."
+    list_select_related = ["environment"]
+    date_hierarchy = "occurred_at"
+
+    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
+        # The public id of an event (evt_<hex>, as webhooks and the API show it) is its uuid.
+        return super().get_search_results(request, queryset, search_term.strip().removeprefix("evt_"))
+
+
+class JobKindFilter(RecentValuesFilter):
+    title = "kind"
+    parameter_name = "kind"
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+    """Publishes, exports, sends and destination pushes with their state, progress, warnings
+    and errors (integrations.jobs). The admin index lists the latest failed ones."""
+
+    list_display = ["id", "kind", "environment", "state", "target", "requested_by", "progress_text", "short_error"]
+    list_display_links = ["id", "kind"]
+    list_filter = ["environment", "state", JobKindFilter]
+    search_fields = ["=id", "=target_id"]
+    search_help_text = "An exact job id or target id."
+    list_select_related = ["environment", "requested_by"]
+    date_hierarchy = "created_at"
+    fields = [
+        "kind",
+        "environment",
+        "state",
+        "target_type",
+        "target_id",
+        "requested_by",
+        "params",
+        "progress",
+        "result",
+        "warnings",
+        "errors",
+        "attempts",
+        "created_at",
+        "started_at",
+        "heartbeat_at",
+        "finished_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="target")
+    def target(self, job: Job) -> str:
+        return f"{job.target_type} {job.target_id}" if job.target_type else "—"
+
+    @admin.display(description="progress")
+    def progress_text(self, job: Job) -> str:
+        progress = job.progress if isinstance(job.progress, dict) else {}
+        done, total = progress.get("done"), progress.get("total")
+        if isinstance(done, int) and isinstance(total, int) and total > 0:
+            return f"{done:,} of {total:,}"
+        return "—"
+
+    @admin.display(description="error")
+    def short_error(self, job: Job) -> str:
+        errors = job.errors if isinstance(job.errors, list) else []
+        first = errors[0] if errors else None
+        if isinstance(first, dict):
+            return str(first.get("message") or first.get("code") or "")[:80]
+        return str(first or "")[:80]

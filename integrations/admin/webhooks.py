@@ -1,0 +1,229 @@
+"""Admin pages for webhooks: subscriptions (pause, resume), deliveries with their log, and
+the dead-letter list with replay and discard.
+
+Nothing here writes by itself: the actions call the services of integrations.webhooks
+with the signed-in user as actor through the admin door, so the policy engine and the
+audit trail see them like any other change. Subscriptions are created through the API,
+which shows the signing secret once; the admin never shows it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from simple_history.admin import SimpleHistoryAdmin
+
+from governance.outbox import EVENT_TYPES
+from integrations.models import DeadLetter, DeliveryAttempt, SubscriptionState, WebhookDelivery, WebhookSubscription
+from integrations.webhooks import services as webhooks
+from marketerapi.admin.large_tables import LargeTableMixin
+from marketerapi.admin.mixins import ReadOnlyAdminMixin, for_each
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
+    list_display = ["url", "environment", "event_types", "state", "paused_reason", "failing_since", "created_at"]
+    list_filter = ["environment", "state", ("failing_since", admin.EmptyFieldListFilter)]
+    search_fields = ["url", "description"]
+    list_select_related = ["environment"]
+    date_hierarchy = "created_at"
+    # Everything but the encrypted secret.
+    fields = [
+        "url",
+        "environment",
+        "event_types",
+        "description",
+        "state",
+        "paused_reason",
+        "failing_since",
+        "created_by",
+        "created_at",
+    ]
+    readonly_fields = fields
+    actions = ["pause", "resume"]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("integrations.view_webhooksubscription")
+
+    def has_pause_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("integrations.change_webhooksubscription")
+
+    @admin.action(description="Pause the selected subscriptions", permissions=["pause"])
+    def pause(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]) -> None:
+        for_each(
+            self,
+            request,
+            queryset.select_related("environment"),
+            lambda actor, sub: webhooks.webhook_update(
+                actor=actor, subscription=sub, state=str(SubscriptionState.PAUSED)
+            ),
+            done="Paused {} subscription(s); their deliveries are held.",
+        )
+
+    @admin.action(description="Resume (activate) the selected subscriptions", permissions=["pause"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]) -> None:
+        for_each(
+            self,
+            request,
+            queryset.select_related("environment"),
+            lambda actor, sub: webhooks.webhook_update(
+                actor=actor, subscription=sub, state=str(SubscriptionState.ACTIVE)
+            ),
+            done="Resumed {} subscription(s); held deliveries are sent now.",
+        )
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ["attempt", "attempted_at", "status_code", "latency_ms", "error"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DeliveryEventTypeFilter(admin.SimpleListFilter):
+    """The known event types, without a DISTINCT over the outbox."""
+
+    title = "event type"
+    parameter_name = "event_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(t, t) for t in sorted(EVENT_TYPES)]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.filter(event__type=self.value()) if self.value() else queryset
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "event",
+        "subscription",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_status_code",
+        "created_at",
+    ]
+    list_filter = ["state", "subscription__environment", DeliveryEventTypeFilter]
+    search_fields = ["=event__event_id", "subscription__url"]
+    search_help_text = "An event's exact uuid or public id (evt_…), or part of the subscription's URL."
+    list_select_related = ["event", "subscription"]
+    date_hierarchy = "created_at"
+
+    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
+        # The public id of an event (evt_<hex>, as webhooks and the API show it) is its uuid.
+        return super().get_search_results(request, queryset, search_term.strip().removeprefix("evt_"))
+
+    fields = [
+        "subscription",
+        "event",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_status_code",
+        "last_latency_ms",
+        "last_error",
+        "created_at",
+        "delivered_at",
+    ]
+    readonly_fields = fields
+    inlines = [DeliveryAttemptInline]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("integrations.view_webhooksubscription")
+
+
+class DeadLetterKindFilter(admin.SimpleListFilter):
+    """The kinds of work that can be dead-lettered (integrations.webhooks.services.DEAD_LETTER_KINDS)."""
+
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(k, k) for k in sorted(webhooks.DEAD_LETTER_KINDS)]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
+class ResolutionFilter(admin.SimpleListFilter):
+    title = "resolution"
+    parameter_name = "resolution"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("replayed", "replayed"), ("discarded", "discarded")]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.filter(resolution=self.value()) if self.value() else queryset
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+    list_display = [
+        "id",
+        "kind",
+        "environment",
+        "reference_id",
+        "attempts",
+        "short_error",
+        "created_at",
+        "resolution",
+        "resolved_by",
+    ]
+    list_filter = ["environment", DeadLetterKindFilter, ("resolved_at", admin.EmptyFieldListFilter), ResolutionFilter]
+    search_fields = ["=reference_id", "last_error"]
+    search_help_text = "An exact reference id (the delivery, event or push), or part of the last error."
+    list_select_related = ["environment", "resolved_by"]
+    date_hierarchy = "created_at"
+    fields = [
+        "kind",
+        "environment",
+        "reference_id",
+        "payload",
+        "attempts",
+        "last_error",
+        "created_at",
+        "resolved_at",
+        "resolution",
+        "resolved_by",
+    ]
+    readonly_fields = fields
+    actions = ["replay", "discard"]
+
+    @admin.display(description="last error")
+    def short_error(self, letter: DeadLetter) -> str:
+        return letter.last_error[:80]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("integrations.view_deadletter")
+
+    def has_resolve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("integrations.change_deadletter")
+
+    @admin.action(description="Replay the selected dead letters", permissions=["resolve"])
+    def replay(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        for_each(
+            self,
+            request,
+            queryset.select_related("environment"),
+            lambda actor, letter: webhooks.dead_letter_replay(actor=actor, dead_letter=letter).detail,
+            done="Replayed {} dead letter(s).",
+        )
+
+    @admin.action(description="Discard the selected dead letters", permissions=["resolve"])
+    def discard(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
+        for_each(
+            self,
+            request,
+            queryset.select_related("environment"),
+            lambda actor, letter: webhooks.dead_letter_discard(actor=actor, dead_letter=letter).detail,
+            done="Discarded {} dead letter(s).",
+        )
