@@ -58,7 +58,7 @@ def _import_all() -> None:
             importlib.import_module(info.name)
 
 
-def _subclasses(cls: type) -> Iterator[type]:
+def _subclasses(cls: type[ApplicationError]) -> Iterator[type[ApplicationError]]:
     for sub in cls.__subclasses__():
         yield sub
         yield from _subclasses(sub)
@@ -88,12 +88,12 @@ def _name(func: ast.AST) -> str:
 def build() -> dict[str, Entry]:
     """code → Entry, over every module of the apps."""
     _import_all()
-    classes = {cls.__name__: cls for cls in _subclasses(ApplicationError)}
+    classes: dict[str, type[ApplicationError]] = {cls.__name__: cls for cls in _subclasses(ApplicationError)}
     classes[ApplicationError.__name__] = ApplicationError
     entries: dict[str, Entry] = {}
-    for cls in classes.values():
-        if "code" in cls.__dict__ or cls is ApplicationError:
-            entries.setdefault(cls.code, Entry(cls.code, cls.status, cls.title, cls.hint))
+    for defined in classes.values():
+        if "code" in defined.__dict__ or defined is ApplicationError:
+            entries.setdefault(defined.code, Entry(defined.code, defined.status, defined.title, defined.hint))
     for relative, path in _modules():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=relative)
         for node in ast.walk(tree):
