@@ -264,8 +264,8 @@ def translate(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
                 code="not_authenticated",
                 title="Authentication required",
                 detail=str(exc.detail),
-                hint="Send `Authorization: Bearer mk_<environment>_…`, or sign in to the portal. "
-                "Developers issue tokens with `python manage.py issue_token`.",
+                hint="Send `Authorization: Bearer mk_<environment>_…`, or sign in to the portal. A developer "
+                "issues tokens (POST /api/v1/tokens/; on a development checkout, `make token`).",
             ),
             {"WWW-Authenticate": 'Bearer realm="api"'},
         )

@@ -90,3 +90,37 @@ def test_bootstrap_installs_once_and_again_only_when_the_interpreter_or_requirem
         calls.read_text().splitlines()
         == ["-m pip install --disable-pip-version-check --quiet -r requirements-dev.txt"] * 2
     )
+
+
+@pytest.mark.slow
+def test_the_readme_token_command_works_from_a_second_shell_with_make_runs_settings(tmp_path):
+    """Issue 11: `make token` in a new shell (no DEBUG, no SECRET_KEY exported, as a newcomer
+    has it) issues a token against the database `make run` set up, instead of a traceback."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    readme = (ROOT / "README.md").read_text()
+    assert "make token" in readme
+    database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    fresh_shell = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL"}
+        and not key.startswith(("CELERY_", "PYTEST_"))
+    }
+    env = {**fresh_shell, "VENV": str(ROOT / ".venv"), "DATABASE_URL": database}
+    # what `make run` did in the first shell: migrate and create the demo users
+    subprocess.run(["make", "-s", "migrate"], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    seeded = {**env, "DEBUG": "1"}
+    subprocess.run(
+        [str(ROOT / ".venv/bin/python"), "manage.py", "seed_demo"],
+        cwd=ROOT,
+        env=seeded,
+        check=True,
+        capture_output=True,
+    )
+
+    result = subprocess.run(["make", "-s", "token"], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "mk_sandbox_" in result.stdout and "demo-developer" in result.stdout
