@@ -408,19 +408,24 @@ def _wants_problem(request: HttpRequest) -> bool:
     return request.path.startswith("/api/") or "json" in request.headers.get("Accept", "")
 
 
+def api_path_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """A path under /api/ that names no endpoint: a problem, never an HTML page."""
+    return JsonResponse(
+        problem(
+            status=404,
+            code="not_found",
+            title="Not found",
+            detail=f"No endpoint at {request.path}.",
+            hint="See /api/docs/ for the API's paths; every path starts with /api/v1/.",
+        ),
+        status=404,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
 def handler404(request: HttpRequest, exception: Exception | None = None) -> Any:
     if _wants_problem(request):
-        return JsonResponse(
-            problem(
-                status=404,
-                code="not_found",
-                title="Not found",
-                detail=f"No endpoint at {request.path}.",
-                hint="See /api/docs/ for the API's paths.",
-            ),
-            status=404,
-            content_type=PROBLEM_CONTENT_TYPE,
-        )
+        return api_path_not_found(request)
     return error_page(request, status=404)
 
 

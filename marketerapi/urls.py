@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from marketerapi.problems import api_path_not_found
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -20,6 +22,9 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Any other path under /api/ is a problem+json 404, whatever DEBUG says (with DEBUG=1 Django
+    # would answer its HTML debug page, which an integrator's client cannot read).
+    re_path(r"^api/", api_path_not_found, name="api-not-found"),
     path("admin/", admin.site.urls),
     path("", include("portal.urls")),
 ]

@@ -1,3 +1,6 @@
+import pytest
+
+
 def test_healthz_answers_ok(client):
     response = client.get("/healthz")
     assert response.status_code == 200
@@ -19,3 +22,17 @@ def test_the_api_docs_load_swagger_ui_from_this_server_not_a_cdn(client):
     from django.contrib.staticfiles import finders
 
     assert finders.find("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("path", ["/api/v1/no-such-thing/", "/api/v2/profiles", "/api/nothing"])
+def test_an_unknown_api_path_is_a_problem_even_with_debug_on(client, settings, debug, path):
+    settings.DEBUG = debug
+
+    response = client.post(path, data={}, content_type="application/json")
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert (body["code"], body["status"]) == ("not_found", 404)
+    assert path in body["detail"] and "/api/docs/" in body["hint"] and body["request_id"]
