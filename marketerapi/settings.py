@@ -37,7 +37,7 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
     # Django's admin, for staff with the admin or developer role only (marketerapi/admin/site.py).
-    "marketerapi.admin.site.MarketerAdminConfig",
+    "marketerapi.admin.apps.MarketerAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -5,7 +5,7 @@ permissions allow. Here staff status alone is not enough: the admin site shows u
 PII and changes governed configuration, so it is for the roles PRODUCT.md §4 gives it to
 (admin, and developer for tokens, service accounts, destinations and webhooks).
 Superusers (operators at a shell) keep access. Installed in settings.INSTALLED_APPS as
-`marketerapi.admin.site.MarketerAdminConfig` in place of `django.contrib.admin`.
+`marketerapi.admin.apps.MarketerAdminConfig` in place of `django.contrib.admin`.
 
 The index page is a dashboard of what needs a platform engineer in the environment they
 act in (marketerapi/admin/dashboard.py): it reads every app's state, so it sits above the
@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.admin.apps import AdminConfig
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -66,11 +69,37 @@ def admin_actor(request: HttpRequest, environment: Any = None) -> Any:
     )
 
 
+def may_use_admin(user: Any) -> bool:
+    """Active staff with the admin or developer role, or a superuser (an operator at a shell)."""
+    if not (user.is_active and user.is_staff):
+        return False
+    return bool(user.is_superuser or user.groups.filter(name__in=ADMIN_SITE_ROLES).exists())
+
+
+class AdminSignInForm(AdminAuthenticationForm):
+    """The admin's sign-in: a person whose password is right but who has no admin access is
+    told so, and sent to the portal, instead of "enter the correct username and password"."""
+
+    def confirm_login_allowed(self, user: Any) -> None:
+        AuthenticationForm.confirm_login_allowed(self, user)  # inactive accounts: Django's message
+        if not may_use_admin(user):
+            raise ValidationError(
+                format_html(
+                    "The account {} has no access to the admin site: it is for platform engineers (the admin "
+                    'and developer roles). Marketers sign in to the <a href="{}">portal</a>.',
+                    user.get_username(),
+                    settings.LOGIN_URL,
+                ),
+                code="no_admin_access",
+            )
+
+
 class MarketerAdminSite(admin.AdminSite):
     site_header = "marketerapi administration"
     site_title = "marketerapi admin"
     index_title = "Platform administration"
     index_template = "admin/marketerapi/index.html"
+    login_form = AdminSignInForm
 
     def each_context(self, request: HttpRequest) -> dict[str, Any]:
         context = super().each_context(request)
@@ -91,7 +120,7 @@ class MarketerAdminSite(admin.AdminSite):
         cached = getattr(request, "_marketerapi_admin_site_ok", None)
         if cached is not None and cached[0] == user.pk:
             return bool(cached[1])
-        allowed = user.groups.filter(name__in=ADMIN_SITE_ROLES).exists()
+        allowed = may_use_admin(user)
         try:
             request._marketerapi_admin_site_ok = (user.pk, allowed)  # type: ignore[attr-defined]
         except AttributeError:
@@ -105,7 +134,3 @@ class MarketerAdminSite(admin.AdminSite):
         environment = admin_environment(request)
         context = {"dashboard": dashboard(request, environment) if environment is not None else None}
         return super().index(request, {**context, **(extra_context or {})})
-
-
-class MarketerAdminConfig(AdminConfig):
-    default_site = "marketerapi.admin.site.MarketerAdminSite"
