@@ -309,3 +309,7 @@ LOGGING: dict[str, Any] = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+if CELERY_TASK_ALWAYS_EAGER:
+    # No broker: tasks run in-process, so kombu's "No hostname was supplied" and a trace line
+    # per task say nothing a developer can act on. A worker (with a broker) keeps them.
+    LOGGING["loggers"].update({"kombu.connection": {"level": "ERROR"}, "celery.app.trace": {"level": "WARNING"}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
@@ -117,3 +118,15 @@ def test_settings_import_fails_with_the_message_for_a_bad_database_url():
     )
     assert result.returncode == 1
     assert "DATABASE_URL='oracle://db/x' has scheme 'oracle'; expected one of sqlite://" in result.stderr
+
+
+def test_without_a_broker_the_in_process_jobs_log_no_kombu_warning_nor_task_traces():
+    """Issue 11: a cold `make run` without Redis logged kombu's "No hostname was supplied"
+    and a Celery trace line per task."""
+    from marketerapi import settings as project_settings
+
+    if not project_settings.CELERY_TASK_ALWAYS_EAGER:
+        pytest.skip("a broker is configured: its warnings are worth seeing")
+    loggers = project_settings.LOGGING["loggers"]
+    assert logging.getLevelName(loggers["kombu.connection"]["level"]) > logging.WARNING
+    assert logging.getLevelName(loggers["celery.app.trace"]["level"]) > logging.INFO
