@@ -8,7 +8,7 @@ import pytest
 from tests.factories import UserFactory
 
 
-def _sign_in(client, username: str, password: str = "pw-correct-horse"):
+def _sign_in(client, username: str, password: str = "pw-correct-horse"):  # noqa: S107
     return client.post("/admin/login/?next=/admin/", {"username": username, "password": password})
 
 

@@ -36,3 +36,10 @@ def test_an_unknown_api_path_is_a_problem_even_with_debug_on(client, settings, d
     body = response.json()
     assert (body["code"], body["status"]) == ("not_found", 404)
     assert path in body["detail"] and "/api/docs/" in body["hint"] and body["request_id"]
+
+
+def test_the_favicon_is_served(client):
+    response = client.get("/favicon.ico")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml" and b"<svg" in response.content
