@@ -45,3 +45,42 @@ class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = _request_id.get()
         return True
+
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _has_nul(request: HttpRequest) -> list[str]:
+    """The query parameters (and, for form posts, fields) holding a NUL character."""
+    found = [f"?{key}" for key, values in request.GET.lists() if "\x00" in key or any("\x00" in v for v in values)]
+    if request.method == "POST" and request.content_type in _FORM_TYPES:
+        found += [key for key, values in request.POST.lists() if "\x00" in key or any("\x00" in v for v in values)]
+    return found
+
+
+class NulRefusalMiddleware:
+    """Refuse a NUL character (`%00`) in the path, the query or a form: PostgreSQL cannot
+    store or compare text holding one, so it would surface as a 500. JSON bodies are
+    checked by the API's parser (marketerapi/parsers.py)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        where = (["the path"] if "\x00" in request.path else []) + _has_nul(request)
+        if not where:
+            return self.get_response(request)
+        from django.http import JsonResponse
+
+        from marketerapi.problems import PROBLEM_CONTENT_TYPE, error_page, problem
+
+        if not request.path.startswith("/api/"):
+            return error_page(request, status=400)
+        body = problem(
+            status=400,
+            code="nul_character",
+            title="The request contains a NUL character",
+            detail=f"A NUL character (%00) in {', '.join(where[:10])}; nothing was done.",
+            hint="Remove the %00 (\\u0000) characters; text may not contain them.",
+        )
+        return JsonResponse(body, status=400, content_type=PROBLEM_CONTENT_TYPE)

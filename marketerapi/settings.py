@@ -64,6 +64,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "marketerapi.middleware.RequestIdMiddleware",
+    # A NUL character in a path, query or form is a 400, not a database error.
+    "marketerapi.middleware.NulRefusalMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
