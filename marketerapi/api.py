@@ -4,9 +4,11 @@ failure descriptions, a serializer and a FilterSet that refuse what they do not 
 
 from __future__ import annotations
 
+from base64 import b64decode
 from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -69,6 +71,18 @@ def page_size_from(raw: Any, *, default: int = DEFAULT_PAGE_SIZE, maximum: int =
     return value
 
 
+def _well_formed(raw: str) -> bool:
+    """DRF's cursor is base64 of `o=<offset>&r=<0|1>&p=<position>`; anything else was not
+    taken from a link (DRF itself would read `r=2` as reverse and ignore unknown keys)."""
+    try:
+        fields = parse_qs(b64decode(raw.encode("ascii"), validate=True).decode("ascii"), keep_blank_values=True)
+    except (ValueError, UnicodeError):
+        return False
+    if not fields or set(fields) - {"o", "r", "p"} or any(len(v) != 1 for v in fields.values()):
+        return False
+    return fields.get("r", ["0"])[0] in ("0", "1") and fields.get("o", ["0"])[0].isdigit()
+
+
 class CursorPagination(pagination.CursorPagination):
     """Stable pages over large tables: the cursor is an opaque position on the ordering field.
 
@@ -98,6 +112,9 @@ class CursorPagination(pagination.CursorPagination):
         return super().paginate_queryset(queryset, request, view)
 
     def decode_cursor(self, request: Request) -> Any:
+        raw = request.query_params.get(self.cursor_query_param)
+        if raw is not None and not _well_formed(raw):
+            raise InvalidCursor("The cursor could not be read.")
         try:
             cursor = super().decode_cursor(request)
         except _drf_exceptions.NotFound:  # DRF's answer to a cursor it cannot read
