@@ -182,11 +182,29 @@ COMMON_FAILURES: dict[int, str] = {
 }
 
 
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def problems_as_problem_json(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: every 4xx and 5xx response is documented with the
+    media type the API sends, `application/problem+json`, whichever helper described it."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for status, response in (operation.get("responses") or {}).items():
+                content = response.get("content") if isinstance(response, dict) else None
+                if str(status)[:1] in "45" and content and "application/json" in content:
+                    content.setdefault(PROBLEM_MEDIA_TYPE, content.pop("application/json"))
+    return result
+
+
 def problem_responses(
     *statuses: int, failures: Mapping[int, str] | None = None, overrides: Mapping[int, str] | None = None
 ) -> dict[int, OpenApiResponse]:
-    """OpenAPI responses for an endpoint's failure statuses, each a problem+json body with a
-    description: `failures` is the module's wording, `overrides` the endpoint's own."""
+    """OpenAPI responses for an endpoint's failure statuses, each a problem body with a
+    description: `failures` is the module's wording, `overrides` the endpoint's own. (The
+    schema names their media type application/problem+json: problems_as_problem_json.)"""
     meanings = {**COMMON_FAILURES, **(failures or {}), **(overrides or {})}
     return {status: OpenApiResponse(ProblemSerializer, description=meanings[status]) for status in statuses}
 

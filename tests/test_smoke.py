@@ -43,3 +43,17 @@ def test_the_favicon_is_served(client):
 
     assert response.status_code == 200
     assert response["Content-Type"] == "image/svg+xml" and b"<svg" in response.content
+
+
+def test_every_error_response_is_documented_as_problem_json(client, db):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+
+    documented = [
+        (path, method, status, sorted(response.get("content", {})))
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        for status, response in operation.get("responses", {}).items()
+        if status[0] in "45"
+    ]
+    assert documented
+    assert [d for d in documented if d[3] and d[3] != ["application/problem+json"]] == []
