@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from rest_framework.exceptions import NotAuthenticated
 
 from governance import permcache
@@ -71,14 +72,21 @@ def client_ip(request: Any) -> str | None:
     """The client's address, in the one spelling PostgreSQL gives back (the audit chain
     hashes it; the rate limiter counts by it), or None.
 
-    Behind a proxy (docker-compose, a load balancer) the first X-Forwarded-For entry is
-    the client; REMOTE_ADDR is the proxy. An entry that is not an address is ignored.
+    X-Forwarded-For is written by whoever sends the request, so only the entries added by
+    our own proxies can be believed: with TRUSTED_PROXIES = N (the proxies in front of the
+    app), the client is the N-th entry from the right, the one the outermost proxy added.
+    With 0 (no proxy), the header is ignored and REMOTE_ADDR is the client. A chain shorter
+    than N (a request that did not come through every proxy) or an entry that is not an
+    address falls back to REMOTE_ADDR.
     """
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    trusted = settings.TRUSTED_PROXIES
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "") if trusted else ""
     if forwarded:
-        address = normalized_ip(forwarded.split(",")[0])
-        if address:
-            return address
+        entries = [entry.strip() for entry in forwarded.split(",")]
+        if len(entries) >= trusted:
+            address = normalized_ip(entries[-trusted])
+            if address:
+                return address
     return normalized_ip(request.META.get("REMOTE_ADDR"))
 
 

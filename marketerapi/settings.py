@@ -274,6 +274,11 @@ SPECTACULAR_SETTINGS = {
 
 # --- production hardening (passes `manage.py check --deploy` when DEBUG is off) --
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many proxies (load balancers) stand in front of the app: the client's address is the
+# entry that many from the right of X-Forwarded-For (governance/actors.py client_ip); with 0
+# the header is ignored, so a client cannot write another address into the audit trail or
+# rotate past the per-address rate limit.
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG

@@ -156,17 +156,35 @@ def test_a_revocation_committed_while_another_request_loads_the_token_applies_af
     assert refused.status_code == 401 and refused.json()["code"] == "token_revoked"
 
 
-def test_the_client_address_is_normalized_and_junk_in_x_forwarded_for_is_ignored(rf):
+def test_the_client_address_is_normalized_and_junk_in_x_forwarded_for_is_ignored(rf, settings):
     from governance.actors import client_ip
 
-    assert client_ip(rf.get("/", HTTP_X_FORWARDED_FOR="2001:DB8::1, 10.0.0.1", REMOTE_ADDR="10.0.0.2")) == "2001:db8::1"
+    settings.TRUSTED_PROXIES = 1
+    assert client_ip(rf.get("/", HTTP_X_FORWARDED_FOR="6.6.6.6, 2001:DB8::1", REMOTE_ADDR="10.0.0.2")) == "2001:db8::1"
     assert client_ip(rf.get("/", HTTP_X_FORWARDED_FOR="<script>", REMOTE_ADDR="10.0.0.2")) == "10.0.0.2"
     assert client_ip(rf.get("/", REMOTE_ADDR="")) is None
 
 
-def test_an_audited_call_with_an_upper_case_ipv6_address_leaves_the_chain_intact(api, sandbox):
+def test_x_forwarded_for_is_believed_only_as_far_as_the_trusted_proxies(rf, settings):
+    """Issue 12: a client wrote 6.6.6.6 into the audit trail by sending X-Forwarded-For."""
+    from governance.actors import client_ip
+
+    spoofed = rf.get("/", HTTP_X_FORWARDED_FOR="6.6.6.6", REMOTE_ADDR="203.0.113.9")
+    settings.TRUSTED_PROXIES = 0
+    assert client_ip(spoofed) == "203.0.113.9"
+    settings.TRUSTED_PROXIES = 1  # one proxy appended the address it saw
+    through_one = rf.get("/", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.7", REMOTE_ADDR="10.0.0.2")
+    assert client_ip(through_one) == "198.51.100.7"
+    settings.TRUSTED_PROXIES = 2
+    through_two = rf.get("/", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.7, 10.0.0.3", REMOTE_ADDR="10.0.0.2")
+    assert client_ip(through_two) == "198.51.100.7"
+    assert client_ip(rf.get("/", HTTP_X_FORWARDED_FOR="198.51.100.7", REMOTE_ADDR="10.0.0.2")) == "10.0.0.2"
+
+
+def test_an_audited_call_with_an_upper_case_ipv6_address_leaves_the_chain_intact(api, sandbox, settings):
     from governance.audit import trail as audit
 
+    settings.TRUSTED_PROXIES = 1
     client = api("developer")
     response = client.post(
         "/api/v1/tokens/", {"name": "x", "scopes": ["read"]}, format="json", HTTP_X_FORWARDED_FOR="2001:DB8::A"
