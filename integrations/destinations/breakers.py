@@ -41,13 +41,6 @@ OPEN = "open"
 HALF_OPEN = "half_open"
 STATES = (CLOSED, OPEN, HALF_OPEN)
 
-# Five consecutive server failures open the breaker: fewer would trip on one bad minute of a
-# healthy vendor (every adapter retries a failed call twice), more would keep hammering a
-# vendor that is down.
-FAILURE_THRESHOLD = 5
-# How long an open breaker waits before a trial call. Vendors' incidents last minutes;
-# deferred work is retried from the end of the cool-down.
-COOLDOWN_SECONDS = 60.0
 # How long one half-open trial may take before another caller may try: longer than the
 # slowest call (connect + read timeouts and the adapter's own retries).
 TRIAL_LEASE_SECONDS = 90.0
@@ -58,11 +51,13 @@ ERROR_CHARS = 300
 
 
 def failure_threshold() -> int:
-    return int(getattr(settings, "DESTINATION_BREAKER_THRESHOLD", FAILURE_THRESHOLD))
+    """Consecutive server failures that open a breaker (DESTINATION_BREAKER_THRESHOLD)."""
+    return int(settings.DESTINATION_BREAKER_THRESHOLD)
 
 
 def cooldown_seconds() -> float:
-    return float(getattr(settings, "DESTINATION_BREAKER_COOLDOWN", COOLDOWN_SECONDS))
+    """How long an open breaker waits before a trial call (DESTINATION_BREAKER_COOLDOWN)."""
+    return float(settings.DESTINATION_BREAKER_COOLDOWN)
 
 
 @dataclass(frozen=True)
@@ -283,13 +278,13 @@ def _redis_store(url: str) -> RedisStore:
 
 def redis_client() -> Any:
     """The Redis client of REDIS_URL (shared with the worker heartbeats), or None."""
-    url = getattr(settings, "REDIS_URL", "")
+    url = settings.REDIS_URL
     return _redis_store(url).client if url else None
 
 
 def _stores() -> list[Store]:
     """The shared store first when configured, then the in-process fallback."""
-    url = getattr(settings, "REDIS_URL", "")
+    url = settings.REDIS_URL
     return [_redis_store(url), _memory] if url else [_memory]
 
 

@@ -242,10 +242,10 @@ def test_a_deferred_push_resumes_after_the_last_delivered_batch(pilot, sleeps, m
 
 
 def test_work_that_keeps_failing_ends_in_the_dead_letter_list_not_the_bin(
-    pilot, engagement, braze, sleeps, monkeypatch
+    pilot, engagement, braze, sleeps, monkeypatch, settings
 ):
     monkeypatch.setattr(destinations, "MAX_ATTEMPTS", 2)
-    monkeypatch.setattr(breakers, "FAILURE_THRESHOLD", 100)
+    settings.DESTINATION_BREAKER_THRESHOLD = 100
     braze.always(503)
     job = start(pilot, members(4), destinations_=[engagement])
     destinations.destination_job_run(job.pk)
