@@ -1,7 +1,7 @@
 """Thin Celery wrappers over the integrations services, and their periodic sweeps.
 
 The relay and the deliveries are kicked after the commits that create work
-(governance.outbox.emit, integrations.relay) and swept by Celery beat, so a kick lost
+(governance.outbox.emit, integrations/outbox/relay.py) and swept by Celery beat, so a kick lost
 to a crash or a broker outage only costs latency. Every task is idempotent (the claims
 are conditional and leased in the database) and acknowledged late: a worker that dies
 mid-task has its message redelivered, and the database's attempt counters bound how
@@ -29,9 +29,9 @@ def relay_outbox_task() -> dict[str, int]:
 @app.task(name="integrations.deliver_webhooks", **TASK_DEFAULTS)
 def deliver_webhooks_task() -> dict[str, Any]:
     """Send the webhook deliveries that are due; retries are scheduled in the database."""
-    from integrations.outbox import relay
+    from integrations.webhooks import delivery
 
-    return relay.deliver_webhooks(time_budget=TIME_BUDGET_SECONDS).as_dict()
+    return delivery.deliver_webhooks(time_budget=TIME_BUDGET_SECONDS).as_dict()
 
 
 from integrations.destination_tasks import *  # noqa: E402, F403

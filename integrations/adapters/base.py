@@ -44,8 +44,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from integrations.crypto import redact
 from integrations.destinations.breakers import OPEN, Breaker, Snapshot
+from integrations.destinations.credentials import redact
 
 logger = logging.getLogger("marketerapi.adapters")
 

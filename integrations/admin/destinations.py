@@ -18,7 +18,7 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from governance.actors import Actor
-from integrations import crypto as credentials_store
+from integrations.destinations import credentials as credentials_store
 from integrations.destinations import services as destinations
 from integrations.models import Destination, DestinationPush
 from marketerapi.admin.large_tables import LargeTableMixin

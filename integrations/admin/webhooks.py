@@ -1,7 +1,7 @@
 """Admin pages for webhooks: subscriptions (pause, resume), deliveries with their log, and
 the dead-letter list with replay and discard.
 
-Nothing here writes by itself: the actions call the services of integrations.webhooks
+Nothing here writes by itself: the actions call integrations/webhooks/services.py
 with the signed-in user as actor through the admin door, so the policy engine and the
 audit trail see them like any other change. Subscriptions are created through the API,
 which shows the signing secret once; the admin never shows it.
@@ -18,7 +18,8 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from governance.outbox import EVENT_TYPES
 from integrations.models import DeadLetter, DeliveryAttempt, SubscriptionState, WebhookDelivery, WebhookSubscription
-from integrations.webhooks import services as webhooks
+from integrations.webhooks import services
+from integrations.webhooks.dead_letters import DEAD_LETTER_KINDS
 from marketerapi.admin.large_tables import LargeTableMixin
 from marketerapi.admin.mixins import ReadOnlyAdminMixin, for_each
 
@@ -57,7 +58,7 @@ class WebhookSubscriptionAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
             self,
             request,
             queryset.select_related("environment"),
-            lambda actor, sub: webhooks.webhook_update(
+            lambda actor, sub: services.webhook_update(
                 actor=actor, subscription=sub, state=str(SubscriptionState.PAUSED)
             ),
             done="Paused {} subscription(s); their deliveries are held.",
@@ -69,7 +70,7 @@ class WebhookSubscriptionAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
             self,
             request,
             queryset.select_related("environment"),
-            lambda actor, sub: webhooks.webhook_update(
+            lambda actor, sub: services.webhook_update(
                 actor=actor, subscription=sub, state=str(SubscriptionState.ACTIVE)
             ),
             done="Resumed {} subscription(s); held deliveries are sent now.",
@@ -142,13 +143,13 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin
 
 
 class DeadLetterKindFilter(admin.SimpleListFilter):
-    """The kinds of work that can be dead-lettered (integrations.webhooks.services.DEAD_LETTER_KINDS)."""
+    """The kinds of work that can be dead-lettered (integrations/webhooks/dead_letters.py)."""
 
     title = "kind"
     parameter_name = "kind"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(k, k) for k in sorted(webhooks.DEAD_LETTER_KINDS)]
+        return [(k, k) for k in sorted(DEAD_LETTER_KINDS)]
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
         return queryset.filter(kind=self.value()) if self.value() else queryset
@@ -214,7 +215,7 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
             self,
             request,
             queryset.select_related("environment"),
-            lambda actor, letter: webhooks.dead_letter_replay(actor=actor, dead_letter=letter).detail,
+            lambda actor, letter: services.dead_letter_replay(actor=actor, dead_letter=letter).detail,
             done="Replayed {} dead letter(s).",
         )
 
@@ -224,6 +225,6 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
             self,
             request,
             queryset.select_related("environment"),
-            lambda actor, letter: webhooks.dead_letter_discard(actor=actor, dead_letter=letter).detail,
+            lambda actor, letter: services.dead_letter_discard(actor=actor, dead_letter=letter).detail,
             done="Discarded {} dead letter(s).",
         )

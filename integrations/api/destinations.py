@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from integrations import crypto as credentials_store
+from integrations.destinations import credentials as credentials_store
 from integrations.destinations import services as destinations
 from integrations.models import Destination
 from marketerapi.api import ActorMixin, StrictSerializer, problem_responses

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from governance.outbox import EVENT_TYPES
 from integrations.models import DeadLetter, DeliveryAttempt, DeliveryState, WebhookDelivery
 from integrations.models import WebhookSubscription as Subscription
-from integrations.webhooks import services as webhooks
+from integrations.webhooks import selectors, services
 from marketerapi.api import ActorMixin, StrictFilterSet, StrictSerializer, problem_responses
 
 # --- serializers ----------------------------------------------------------------------
@@ -248,7 +248,7 @@ class WebhookList(ActorMixin, generics.ListAPIView):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
             return Subscription.objects.none()
-        return webhooks.webhook_list(actor=self.actor)
+        return selectors.webhook_list(actor=self.actor)
 
     @extend_schema(
         operation_id="webhooks_list",
@@ -298,11 +298,11 @@ class WebhookList(ActorMixin, generics.ListAPIView):
     def post(self, request: Request) -> Response:
         serializer = WebhookCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        created = webhooks.webhook_create(actor=self.actor, **serializer.validated_data)
+        created = services.webhook_create(actor=self.actor, **serializer.validated_data)
         return Response(_with_secret(created), status=status.HTTP_201_CREATED)
 
 
-def _with_secret(change: webhooks.SubscriptionChange) -> dict[str, Any]:
+def _with_secret(change: services.SubscriptionChange) -> dict[str, Any]:
     body = dict(WebhookSerializer(change.subscription).data)
     if change.secret is not None:
         body["secret"] = change.secret
@@ -319,7 +319,7 @@ class WebhookDetail(ActorMixin, APIView):
         examples=[OpenApiExample("A subscription", value=EXAMPLE_WEBHOOK, response_only=True)],
     )
     def get(self, request: Request, webhook_id: int) -> Response:
-        return Response(WebhookSerializer(webhooks.webhook_get(actor=self.actor, webhook_id=webhook_id)).data)
+        return Response(WebhookSerializer(selectors.webhook_get(actor=self.actor, webhook_id=webhook_id)).data)
 
     @extend_schema(
         operation_id="webhooks_update",
@@ -336,10 +336,10 @@ class WebhookDetail(ActorMixin, APIView):
         ],
     )
     def patch(self, request: Request, webhook_id: int) -> Response:
-        subscription = webhooks.webhook_get(actor=self.actor, webhook_id=webhook_id)
+        subscription = selectors.webhook_get(actor=self.actor, webhook_id=webhook_id)
         serializer = WebhookUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        changed = webhooks.webhook_update(actor=self.actor, subscription=subscription, **serializer.validated_data)
+        changed = services.webhook_update(actor=self.actor, subscription=subscription, **serializer.validated_data)
         return Response(_with_secret(changed))
 
     @extend_schema(
@@ -351,8 +351,8 @@ class WebhookDetail(ActorMixin, APIView):
         responses={204: None, **_problems(401, 403, 404)},
     )
     def delete(self, request: Request, webhook_id: int) -> Response:
-        subscription = webhooks.webhook_get(actor=self.actor, webhook_id=webhook_id)
-        webhooks.webhook_delete(actor=self.actor, subscription=subscription)
+        subscription = selectors.webhook_get(actor=self.actor, webhook_id=webhook_id)
+        services.webhook_delete(actor=self.actor, subscription=subscription)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -371,8 +371,8 @@ class WebhookDeliveryList(ActorMixin, generics.ListAPIView):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
             return WebhookDelivery.objects.none()
-        subscription = webhooks.webhook_get(actor=self.actor, webhook_id=self.kwargs["webhook_id"])
-        return webhooks.webhook_delivery_list(actor=self.actor, subscription=subscription)
+        subscription = selectors.webhook_get(actor=self.actor, webhook_id=self.kwargs["webhook_id"])
+        return selectors.webhook_delivery_list(actor=self.actor, subscription=subscription)
 
     @extend_schema(
         operation_id="webhooks_deliveries_list",
@@ -413,7 +413,7 @@ class DeadLetterList(ActorMixin, generics.ListAPIView):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
             return DeadLetter.objects.none()
-        return webhooks.dead_letter_list(actor=self.actor)
+        return selectors.dead_letter_list(actor=self.actor)
 
     @extend_schema(
         operation_id="dead_letters_list",
@@ -456,8 +456,8 @@ class DeadLetterReplay(ActorMixin, APIView):
         ],
     )
     def post(self, request: Request, dead_letter_id: int) -> Response:
-        letter = webhooks.dead_letter_get(actor=self.actor, dead_letter_id=dead_letter_id)
-        resolution = webhooks.dead_letter_replay(actor=self.actor, dead_letter=letter)
+        letter = selectors.dead_letter_get(actor=self.actor, dead_letter_id=dead_letter_id)
+        resolution = services.dead_letter_replay(actor=self.actor, dead_letter=letter)
         return Response({**DeadLetterSerializer(resolution.dead_letter).data, "detail": resolution.detail})
 
 
@@ -485,8 +485,8 @@ class DeadLetterDiscard(ActorMixin, APIView):
         ],
     )
     def post(self, request: Request, dead_letter_id: int) -> Response:
-        letter = webhooks.dead_letter_get(actor=self.actor, dead_letter_id=dead_letter_id)
-        resolution = webhooks.dead_letter_discard(actor=self.actor, dead_letter=letter)
+        letter = selectors.dead_letter_get(actor=self.actor, dead_letter_id=dead_letter_id)
+        resolution = services.dead_letter_discard(actor=self.actor, dead_letter=letter)
         return Response({**DeadLetterSerializer(resolution.dead_letter).data, "detail": resolution.detail})
 
 

@@ -2,7 +2,7 @@
 
 A destination is a configured downstream tool: `{"name", "adapter", "config",
 "credentials" | "credentials_env"}` in one environment. Its credentials are stored
-encrypted or named as an environment variable (integrations.secrets) and never shown
+encrypted or named as an environment variable (destinations/credentials.py) and never shown
 back. Every change goes through a service here: the policy engine decides, the adapter
 validates the config (each problem with a pointer and a hint), one audit event records it.
 
@@ -44,7 +44,6 @@ from governance.actors import Actor
 from governance.audit import trail as audit
 from governance.models import Environment
 from integrations import adapters
-from integrations import crypto as credentials_store
 from integrations.adapters.base import (
     AdapterError,
     Checkpoint,
@@ -54,9 +53,11 @@ from integrations.adapters.base import (
     RateLimited,
     ServerFailure,
 )
+from integrations.destinations import credentials as credentials_store
 from integrations.destinations.breakers import OPEN, Breaker, Probe, Snapshot
 from integrations.jobs import services as jobs
 from integrations.models import DeadLetter, Destination, DestinationPush, Job, JobState, PushState
+from integrations.webhooks.dead_letters import DeadLetterKind
 from marketerapi.problems import InvalidInput, NotFound
 
 logger = logging.getLogger("marketerapi.destinations")
@@ -1117,13 +1118,8 @@ def _replay_push(letter: DeadLetter, now: datetime) -> str:
     )
 
 
-def _register_dead_letters() -> None:
-    from integrations.webhooks.services import DeadLetterKind, register_dead_letter_kind
-
-    register_dead_letter_kind("destination_push", DeadLetterKind(replay=_replay_push, after_commit=kick_due_pushes))
-
-
-_register_dead_letters()
+# Registered in integrations/apps.py (webhooks/dead_letters.py has the registry).
+PUSH_DEAD_LETTERS = DeadLetterKind(replay=_replay_push, after_commit=kick_due_pushes)
 
 __all__ = [
     "JOB_KIND",
