@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from governance.actors import actor_from_request
 from integrations import status
-from integrations.jobs import services as jobs
+from integrations.jobs import selectors as jobs
 from integrations.models import JobState
 from marketerapi.api import ProblemSerializer
 

@@ -13,6 +13,7 @@ from governance.actors import Actor
 from governance.models import Door
 from integrations.destinations import breakers
 from integrations.destinations import services as destinations
+from integrations.jobs import selectors as job_selectors
 from integrations.jobs import services as jobs
 from integrations.models import DeadLetter, Destination, DestinationPush, JobState, PushState
 from integrations.webhooks import services as webhooks
@@ -319,7 +320,7 @@ def test_the_job_task_runs_after_commit(pilot, drop, django_capture_on_commit_ca
 
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED and job.kind == destinations.JOB_KIND
-    assert jobs.job_as_public(job)["progress"]["percent"] == 100.0
+    assert job_selectors.job_as_public(job)["progress"]["percent"] == 100.0
 
 
 def test_pushes_never_cross_environments(pilot, sandbox, tmp_path):
