@@ -21,6 +21,7 @@ class IntegrationsConfig(AppConfig):
         from governance.outbox import events_committed
         from integrations import adapters  # noqa: F401  (each adapter registers itself)
         from integrations.destinations import services as destinations
+        from integrations.status import heartbeats
         from integrations.webhooks import dead_letters
         from integrations.webhooks import services as webhooks
 
@@ -30,3 +31,5 @@ class IntegrationsConfig(AppConfig):
         dead_letters.register_dead_letter_kind(dead_letters.WEBHOOK_DELIVERY, webhooks.DELIVERY_DEAD_LETTERS)
         dead_letters.register_dead_letter_kind(dead_letters.OUTBOX_DISPATCH, webhooks.DISPATCH_DEAD_LETTERS)
         dead_letters.register_dead_letter_kind(dead_letters.DESTINATION_PUSH, destinations.PUSH_DEAD_LETTERS)
+        # A Celery worker writes its heartbeat when it starts, while it runs, and forgets it on shutdown.
+        heartbeats.connect_worker_signals()

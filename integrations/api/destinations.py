@@ -1,7 +1,7 @@
 """The destinations API: configure downstream tools, test their connection, see their health.
 
 Thin doors: a serializer checks the shape (unknown fields are a 400), the services in
-integrations.destinations check the values (each adapter's validate_config: 422 with a
+integrations/destinations/ check the values (each adapter's validate_config: 422 with a
 pointer and a hint per problem), ask the policy engine, audit and write. Credentials go
 in and never come out: responses say `"credentials": "stored"` (encrypted here) or
 `"env"` with the variable's name.
@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from integrations.destinations import credentials as credentials_store
-from integrations.destinations import services as destinations
+from integrations.destinations import selectors, services
 from integrations.models import Destination
 from marketerapi.api import ActorMixin, StrictSerializer, problem_responses
 from marketerapi.problems import InvalidInput
@@ -98,7 +98,7 @@ class DestinationSerializer(serializers.ModelSerializer):
     def _status(self, obj: Destination) -> dict[str, Any]:
         statuses = self.context.setdefault("statuses", {})
         if obj.pk not in statuses:
-            statuses[obj.pk] = destinations.destination_status(obj)
+            statuses[obj.pk] = selectors.destination_status(obj)
         return statuses[obj.pk]
 
     def get_status(self, obj: Destination) -> str:
@@ -223,7 +223,7 @@ class DestinationList(ActorMixin, generics.ListAPIView):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
             return Destination.objects.none()
-        return destinations.destination_list(actor=self.actor)
+        return selectors.destination_list(actor=self.actor)
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "statuses": getattr(self, "_statuses", {})}
@@ -231,7 +231,7 @@ class DestinationList(ActorMixin, generics.ListAPIView):
     def paginate_queryset(self, queryset: Any) -> Any:
         page = super().paginate_queryset(queryset)
         # The page's health in a fixed number of queries, not one set per destination.
-        self._statuses = destinations.destination_statuses(list(page or []))
+        self._statuses = selectors.destination_statuses(list(page or []))
         return page
 
     @extend_schema(
@@ -281,7 +281,7 @@ class DestinationList(ActorMixin, generics.ListAPIView):
         serializer = DestinationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        destination = destinations.destination_create(
+        destination = services.destination_create(
             actor=self.actor,
             name=data["name"],
             adapter=data["adapter"],
@@ -302,7 +302,7 @@ class DestinationDetail(ActorMixin, APIView):
         examples=[OpenApiExample("A destination", value=EXAMPLE_DESTINATION, response_only=True)],
     )
     def get(self, request: Request, destination_id: int) -> Response:
-        destination = destinations.destination_get(actor=self.actor, destination_id=destination_id)
+        destination = selectors.destination_get(actor=self.actor, destination_id=destination_id)
         return Response(DestinationSerializer(destination).data)
 
     @extend_schema(
@@ -321,7 +321,7 @@ class DestinationDetail(ActorMixin, APIView):
         ],
     )
     def patch(self, request: Request, destination_id: int) -> Response:
-        destination = destinations.destination_get(actor=self.actor, destination_id=destination_id)
+        destination = selectors.destination_get(actor=self.actor, destination_id=destination_id)
         serializer = DestinationUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -342,7 +342,7 @@ class DestinationDetail(ActorMixin, APIView):
         for name in ("name", "config", "credentials", "credentials_env", "is_active"):
             if _present(request.data, name):
                 changes[name] = data.get(name)
-        updated = destinations.destination_update(actor=self.actor, destination=destination, **changes)
+        updated = services.destination_update(actor=self.actor, destination=destination, **changes)
         return Response(DestinationSerializer(updated).data)
 
 
@@ -377,8 +377,8 @@ class DestinationTest(ActorMixin, APIView):
         ],
     )
     def post(self, request: Request, destination_id: int) -> Response:
-        destination = destinations.destination_get(actor=self.actor, destination_id=destination_id)
-        outcome = destinations.destination_test(actor=self.actor, destination=destination)
+        destination = selectors.destination_get(actor=self.actor, destination_id=destination_id)
+        outcome = services.destination_test(actor=self.actor, destination=destination)
         return Response(TestResultSerializer(outcome.as_dict()).data)
 
 
@@ -394,10 +394,8 @@ class DestinationHealth(ActorMixin, APIView):
         examples=[OpenApiExample("Degraded", value=EXAMPLE_HEALTH, response_only=True)],
     )
     def get(self, request: Request, destination_id: int) -> Response:
-        destination = destinations.destination_get(actor=self.actor, destination_id=destination_id)
-        return Response(
-            HealthSerializer(destinations.destination_health(actor=self.actor, destination=destination)).data
-        )
+        destination = selectors.destination_get(actor=self.actor, destination_id=destination_id)
+        return Response(HealthSerializer(selectors.destination_health(actor=self.actor, destination=destination)).data)
 
 
 urlpatterns = [

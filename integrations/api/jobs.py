@@ -13,9 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.actors import actor_from_request
-from integrations import status
 from integrations.jobs import selectors as jobs
 from integrations.models import JobState
+from integrations.status import selectors as status
 from marketerapi.api import ProblemSerializer
 
 
@@ -74,8 +74,14 @@ EXAMPLE_JOB = {
     "errors": [],
     "result": {
         "destinations": {
-            "3": {"name": "Braze", "state": "deferred", "delivered": 0},
-            "4": {"name": "crm", "state": "succeeded", "delivered": 12000},
+            "3": {
+                "name": "Braze",
+                "pushes": 1,
+                "delivered": 0,
+                "state": "deferred",
+                "retry_at": "2026-11-28T14:05:02Z",
+            },
+            "4": {"name": "crm", "pushes": 1, "delivered": 12000, "state": "succeeded"},
         }
     },
     "requested_by": "op-maria",

@@ -1,6 +1,6 @@
 """The webhooks API: subscriptions, their delivery log, and the dead-letter list.
 
-Thin doors: a serializer checks the shape (unknown fields are a 400), integrations.webhooks
+Thin doors: a serializer checks the shape (unknown fields are a 400), integrations/webhooks/
 checks the values (bad URL, unknown event type: 422), asks the policy engine and writes.
 """
 
