@@ -1,45 +1,12 @@
-"""Admin pages for the outbox (the domain events) and the jobs, read-only: both are written
-by the services and workers only."""
+"""The jobs admin, read-only: jobs are written by the services and workers only."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
-from governance.models import OutboxEvent
-from governance.outbox import EVENT_TYPES
 from integrations.models import Job
 from marketerapi.admin.large_tables import LargeTableMixin, RecentValuesFilter
 from marketerapi.admin.mixins import ReadOnlyAdminMixin
-
-
-class EventTypeFilter(admin.SimpleListFilter):
-    """The known event types, without a DISTINCT over the whole outbox."""
-
-    title = "type"
-    parameter_name = "type"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(t, t) for t in sorted(EVENT_TYPES)]
-
-    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
-        return queryset.filter(type=self.value()) if self.value() else queryset
-
-
-@admin.register(OutboxEvent)
-class OutboxEventAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
-    list_display = ["type", "environment", "aggregate_type", "aggregate_id", "occurred_at", "dispatched_at", "attempts"]
-    list_filter = ["environment", EventTypeFilter, ("dispatched_at", admin.EmptyFieldListFilter)]
-    search_fields = ["=aggregate_id", "=event_id"]
-    search_help_text = "An exact aggregate id, or an event's uuid or public id (evt_…)."
-    list_select_related = ["environment"]
-    date_hierarchy = "occurred_at"
-
-    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
-        # The public id of an event (evt_<hex>, as webhooks and the API show it) is its uuid.
-        return super().get_search_results(request, queryset, search_term.strip().removeprefix("evt_"))
 
 
 class JobKindFilter(RecentValuesFilter):

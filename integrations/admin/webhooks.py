@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
-from governance.outbox import EVENT_TYPES
+from integrations.admin.events import EventIdSearchMixin, EventTypeFilter
 from integrations.models import DeadLetter, DeliveryAttempt, SubscriptionState, WebhookDelivery, WebhookSubscription
 from integrations.webhooks import services
 from integrations.webhooks.dead_letters import DEAD_LETTER_KINDS
@@ -88,21 +88,14 @@ class DeliveryAttemptInline(admin.TabularInline):
         return False
 
 
-class DeliveryEventTypeFilter(admin.SimpleListFilter):
-    """The known event types, without a DISTINCT over the outbox."""
-
+class DeliveryEventTypeFilter(EventTypeFilter):
     title = "event type"
     parameter_name = "event_type"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(t, t) for t in sorted(EVENT_TYPES)]
-
-    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
-        return queryset.filter(event__type=self.value()) if self.value() else queryset
+    field = "event__type"
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(EventIdSearchMixin, ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "event",
@@ -118,10 +111,6 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin
     search_help_text = "An event's exact uuid or public id (evt_…), or part of the subscription's URL."
     list_select_related = ["event", "subscription"]
     date_hierarchy = "created_at"
-
-    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
-        # The public id of an event (evt_<hex>, as webhooks and the API show it) is its uuid.
-        return super().get_search_results(request, queryset, search_term.strip().removeprefix("evt_"))
 
     fields = [
         "subscription",

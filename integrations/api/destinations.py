@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.urls import re_path
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -167,10 +167,6 @@ _FAILURES = {
 }
 
 
-def _problems(*statuses: int) -> dict[int, OpenApiResponse]:
-    return problem_responses(*statuses, failures=_FAILURES)
-
-
 EXAMPLE_DESTINATION = {
     "id": 3,
     "name": "braze-eu",
@@ -240,7 +236,7 @@ class DestinationList(ActorMixin, generics.ListAPIView):
         description="The destinations of your token's environment, cursor-paginated, each with its `status` "
         "(ok, degraded, failing, unknown, inactive) and circuit `breaker` state. Credentials are never shown: "
         "`credentials` says `stored`, `env` (with `credentials_env`) or `none`." + PERMISSION.format("view"),
-        responses={200: DestinationSerializer(many=True), **_problems(401, 403)},
+        responses={200: DestinationSerializer(many=True), **problem_responses(401, 403, failures=_FAILURES)},
         examples=[OpenApiExample("A destination", value=[EXAMPLE_DESTINATION], response_only=True)],
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -257,7 +253,7 @@ class DestinationList(ActorMixin, generics.ListAPIView):
         "destinations never reach a real vendor: only `file` and `webhook`, at a loopback URL or a local "
         "directory. Every problem is reported at once (422) with a pointer and a hint." + PERMISSION.format("create"),
         request=DestinationCreateSerializer,
-        responses={201: DestinationSerializer, **_problems(400, 401, 403, 422)},
+        responses={201: DestinationSerializer, **problem_responses(400, 401, 403, 422, failures=_FAILURES)},
         examples=[
             OpenApiExample(
                 "A file drop (sandbox)",
@@ -298,7 +294,7 @@ class DestinationDetail(ActorMixin, APIView):
         operation_id="destinations_retrieve",
         summary="Show one destination",
         description="One destination of your token's environment, without its credentials." + PERMISSION.format("view"),
-        responses={200: DestinationSerializer, **_problems(401, 403, 404)},
+        responses={200: DestinationSerializer, **problem_responses(401, 403, 404, failures=_FAILURES)},
         examples=[OpenApiExample("A destination", value=EXAMPLE_DESTINATION, response_only=True)],
     )
     def get(self, request: Request, destination_id: int) -> Response:
@@ -314,7 +310,7 @@ class DestinationDetail(ActorMixin, APIView):
         "deferred pushes at once; switching a destination off holds its pushes until it is on again."
         + PERMISSION.format("update"),
         request=DestinationUpdateSerializer,
-        responses={200: DestinationSerializer, **_problems(400, 401, 403, 404, 422)},
+        responses={200: DestinationSerializer, **problem_responses(400, 401, 403, 404, 422, failures=_FAILURES)},
         examples=[
             OpenApiExample("Rotate the key", request_only=True, value={"credentials": {"api_key": "…"}}),
             OpenApiExample("Switch off", request_only=True, value={"is_active": False}),
@@ -356,7 +352,7 @@ class DestinationTest(ActorMixin, APIView):
         "`hint` say what to fix. The test runs even while the circuit breaker is open: a pass closes it and "
         "retries the deferred pushes at once. Credentials never appear in the result." + PERMISSION.format("test"),
         request=None,
-        responses={200: TestResultSerializer, **_problems(401, 403, 404)},
+        responses={200: TestResultSerializer, **problem_responses(401, 403, 404, failures=_FAILURES)},
         examples=[
             OpenApiExample(
                 "Failed",
@@ -390,7 +386,7 @@ class DestinationHealth(ActorMixin, APIView):
         "calls resume, the last success and failure, and the pushes waiting for it. **degraded** means the "
         "breaker is open or work is deferred: nothing is lost, it is retried from `next_retry_at`. No vendor is "
         "called; use POST …/test for that." + PERMISSION.format("view"),
-        responses={200: HealthSerializer, **_problems(401, 403, 404)},
+        responses={200: HealthSerializer, **problem_responses(401, 403, 404, failures=_FAILURES)},
         examples=[OpenApiExample("Degraded", value=EXAMPLE_HEALTH, response_only=True)],
     )
     def get(self, request: Request, destination_id: int) -> Response:
