@@ -44,7 +44,7 @@ class DestinationAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
     search_fields = ["name"]
     list_select_related = ["environment"]
     date_hierarchy = "created_at"
-    fields = [
+    readonly_fields = (
         "name",
         "environment",
         "adapter",
@@ -59,8 +59,8 @@ class DestinationAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
         "last_error",
         "created_by",
         "created_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     actions = ["test_connection", "reset_breaker", "switch_on", "switch_off"]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -185,7 +185,7 @@ class DestinationPushAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin
     search_help_text = "An exact push or job id, or part of the destination's name."
     list_select_related = ["destination", "destination__environment", "job"]
     date_hierarchy = "created_at"
-    fields = [
+    readonly_fields = (
         "destination",
         "job",
         "kind",
@@ -197,8 +197,8 @@ class DestinationPushAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin
         "last_error",
         "created_at",
         "done_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     actions = ["retry_now"]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:

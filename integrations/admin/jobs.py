@@ -26,7 +26,7 @@ class JobAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     search_help_text = "An exact job id or target id."
     list_select_related = ["environment", "requested_by"]
     date_hierarchy = "created_at"
-    fields = [
+    readonly_fields = (
         "kind",
         "environment",
         "state",
@@ -43,8 +43,8 @@ class JobAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
         "started_at",
         "heartbeat_at",
         "finished_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
 
     @admin.display(description="target")
     def target(self, job: Job) -> str:

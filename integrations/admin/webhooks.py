@@ -16,6 +16,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
+from governance.actors import Actor
 from integrations.admin.events import EventIdSearchMixin, EventTypeFilter
 from integrations.models import DeadLetter, DeliveryAttempt, SubscriptionState, WebhookDelivery, WebhookSubscription
 from integrations.webhooks import services
@@ -32,7 +33,7 @@ class WebhookSubscriptionAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
     list_select_related = ["environment"]
     date_hierarchy = "created_at"
     # Everything but the encrypted secret.
-    fields = [
+    readonly_fields = (
         "url",
         "environment",
         "event_types",
@@ -42,8 +43,8 @@ class WebhookSubscriptionAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
         "failing_since",
         "created_by",
         "created_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     actions = ["pause", "resume"]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -54,33 +55,35 @@ class WebhookSubscriptionAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
 
     @admin.action(description="Pause the selected subscriptions", permissions=["pause"])
     def pause(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]) -> None:
+        def call(actor: Actor, sub: WebhookSubscription) -> None:
+            services.webhook_update(actor=actor, subscription=sub, state=str(SubscriptionState.PAUSED))
+
         for_each(
             self,
             request,
             queryset.select_related("environment"),
-            lambda actor, sub: services.webhook_update(
-                actor=actor, subscription=sub, state=str(SubscriptionState.PAUSED)
-            ),
+            call,
             done="Paused {} subscription(s); their deliveries are held.",
         )
 
     @admin.action(description="Resume (activate) the selected subscriptions", permissions=["pause"])
     def resume(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]) -> None:
+        def call(actor: Actor, sub: WebhookSubscription) -> None:
+            services.webhook_update(actor=actor, subscription=sub, state=str(SubscriptionState.ACTIVE))
+
         for_each(
             self,
             request,
             queryset.select_related("environment"),
-            lambda actor, sub: services.webhook_update(
-                actor=actor, subscription=sub, state=str(SubscriptionState.ACTIVE)
-            ),
+            call,
             done="Resumed {} subscription(s); held deliveries are sent now.",
         )
 
 
 class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
-    fields = ["attempt", "attempted_at", "status_code", "latency_ms", "error"]
-    readonly_fields = fields
+    readonly_fields = ("attempt", "attempted_at", "status_code", "latency_ms", "error")
+    fields = readonly_fields
     extra = 0
     can_delete = False
 
@@ -112,7 +115,7 @@ class WebhookDeliveryAdmin(EventIdSearchMixin, ReadOnlyAdminMixin, LargeTableMix
     list_select_related = ["event", "subscription"]
     date_hierarchy = "created_at"
 
-    fields = [
+    readonly_fields = (
         "subscription",
         "event",
         "state",
@@ -123,8 +126,8 @@ class WebhookDeliveryAdmin(EventIdSearchMixin, ReadOnlyAdminMixin, LargeTableMix
         "last_error",
         "created_at",
         "delivered_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     inlines = [DeliveryAttemptInline]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -173,7 +176,7 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     search_help_text = "An exact reference id (the delivery, event or push), or part of the last error."
     list_select_related = ["environment", "resolved_by"]
     date_hierarchy = "created_at"
-    fields = [
+    readonly_fields = (
         "kind",
         "environment",
         "reference_id",
@@ -184,8 +187,8 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
         "resolved_at",
         "resolution",
         "resolved_by",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     actions = ["replay", "discard"]
 
     @admin.display(description="last error")

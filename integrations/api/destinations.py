@@ -9,7 +9,7 @@ in and never come out: responses say `"credentials": "stored"` (encrypted here) 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django.urls import re_path
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -96,7 +96,9 @@ class DestinationSerializer(serializers.ModelSerializer):
         return obj.credentials_env or None
 
     def _status(self, obj: Destination) -> dict[str, Any]:
-        statuses = self.context.setdefault("statuses", {})
+        # The list view passes a page's statuses, computed in one go; otherwise they are
+        # computed here once per destination (the context is the serializer's own dict).
+        statuses = cast("dict[str, Any]", self.context).setdefault("statuses", {})
         if obj.pk not in statuses:
             statuses[obj.pk] = selectors.destination_status(obj)
         return statuses[obj.pk]

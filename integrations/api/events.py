@@ -30,7 +30,8 @@ class DomainEventSerializer(serializers.Serializer):
     type = serializers.ChoiceField(sorted(EVENT_TYPES))
     occurred_at = serializers.DateTimeField()
     environment = serializers.CharField()
-    data = serializers.DictField(help_text="The event's payload; its shape depends on `type`.")
+    # DRF's metaclass takes declared fields off the class, so Serializer.data is not shadowed.
+    data = serializers.DictField(help_text="The event's payload; its shape depends on `type`.")  # type: ignore[assignment]
 
     def to_representation(self, instance: OutboxEvent) -> dict[str, Any]:
         return instance.as_public()

@@ -36,7 +36,8 @@ class JobSerializer(serializers.Serializer):
         allow_null=True, help_text="1 = next among queued jobs of its kind; null unless queued."
     )
     warnings = NoteSerializer(many=True)
-    errors = NoteSerializer(many=True)
+    # DRF's metaclass takes declared fields off the class, so Serializer.errors is not shadowed.
+    errors = NoteSerializer(many=True)  # type: ignore[assignment]
     result = serializers.DictField()
     requested_by = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()

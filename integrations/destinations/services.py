@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import transaction
 from django.utils import timezone
@@ -38,6 +38,9 @@ from integrations.destinations.errors import PushNotFailed
 from integrations.destinations.validation import sandbox_guard, validate
 from integrations.models import DeadLetter, Destination, DestinationPush, Job, PushState
 from integrations.webhooks.dead_letters import DeadLetterKind
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger("marketerapi.destinations")
 
@@ -92,7 +95,8 @@ def destination_create(
             credentials_encrypted=credentials_store.encrypt_credentials(credentials) if credentials else "",
             credentials_env=credentials_env or "",
             is_active=is_active,
-            created_by=actor.user if getattr(actor.user, "pk", None) else None,
+            # Actor.user is typed AbstractBaseUser; the user model is auth.User.
+            created_by=cast("User", actor.user) if getattr(actor.user, "pk", None) else None,
         )
         audit.record(
             actor, "destination.create", destination, decision=decision, changes={"after": _summary(destination)}

@@ -44,7 +44,11 @@ def validate(
     name = (name or "").strip()
     if not name or len(name) > 100:
         errors.append(_problem("/name", "invalid_name", "A name has 1 to 100 characters.", "Use e.g. braze-eu."))
-    elif Destination.objects.filter(environment=environment, name=name).exclude(pk=exclude_id).exists():
+    elif (
+        Destination.objects.filter(environment=environment, name=name)
+        .exclude(pk__in=[exclude_id] if exclude_id is not None else [])
+        .exists()
+    ):
         errors.append(
             _problem(
                 "/name",

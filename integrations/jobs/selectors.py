@@ -33,9 +33,9 @@ def job_list_failed(*, actor: Actor, limit: int = 5) -> list[Job]:
     if actor.user is None:
         return []
     return list(
-        Job.objects.filter(environment=actor.environment, requested_by=actor.user, state=JobState.FAILED).order_by(
-            "-id"
-        )[:limit]
+        Job.objects.filter(
+            environment=actor.environment, requested_by_id=actor.user.pk, state=JobState.FAILED
+        ).order_by("-id")[:limit]
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import transaction
 from django.utils import timezone
@@ -38,6 +38,9 @@ from integrations.webhooks.errors import (
 )
 from integrations.webhooks.signing import encrypt_secret, generate_secret
 from integrations.webhooks.validation import invalid, validate_event_types, validate_secret, validate_url
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # A subscription whose every attempt has failed for this long is paused (its receiver is
 # gone or broken; retrying for ever only fills the dead-letter list).
@@ -89,7 +92,8 @@ def webhook_create(
             event_types=types,
             description=description or "",
             secret_encrypted=encrypt_secret(chosen),
-            created_by=actor.user,
+            # Actor.user is typed AbstractBaseUser; the user model is auth.User.
+            created_by=cast("User | None", actor.user),
         )
         audit.record(
             actor,
@@ -267,7 +271,7 @@ def _resolve(actor: Actor, dead_letter: DeadLetter, action: str, now: datetime |
             detail = kind.discard(letter, now) if kind is not None and kind.discard is not None else "Discarded."
             letter.resolution = "discarded"
         letter.resolved_at = now
-        letter.resolved_by = actor.user if actor.user is not None and actor.user.pk else None  # type: ignore[assignment]
+        letter.resolved_by = cast("User", actor.user) if actor.user is not None and actor.user.pk else None
         letter.save(update_fields=["resolution", "resolved_at", "resolved_by"])
         if action == "dead_letter.replay" and kind is not None and kind.after_commit is not None:
             transaction.on_commit(kind.after_commit, robust=True)
