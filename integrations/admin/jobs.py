@@ -17,7 +17,7 @@ class JobKindFilter(RecentValuesFilter):
 @admin.register(Job)
 class JobAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     """Publishes, exports, sends and destination pushes with their state, progress, warnings
-    and errors (integrations.jobs). The admin index lists the latest failed ones."""
+    and errors (integrations/jobs/). The admin index lists the latest failed ones."""
 
     list_display = ["id", "kind", "environment", "state", "target", "requested_by", "progress_text", "short_error"]
     list_display_links = ["id", "kind"]

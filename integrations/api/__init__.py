@@ -1,6 +1,6 @@
 """The integrations API, one module per area: events, webhooks, dead letters, destinations,
-jobs and status.
-The routes below are included under /api/v1/, with or without a trailing slash."""
+jobs and status. The routes below are included under /api/v1/, with or without a
+trailing slash."""
 
 from django.urls import re_path
 
