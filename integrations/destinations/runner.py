@@ -24,7 +24,6 @@ delivery jobs whose task or worker was lost.
 from __future__ import annotations
 
 import itertools
-import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,8 +39,6 @@ from integrations.destinations.selectors import remaining_text
 from integrations.jobs import services as jobs
 from integrations.models import DeadLetter, Destination, DestinationPush, Job, JobState, PushState
 from integrations.webhooks.dead_letters import DESTINATION_PUSH
-
-logger = logging.getLogger("marketerapi.destinations")
 
 JOB_KIND = "destination.push"
 # A members diff is queued in pushes of this many ids per destination: a push is retried
