@@ -113,14 +113,15 @@ def _clean(environment: Any) -> None:
 def _throughput(environment: Any, url: str, events: int) -> dict[str, Any]:
 
     from integrations.outbox import relay
+    from integrations.webhooks import delivery
 
     # This process drives relay and sender itself; kicks would only duplicate the work.
-    kicks = relay.kick_relay, relay.kick_deliveries
-    relay.kick_relay = relay.kick_deliveries = lambda: None
+    kicks = relay.kick_relay, delivery.kick_deliveries
+    relay.kick_relay = delivery.kick_deliveries = lambda: None
     try:
         return _drive(environment, url, events)
     finally:
-        relay.kick_relay, relay.kick_deliveries = kicks
+        relay.kick_relay, delivery.kick_deliveries = kicks
 
 
 def _drive(environment: Any, url: str, events: int) -> dict[str, Any]:
@@ -130,6 +131,7 @@ def _drive(environment: Any, url: str, events: int) -> dict[str, Any]:
     from governance.actors import Actor
     from integrations.models import DeliveryState, WebhookDelivery
     from integrations.outbox import relay
+    from integrations.webhooks import delivery, sending, signing
     from integrations.webhooks import services as webhooks
 
     secret = "whsec_bench-outbox-secret-0123456789"  # noqa: S105  (a throwaway bench secret)
@@ -153,12 +155,12 @@ def _drive(environment: Any, url: str, events: int) -> dict[str, Any]:
 
     started = time.perf_counter()
     relay_seconds = 0.0
-    relayed, delivered = relay.RelayOutcome(), relay.DeliveryOutcome()
+    relayed, delivered = relay.RelayOutcome(), delivery.DeliveryOutcome()
     while True:  # as a worker does: relay what is new, send what is due, until nothing is left
         t0 = time.perf_counter()
         r = relay.relay_outbox()
         relay_seconds += time.perf_counter() - t0
-        d = relay.deliver_webhooks()
+        d = delivery.deliver_webhooks()
         relayed.add(r)
         delivered.add(d)
         if not r.events and not d.claimed:
@@ -175,21 +177,21 @@ def _drive(environment: Any, url: str, events: int) -> dict[str, Any]:
     ]
     from concurrent.futures import ThreadPoolExecutor
 
-    client = relay._client()
+    client = sending.client()
 
     def post(body: bytes) -> int:
         ts = int(time.time())
         headers = {
             "Content-Type": "application/json",
-            webhooks.SIGNATURE_HEADER: webhooks.signature_header(secret, ts, body),
+            signing.SIGNATURE_HEADER: signing.signature_header(secret, ts, body),
         }
         return client.post(url, content=body, headers=headers).status_code
 
     started = time.perf_counter()
     codes: list[int] = []
-    with ThreadPoolExecutor(max_workers=relay.concurrency()) as pool:
-        for chunk in range(0, events, relay.DELIVERY_BATCH):
-            codes += list(pool.map(post, bodies[chunk : chunk + relay.DELIVERY_BATCH]))
+    with ThreadPoolExecutor(max_workers=sending.concurrency()) as pool:
+        for chunk in range(0, events, delivery.DELIVERY_BATCH):
+            codes += list(pool.map(post, bodies[chunk : chunk + delivery.DELIVERY_BATCH]))
     baseline_seconds = time.perf_counter() - started
     client.close()
     if any(code != 204 for code in codes):
@@ -302,6 +304,7 @@ def measure(receiver_url: str, events: int, calls: int) -> list[dict[str, Any]]:
     share = (cost["ours"] - cost["baseline"]) / cost["ours"]
     row_share = (cost["row_only"] - cost["baseline"]) / cost["ours"]
     from integrations.outbox import relay
+    from integrations.webhooks import delivery, sending
 
     return [
         {
@@ -313,7 +316,7 @@ def measure(receiver_url: str, events: int, calls: int) -> list[dict[str, Any]]:
             "goal": f"≥ {GOAL_THROUGHPUT}",
             "notes": (
                 f"one worker process: relay batches of {relay.RELAY_BATCH}, delivery batches of "
-                f"{relay.DELIVERY_BATCH} over {relay.concurrency()} threads, keep-alive; relay "
+                f"{delivery.DELIVERY_BATCH} over {sending.concurrency()} threads, keep-alive; relay "
                 f"{flow['relay_share']:.0%} of the time; baseline = the same signed POSTs with no database; "
                 f"receiver in its own process on 127.0.0.1; PostgreSQL {postgres}"
             ),

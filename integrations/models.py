@@ -1,7 +1,17 @@
-"""Jobs, webhook subscriptions and their deliveries, dead letters, destinations and their pushes.
+"""The tables of integrations, and the topic package that writes each:
+
+- Job: an asynchronous unit of work with state and progress (integrations/jobs/);
+- WebhookSubscription, WebhookDelivery (one event for one subscriber) and DeliveryAttempt
+  (the delivery log) (integrations/webhooks/; the relay in integrations/outbox/ creates
+  the deliveries);
+- DeadLetter: work that failed after its last retry, of any kind — webhook deliveries,
+  outbox dispatches, destination pushes (integrations/webhooks/dead_letters.py);
+- Destination (a configured downstream tool) and DestinationPush (work for one)
+  (integrations/destinations/).
 
 The outbox of domain events itself is governance's (governance.models.OutboxEvent): every
-app writes to it; integrations relays it to webhooks and destinations."""
+app writes to it; integrations relays it to webhook deliveries.
+"""
 
 from __future__ import annotations
 

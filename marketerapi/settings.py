@@ -16,6 +16,7 @@ from marketerapi.env import (
     ImproperSetting,
     env_bool,
     env_choice,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -306,6 +307,22 @@ DEFAULT_ENVIRONMENT = env_str("DEFAULT_ENVIRONMENT", "sandbox")
 # Published audience versions whose member rows are kept (the live version always is);
 # older versions keep their rules, counts and diff sizes, and a rollback to them rebuilds.
 AUDIENCE_VERSIONS_WITH_MEMBERS = env_int("AUDIENCE_VERSIONS_WITH_MEMBERS", 5, minimum=1)
+
+# --- integrations: webhooks and destinations -------------------------------------
+# Webhook requests (integrations/webhooks/sending.py): seconds to connect and to wait for
+# the answer, and how many requests one worker sends at once.
+WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.0, minimum=0.1, maximum=60.0)
+WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 10.0, minimum=0.1, maximum=300.0)
+WEBHOOK_CONCURRENCY = env_int("WEBHOOK_CONCURRENCY", 8, minimum=1, maximum=64)
+# Destination circuit breakers (integrations/destinations/breakers.py). Five consecutive
+# server failures open one: fewer would trip on one bad minute of a healthy vendor (every
+# adapter retries a failed call twice), more would keep hammering a vendor that is down.
+# An open one waits 60 s before a trial call: vendors' incidents last minutes, and
+# deferred work is retried from the end of the cool-down.
+DESTINATION_BREAKER_THRESHOLD = env_int("DESTINATION_BREAKER_THRESHOLD", 5, minimum=1)
+DESTINATION_BREAKER_COOLDOWN = env_float("DESTINATION_BREAKER_COOLDOWN", 60.0, minimum=1.0)
+# Directories a sandbox file destination may write under; empty: any local directory.
+DESTINATION_SANDBOX_FILE_ROOTS = env_list("DESTINATION_SANDBOX_FILE_ROOTS", [])
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 LOGGING: dict[str, Any] = {

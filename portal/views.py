@@ -22,7 +22,7 @@ from governance.audit.selectors import audit_events_of_actor, audit_read_scope
 from governance.limits import quotas
 from governance.limits.quotas import QuotaStatus
 from governance.models import Outcome
-from integrations.jobs import services as jobs
+from integrations.jobs import selectors as jobs
 from portal.web import can, portal_actor, portal_view
 
 # How many rows each home card lists; each card links to its full page.

@@ -519,7 +519,7 @@ def build_world(tmp_dir: str) -> World:
 
 
 def _encrypted_secret() -> str:
-    from integrations.webhooks.services import encrypt_secret
+    from integrations.webhooks.signing import encrypt_secret
 
     return encrypt_secret("s" * 32)
 

@@ -52,7 +52,9 @@ from governance.approvals import Execution, approval_request_create, fingerprint
 from governance.audit import trail as audit
 from governance.limits import quotas
 from governance.models import ApprovalRequest, Door
-from integrations.destinations.services import delivery_notes, push_create, push_run
+from integrations.destinations.pushing import push_run
+from integrations.destinations.runner import delivery_notes
+from integrations.destinations.services import push_create
 from integrations.jobs import services as jobs
 from integrations.models import Destination, Job, JobState, PushState
 from marketerapi.problems import ApplicationError, NotFound

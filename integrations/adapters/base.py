@@ -44,8 +44,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from integrations.crypto import redact
 from integrations.destinations.breakers import OPEN, Breaker, Snapshot
+from integrations.destinations.credentials import redact
 
 logger = logging.getLogger("marketerapi.adapters")
 
@@ -183,7 +183,7 @@ class Checkpoint:
     """How far a push got: items delivered per phase (`added`, `removed`, `recipients`).
 
     `on_advance` is called after each delivered batch with the new totals, so the caller
-    can persist them (integrations.destinations stores them on the push's payload).
+    can persist them (destinations/pushing.py stores them on the push's payload).
     """
 
     def __init__(

@@ -104,7 +104,7 @@ class FileAdapter(Adapter):
     @classmethod
     def sandbox_problems(cls, config: dict[str, Any]) -> list[ConfigProblem]:
         directory = str(config.get("directory", ""))
-        roots = [str(r) for r in getattr(settings, "DESTINATION_SANDBOX_FILE_ROOTS", ()) or ()]
+        roots = [str(r) for r in settings.DESTINATION_SANDBOX_FILE_ROOTS]
         if _looks_remote(directory):
             return [
                 ConfigProblem(

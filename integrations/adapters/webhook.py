@@ -108,7 +108,7 @@ class WebhookAdapter(HttpAdapter):
         }
         secret = self.credentials.get("signing_secret")
         if secret:
-            from integrations.webhooks.services import signature_header
+            from integrations.webhooks.signing import signature_header
 
             headers["Marketerapi-Signature"] = signature_header(secret, int(time.time()), raw)
         self.request("POST", self.config["url"], content=raw, headers=headers)

@@ -1,3 +1,3 @@
 """The integrations admin, one module per area; importing this package registers them all."""
 
-from integrations.admin import destinations, jobs, webhooks  # noqa: F401
+from integrations.admin import destinations, events, jobs, webhooks  # noqa: F401

@@ -1,9 +1,9 @@
 """Admin pages for destinations: their health and circuit breaker, a "test connection"
 action, a breaker reset, switching on and off, and the pushes waiting for them.
 
-Nothing here writes by itself: the actions call integrations.destinations with the
-signed-in user as actor through the admin door, so the policy engine and the audit trail
-see them like any other change. Destinations are created and edited through the API
+Nothing here writes by itself: the actions call integrations/destinations/services.py
+with the signed-in user as actor through the admin door, so the policy engine and the
+audit trail see them like any other change. Destinations are created and edited through the API
 (adapter validation, credentials shown never); the admin never shows credentials.
 """
 
@@ -18,8 +18,8 @@ from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from governance.actors import Actor
-from integrations import crypto as credentials_store
-from integrations.destinations import services as destinations
+from integrations.destinations import credentials as credentials_store
+from integrations.destinations import selectors, services
 from integrations.models import Destination, DestinationPush
 from marketerapi.admin.large_tables import LargeTableMixin
 from marketerapi.admin.mixins import ReadOnlyAdminMixin, for_each
@@ -44,7 +44,7 @@ class DestinationAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
     search_fields = ["name"]
     list_select_related = ["environment"]
     date_hierarchy = "created_at"
-    fields = [
+    readonly_fields = (
         "name",
         "environment",
         "adapter",
@@ -59,8 +59,8 @@ class DestinationAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
         "last_error",
         "created_by",
         "created_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     actions = ["test_connection", "reset_breaker", "switch_on", "switch_off"]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -74,7 +74,7 @@ class DestinationAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
         # of one per row.
         changelist = super().get_changelist_instance(request)
         rows = list(changelist.result_list)
-        statuses = destinations.destination_statuses(rows)
+        statuses = selectors.destination_statuses(rows)
         for dest in rows:
             dest._admin_status = statuses[dest.pk]  # type: ignore[attr-defined]
         return changelist
@@ -82,7 +82,7 @@ class DestinationAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
     def _status(self, obj: Destination) -> dict[str, Any]:
         cache = getattr(obj, "_admin_status", None)
         if cache is None:
-            cache = destinations.destination_status(obj)
+            cache = selectors.destination_status(obj)
             obj._admin_status = cache  # type: ignore[attr-defined]
         return cache
 
@@ -120,7 +120,7 @@ class DestinationAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
     @admin.action(description="Test connection", permissions=["operate"])
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
         def call(actor: Actor, dest: Destination) -> str:
-            outcome = destinations.destination_test(actor=actor, destination=dest)
+            outcome = services.destination_test(actor=actor, destination=dest)
             if not outcome.ok:
                 raise ApplicationError(f"test failed: {outcome.message}", hint=outcome.hint)
             extra = f"; {outcome.requeued} deferred push(es) retried now" if outcome.requeued else ""
@@ -133,7 +133,7 @@ class DestinationAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
     )
     def reset_breaker(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
         def call(actor: Actor, dest: Destination) -> str:
-            requeued = destinations.destination_breaker_reset(actor=actor, destination=dest)
+            requeued = services.destination_breaker_reset(actor=actor, destination=dest)
             return f"{dest.name}: breaker closed; {requeued} deferred push(es) retried now."
 
         for_each(self, request, queryset.select_related("environment"), call)
@@ -141,7 +141,7 @@ class DestinationAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
     @admin.action(description="Switch on", permissions=["operate"])
     def switch_on(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
         def call(actor: Actor, dest: Destination) -> str:
-            destinations.destination_update(actor=actor, destination=dest, is_active=True)
+            services.destination_update(actor=actor, destination=dest, is_active=True)
             return f"{dest.name}: switched on; its waiting pushes are sent now."
 
         for_each(self, request, queryset.select_related("environment"), call)
@@ -149,7 +149,7 @@ class DestinationAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
     @admin.action(description="Switch off (hold its pushes)", permissions=["operate"])
     def switch_off(self, request: HttpRequest, queryset: QuerySet[Destination]) -> None:
         def call(actor: Actor, dest: Destination) -> str:
-            destinations.destination_update(actor=actor, destination=dest, is_active=False)
+            services.destination_update(actor=actor, destination=dest, is_active=False)
             return f"{dest.name}: switched off; its pushes wait until it is on again."
 
         for_each(self, request, queryset.select_related("environment"), call)
@@ -185,7 +185,7 @@ class DestinationPushAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin
     search_help_text = "An exact push or job id, or part of the destination's name."
     list_select_related = ["destination", "destination__environment", "job"]
     date_hierarchy = "created_at"
-    fields = [
+    readonly_fields = (
         "destination",
         "job",
         "kind",
@@ -197,8 +197,8 @@ class DestinationPushAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin
         "last_error",
         "created_at",
         "done_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     actions = ["retry_now"]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -226,7 +226,7 @@ class DestinationPushAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin
     @admin.action(description="Retry now", permissions=["operate"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[DestinationPush]) -> None:
         def call(actor: Actor, push: DestinationPush) -> str:
-            moved = destinations.push_retry_now(actor=actor, push=push)
+            moved = services.push_retry_now(actor=actor, push=push)
             return f"Push {push.pk}: {'due now' if moved else 'not pending or deferred; nothing to retry'}."
 
         pushes = list(queryset.select_related("destination", "destination__environment"))

@@ -1,45 +1,12 @@
-"""Admin pages for the outbox (the domain events) and the jobs, read-only: both are written
-by the services and workers only."""
+"""The jobs admin, read-only: jobs are written by the services and workers only."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
-from governance.models import OutboxEvent
-from governance.outbox import EVENT_TYPES
 from integrations.models import Job
 from marketerapi.admin.large_tables import LargeTableMixin, RecentValuesFilter
 from marketerapi.admin.mixins import ReadOnlyAdminMixin
-
-
-class EventTypeFilter(admin.SimpleListFilter):
-    """The known event types, without a DISTINCT over the whole outbox."""
-
-    title = "type"
-    parameter_name = "type"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(t, t) for t in sorted(EVENT_TYPES)]
-
-    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
-        return queryset.filter(type=self.value()) if self.value() else queryset
-
-
-@admin.register(OutboxEvent)
-class OutboxEventAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
-    list_display = ["type", "environment", "aggregate_type", "aggregate_id", "occurred_at", "dispatched_at", "attempts"]
-    list_filter = ["environment", EventTypeFilter, ("dispatched_at", admin.EmptyFieldListFilter)]
-    search_fields = ["=aggregate_id", "=event_id"]
-    search_help_text = "An exact aggregate id, or an event's uuid or public id (evt_…)."
-    list_select_related = ["environment"]
-    date_hierarchy = "occurred_at"
-
-    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
-        # The public id of an event (evt_<hex>, as webhooks and the API show it) is its uuid.
-        return super().get_search_results(request, queryset, search_term.strip().removeprefix("evt_"))
 
 
 class JobKindFilter(RecentValuesFilter):
@@ -50,7 +17,7 @@ class JobKindFilter(RecentValuesFilter):
 @admin.register(Job)
 class JobAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     """Publishes, exports, sends and destination pushes with their state, progress, warnings
-    and errors (integrations.jobs). The admin index lists the latest failed ones."""
+    and errors (integrations/jobs/). The admin index lists the latest failed ones."""
 
     list_display = ["id", "kind", "environment", "state", "target", "requested_by", "progress_text", "short_error"]
     list_display_links = ["id", "kind"]
@@ -59,7 +26,7 @@ class JobAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     search_help_text = "An exact job id or target id."
     list_select_related = ["environment", "requested_by"]
     date_hierarchy = "created_at"
-    fields = [
+    readonly_fields = (
         "kind",
         "environment",
         "state",
@@ -76,8 +43,8 @@ class JobAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
         "started_at",
         "heartbeat_at",
         "finished_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
 
     @admin.display(description="target")
     def target(self, job: Job) -> str:

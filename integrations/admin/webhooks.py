@@ -1,7 +1,7 @@
 """Admin pages for webhooks: subscriptions (pause, resume), deliveries with their log, and
 the dead-letter list with replay and discard.
 
-Nothing here writes by itself: the actions call the services of integrations.webhooks
+Nothing here writes by itself: the actions call integrations/webhooks/services.py
 with the signed-in user as actor through the admin door, so the policy engine and the
 audit trail see them like any other change. Subscriptions are created through the API,
 which shows the signing secret once; the admin never shows it.
@@ -16,9 +16,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
-from governance.outbox import EVENT_TYPES
+from governance.actors import Actor
+from integrations.admin.events import EventIdSearchMixin, EventTypeFilter
 from integrations.models import DeadLetter, DeliveryAttempt, SubscriptionState, WebhookDelivery, WebhookSubscription
-from integrations.webhooks import services as webhooks
+from integrations.webhooks import services
+from integrations.webhooks.dead_letters import DEAD_LETTER_KINDS
 from marketerapi.admin.large_tables import LargeTableMixin
 from marketerapi.admin.mixins import ReadOnlyAdminMixin, for_each
 
@@ -31,7 +33,7 @@ class WebhookSubscriptionAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
     list_select_related = ["environment"]
     date_hierarchy = "created_at"
     # Everything but the encrypted secret.
-    fields = [
+    readonly_fields = (
         "url",
         "environment",
         "event_types",
@@ -41,8 +43,8 @@ class WebhookSubscriptionAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
         "failing_since",
         "created_by",
         "created_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     actions = ["pause", "resume"]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -53,33 +55,35 @@ class WebhookSubscriptionAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
 
     @admin.action(description="Pause the selected subscriptions", permissions=["pause"])
     def pause(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]) -> None:
+        def call(actor: Actor, sub: WebhookSubscription) -> None:
+            services.webhook_update(actor=actor, subscription=sub, state=str(SubscriptionState.PAUSED))
+
         for_each(
             self,
             request,
             queryset.select_related("environment"),
-            lambda actor, sub: webhooks.webhook_update(
-                actor=actor, subscription=sub, state=str(SubscriptionState.PAUSED)
-            ),
+            call,
             done="Paused {} subscription(s); their deliveries are held.",
         )
 
     @admin.action(description="Resume (activate) the selected subscriptions", permissions=["pause"])
     def resume(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]) -> None:
+        def call(actor: Actor, sub: WebhookSubscription) -> None:
+            services.webhook_update(actor=actor, subscription=sub, state=str(SubscriptionState.ACTIVE))
+
         for_each(
             self,
             request,
             queryset.select_related("environment"),
-            lambda actor, sub: webhooks.webhook_update(
-                actor=actor, subscription=sub, state=str(SubscriptionState.ACTIVE)
-            ),
+            call,
             done="Resumed {} subscription(s); held deliveries are sent now.",
         )
 
 
 class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
-    fields = ["attempt", "attempted_at", "status_code", "latency_ms", "error"]
-    readonly_fields = fields
+    readonly_fields = ("attempt", "attempted_at", "status_code", "latency_ms", "error")
+    fields = readonly_fields
     extra = 0
     can_delete = False
 
@@ -87,21 +91,14 @@ class DeliveryAttemptInline(admin.TabularInline):
         return False
 
 
-class DeliveryEventTypeFilter(admin.SimpleListFilter):
-    """The known event types, without a DISTINCT over the outbox."""
-
+class DeliveryEventTypeFilter(EventTypeFilter):
     title = "event type"
     parameter_name = "event_type"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(t, t) for t in sorted(EVENT_TYPES)]
-
-    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
-        return queryset.filter(event__type=self.value()) if self.value() else queryset
+    field = "event__type"
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(EventIdSearchMixin, ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "event",
@@ -118,11 +115,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin
     list_select_related = ["event", "subscription"]
     date_hierarchy = "created_at"
 
-    def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
-        # The public id of an event (evt_<hex>, as webhooks and the API show it) is its uuid.
-        return super().get_search_results(request, queryset, search_term.strip().removeprefix("evt_"))
-
-    fields = [
+    readonly_fields = (
         "subscription",
         "event",
         "state",
@@ -133,8 +126,8 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin
         "last_error",
         "created_at",
         "delivered_at",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     inlines = [DeliveryAttemptInline]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -142,13 +135,13 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin
 
 
 class DeadLetterKindFilter(admin.SimpleListFilter):
-    """The kinds of work that can be dead-lettered (integrations.webhooks.services.DEAD_LETTER_KINDS)."""
+    """The kinds of work that can be dead-lettered (integrations/webhooks/dead_letters.py)."""
 
     title = "kind"
     parameter_name = "kind"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(k, k) for k in sorted(webhooks.DEAD_LETTER_KINDS)]
+        return [(k, k) for k in sorted(DEAD_LETTER_KINDS)]
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
         return queryset.filter(kind=self.value()) if self.value() else queryset
@@ -183,7 +176,7 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
     search_help_text = "An exact reference id (the delivery, event or push), or part of the last error."
     list_select_related = ["environment", "resolved_by"]
     date_hierarchy = "created_at"
-    fields = [
+    readonly_fields = (
         "kind",
         "environment",
         "reference_id",
@@ -194,8 +187,8 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
         "resolved_at",
         "resolution",
         "resolved_by",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     actions = ["replay", "discard"]
 
     @admin.display(description="last error")
@@ -214,7 +207,7 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
             self,
             request,
             queryset.select_related("environment"),
-            lambda actor, letter: webhooks.dead_letter_replay(actor=actor, dead_letter=letter).detail,
+            lambda actor, letter: services.dead_letter_replay(actor=actor, dead_letter=letter).detail,
             done="Replayed {} dead letter(s).",
         )
 
@@ -224,6 +217,6 @@ class DeadLetterAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
             self,
             request,
             queryset.select_related("environment"),
-            lambda actor, letter: webhooks.dead_letter_discard(actor=actor, dead_letter=letter).detail,
+            lambda actor, letter: services.dead_letter_discard(actor=actor, dead_letter=letter).detail,
             done="Discarded {} dead letter(s).",
         )

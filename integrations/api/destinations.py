@@ -1,7 +1,7 @@
 """The destinations API: configure downstream tools, test their connection, see their health.
 
 Thin doors: a serializer checks the shape (unknown fields are a 400), the services in
-integrations.destinations check the values (each adapter's validate_config: 422 with a
+integrations/destinations/ check the values (each adapter's validate_config: 422 with a
 pointer and a hint per problem), ask the policy engine, audit and write. Credentials go
 in and never come out: responses say `"credentials": "stored"` (encrypted here) or
 `"env"` with the variable's name.
@@ -9,17 +9,17 @@ in and never come out: responses say `"credentials": "stored"` (encrypted here) 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django.urls import re_path
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from integrations import crypto as credentials_store
-from integrations.destinations import services as destinations
+from integrations.destinations import credentials as credentials_store
+from integrations.destinations import selectors, services
 from integrations.models import Destination
 from marketerapi.api import ActorMixin, StrictSerializer, problem_responses
 from marketerapi.problems import InvalidInput
@@ -96,9 +96,11 @@ class DestinationSerializer(serializers.ModelSerializer):
         return obj.credentials_env or None
 
     def _status(self, obj: Destination) -> dict[str, Any]:
-        statuses = self.context.setdefault("statuses", {})
+        # The list view passes a page's statuses, computed in one go; otherwise they are
+        # computed here once per destination (the context is the serializer's own dict).
+        statuses = cast("dict[str, Any]", self.context).setdefault("statuses", {})
         if obj.pk not in statuses:
-            statuses[obj.pk] = destinations.destination_status(obj)
+            statuses[obj.pk] = selectors.destination_status(obj)
         return statuses[obj.pk]
 
     def get_status(self, obj: Destination) -> str:
@@ -167,10 +169,6 @@ _FAILURES = {
 }
 
 
-def _problems(*statuses: int) -> dict[int, OpenApiResponse]:
-    return problem_responses(*statuses, failures=_FAILURES)
-
-
 EXAMPLE_DESTINATION = {
     "id": 3,
     "name": "braze-eu",
@@ -223,7 +221,7 @@ class DestinationList(ActorMixin, generics.ListAPIView):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
             return Destination.objects.none()
-        return destinations.destination_list(actor=self.actor)
+        return selectors.destination_list(actor=self.actor)
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "statuses": getattr(self, "_statuses", {})}
@@ -231,7 +229,7 @@ class DestinationList(ActorMixin, generics.ListAPIView):
     def paginate_queryset(self, queryset: Any) -> Any:
         page = super().paginate_queryset(queryset)
         # The page's health in a fixed number of queries, not one set per destination.
-        self._statuses = destinations.destination_statuses(list(page or []))
+        self._statuses = selectors.destination_statuses(list(page or []))
         return page
 
     @extend_schema(
@@ -240,7 +238,7 @@ class DestinationList(ActorMixin, generics.ListAPIView):
         description="The destinations of your token's environment, cursor-paginated, each with its `status` "
         "(ok, degraded, failing, unknown, inactive) and circuit `breaker` state. Credentials are never shown: "
         "`credentials` says `stored`, `env` (with `credentials_env`) or `none`." + PERMISSION.format("view"),
-        responses={200: DestinationSerializer(many=True), **_problems(401, 403)},
+        responses={200: DestinationSerializer(many=True), **problem_responses(401, 403, failures=_FAILURES)},
         examples=[OpenApiExample("A destination", value=[EXAMPLE_DESTINATION], response_only=True)],
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -257,7 +255,7 @@ class DestinationList(ActorMixin, generics.ListAPIView):
         "destinations never reach a real vendor: only `file` and `webhook`, at a loopback URL or a local "
         "directory. Every problem is reported at once (422) with a pointer and a hint." + PERMISSION.format("create"),
         request=DestinationCreateSerializer,
-        responses={201: DestinationSerializer, **_problems(400, 401, 403, 422)},
+        responses={201: DestinationSerializer, **problem_responses(400, 401, 403, 422, failures=_FAILURES)},
         examples=[
             OpenApiExample(
                 "A file drop (sandbox)",
@@ -281,7 +279,7 @@ class DestinationList(ActorMixin, generics.ListAPIView):
         serializer = DestinationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        destination = destinations.destination_create(
+        destination = services.destination_create(
             actor=self.actor,
             name=data["name"],
             adapter=data["adapter"],
@@ -298,11 +296,11 @@ class DestinationDetail(ActorMixin, APIView):
         operation_id="destinations_retrieve",
         summary="Show one destination",
         description="One destination of your token's environment, without its credentials." + PERMISSION.format("view"),
-        responses={200: DestinationSerializer, **_problems(401, 403, 404)},
+        responses={200: DestinationSerializer, **problem_responses(401, 403, 404, failures=_FAILURES)},
         examples=[OpenApiExample("A destination", value=EXAMPLE_DESTINATION, response_only=True)],
     )
     def get(self, request: Request, destination_id: int) -> Response:
-        destination = destinations.destination_get(actor=self.actor, destination_id=destination_id)
+        destination = selectors.destination_get(actor=self.actor, destination_id=destination_id)
         return Response(DestinationSerializer(destination).data)
 
     @extend_schema(
@@ -314,14 +312,14 @@ class DestinationDetail(ActorMixin, APIView):
         "deferred pushes at once; switching a destination off holds its pushes until it is on again."
         + PERMISSION.format("update"),
         request=DestinationUpdateSerializer,
-        responses={200: DestinationSerializer, **_problems(400, 401, 403, 404, 422)},
+        responses={200: DestinationSerializer, **problem_responses(400, 401, 403, 404, 422, failures=_FAILURES)},
         examples=[
             OpenApiExample("Rotate the key", request_only=True, value={"credentials": {"api_key": "…"}}),
             OpenApiExample("Switch off", request_only=True, value={"is_active": False}),
         ],
     )
     def patch(self, request: Request, destination_id: int) -> Response:
-        destination = destinations.destination_get(actor=self.actor, destination_id=destination_id)
+        destination = selectors.destination_get(actor=self.actor, destination_id=destination_id)
         serializer = DestinationUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -342,7 +340,7 @@ class DestinationDetail(ActorMixin, APIView):
         for name in ("name", "config", "credentials", "credentials_env", "is_active"):
             if _present(request.data, name):
                 changes[name] = data.get(name)
-        updated = destinations.destination_update(actor=self.actor, destination=destination, **changes)
+        updated = services.destination_update(actor=self.actor, destination=destination, **changes)
         return Response(DestinationSerializer(updated).data)
 
 
@@ -356,7 +354,7 @@ class DestinationTest(ActorMixin, APIView):
         "`hint` say what to fix. The test runs even while the circuit breaker is open: a pass closes it and "
         "retries the deferred pushes at once. Credentials never appear in the result." + PERMISSION.format("test"),
         request=None,
-        responses={200: TestResultSerializer, **_problems(401, 403, 404)},
+        responses={200: TestResultSerializer, **problem_responses(401, 403, 404, failures=_FAILURES)},
         examples=[
             OpenApiExample(
                 "Failed",
@@ -377,8 +375,8 @@ class DestinationTest(ActorMixin, APIView):
         ],
     )
     def post(self, request: Request, destination_id: int) -> Response:
-        destination = destinations.destination_get(actor=self.actor, destination_id=destination_id)
-        outcome = destinations.destination_test(actor=self.actor, destination=destination)
+        destination = selectors.destination_get(actor=self.actor, destination_id=destination_id)
+        outcome = services.destination_test(actor=self.actor, destination=destination)
         return Response(TestResultSerializer(outcome.as_dict()).data)
 
 
@@ -390,14 +388,12 @@ class DestinationHealth(ActorMixin, APIView):
         "calls resume, the last success and failure, and the pushes waiting for it. **degraded** means the "
         "breaker is open or work is deferred: nothing is lost, it is retried from `next_retry_at`. No vendor is "
         "called; use POST …/test for that." + PERMISSION.format("view"),
-        responses={200: HealthSerializer, **_problems(401, 403, 404)},
+        responses={200: HealthSerializer, **problem_responses(401, 403, 404, failures=_FAILURES)},
         examples=[OpenApiExample("Degraded", value=EXAMPLE_HEALTH, response_only=True)],
     )
     def get(self, request: Request, destination_id: int) -> Response:
-        destination = destinations.destination_get(actor=self.actor, destination_id=destination_id)
-        return Response(
-            HealthSerializer(destinations.destination_health(actor=self.actor, destination=destination)).data
-        )
+        destination = selectors.destination_get(actor=self.actor, destination_id=destination_id)
+        return Response(HealthSerializer(selectors.destination_health(actor=self.actor, destination=destination)).data)
 
 
 urlpatterns = [

@@ -3,20 +3,24 @@ shape webhooks carry it."""
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Any, ClassVar
 
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from governance.actors import Actor, actor_from_request
 from governance.models import OutboxEvent
 from governance.outbox import EVENT_TYPES
 from integrations.outbox import selectors
-from marketerapi.api import ProblemSerializer, StrictFilterSet
+from marketerapi.api import ActorMixin, StrictFilterSet, problem_responses
+
+_FAILURES = {
+    400: "An unknown query parameter or a bad `since`.",
+    401: "No token, or an unknown, expired or revoked one.",
+    403: "Your user has no role (`permission_denied`).",
+}
 
 
 class DomainEventSerializer(serializers.Serializer):
@@ -26,7 +30,8 @@ class DomainEventSerializer(serializers.Serializer):
     type = serializers.ChoiceField(sorted(EVENT_TYPES))
     occurred_at = serializers.DateTimeField()
     environment = serializers.CharField()
-    data = serializers.DictField(help_text="The event's payload; its shape depends on `type`.")
+    # DRF's metaclass takes declared fields off the class, so Serializer.data is not shadowed.
+    data = serializers.DictField(help_text="The event's payload; its shape depends on `type`.")  # type: ignore[assignment]
 
     def to_representation(self, instance: OutboxEvent) -> dict[str, Any]:
         return instance.as_public()
@@ -49,13 +54,9 @@ class DomainEventFilter(StrictFilterSet):
         return queryset.filter(type__in=types)
 
 
-class DomainEventList(generics.ListAPIView):
+class DomainEventList(ActorMixin, generics.ListAPIView):
     serializer_class = DomainEventSerializer
     filterset_class = DomainEventFilter
-
-    @cached_property
-    def actor(self) -> Actor:
-        return actor_from_request(self.request)
 
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
@@ -73,12 +74,7 @@ class DomainEventList(generics.ListAPIView):
             + ") and `since` (ISO 8601). Poll with `since` or follow `next` to catch up after downtime.\n\n"
             "**Permission:** any role (`domain_event.view`)."
         ),
-        responses={
-            200: DomainEventSerializer(many=True),
-            400: OpenApiResponse(ProblemSerializer, description="An unknown query parameter or a bad `since`."),
-            401: OpenApiResponse(ProblemSerializer, description="No token, or an unknown, expired or revoked one."),
-            403: OpenApiResponse(ProblemSerializer, description="Your user has no role (`permission_denied`)."),
-        },
+        responses={200: DomainEventSerializer(many=True), **problem_responses(400, 401, 403, failures=_FAILURES)},
         examples=[
             OpenApiExample(
                 "A consent change",

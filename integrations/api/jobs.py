@@ -1,22 +1,17 @@
-"""Operations reads for every role: one job (`GET /jobs/{id}`) and the service status
-(`GET /status`)."""
+"""Follow an asynchronous job (`GET /jobs/{id}`): readable by every role, in its environment."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.urls import re_path
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.actors import actor_from_request
-from integrations import status
-from integrations.jobs import services as jobs
+from integrations.jobs import selectors as jobs
 from integrations.models import JobState
-from marketerapi.api import ProblemSerializer
+from marketerapi.api import ActorMixin, problem_responses
 
 
 class NoteSerializer(serializers.Serializer):
@@ -41,7 +36,8 @@ class JobSerializer(serializers.Serializer):
         allow_null=True, help_text="1 = next among queued jobs of its kind; null unless queued."
     )
     warnings = NoteSerializer(many=True)
-    errors = NoteSerializer(many=True)
+    # DRF's metaclass takes declared fields off the class, so Serializer.errors is not shadowed.
+    errors = NoteSerializer(many=True)  # type: ignore[assignment]
     result = serializers.DictField()
     requested_by = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
@@ -49,6 +45,12 @@ class JobSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     heartbeat_at = serializers.DateTimeField(allow_null=True)
 
+
+_FAILURES = {
+    401: "No token, or an unknown, expired or revoked one.",
+    403: "Your user has no role.",
+    404: "No such job in your environment (`job_not_found`).",
+}
 
 EXAMPLE_JOB = {
     "id": 812,
@@ -74,8 +76,14 @@ EXAMPLE_JOB = {
     "errors": [],
     "result": {
         "destinations": {
-            "3": {"name": "Braze", "state": "deferred", "delivered": 0},
-            "4": {"name": "crm", "state": "succeeded", "delivered": 12000},
+            "3": {
+                "name": "Braze",
+                "pushes": 1,
+                "delivered": 0,
+                "state": "deferred",
+                "retry_at": "2026-11-28T14:05:02Z",
+            },
+            "4": {"name": "crm", "pushes": 1, "delivered": 12000, "state": "succeeded"},
         }
     },
     "requested_by": "op-maria",
@@ -86,7 +94,7 @@ EXAMPLE_JOB = {
 }
 
 
-class JobDetail(APIView):
+class JobDetail(ActorMixin, APIView):
     @extend_schema(
         operation_id="jobs_retrieve",
         summary="Follow an asynchronous job",
@@ -96,103 +104,16 @@ class JobDetail(APIView):
         "warning per destination naming what is queued and when it is retried; when that work is delivered later "
         "the warning gets `resolved_at`.\n\n**Permission:** `job.view` — every role. Jobs of another environment "
         "answer 404.",
-        responses={
-            200: JobSerializer,
-            401: OpenApiResponse(ProblemSerializer, description="No token, or an unknown, expired or revoked one."),
-            403: OpenApiResponse(ProblemSerializer, description="Your user has no role."),
-            404: OpenApiResponse(ProblemSerializer, description="No such job in your environment (`job_not_found`)."),
-        },
+        responses={200: JobSerializer, **problem_responses(401, 403, 404, failures=_FAILURES)},
         examples=[OpenApiExample("Partially succeeded", value=EXAMPLE_JOB, response_only=True)],
     )
     def get(self, request: Request, job_id: int) -> Response:
-        job = jobs.job_get(actor=actor_from_request(request), job_id=job_id)
+        job = jobs.job_get(actor=self.actor, job_id=job_id)
         # The notes carry keys of their own (destination, push_id, rows…): returned as they are;
         # JobSerializer documents the shape.
         return Response(jobs.job_as_public(job))
 
 
-class CheckSerializer(serializers.Serializer):
-    status = serializers.CharField(help_text="ok, down or unknown")
-    detail = serializers.CharField(required=False)
-
-
-class DestinationStatusSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    adapter = serializers.CharField()
-    status = serializers.CharField(help_text="ok, degraded, failing, unknown or inactive.")
-    breaker = serializers.DictField(help_text="{state, consecutive_failures, retry_at}")
-    last_success_at = serializers.DateTimeField(allow_null=True)
-    last_failure_at = serializers.DateTimeField(allow_null=True)
-    deferred_pushes = serializers.IntegerField()
-    next_retry_at = serializers.DateTimeField(allow_null=True)
-    explanation = serializers.CharField()
-
-
-class StatusSerializer(serializers.Serializer):
-    status = serializers.CharField(help_text="ok, degraded or down.")
-    checked_at = serializers.DateTimeField()
-    environment = serializers.CharField()
-    database = serializers.DictField()
-    broker = serializers.DictField(help_text='kind is "in-process (no broker)" when jobs run in the web process.')
-    cache = serializers.DictField()
-    workers = serializers.DictField(help_text="Celery workers by heartbeat: alive, workers [{name, last_seen, alive}].")
-    destinations = DestinationStatusSerializer(many=True)
-
-
-EXAMPLE_STATUS: dict[str, Any] = {
-    "status": "degraded",
-    "checked_at": "2026-11-28T14:04:30Z",
-    "environment": "production",
-    "database": {"status": "ok", "vendor": "postgresql", "latency_ms": 0.8},
-    "broker": {"status": "ok", "kind": "redis://redis:6379/1", "latency_ms": 1.9},
-    "cache": {"status": "ok", "kind": "redis://redis:6379/0"},
-    "workers": {
-        "status": "ok",
-        "mode": "celery",
-        "detail": "2 worker(s) sent a heartbeat in the last 60 s.",
-        "alive": 2,
-        "workers": [{"name": "celery@worker-1", "last_seen": "2026-11-28T14:04:21Z", "alive": True}],
-    },
-    "destinations": [
-        {
-            "id": 3,
-            "name": "Braze",
-            "adapter": "engagement",
-            "status": "degraded",
-            "breaker": {"state": "open", "consecutive_failures": 5, "retry_at": "2026-11-28T14:05:02Z"},
-            "last_success_at": "2026-11-28T13:58:40Z",
-            "last_failure_at": "2026-11-28T14:04:02Z",
-            "deferred_pushes": 1,
-            "next_retry_at": "2026-11-28T14:05:02Z",
-            "explanation": "Calls are paused after 5 consecutive failures (last: 503); 1 push(es) are queued and will "
-            "be retried from 14:05 UTC; nothing was lost.",
-        }
-    ],
-}
-
-
-class StatusView(APIView):
-    @extend_schema(
-        operation_id="status_retrieve",
-        summary="Service status",
-        description="Health of the database, the broker (`in-process (no broker)` when jobs run in the web "
-        "process), the shared cache, the Celery workers (by heartbeat) and each destination of your environment "
-        "with its circuit breaker and last success. `status` is `ok`, `degraded` (a destination is degraded or "
-        "failing, no worker is alive, or the cache is down) or `down` (database or broker). Always 200 when the "
-        "API answers; no secrets or URLs with passwords.\n\n**Permission:** `status.view` — every role.",
-        responses={
-            200: StatusSerializer,
-            401: OpenApiResponse(ProblemSerializer, description="No token, or an unknown, expired or revoked one."),
-            403: OpenApiResponse(ProblemSerializer, description="Your user has no role."),
-        },
-        examples=[OpenApiExample("One destination down", value=EXAMPLE_STATUS, response_only=True)],
-    )
-    def get(self, request: Request) -> Response:
-        return Response(status.system_status(actor=actor_from_request(request)))
-
-
 urlpatterns = [
     re_path(r"^jobs/(?P<job_id>[0-9]+)/?$", JobDetail.as_view(), name="job-detail"),
-    re_path(r"^status/?$", StatusView.as_view(), name="status"),
 ]

@@ -1,6 +1,6 @@
-"""The webhooks API: subscriptions, their delivery log, and the dead-letter list.
+"""The webhooks API: subscriptions and their delivery log (the dead-letter list is dead_letters.py).
 
-Thin doors: a serializer checks the shape (unknown fields are a 400), integrations.webhooks
+Thin doors: a serializer checks the shape (unknown fields are a 400), integrations/webhooks/
 checks the values (bad URL, unknown event type: 422), asks the policy engine and writes.
 """
 
@@ -10,16 +10,16 @@ from typing import Any, ClassVar
 
 from django.urls import re_path
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.outbox import EVENT_TYPES
-from integrations.models import DeadLetter, DeliveryAttempt, DeliveryState, WebhookDelivery
+from integrations.models import DeliveryAttempt, DeliveryState, WebhookDelivery
 from integrations.models import WebhookSubscription as Subscription
-from integrations.webhooks import services as webhooks
+from integrations.webhooks import selectors, services
 from marketerapi.api import ActorMixin, StrictFilterSet, StrictSerializer, problem_responses
 
 # --- serializers ----------------------------------------------------------------------
@@ -121,36 +121,6 @@ class DeliverySerializer(serializers.ModelSerializer):
         return serializers.DateTimeField().to_representation(delivery.next_attempt_at)
 
 
-class DeadLetterSerializer(serializers.ModelSerializer):
-    state = serializers.SerializerMethodField()
-    resolved_by = serializers.CharField(source="resolved_by.username", default=None)
-
-    class Meta:
-        model = DeadLetter
-        fields: ClassVar[list[str]] = [
-            "id",
-            "kind",
-            "reference_id",
-            "payload",
-            "attempts",
-            "last_error",
-            "state",
-            "created_at",
-            "resolved_at",
-            "resolved_by",
-        ]
-
-    def get_state(self, letter: DeadLetter) -> str:
-        return letter.resolution or "open"
-
-
-class DeadLetterResolvedSerializer(DeadLetterSerializer):
-    detail = serializers.CharField(help_text="What happened, e.g. that the delivery was re-queued.")
-
-    class Meta(DeadLetterSerializer.Meta):
-        fields: ClassVar[list[str]] = [*DeadLetterSerializer.Meta.fields, "detail"]
-
-
 # --- examples and failure modes --------------------------------------------------------
 
 EXAMPLE_WEBHOOK = {
@@ -194,49 +164,22 @@ EXAMPLE_DELIVERY = {
         },
     ],
 }
-EXAMPLE_DEAD_LETTER = {
-    "id": 4,
-    "kind": "webhook_delivery",
-    "reference_id": "981",
-    "payload": {
-        "delivery_id": 981,
-        "subscription_id": 12,
-        "url": "https://hooks.example.com/marketerapi",
-        "event_id": "evt_3f1d2c0a9b8e4f6a8c7d6e5f4a3b2c1d",
-        "event_type": "consent.updated",
-        "last_status_code": 500,
-    },
-    "attempts": 8,
-    "last_error": "HTTP 500: Internal Server Error",
-    "state": "open",
-    "created_at": "2026-03-05T16:40:12Z",
-    "resolved_at": None,
-    "resolved_by": None,
-}
-
 _FAILURES = {
     400: "Malformed JSON (`malformed_json`), unknown fields (`unknown_fields`, listed with `allowed_fields`), a "
     "value of the wrong type (`invalid_request`) or an unknown query parameter (`unknown_query_parameter`).",
     401: "No token, or an unknown, expired or revoked one (`not_authenticated`, `invalid_token`, …).",
     403: "Your roles or your token's scopes do not allow this (`permission_denied`): webhooks need the developer "
     "or admin role and a token with the `admin` scope. The refusal is audited.",
-    404: "No such object in your token's environment (`webhook_not_found`, `dead_letter_not_found`): objects of "
-    "other environments are never shown.",
-    409: "The dead letter was already replayed or discarded (`dead_letter_resolved`), or its work is gone "
-    "(`subscription_deleted`, `delivery_not_dead`).",
+    404: "No such subscription in your token's environment (`webhook_not_found`): objects of other environments "
+    "are never shown.",
     422: "A bad value: `invalid_state`, `invalid_url`, `url_has_credentials`, `url_not_allowed`, `https_required` "
     "(http:// outside a sandbox, except to loopback), `unknown_event_type` (the problem lists `allowed_event_types`), "
     "`no_event_types`, `weak_secret`, `conflicting_fields`.",
 }
 
 
-def _problems(*statuses: int) -> dict[int, OpenApiResponse]:
-    return problem_responses(*statuses, failures=_FAILURES)
-
-
 PERMISSION_VIEW = "\n\n**Permission:** developer or admin (`webhook.view`); token scope `admin`."
 PERMISSION_CHANGE = "\n\n**Permission:** developer or admin (`webhook.{}`); token scope `admin`. Audited."
-PERMISSION_DEAD = "\n\n**Permission:** developer or admin (`dead_letter.{}`); token scope `admin`."
 
 
 # --- views ---------------------------------------------------------------------------
@@ -248,14 +191,14 @@ class WebhookList(ActorMixin, generics.ListAPIView):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
             return Subscription.objects.none()
-        return webhooks.webhook_list(actor=self.actor)
+        return selectors.webhook_list(actor=self.actor)
 
     @extend_schema(
         operation_id="webhooks_list",
         summary="List webhook subscriptions",
         description="The subscriptions of your token's environment, newest first, cursor-paginated. Secrets are "
         "never shown again; `state` is `active` or `paused` (then `paused_reason` says why)." + PERMISSION_VIEW,
-        responses={200: WebhookSerializer(many=True), **_problems(400, 401, 403)},
+        responses={200: WebhookSerializer(many=True), **problem_responses(400, 401, 403, failures=_FAILURES)},
         examples=[OpenApiExample("A subscription", value=[EXAMPLE_WEBHOOK], response_only=True)],
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -272,7 +215,7 @@ class WebhookList(ActorMixin, generics.ListAPIView):
         "(see docs/webhooks.md). URLs: https://; plain http:// only in a sandbox or to a loopback address."
         + PERMISSION_CHANGE.format("create"),
         request=WebhookCreateSerializer,
-        responses={201: WebhookCreatedSerializer, **_problems(400, 401, 403, 422)},
+        responses={201: WebhookCreatedSerializer, **problem_responses(400, 401, 403, 422, failures=_FAILURES)},
         examples=[
             OpenApiExample(
                 "Request",
@@ -298,11 +241,11 @@ class WebhookList(ActorMixin, generics.ListAPIView):
     def post(self, request: Request) -> Response:
         serializer = WebhookCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        created = webhooks.webhook_create(actor=self.actor, **serializer.validated_data)
+        created = services.webhook_create(actor=self.actor, **serializer.validated_data)
         return Response(_with_secret(created), status=status.HTTP_201_CREATED)
 
 
-def _with_secret(change: webhooks.SubscriptionChange) -> dict[str, Any]:
+def _with_secret(change: services.SubscriptionChange) -> dict[str, Any]:
     body = dict(WebhookSerializer(change.subscription).data)
     if change.secret is not None:
         body["secret"] = change.secret
@@ -315,11 +258,11 @@ class WebhookDetail(ActorMixin, APIView):
         operation_id="webhooks_retrieve",
         summary="Show one webhook subscription",
         description="One subscription of your token's environment (never its secret)." + PERMISSION_VIEW,
-        responses={200: WebhookSerializer, **_problems(401, 403, 404)},
+        responses={200: WebhookSerializer, **problem_responses(401, 403, 404, failures=_FAILURES)},
         examples=[OpenApiExample("A subscription", value=EXAMPLE_WEBHOOK, response_only=True)],
     )
     def get(self, request: Request, webhook_id: int) -> Response:
-        return Response(WebhookSerializer(webhooks.webhook_get(actor=self.actor, webhook_id=webhook_id)).data)
+        return Response(WebhookSerializer(selectors.webhook_get(actor=self.actor, webhook_id=webhook_id)).data)
 
     @extend_schema(
         operation_id="webhooks_update",
@@ -329,17 +272,17 @@ class WebhookDetail(ActorMixin, APIView):
         "held deliveries are sent at once. `secret` replaces the signing secret; `rotate_secret: true` generates "
         "one, returned in this response only." + PERMISSION_CHANGE.format("update"),
         request=WebhookUpdateSerializer,
-        responses={200: WebhookCreatedSerializer, **_problems(400, 401, 403, 404, 422)},
+        responses={200: WebhookCreatedSerializer, **problem_responses(400, 401, 403, 404, 422, failures=_FAILURES)},
         examples=[
             OpenApiExample("Resume", request_only=True, value={"state": "active"}),
             OpenApiExample("Resumed", response_only=True, value=EXAMPLE_WEBHOOK),
         ],
     )
     def patch(self, request: Request, webhook_id: int) -> Response:
-        subscription = webhooks.webhook_get(actor=self.actor, webhook_id=webhook_id)
+        subscription = selectors.webhook_get(actor=self.actor, webhook_id=webhook_id)
         serializer = WebhookUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        changed = webhooks.webhook_update(actor=self.actor, subscription=subscription, **serializer.validated_data)
+        changed = services.webhook_update(actor=self.actor, subscription=subscription, **serializer.validated_data)
         return Response(_with_secret(changed))
 
     @extend_schema(
@@ -348,11 +291,11 @@ class WebhookDetail(ActorMixin, APIView):
         description="Deletes the subscription with its pending deliveries and delivery log; nothing more is sent. "
         "Its open dead letters stay listed (discard them). To stop for a while, pause it instead."
         + PERMISSION_CHANGE.format("delete"),
-        responses={204: None, **_problems(401, 403, 404)},
+        responses={204: None, **problem_responses(401, 403, 404, failures=_FAILURES)},
     )
     def delete(self, request: Request, webhook_id: int) -> Response:
-        subscription = webhooks.webhook_get(actor=self.actor, webhook_id=webhook_id)
-        webhooks.webhook_delete(actor=self.actor, subscription=subscription)
+        subscription = selectors.webhook_get(actor=self.actor, webhook_id=webhook_id)
+        services.webhook_delete(actor=self.actor, subscription=subscription)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -371,8 +314,8 @@ class WebhookDeliveryList(ActorMixin, generics.ListAPIView):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
             return WebhookDelivery.objects.none()
-        subscription = webhooks.webhook_get(actor=self.actor, webhook_id=self.kwargs["webhook_id"])
-        return webhooks.webhook_delivery_list(actor=self.actor, subscription=subscription)
+        subscription = selectors.webhook_get(actor=self.actor, webhook_id=self.kwargs["webhook_id"])
+        return selectors.webhook_delivery_list(actor=self.actor, subscription=subscription)
 
     @extend_schema(
         operation_id="webhooks_deliveries_list",
@@ -381,113 +324,11 @@ class WebhookDeliveryList(ActorMixin, generics.ListAPIView):
         "each with its attempts: status code, latency, error. `state`: `pending` (`next_attempt_at` says when), "
         "`succeeded`, `dead` (after the last attempt; see /dead-letters/) or `discarded`." + PERMISSION_VIEW,
         parameters=[OpenApiParameter("limit", int, description="Page size, at most 1000 (default 100).")],
-        responses={200: DeliverySerializer(many=True), **_problems(400, 401, 403, 404)},
+        responses={200: DeliverySerializer(many=True), **problem_responses(400, 401, 403, 404, failures=_FAILURES)},
         examples=[OpenApiExample("A retried delivery", value=[EXAMPLE_DELIVERY], response_only=True)],
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.list(request, *args, **kwargs)
-
-
-class DeadLetterFilter(StrictFilterSet):
-    state = filters.ChoiceFilter(
-        choices=[("open", "open"), ("replayed", "replayed"), ("discarded", "discarded")],
-        method="filter_state",
-        help_text="open, replayed or discarded.",
-    )
-    kind = filters.CharFilter(help_text="webhook_delivery, outbox_dispatch or destination_push.")
-
-    class Meta:
-        model = DeadLetter
-        fields: ClassVar[list[str]] = []
-
-    def filter_state(self, queryset: Any, name: str, value: str) -> Any:
-        if value == "open":
-            return queryset.filter(resolved_at__isnull=True)
-        return queryset.filter(resolution=value)
-
-
-class DeadLetterList(ActorMixin, generics.ListAPIView):
-    serializer_class = DeadLetterSerializer
-    filterset_class = DeadLetterFilter
-
-    def get_queryset(self) -> Any:
-        if getattr(self, "swagger_fake_view", False):
-            return DeadLetter.objects.none()
-        return webhooks.dead_letter_list(actor=self.actor)
-
-    @extend_schema(
-        operation_id="dead_letters_list",
-        summary="Work that failed after its last retry",
-        description="Dead letters of your token's environment, newest first, cursor-paginated: webhook deliveries "
-        "after their 8th failed attempt, outbox events that could not be dispatched, destination pushes. Each "
-        "keeps its last error. Filter `state=open` for what still needs a decision; replay or discard each."
-        + PERMISSION_DEAD.format("view"),
-        responses={200: DeadLetterSerializer(many=True), **_problems(400, 401, 403)},
-        examples=[OpenApiExample("A dead webhook delivery", value=[EXAMPLE_DEAD_LETTER], response_only=True)],
-    )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self.list(request, *args, **kwargs)
-
-
-class DeadLetterReplay(ActorMixin, APIView):
-    @extend_schema(
-        operation_id="dead_letters_replay",
-        summary="Replay a dead letter",
-        description="Puts the work back in line with a fresh set of attempts (a webhook delivery is sent again at "
-        "once, or when its subscription is resumed if it is paused). The dead letter is marked `replayed`; if the "
-        "work fails again it comes back as a new dead letter. Receivers see the same event id again."
-        + PERMISSION_DEAD.format("replay")
-        + " Audited.",
-        request=None,
-        responses={200: DeadLetterResolvedSerializer, **_problems(401, 403, 404, 409)},
-        examples=[
-            OpenApiExample(
-                "Replayed",
-                response_only=True,
-                value={
-                    **EXAMPLE_DEAD_LETTER,
-                    "state": "replayed",
-                    "resolved_at": "2026-03-06T09:12:00Z",
-                    "resolved_by": "dev-ana",
-                    "detail": "Delivery of evt_3f1d… to https://hooks.example.com/marketerapi re-queued with a fresh "
-                    "set of attempts.",
-                },
-            )
-        ],
-    )
-    def post(self, request: Request, dead_letter_id: int) -> Response:
-        letter = webhooks.dead_letter_get(actor=self.actor, dead_letter_id=dead_letter_id)
-        resolution = webhooks.dead_letter_replay(actor=self.actor, dead_letter=letter)
-        return Response({**DeadLetterSerializer(resolution.dead_letter).data, "detail": resolution.detail})
-
-
-class DeadLetterDiscard(ActorMixin, APIView):
-    @extend_schema(
-        operation_id="dead_letters_discard",
-        summary="Discard a dead letter",
-        description="Gives the work up for good; the dead letter stays listed as `discarded`."
-        + PERMISSION_DEAD.format("discard")
-        + " Audited.",
-        request=None,
-        responses={200: DeadLetterResolvedSerializer, **_problems(401, 403, 404, 409)},
-        examples=[
-            OpenApiExample(
-                "Discarded",
-                response_only=True,
-                value={
-                    **EXAMPLE_DEAD_LETTER,
-                    "state": "discarded",
-                    "resolved_at": "2026-03-06T09:12:00Z",
-                    "resolved_by": "dev-ana",
-                    "detail": "Discarded; the delivery will not be retried.",
-                },
-            )
-        ],
-    )
-    def post(self, request: Request, dead_letter_id: int) -> Response:
-        letter = webhooks.dead_letter_get(actor=self.actor, dead_letter_id=dead_letter_id)
-        resolution = webhooks.dead_letter_discard(actor=self.actor, dead_letter=letter)
-        return Response({**DeadLetterSerializer(resolution.dead_letter).data, "detail": resolution.detail})
 
 
 urlpatterns = [
@@ -495,12 +336,5 @@ urlpatterns = [
     re_path(r"^webhooks/(?P<webhook_id>[0-9]+)/?$", WebhookDetail.as_view(), name="webhook-detail"),
     re_path(
         r"^webhooks/(?P<webhook_id>[0-9]+)/deliveries/?$", WebhookDeliveryList.as_view(), name="webhook-deliveries"
-    ),
-    re_path(r"^dead-letters/?$", DeadLetterList.as_view(), name="dead-letter-list"),
-    re_path(
-        r"^dead-letters/(?P<dead_letter_id>[0-9]+)/replay/?$", DeadLetterReplay.as_view(), name="dead-letter-replay"
-    ),
-    re_path(
-        r"^dead-letters/(?P<dead_letter_id>[0-9]+)/discard/?$", DeadLetterDiscard.as_view(), name="dead-letter-discard"
     ),
 ]

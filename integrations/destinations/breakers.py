@@ -17,8 +17,34 @@ again after a cool-down.
   used (one process only: fine for development and tests, and better than failing).
 - Times are passed in (`now`, epoch seconds) so the services and tests drive one clock.
 
-The breaker knows nothing about the database; integrations.destinations mirrors what
+The breaker knows nothing about the database; destinations/pushing.py mirrors what
 matters (last success, last failure, last error) onto the Destination row.
+
+Why not a library: pybreaker (the best kept Python one, with a CircuitRedisStorage) was
+weighed against what this module does, and falls short on each point that matters here:
+
+- Atomic shared state. pybreaker keeps state, counter and opened_at in separate Redis
+  keys, read and written in separate round trips, and serializes callers with a
+  `threading.RLock` held during the call — one process only. Two workers can both see
+  "open, cool-down over", both switch to half-open and both call the vendor. Here each
+  transition is one Lua script, so any number of processes agree.
+- One trial call at a time, leased. pybreaker's half-open state lets every caller through
+  until the first result; here one caller holds a trial lease (TRIAL_LEASE_SECONDS) and
+  the others are told "open", and a worker killed mid-trial does not wedge the breaker.
+- Falling back, not failing open. When Redis does not answer, pybreaker returns a fixed
+  `fallback_circuit_state` and drops the failure counts; here an in-process store with
+  the same rules takes over (and Redis is skipped for REDIS_RETRY_SECONDS, not waited on).
+- A snapshot for people. /status, the health endpoint, the admin and the job warnings
+  show the state, the consecutive failures, the last error and when calls resume
+  (`Snapshot`); pybreaker stores none of last error, last failure or retry time.
+- The services' clock. Every method takes `now`, so a push deferred "until the breaker's
+  cool-down ends" and the tests run on one clock; pybreaker reads `datetime.now()`.
+- What counts as a failure is the adapter's call, not an exception wrapped by the
+  breaker: a vendor 4xx ends a run of failures, 429s never count, retries inside one call
+  count each; and keys of destinations nobody calls expire (KEY_TTL_SECONDS).
+
+Adopting pybreaker would mean a custom storage with Lua scripts, a custom half-open
+state and a snapshot beside it: this module, with a dependency on top.
 """
 
 from __future__ import annotations
@@ -41,13 +67,6 @@ OPEN = "open"
 HALF_OPEN = "half_open"
 STATES = (CLOSED, OPEN, HALF_OPEN)
 
-# Five consecutive server failures open the breaker: fewer would trip on one bad minute of a
-# healthy vendor (every adapter retries a failed call twice), more would keep hammering a
-# vendor that is down.
-FAILURE_THRESHOLD = 5
-# How long an open breaker waits before a trial call. Vendors' incidents last minutes;
-# deferred work is retried from the end of the cool-down.
-COOLDOWN_SECONDS = 60.0
 # How long one half-open trial may take before another caller may try: longer than the
 # slowest call (connect + read timeouts and the adapter's own retries).
 TRIAL_LEASE_SECONDS = 90.0
@@ -58,11 +77,13 @@ ERROR_CHARS = 300
 
 
 def failure_threshold() -> int:
-    return int(getattr(settings, "DESTINATION_BREAKER_THRESHOLD", FAILURE_THRESHOLD))
+    """Consecutive server failures that open a breaker (DESTINATION_BREAKER_THRESHOLD)."""
+    return int(settings.DESTINATION_BREAKER_THRESHOLD)
 
 
 def cooldown_seconds() -> float:
-    return float(getattr(settings, "DESTINATION_BREAKER_COOLDOWN", COOLDOWN_SECONDS))
+    """How long an open breaker waits before a trial call (DESTINATION_BREAKER_COOLDOWN)."""
+    return float(settings.DESTINATION_BREAKER_COOLDOWN)
 
 
 @dataclass(frozen=True)
@@ -283,13 +304,13 @@ def _redis_store(url: str) -> RedisStore:
 
 def redis_client() -> Any:
     """The Redis client of REDIS_URL (shared with the worker heartbeats), or None."""
-    url = getattr(settings, "REDIS_URL", "")
+    url = settings.REDIS_URL
     return _redis_store(url).client if url else None
 
 
 def _stores() -> list[Store]:
     """The shared store first when configured, then the in-process fallback."""
-    url = getattr(settings, "REDIS_URL", "")
+    url = settings.REDIS_URL
     return [_redis_store(url), _memory] if url else [_memory]
 
 

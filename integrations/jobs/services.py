@@ -11,6 +11,10 @@ heartbeat, so a stuck job is visible and a resumed one does not start over.
 Warnings and errors are lists of `{"code", "message", "hint", …}` a person can act on;
 warnings about work that is still going on (a destination that was down) may later be
 marked `resolved_at` when that work completes.
+
+These services are the workers' and the requesting services' own (they take no actor:
+the service that creates a job has asked the policy engine already). Reads, with their
+access checks, are in selectors.py.
 """
 
 from __future__ import annotations
@@ -23,11 +27,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from governance import policy
-from governance.actors import Actor
 from governance.models import Environment
 from integrations.models import Job, JobState
-from marketerapi.problems import NotFound
 
 TERMINAL = frozenset({JobState.SUCCEEDED, JobState.PARTIALLY_SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
@@ -35,9 +36,6 @@ TERMINAL = frozenset({JobState.SUCCEEDED, JobState.PARTIALLY_SUCCEEDED, JobState
 def note(code: str, message: str, hint: str = "", **extra: Any) -> dict[str, Any]:
     """One warning or error entry."""
     return {"code": code, "message": message, "hint": hint, **extra}
-
-
-# --- services -------------------------------------------------------------------------
 
 
 def job_create(
@@ -143,69 +141,3 @@ def job_amend(job_id: int, change: Any) -> Job:
     change(job)
     job.save(update_fields=["warnings", "errors", "result"])
     return job
-
-
-# --- reads ------------------------------------------------------------------------------
-
-
-def job_get(*, actor: Actor, job_id: int) -> Job:
-    """A job of the actor's environment; 404 for any other (ids do not leak)."""
-    policy.require(actor, "job.view")
-    job = (
-        Job.objects.filter(pk=job_id, environment=actor.environment)
-        .select_related("environment", "requested_by")
-        .first()
-    )
-    if job is None:
-        raise NotFound(
-            f"No job {job_id} in {actor.environment.slug}.",
-            code="job_not_found",
-            hint="Use the job id returned by the call that started it, with a token of the same environment.",
-        )
-    return job
-
-
-def job_list_failed(*, actor: Actor, limit: int = 5) -> list[Job]:
-    """The actor's newest failed jobs in their environment (the portal's home page): one query."""
-    policy.require(actor, "job.view")
-    if actor.user is None:
-        return []
-    return list(
-        Job.objects.filter(environment=actor.environment, requested_by=actor.user, state=JobState.FAILED).order_by(
-            "-id"
-        )[:limit]
-    )
-
-
-def queue_position(job: Job) -> int | None:
-    """1 for the next queued job of its kind, 2 for the one after…; None unless queued.
-
-    Workers are shared by every environment, so the line is all queued jobs of the kind.
-    """
-    if job.state != JobState.QUEUED:
-        return None
-    return Job.objects.filter(kind=job.kind, state=JobState.QUEUED, id__lt=job.pk).count() + 1
-
-
-def job_as_public(job: Job) -> dict[str, Any]:
-    progress = dict(job.progress or {})
-    done, total = progress.get("done"), progress.get("total")
-    if isinstance(done, int) and isinstance(total, int) and total > 0:
-        progress["percent"] = round(100 * min(done, total) / total, 1)
-    return {
-        "id": job.pk,
-        "kind": job.kind,
-        "state": job.state,
-        "environment": job.environment.slug,
-        "target": {"type": job.target_type, "id": job.target_id} if job.target_type else None,
-        "progress": progress,
-        "queue_position": queue_position(job),
-        "warnings": list(job.warnings or []),
-        "errors": list(job.errors or []),
-        "result": dict(job.result or {}),
-        "requested_by": job.requested_by.get_username() if job.requested_by_id and job.requested_by else None,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "heartbeat_at": job.heartbeat_at,
-    }

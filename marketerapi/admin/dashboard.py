@@ -149,7 +149,7 @@ def dead_letters_panel(environment: Environment) -> Panel:
 
 
 def breakers_panel(environment: Environment) -> Panel:
-    from integrations.destinations.services import breaker_of
+    from integrations.destinations.selectors import breaker_of
     from integrations.models import Destination
 
     destinations = list(

@@ -4,13 +4,16 @@ deliveries, jobs, pushes): no full COUNT(*) or DISTINCT over the table on every 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connections
 from django.http import HttpRequest
 from django.utils.functional import cached_property
+
+if TYPE_CHECKING:
+    from django.template.response import _TemplateForResponseT
 
 # Below this many rows (PostgreSQL's estimate) a list is counted exactly.
 EXACT_COUNT_BELOW = 100_000
@@ -68,7 +71,8 @@ class LargeTableMixin:
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     paginator: type[Paginator] = EstimatedCountPaginator
-    change_list_template: str | None = "admin/marketerapi/change_list.html"
+    # The type ModelAdmin declares, so a ModelAdmin may take this mixin (django-stubs).
+    change_list_template: ClassVar[_TemplateForResponseT | None] = "admin/marketerapi/change_list.html"
 
     def get_search_results(self, request: HttpRequest, queryset: Any, search_term: str) -> tuple[Any, bool]:
         """`=field` search fields compare exactly and typed (an id must be a number, a uuid a

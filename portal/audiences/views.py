@@ -41,7 +41,7 @@ from governance.approvals.selectors import approval_list, received_of, request_s
 from governance.approvals.steps import describe_steps
 from governance.audit.selectors import audit_event_list
 from governance.models import ApprovalRequest
-from integrations.jobs import services as jobs
+from integrations.jobs import selectors as jobs
 from integrations.models import JobState
 from marketerapi.problems import ApplicationError, InvalidInput
 from portal.audiences.editor import OPERATOR_LABELS, STEP_LABELS

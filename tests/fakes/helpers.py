@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.crypto import encrypt_credentials
+from integrations.destinations.credentials import encrypt_credentials
 from integrations.models import Destination
 from tests.fakes.braze import FakeBraze
 from tests.fakes.sfmc import FakeSFMC

@@ -72,7 +72,7 @@ def _own_token(user: Any, environment: Environment) -> dict[str, Any]:
 
 
 def _webhook(user: Any, environment: Environment) -> dict[str, Any]:
-    from integrations.webhooks.services import encrypt_secret
+    from integrations.webhooks.signing import encrypt_secret
 
     subscription = WebhookSubscription.objects.create(
         environment=environment,
@@ -383,7 +383,7 @@ ALLOWED_WRITES: dict[tuple[str, str], str] = {
         "last_used_at is bookkeeping written at most once a minute per token while authenticating; it is "
         "excluded from the token's history and is no action of anyone's."
     ),
-    ("integrations/outbox/relay.py", "WebhookSubscription.update"): (
+    ("integrations/webhooks/delivery.py", "WebhookSubscription.update"): (
         "failing_since is delivery bookkeeping set and cleared by the relay (excluded from the subscription's "
         "history); pausing a failing subscription goes through webhooks.webhook_pause_failing, which audits."
     ),

@@ -15,7 +15,7 @@ from integrations.adapters import Checkpoint, ServerFailure, VendorRejected
 from integrations.adapters.file import FileAdapter
 from integrations.adapters.webhook import WebhookAdapter
 from integrations.destinations.breakers import Breaker
-from integrations.webhooks.services import verify_signature
+from integrations.webhooks.signing import verify_signature
 
 pytest_plugins = ["tests.fakes.fixtures"]
 pytestmark = pytest.mark.usefixtures("clean_state")

@@ -1,5 +1,5 @@
 """The integrations pages' admin actions call the services the API uses
-(integrations.destinations, integrations.webhooks): each writes its audit event through
+(integrations/destinations/, integrations/webhooks/): each writes its audit event through
 the admin door in the object's own environment, whichever environment the person acts in.
 None of these services emits a domain event, and neither does the admin."""
 

@@ -50,7 +50,7 @@ def test_opens_after_five_consecutive_server_failures(store):
 
     snap = breaker.snapshot(now=T0 + 5)
     assert (snap.state, snap.failures, snap.last_error) == ("open", 5, "503")
-    assert snap.retry_at is not None and snap.retry_at.timestamp() == T0 + 4 + breakers.COOLDOWN_SECONDS
+    assert snap.retry_at is not None and snap.retry_at.timestamp() == T0 + 4 + breakers.cooldown_seconds()
     assert breaker.allow(now=T0 + 5) is False
     assert snap.store == store.name
 
@@ -69,7 +69,7 @@ def test_half_open_after_the_cooldown_lets_one_trial_through(store):
     breaker = Breaker("t:half")
     for _ in range(5):
         breaker.record_failure("500", now=T0)
-    later = T0 + breakers.COOLDOWN_SECONDS + 1
+    later = T0 + breakers.cooldown_seconds() + 1
 
     assert breaker.snapshot(now=later).state == "half_open"
     assert breaker.allow(now=later) is True  # the trial
@@ -81,7 +81,7 @@ def test_a_successful_trial_closes_the_breaker(store):
     breaker = Breaker("t:recover")
     for _ in range(5):
         breaker.record_failure("500", now=T0)
-    later = T0 + breakers.COOLDOWN_SECONDS + 1
+    later = T0 + breakers.cooldown_seconds() + 1
     assert breaker.allow(now=later)
     breaker.record_success(now=later)
 
@@ -94,12 +94,12 @@ def test_a_failed_trial_opens_it_again_for_a_new_cooldown(store):
     breaker = Breaker("t:relapse")
     for _ in range(5):
         breaker.record_failure("500", now=T0)
-    later = T0 + breakers.COOLDOWN_SECONDS + 1
+    later = T0 + breakers.cooldown_seconds() + 1
     assert breaker.allow(now=later)
     breaker.record_failure("503", now=later)
 
     snap = breaker.snapshot(now=later + 1)
-    assert snap.state == "open" and snap.retry_at.timestamp() == later + breakers.COOLDOWN_SECONDS
+    assert snap.state == "open" and snap.retry_at.timestamp() == later + breakers.cooldown_seconds()
     assert breaker.allow(now=later + 1) is False
 
 
@@ -196,7 +196,7 @@ def test_half_open_recovery_through_an_adapter(server, sleeps, monkeypatch):
     assert breaker.snapshot().state == "open"
 
     server.heal()
-    clock[0] = T0 + breakers.COOLDOWN_SECONDS + 1
+    clock[0] = T0 + breakers.cooldown_seconds() + 1
     assert breaker.snapshot().state == "half_open"
     result = hook.push_members([{"external_id": "a"}], [])
 

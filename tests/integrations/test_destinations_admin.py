@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from governance.models import AuditEvent, Door
-from integrations.destinations import breakers
-from integrations.destinations import services as destinations
+from integrations.destinations import breakers, runner
 from integrations.models import Destination, DestinationPush, PushState
 from tests.factories import UserFactory
 from tests.fakes.helpers import make_destination
@@ -38,7 +37,7 @@ def hook(sandbox):
 def test_the_pages_load_show_the_breaker_and_never_the_credentials(staff, drop, hook):
     for _ in range(5):
         breakers.Breaker.for_destination(hook).record_failure("503")
-    destinations.members_delivery_start(
+    runner.members_delivery_start(
         environment=hook.environment, added=[{"external_id": "a"}], removed=[], destinations=[hook], enqueue=False
     )
 
@@ -87,7 +86,7 @@ def test_retry_now_makes_a_deferred_push_due(staff, hook, sandbox):
 
     from django.utils import timezone
 
-    job = destinations.members_delivery_start(
+    job = runner.members_delivery_start(
         environment=sandbox, added=[{"external_id": "a"}], removed=[], destinations=[hook], enqueue=False
     )
     push = DestinationPush.objects.get(job=job)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from governance.models import AuditEvent, Outcome
-from integrations.crypto import decrypt_credentials
+from integrations.destinations.credentials import decrypt_credentials
 from integrations.models import Destination
 from tests.fakes.helpers import BRAZE_CREDENTIALS, braze_config
 

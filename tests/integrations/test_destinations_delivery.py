@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from governance.actors import Actor
 from governance.models import Door
-from integrations.destinations import breakers
+from integrations.destinations import breakers, pushing, runner
 from integrations.destinations import services as destinations
+from integrations.jobs import selectors as job_selectors
 from integrations.jobs import services as jobs
 from integrations.models import DeadLetter, Destination, DestinationPush, JobState, PushState
 from integrations.webhooks import services as webhooks
@@ -38,7 +39,7 @@ def drop(pilot, tmp_path):
 
 
 def start(environment, added=(), removed=(), destinations_=None):
-    return destinations.members_delivery_start(
+    return runner.members_delivery_start(
         environment=environment,
         added=list(added),
         removed=list(removed),
@@ -50,7 +51,7 @@ def start(environment, added=(), removed=(), destinations_=None):
 def test_everything_delivered_is_a_succeeded_job(pilot, engagement, drop, braze, sleeps, tmp_path):
     job = start(pilot, members(200), ["old-1"])
 
-    finished = destinations.destination_job_run(job.pk)
+    finished = runner.destination_job_run(job.pk)
 
     assert finished.state == JobState.SUCCEEDED
     assert finished.warnings == [] and finished.errors == []
@@ -72,7 +73,7 @@ def test_a_destination_that_is_down_defers_its_work_and_the_job_partially_succee
     braze.always(503, {"message": "Service Unavailable"})
     job = start(pilot, members(12_000))
 
-    finished = destinations.destination_job_run(job.pk)
+    finished = runner.destination_job_run(job.pk)
 
     assert finished.state == JobState.PARTIALLY_SUCCEEDED
     (warning,) = finished.warnings
@@ -99,12 +100,12 @@ def test_a_destination_that_is_down_defers_its_work_and_the_job_partially_succee
 def test_retries_open_the_breaker_then_wait_for_it_and_later_deliver_everything(pilot, engagement, braze, sleeps):
     braze.always(503)
     job = start(pilot, members(300), ["gone-1", "gone-2"], [engagement])
-    destinations.destination_job_run(job.pk)
+    runner.destination_job_run(job.pk)
     push = DestinationPush.objects.get(destination=engagement)
 
     # The second attempt adds two failures: the breaker opens and the push waits for it.
     second = push.next_attempt_at + timedelta(seconds=1)
-    outcome = destinations.push_run(push.pk, now=second)
+    outcome = pushing.push_run(push.pk, now=second)
     assert outcome.state == PushState.DEFERRED
     assert "Braze is unavailable (5 failures, last: 503" in outcome.error
     snap = breakers.Breaker.for_destination(engagement).snapshot(now=second.timestamp())
@@ -115,7 +116,7 @@ def test_retries_open_the_breaker_then_wait_for_it_and_later_deliver_everything(
     # While open, the sweep does not call the vendor and spends no attempt.
     calls = len(braze.requests)
     attempts = push.attempts
-    assert destinations.pushes_run_due(now=second + timedelta(seconds=5)) == {
+    assert runner.pushes_run_due(now=second + timedelta(seconds=5)) == {
         "run": 0,
         "succeeded": 0,
         "deferred": 0,
@@ -126,7 +127,7 @@ def test_retries_open_the_breaker_then_wait_for_it_and_later_deliver_everything(
     # The vendor is back; after the cool-down the sweep delivers everything (half-open trial, then closed).
     braze.heal()
     later = push.next_attempt_at + timedelta(seconds=1)
-    counts = destinations.pushes_run_due(now=later)
+    counts = runner.pushes_run_due(now=later)
 
     assert counts["succeeded"] == 1
     assert len(braze.users) == 300
@@ -146,7 +147,7 @@ def test_an_open_breaker_defers_new_work_without_calling_the_vendor(pilot, engag
         breaker.record_failure("503")
     job = start(pilot, members(10), destinations_=[engagement])
 
-    finished = destinations.destination_job_run(job.pk)
+    finished = runner.destination_job_run(job.pk)
 
     assert braze.requests == []
     assert finished.state == JobState.PARTIALLY_SUCCEEDED
@@ -160,7 +161,7 @@ def test_a_vendor_4xx_fails_the_push_into_the_dead_letter_list(pilot, braze, sle
     wrong = make_destination(pilot, "engagement", braze_config(braze), {"api_key": "wrong-key-000"}, name="Braze")
     job = start(pilot, members(5), destinations_=[wrong])
 
-    finished = destinations.destination_job_run(job.pk)
+    finished = runner.destination_job_run(job.pk)
 
     assert finished.state == JobState.FAILED
     (error,) = finished.errors
@@ -179,13 +180,13 @@ def test_a_vendor_4xx_fails_the_push_into_the_dead_letter_list(pilot, braze, sle
     push = DestinationPush.objects.get(destination=wrong)
     assert push.state == PushState.PENDING and push.attempts == 0
 
-    assert destinations.push_run(push.pk).state == PushState.SUCCEEDED
+    assert pushing.push_run(push.pk).state == PushState.SUCCEEDED
     assert len(braze.users) == 5
 
 
 def test_rows_the_vendor_refuses_are_a_warning_naming_them(pilot, engagement, braze, sleeps):
     braze.bad_ids = {"m3"}
-    finished = destinations.destination_job_run(start(pilot, members(10), destinations_=[engagement]).pk)
+    finished = runner.destination_job_run(start(pilot, members(10), destinations_=[engagement]).pk)
 
     assert finished.state == JobState.PARTIALLY_SUCCEEDED
     (warning,) = finished.warnings
@@ -198,7 +199,7 @@ def test_rate_limiting_defers_until_the_reset_without_tripping_the_breaker(pilot
     job = start(pilot, members(3), destinations_=[engagement])
     before = timezone.now()
 
-    finished = destinations.destination_job_run(job.pk)
+    finished = runner.destination_job_run(job.pk)
 
     assert finished.state == JobState.PARTIALLY_SUCCEEDED
     assert "rate limiting" in finished.warnings[0]["message"]
@@ -222,11 +223,11 @@ class FailsAfterTwoBatches(FakeBraze):
 
 
 def test_a_deferred_push_resumes_after_the_last_delivered_batch(pilot, sleeps, monkeypatch):
-    monkeypatch.setattr(destinations, "PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(pushing, "PROGRESS_EVERY", 0.0)
     with FailsAfterTwoBatches() as fake:
         dest = make_destination(pilot, "engagement", braze_config(fake), BRAZE_CREDENTIALS, name="Braze")
         job = start(pilot, members(300), destinations_=[dest])
-        destinations.destination_job_run(job.pk)
+        runner.destination_job_run(job.pk)
         push = DestinationPush.objects.get(destination=dest)
         assert push.state == PushState.DEFERRED
         assert push.payload["progress"] == {"added": 150}
@@ -234,7 +235,7 @@ def test_a_deferred_push_resumes_after_the_last_delivered_batch(pilot, sleeps, m
 
         fake.healed = True
         first_ids = [c.json["attributes"][0]["external_id"] for c in fake.calls("/users/track")]
-        destinations.push_run(push.pk, now=push.next_attempt_at + timedelta(seconds=1))
+        pushing.push_run(push.pk, now=push.next_attempt_at + timedelta(seconds=1))
 
         resent = [c.json["attributes"][0]["external_id"] for c in fake.calls("/users/track")][len(first_ids) :]
         assert resent == ["m150", "m225"]
@@ -242,16 +243,16 @@ def test_a_deferred_push_resumes_after_the_last_delivered_batch(pilot, sleeps, m
 
 
 def test_work_that_keeps_failing_ends_in_the_dead_letter_list_not_the_bin(
-    pilot, engagement, braze, sleeps, monkeypatch
+    pilot, engagement, braze, sleeps, monkeypatch, settings
 ):
-    monkeypatch.setattr(destinations, "MAX_ATTEMPTS", 2)
-    monkeypatch.setattr(breakers, "FAILURE_THRESHOLD", 100)
+    monkeypatch.setattr(pushing, "MAX_ATTEMPTS", 2)
+    settings.DESTINATION_BREAKER_THRESHOLD = 100
     braze.always(503)
     job = start(pilot, members(4), destinations_=[engagement])
-    destinations.destination_job_run(job.pk)
+    runner.destination_job_run(job.pk)
     push = DestinationPush.objects.get(destination=engagement)
 
-    outcome = destinations.push_run(push.pk, now=push.next_attempt_at + timedelta(seconds=1))
+    outcome = pushing.push_run(push.pk, now=push.next_attempt_at + timedelta(seconds=1))
 
     assert outcome.state == PushState.FAILED
     letter = DeadLetter.objects.get(kind="destination_push", reference_id=str(push.pk))
@@ -266,12 +267,12 @@ def test_inactive_destinations_hold_their_pushes(pilot, engagement, braze, sleep
     job = start(pilot, members(2), destinations_=[engagement])
     destinations.destination_update(actor=admin, destination=engagement, is_active=False)
 
-    destinations.destination_job_run(job.pk)
+    runner.destination_job_run(job.pk)
     assert braze.requests == []
     assert DestinationPush.objects.get(destination=engagement).state == PushState.PENDING
 
     destinations.destination_update(actor=admin, destination=engagement, is_active=True)
-    assert destinations.pushes_run_due()["succeeded"] == 1
+    assert runner.pushes_run_due()["succeeded"] == 1
 
 
 def test_a_test_that_passes_closes_the_breaker_and_retries_deferred_work_now(pilot, engagement, braze, sleeps, persona):
@@ -279,7 +280,7 @@ def test_a_test_that_passes_closes_the_breaker_and_retries_deferred_work_now(pil
     for _ in range(5):
         breaker.record_failure("503")
     job = start(pilot, members(2), destinations_=[engagement])
-    destinations.destination_job_run(job.pk)
+    runner.destination_job_run(job.pk)
     push = DestinationPush.objects.get(destination=engagement)
     assert push.next_attempt_at > timezone.now()
 
@@ -288,7 +289,7 @@ def test_a_test_that_passes_closes_the_breaker_and_retries_deferred_work_now(pil
 
     assert outcome.ok and outcome.requeued == 1
     assert breaker.snapshot().state == "closed"
-    assert destinations.pushes_run_due()["succeeded"] == 1
+    assert runner.pushes_run_due()["succeeded"] == 1
 
 
 def test_breaker_reset_is_audited_and_brings_work_forward(pilot, engagement, sleeps, persona):
@@ -297,7 +298,7 @@ def test_breaker_reset_is_audited_and_brings_work_forward(pilot, engagement, sle
     breaker = breakers.Breaker.for_destination(engagement)
     for _ in range(5):
         breaker.record_failure("503")
-    destinations.destination_job_run(start(pilot, members(1), destinations_=[engagement]).pk)
+    runner.destination_job_run(start(pilot, members(1), destinations_=[engagement]).pk)
     admin = Actor(user=persona("admin"), environment=pilot, door=Door.ADMIN)
 
     assert destinations.destination_breaker_reset(actor=admin, destination=engagement) == 1
@@ -307,19 +308,19 @@ def test_breaker_reset_is_audited_and_brings_work_forward(pilot, engagement, sle
 
 
 def test_the_job_task_runs_after_commit(pilot, drop, django_capture_on_commit_callbacks, monkeypatch):
-    from integrations import destination_tasks
+    from integrations import tasks
 
     monkeypatch.setattr(
-        destination_tasks.destination_job_task,
+        tasks.destination_job_task,
         "delay",
-        lambda job_id: destination_tasks.destination_job_task.apply(args=[job_id]),
+        lambda job_id: tasks.destination_job_task.apply(args=[job_id]),
     )
     with django_capture_on_commit_callbacks(execute=True):
-        job = destinations.members_delivery_start(environment=pilot, added=members(3), removed=[])
+        job = runner.members_delivery_start(environment=pilot, added=members(3), removed=[])
 
     job.refresh_from_db()
-    assert job.state == JobState.SUCCEEDED and job.kind == destinations.JOB_KIND
-    assert jobs.job_as_public(job)["progress"]["percent"] == 100.0
+    assert job.state == JobState.SUCCEEDED and job.kind == runner.JOB_KIND
+    assert job_selectors.job_as_public(job)["progress"]["percent"] == 100.0
 
 
 def test_pushes_never_cross_environments(pilot, sandbox, tmp_path):
@@ -345,7 +346,7 @@ def test_a_connection_test_tries_once_and_never_waits(pilot, engagement, braze, 
 def test_a_sandbox_row_pointing_at_a_vendor_is_never_called(sandbox, braze, sleeps):
     rogue = make_destination(sandbox, "engagement", braze_config(braze), BRAZE_CREDENTIALS, name="rogue")
 
-    finished = destinations.destination_job_run(start(sandbox, members(1), destinations_=[rogue]).pk)
+    finished = runner.destination_job_run(start(sandbox, members(1), destinations_=[rogue]).pk)
 
     assert braze.requests == []
     assert finished.state == JobState.FAILED
@@ -359,7 +360,7 @@ def test_an_unexpected_error_keeps_the_work_for_later(pilot, engagement, sleeps,
         raise KeyError("surprise")
 
     monkeypatch.setattr(EngagementAdapter, "push_members", broken)
-    finished = destinations.destination_job_run(start(pilot, members(2), destinations_=[engagement]).pk)
+    finished = runner.destination_job_run(start(pilot, members(2), destinations_=[engagement]).pk)
 
     assert finished.state == JobState.PARTIALLY_SUCCEEDED
     assert "failed unexpectedly (KeyError)" in finished.warnings[0]["message"]
@@ -368,9 +369,9 @@ def test_an_unexpected_error_keeps_the_work_for_later(pilot, engagement, sleeps,
 
 def test_the_sweep_runs_a_delivery_job_whose_task_was_lost(pilot, drop):
     job = start(pilot, members(2))
-    later = timezone.now() + destinations.LOST_JOB_AFTER + timedelta(seconds=1)
+    later = timezone.now() + runner.LOST_JOB_AFTER + timedelta(seconds=1)
 
-    destinations.pushes_run_due(now=later)
+    runner.pushes_run_due(now=later)
 
     job.refresh_from_db()
     assert job.state == JobState.SUCCEEDED
@@ -379,9 +380,9 @@ def test_the_sweep_runs_a_delivery_job_whose_task_was_lost(pilot, drop):
 def test_the_sweep_finishes_a_job_whose_worker_died(pilot, engagement, drop, braze, sleeps):
     job = start(pilot, members(2))
     jobs.job_claim(job.pk)  # a worker claimed it and died before running anything
-    later = timezone.now() + destinations.LEASE + timedelta(seconds=1)
+    later = timezone.now() + pushing.LEASE + timedelta(seconds=1)
 
-    destinations.pushes_run_due(now=later)
+    runner.pushes_run_due(now=later)
 
     job.refresh_from_db()
     assert job.state == JobState.PARTIALLY_SUCCEEDED

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from integrations.jobs import selectors as job_selectors
 from integrations.jobs import services as jobs
 from integrations.models import Job, JobState
 
@@ -61,11 +62,11 @@ def test_queue_position_counts_queued_jobs_of_the_same_kind(sandbox, pilot):
     a2 = jobs.job_create(environment=pilot, kind="export")
     a3 = jobs.job_create(environment=sandbox, kind="export")
 
-    assert [jobs.queue_position(j) for j in (a1, a2, a3)] == [1, 2, 3]
+    assert [job_selectors.queue_position(j) for j in (a1, a2, a3)] == [1, 2, 3]
     jobs.job_claim(a1.pk)
     a1.refresh_from_db()
-    assert jobs.queue_position(a1) is None
-    assert jobs.queue_position(a3) == 2
+    assert job_selectors.queue_position(a1) is None
+    assert job_selectors.queue_position(a3) == 2
 
 
 def test_get_job_shows_state_progress_queue_position_warnings(api, sandbox):

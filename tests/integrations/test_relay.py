@@ -11,6 +11,7 @@ from governance.models import OutboxEvent
 from integrations.models import DeadLetter, SubscriptionState, WebhookDelivery
 from integrations.outbox import relay
 from integrations.tasks import deliver_webhooks_task, relay_outbox_task
+from integrations.webhooks import delivery
 from marketerapi.celery import app
 from tests.reliability import fixtures
 from tests.reliability.fixtures import emit, subscribe
@@ -114,7 +115,7 @@ def test_a_kick_that_cannot_reach_the_broker_is_logged_not_raised(monkeypatch, c
     monkeypatch.setattr(deliver_webhooks_task, "delay", broken)
 
     relay.kick_relay()
-    relay.kick_deliveries()
+    delivery.kick_deliveries()
 
     assert "periodic sweep" in caplog.text
 

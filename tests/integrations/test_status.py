@@ -9,8 +9,9 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from integrations import status
 from integrations.destinations import breakers
+from integrations.status import heartbeats
+from integrations.status import selectors as status
 from tests.fakes.helpers import make_destination
 
 pytest_plugins = ["tests.fakes.fixtures"]
@@ -88,13 +89,13 @@ def test_broker_trouble_is_down_and_never_shows_a_password(api):
 def test_workers_are_known_by_heartbeat():
     now = time.time()
     with override_settings(CELERY_TASK_ALWAYS_EAGER=False):
-        status.worker_beat("celery@alive", now=now - 5)
-        status.worker_beat("celery@silent", now=now - 600)
+        heartbeats.worker_beat("celery@alive", now=now - 5)
+        heartbeats.worker_beat("celery@silent", now=now - 600)
         try:
             report = status.workers_check(now=now)
         finally:
-            status.worker_gone("celery@alive")
-            status.worker_gone("celery@silent")
+            heartbeats.worker_gone("celery@alive")
+            heartbeats.worker_gone("celery@silent")
         gone = status.workers_check(now=now)
     by_name = {w["name"]: w["alive"] for w in report["workers"]}
     assert by_name == {"celery@alive": True, "celery@silent": False}
@@ -103,10 +104,10 @@ def test_workers_are_known_by_heartbeat():
 
 
 def test_the_heartbeat_task_records_its_worker(monkeypatch):
-    from integrations.destination_tasks import worker_heartbeat_task
+    from integrations.tasks import worker_heartbeat_task
 
     seen = []
-    monkeypatch.setattr(status, "worker_beat", lambda name, now=None: seen.append(name))
+    monkeypatch.setattr(heartbeats, "worker_beat", lambda name, now=None: seen.append(name))
     worker_heartbeat_task.apply(headers={"hostname": "celery@here"})
     assert len(seen) == 1
 
@@ -119,7 +120,7 @@ def test_the_retry_sweep_and_the_heartbeat_are_in_the_one_beat_schedule():
     assert schedule["integrations.retry_deferred_pushes sweep"]["task"] == "integrations.retry_deferred_pushes"
     assert schedule["integrations.retry_deferred_pushes sweep"]["schedule"] == 30.0
     assert schedule["integrations.worker_heartbeat"]["task"] == "integrations.worker_heartbeat"
-    assert schedule["integrations.worker_heartbeat"]["schedule"] == status.HEARTBEAT_SECONDS
+    assert schedule["integrations.worker_heartbeat"]["schedule"] == heartbeats.HEARTBEAT_SECONDS
     # Every scheduled task exists: a typo in the table would never run.
     app.loader.import_default_modules()
     assert {entry["task"] for entry in schedule.values()} <= set(app.tasks)

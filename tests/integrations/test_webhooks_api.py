@@ -14,10 +14,12 @@ from drf_spectacular.generators import SchemaGenerator
 
 from governance.models import AuditEvent
 from governance.outbox import EVENT_TYPES
+from integrations.api import dead_letters as api_dead_letters
 from integrations.api import webhooks as api_webhooks
 from integrations.models import DeadLetter, DeliveryState, SubscriptionState, WebhookDelivery, WebhookSubscription
 from integrations.outbox import relay
-from integrations.webhooks import services as webhooks
+from integrations.webhooks import delivery as webhook_delivery
+from integrations.webhooks import signing
 from tests.conftest import issue_test_token
 from tests.reliability import fixtures
 from tests.reliability.fixtures import SECRET, emit, subscribe
@@ -49,7 +51,7 @@ def test_create_generates_a_secret_shows_it_once_and_stores_it_encrypted(api):
     assert body["state"] == "active" and body["environment"] == "sandbox" and body["created_by"] == "p-developer"
     sub = WebhookSubscription.objects.get(pk=body["id"])
     assert body["secret"] not in sub.secret_encrypted
-    assert webhooks.decrypt_secret(sub.secret_encrypted) == body["secret"]
+    assert signing.decrypt_secret(sub.secret_encrypted) == body["secret"]
     # never shown again
     assert "secret" not in client.get(f"{URL}{sub.pk}").json()
     assert all("secret" not in item for item in client.get(URL).json()["results"])
@@ -60,7 +62,7 @@ def test_create_generates_a_secret_shows_it_once_and_stores_it_encrypted(api):
 def test_create_with_a_secret_of_ones_own(api):
     response = create(api("admin"), secret=SECRET)
     assert response.status_code == 201 and response.json()["secret"] == SECRET
-    assert webhooks.decrypt_secret(WebhookSubscription.objects.get().secret_encrypted) == SECRET
+    assert signing.decrypt_secret(WebhookSubscription.objects.get().secret_encrypted) == SECRET
 
 
 def test_unknown_event_types_are_refused_listing_the_allowed_ones(api):
@@ -215,7 +217,7 @@ def test_rotate_secret_shows_the_new_one_once(api, sandbox):
     secret = response.json()["secret"]
     assert secret.startswith("whsec_") and secret != SECRET
     sub.refresh_from_db()
-    assert webhooks.decrypt_secret(sub.secret_encrypted) == secret
+    assert signing.decrypt_secret(sub.secret_encrypted) == secret
     assert AuditEvent.objects.filter(action="webhook.update").latest("id").changes["secret"] == "rotated"
     both = client.patch(f"{URL}{sub.pk}", {"rotate_secret": True, "secret": SECRET}, format="json")
     assert both.status_code == 422 and both.json()["code"] == "conflicting_fields"
@@ -257,7 +259,7 @@ def test_deliveries_are_listed_with_their_log_in_a_fixed_number_of_queries(
     client = api("developer")
     emit(sandbox, aggregate=("audiences.profile", 1))
     relay.relay_outbox()
-    relay.deliver_webhooks()
+    webhook_delivery.deliver_webhooks()
     client.get(URL)  # the token's first use records last_used_at
 
     with CaptureQueriesContext(connection) as one:
@@ -265,7 +267,7 @@ def test_deliveries_are_listed_with_their_log_in_a_fixed_number_of_queries(
     for i in range(2, 6):
         emit(sandbox, aggregate=("audiences.profile", i))
     relay.relay_outbox()
-    relay.deliver_webhooks()
+    webhook_delivery.deliver_webhooks()
     with django_assert_num_queries(len(one.captured_queries)):
         many = client.get(f"{URL}{sub.pk}/deliveries")
 
@@ -290,8 +292,10 @@ def _dead_letter(sandbox, url="https://hooks.example.com/a"):
     emit(sandbox)
     relay.relay_outbox()
     now = timezone.now()
-    WebhookDelivery.objects.update(attempts=relay.MAX_ATTEMPTS, last_error="HTTP 500: nope", next_attempt_at=now)
-    relay.deliver_webhooks(now=now)
+    WebhookDelivery.objects.update(
+        attempts=webhook_delivery.MAX_ATTEMPTS, last_error="HTTP 500: nope", next_attempt_at=now
+    )
+    webhook_delivery.deliver_webhooks(now=now)
     return sub, DeadLetter.objects.get()
 
 
@@ -323,7 +327,7 @@ def test_replay_requeues_a_fresh_delivery_and_it_is_sent(api, sandbox, receiver,
     assert body["state"] == "replayed" and body["resolved_by"] == "p-developer" and "re-queued" in body["detail"]
     delivery = WebhookDelivery.objects.get()
     assert delivery.state == DeliveryState.PENDING and delivery.attempts == 0
-    assert relay.deliver_webhooks().succeeded == 1
+    assert webhook_delivery.deliver_webhooks().succeeded == 1
     assert len(hook.received) == 1 and hook.received[0].event_id == letter.payload["event_id"]
     assert AuditEvent.objects.filter(action="dead_letter.replay", target_id=str(letter.pk)).count() == 1
 
@@ -444,7 +448,7 @@ OPERATIONS = {
 
 def test_every_webhook_endpoint_is_documented_without_schema_warnings(db):
     GENERATOR_STATS.reset()
-    patterns = [path("api/v1/", include(api_webhooks.urlpatterns))]
+    patterns = [path("api/v1/", include([*api_webhooks.urlpatterns, *api_dead_letters.urlpatterns]))]
 
     schema = SchemaGenerator(patterns=patterns).get_schema(request=None, public=True)
 

@@ -13,6 +13,8 @@ from django.utils import timezone
 
 from integrations.models import DeadLetter, DeliveryState, SubscriptionState, WebhookDelivery
 from integrations.outbox import relay
+from integrations.webhooks import delivery as webhook_delivery
+from integrations.webhooks import sending, signing
 from integrations.webhooks import services as webhooks
 from tests.reliability import fixtures
 from tests.reliability.fixtures import SECRET, emit, subscribe
@@ -24,7 +26,7 @@ receiver = fixtures.receiver
 
 
 def deliver(now):
-    return relay.deliver_webhooks(now=now)
+    return webhook_delivery.deliver_webhooks(now=now)
 
 
 def test_a_delivery_is_signed_and_carries_the_public_event(sandbox, receiver, no_kicks):
@@ -46,9 +48,9 @@ def test_a_delivery_is_signed_and_carries_the_public_event(sandbox, receiver, no
     header = got.headers["marketerapi-signature"]
     t, _ = (part.split("=", 1)[1] for part in header.split(","))
     assert int(t) == int(now.timestamp())
-    assert webhooks.verify_signature(header, got.body, SECRET, now=now.timestamp())
-    assert not webhooks.verify_signature(header, got.body, "whsec_another-secret-0123456789", now=now.timestamp())
-    assert not webhooks.verify_signature(header, got.body + b" ", SECRET, now=now.timestamp())
+    assert signing.verify_signature(header, got.body, SECRET, now=now.timestamp())
+    assert not signing.verify_signature(header, got.body, "whsec_another-secret-0123456789", now=now.timestamp())
+    assert not signing.verify_signature(header, got.body + b" ", SECRET, now=now.timestamp())
     delivery = WebhookDelivery.objects.get()
     assert delivery.state == DeliveryState.SUCCEEDED and delivery.attempts == 1 and delivery.delivered_at == now
     [attempt] = delivery.log.all()
@@ -124,24 +126,27 @@ def test_backoff_caps_grow_and_retry_after_is_capped():
     import random
 
     rng = random.Random(7)
-    for attempt in range(1, relay.MAX_ATTEMPTS):
-        cap = min(relay.BACKOFF_BASE * relay.BACKOFF_FACTOR ** (attempt - 1), relay.BACKOFF_MAX_GAP)
-        waits = [relay.retry_delay(attempt, rng=rng).total_seconds() for _ in range(200)]
-        assert all(relay.MIN_GAP <= w <= cap for w in waits)
+    for attempt in range(1, webhook_delivery.MAX_ATTEMPTS):
+        cap = min(
+            webhook_delivery.BACKOFF_BASE * webhook_delivery.BACKOFF_FACTOR ** (attempt - 1),
+            webhook_delivery.BACKOFF_MAX_GAP,
+        )
+        waits = [webhook_delivery.retry_delay(attempt, rng=rng).total_seconds() for _ in range(200)]
+        assert all(webhook_delivery.MIN_GAP <= w <= cap for w in waits)
         assert max(waits) > cap * 0.8  # full jitter spreads over the whole range
         assert min(waits) < cap * 0.2
-    assert relay.retry_delay(1, retry_after=10**9).total_seconds() == relay.BACKOFF_MAX_GAP
-    caps = [min(60 * 5 ** (n - 1), 16 * 3600) for n in range(1, relay.MAX_ATTEMPTS)]
+    assert webhook_delivery.retry_delay(1, retry_after=10**9).total_seconds() == webhook_delivery.BACKOFF_MAX_GAP
+    caps = [min(60 * 5 ** (n - 1), 16 * 3600) for n in range(1, webhook_delivery.MAX_ATTEMPTS)]
     assert 20 * 3600 < sum(caps) / 2 < 26 * 3600  # about a day on average
 
 
 def test_parse_retry_after():
     now = timezone.now().replace(microsecond=0)
-    assert relay.parse_retry_after("7", now) == 7
-    assert relay.parse_retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90
-    assert relay.parse_retry_after(format_datetime(now - timedelta(seconds=90), usegmt=True), now) == 0
-    assert relay.parse_retry_after("soon", now) is None
-    assert relay.parse_retry_after(None, now) is None
+    assert sending.parse_retry_after("7", now) == 7
+    assert sending.parse_retry_after(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90
+    assert sending.parse_retry_after(format_datetime(now - timedelta(seconds=90), usegmt=True), now) == 0
+    assert sending.parse_retry_after("soon", now) is None
+    assert sending.parse_retry_after(None, now) is None
 
 
 def test_a_receiver_that_hangs_past_the_read_timeout_fails_the_attempt(sandbox, receiver, no_kicks, settings):
@@ -200,7 +205,7 @@ def test_redirects_are_not_followed(sandbox, receiver, no_kicks):
 
 def _run_all_attempts(now, hook_count_check=None):
     """Deliver at each next_attempt_at until the delivery is no longer pending."""
-    for _ in range(relay.MAX_ATTEMPTS + 2):
+    for _ in range(webhook_delivery.MAX_ATTEMPTS + 2):
         delivery = WebhookDelivery.objects.get()
         if delivery.state != DeliveryState.PENDING:
             return delivery, now
@@ -218,12 +223,12 @@ def test_after_the_last_attempt_the_delivery_is_dead_lettered_with_its_last_erro
 
     delivery, end = _run_all_attempts(start)
 
-    assert delivery.state == DeliveryState.DEAD and delivery.attempts == relay.MAX_ATTEMPTS
-    assert len(hook.received) == relay.MAX_ATTEMPTS
-    assert [a.attempt for a in delivery.log.all()] == list(range(1, relay.MAX_ATTEMPTS + 1))
+    assert delivery.state == DeliveryState.DEAD and delivery.attempts == webhook_delivery.MAX_ATTEMPTS
+    assert len(hook.received) == webhook_delivery.MAX_ATTEMPTS
+    assert [a.attempt for a in delivery.log.all()] == list(range(1, webhook_delivery.MAX_ATTEMPTS + 1))
     letter = DeadLetter.objects.get()
     assert letter.kind == "webhook_delivery" and letter.environment_id == sandbox.pk
-    assert letter.reference_id == str(delivery.pk) and letter.attempts == relay.MAX_ATTEMPTS
+    assert letter.reference_id == str(delivery.pk) and letter.attempts == webhook_delivery.MAX_ATTEMPTS
     assert letter.last_error == "HTTP 500: still broken"
     assert letter.payload["event_id"] == event.public_id and letter.payload["subscription_id"] == sub.pk
     # the waits add up to hours, not seconds
@@ -345,16 +350,16 @@ def test_an_attempt_claimed_by_a_worker_that_died_counts_and_is_retried_after_th
     def die(*args, **kwargs):
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(relay, "_send", die)
+    monkeypatch.setattr(sending, "send", die)
     with pytest.raises(KeyboardInterrupt):
         deliver(now)
     monkeypatch.undo()
     delivery = WebhookDelivery.objects.get()
-    assert delivery.attempts == 1 and delivery.next_attempt_at == now + relay.LEASE
+    assert delivery.attempts == 1 and delivery.next_attempt_at == now + webhook_delivery.LEASE
 
     # within the lease nothing is sent; after it the delivery goes out once
-    assert deliver(now + relay.LEASE - timedelta(seconds=1)).claimed == 0
-    assert deliver(now + relay.LEASE).succeeded == 1
+    assert deliver(now + webhook_delivery.LEASE - timedelta(seconds=1)).claimed == 0
+    assert deliver(now + webhook_delivery.LEASE).succeeded == 1
     assert len(hook.received) == 1
     delivery.refresh_from_db()
     assert delivery.attempts == 2 and delivery.state == DeliveryState.SUCCEEDED
@@ -366,7 +371,7 @@ def test_a_last_attempt_whose_worker_died_is_dead_lettered(sandbox, receiver, no
     emit(sandbox)
     relay.relay_outbox()
     now = timezone.now()
-    WebhookDelivery.objects.update(attempts=relay.MAX_ATTEMPTS, last_error="HTTP 500", next_attempt_at=now)
+    WebhookDelivery.objects.update(attempts=webhook_delivery.MAX_ATTEMPTS, last_error="HTTP 500", next_attempt_at=now)
 
     outcome = deliver(now)
 
@@ -381,11 +386,11 @@ def test_a_late_result_does_not_overwrite_a_newer_attempt(sandbox, receiver, no_
     emit(sandbox)
     relay.relay_outbox()
     now = timezone.now()
-    claimed, _ = relay._claim_deliveries(now, 10)
+    claimed, _ = webhook_delivery._claim_deliveries(now, 10)
     # the lease ran out and another worker took the delivery over (attempt 2)
     WebhookDelivery.objects.update(attempts=2)
 
-    relay._record([relay.AttemptResult(claimed[0], ok=False, status_code=500, error="HTTP 500")], now)
+    webhook_delivery._record([sending.AttemptResult(claimed[0], ok=False, status_code=500, error="HTTP 500")], now)
 
     delivery = WebhookDelivery.objects.get()
     assert delivery.state == DeliveryState.PENDING and delivery.last_error == ""
@@ -406,16 +411,16 @@ def test_a_secret_that_cannot_be_decrypted_fails_the_attempt_with_a_reason(sandb
 
 
 def test_secrets_survive_a_secret_key_rotation_with_a_fallback(sandbox, settings):
-    token = webhooks.encrypt_secret(SECRET)
+    token = signing.encrypt_secret(SECRET)
     old = settings.SECRET_KEY
     settings.SECRET_KEY = "a-new-key-" + "z" * 50
     settings.SECRET_KEY_FALLBACKS = [old]
-    assert webhooks.decrypt_secret(token) == SECRET
+    assert signing.decrypt_secret(token) == SECRET
     assert SECRET not in token
 
 
 def test_delivery_bodies_are_compact_json_of_the_public_event(sandbox):
     event = emit(sandbox, data={"ü": "ß"})
-    body = relay.event_body(event)
+    body = webhook_delivery.event_body(event)
     assert json.loads(body) == event.as_public()
     assert b", " not in body and "ü".encode() in body

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from integrations.outbox import relay
+from integrations.webhooks import delivery, signing
 from integrations.webhooks import services as webhooks
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
@@ -36,10 +37,10 @@ def verify():
 
 def cases() -> dict[str, tuple[bytes, str, str, bool]]:
     now = int(time.time())
-    good = webhooks.signature_header(SECRET, now, BODY)
-    stale = webhooks.signature_header(SECRET, now - 600, BODY)
-    future = webhooks.signature_header(SECRET, now + 600, BODY)
-    rotated = f"t={now},v1={'0' * 64},v1={webhooks.signature(SECRET, now, BODY)}"
+    good = signing.signature_header(SECRET, now, BODY)
+    stale = signing.signature_header(SECRET, now - 600, BODY)
+    future = signing.signature_header(SECRET, now + 600, BODY)
+    rotated = f"t={now},v1={'0' * 64},v1={signing.signature(SECRET, now, BODY)}"
     return {
         "ours": (BODY, good, SECRET, True),
         "several v1, one matches": (BODY, rotated, SECRET, True),
@@ -58,21 +59,21 @@ def test_the_python_snippet(verify, case):
     body, header, secret, expected = cases()[case]
     assert verify(body, header, secret) is expected
     # and our own check agrees with the documented one
-    assert webhooks.verify_signature(header, body, secret) is expected
+    assert signing.verify_signature(header, body, secret) is expected
 
 
 def test_the_python_snippet_verifies_a_real_delivery(verify, db, sandbox, monkeypatch):
     from tests.reliability.fixtures import emit, subscribe
     from tests.reliability.receivers import receivers
 
-    monkeypatch.setattr(relay, "kick_deliveries", lambda: None)
+    monkeypatch.setattr(delivery, "kick_deliveries", lambda: None)
     monkeypatch.setattr(relay, "kick_relay", lambda: None)
     with receivers() as start:
         hook = start()
         subscribe(sandbox, hook.url, secret=SECRET)
         emit(sandbox)
         relay.relay_outbox()
-        relay.deliver_webhooks()
+        delivery.deliver_webhooks()
     [got] = hook.received
     assert verify(got.body, got.headers["marketerapi-signature"], SECRET)
     assert not verify(got.body, got.headers["marketerapi-signature"], "whsec_wrong-secret-0123456789abcdef")
@@ -106,11 +107,11 @@ def _minutes(text: str) -> float:
 def test_the_retry_table_matches_the_relay():
     rows = re.findall(r"^\| (\d) \| ([^|]+) \|", DOC.read_text(), re.M)
     caps = {int(n): wait.strip() for n, wait in rows if "dead-lettered" not in wait}
-    assert sorted(caps) == list(range(1, relay.MAX_ATTEMPTS))
+    assert sorted(caps) == list(range(1, delivery.MAX_ATTEMPTS))
     for attempt, text in caps.items():
-        cap_seconds = min(relay.BACKOFF_BASE * relay.BACKOFF_FACTOR ** (attempt - 1), relay.BACKOFF_MAX_GAP)
+        cap_seconds = min(delivery.BACKOFF_BASE * delivery.BACKOFF_FACTOR ** (attempt - 1), delivery.BACKOFF_MAX_GAP)
         assert abs(_minutes(text) - cap_seconds / 60) < 1, (attempt, text)
-    assert f"up to **{relay.MAX_ATTEMPTS} times**" in DOC.read_text()
+    assert f"up to **{delivery.MAX_ATTEMPTS} times**" in DOC.read_text()
     assert f"**{int(webhooks.PAUSE_AFTER.total_seconds() // 3600)} hours**" in DOC.read_text()
 
 
@@ -119,5 +120,5 @@ def test_the_documented_test_vector_is_right(verify):
     secret = re.search(r"A test vector: with the secret `([^`]+)`", text).group(1)
     header, body = re.search(r"Marketerapi-Signature: (t=\d+,v1=[0-9a-f]+)\n\n(\{.*\})\n```", text).groups()
     timestamp = int(header.split(",")[0][2:])
-    assert webhooks.verify_signature(header, body.encode(), secret, now=timestamp)
-    assert not webhooks.verify_signature(header, body.encode(), SECRET, now=timestamp)
+    assert signing.verify_signature(header, body.encode(), secret, now=timestamp)
+    assert not signing.verify_signature(header, body.encode(), SECRET, now=timestamp)

@@ -27,10 +27,11 @@ def main(stage: str) -> None:
 
     django.setup()
     from integrations.outbox import relay
+    from integrations.webhooks import delivery, sending
 
     # No kicks from this process: the test drives every step.
     relay.kick_relay = lambda: None
-    relay.kick_deliveries = lambda: None
+    delivery.kick_deliveries = lambda: None
 
     if stage == "relay-after-claim":
         original = relay._fan_out
@@ -42,11 +43,11 @@ def main(stage: str) -> None:
         relay._fan_out = fan_out
         relay.relay_outbox()
     elif stage == "deliver-after-claim":
-        relay._send = lambda *args, **kwargs: hold(stage)
-        relay.deliver_webhooks()
+        sending.send = lambda *args, **kwargs: hold(stage)
+        delivery.deliver_webhooks()
     elif stage == "deliver-after-send":
-        relay._record = lambda results, now: hold(stage)
-        relay.deliver_webhooks()
+        delivery._record = lambda results, now: hold(stage)
+        delivery.deliver_webhooks()
     else:
         raise SystemExit(f"unknown stage {stage!r}")
     print("DONE without reaching the hook", flush=True)

@@ -32,10 +32,11 @@ def receiver() -> Iterator[Callable[..., Receiver]]:
 def no_kicks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record the relay's kicks instead of running (or publishing) them, so a test drives each step."""
     from integrations.outbox import relay
+    from integrations.webhooks import delivery
 
     kicks: list[str] = []
     monkeypatch.setattr(relay, "kick_relay", lambda: kicks.append("relay"))
-    monkeypatch.setattr(relay, "kick_deliveries", lambda: kicks.append("deliveries"))
+    monkeypatch.setattr(delivery, "kick_deliveries", lambda: kicks.append("deliveries"))
     return kicks
 
 

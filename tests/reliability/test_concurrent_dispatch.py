@@ -12,6 +12,7 @@ from governance import outbox
 from governance.models import OutboxEvent
 from integrations.models import DeliveryState, WebhookDelivery
 from integrations.outbox import relay
+from integrations.webhooks import delivery
 from tests.conftest import require_service
 from tests.reliability import fixtures
 from tests.reliability.fixtures import subscribe
@@ -68,7 +69,7 @@ def test_concurrent_relays_and_senders_handle_each_piece_of_work_once(postgres, 
     assert not OutboxEvent.objects.filter(dispatched_at__isnull=True).exists()
     assert WebhookDelivery.objects.count() == 2 * EVENTS
 
-    run_in_threads(lambda: relay.deliver_webhooks(batch_size=20))
+    run_in_threads(lambda: delivery.deliver_webhooks(batch_size=20))
 
     # every delivery sent by exactly one sender
     assert set(WebhookDelivery.objects.values_list("state", "attempts")) == {(DeliveryState.SUCCEEDED, 1)}

@@ -24,6 +24,7 @@ from django.utils import timezone
 from governance.models import OutboxEvent
 from integrations.models import DeliveryState, WebhookDelivery
 from integrations.outbox import relay
+from integrations.webhooks import delivery
 from tests.conftest import require_service
 from tests.processes import ROOT, clean_env
 from tests.reliability import fixtures
@@ -120,7 +121,7 @@ def test_killed_after_claiming_events_the_relay_loses_nothing(two_subscribers):
 
     # after a restart: delivered once per subscriber
     assert relay.relay_outbox().deliveries == 2
-    assert relay.deliver_webhooks().succeeded == 2
+    assert delivery.deliver_webhooks().succeeded == 2
     assert first.event_ids() == second.event_ids() == [event.public_id]
 
 
@@ -135,10 +136,10 @@ def test_killed_after_claiming_deliveries_nothing_is_lost_or_doubled(two_subscri
     # the claim committed: the attempt counts and the deliveries are leased, not sent
     assert list(WebhookDelivery.objects.values_list("attempts", flat=True)) == [1, 1]
     assert not first.received and not second.received
-    assert relay.deliver_webhooks().claimed == 0  # still leased
+    assert delivery.deliver_webhooks().claimed == 0  # still leased
 
     # once the lease has run out, another worker sends them: once per subscriber
-    outcome = relay.deliver_webhooks(now=timezone.now() + relay.LEASE + timedelta(seconds=5))
+    outcome = delivery.deliver_webhooks(now=timezone.now() + delivery.LEASE + timedelta(seconds=5))
     assert outcome.succeeded == 2
     assert first.event_ids() == second.event_ids() == [event.public_id]
     assert set(WebhookDelivery.objects.values_list("state", "attempts")) == {(DeliveryState.SUCCEEDED, 2)}
@@ -157,7 +158,7 @@ def test_killed_after_sending_the_event_comes_again_with_the_same_id(two_subscri
     assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {DeliveryState.PENDING}
 
     # at least once: after the lease it is sent again, and the duplicate has the same event id
-    relay.deliver_webhooks(now=timezone.now() + relay.LEASE + timedelta(seconds=5))
+    delivery.deliver_webhooks(now=timezone.now() + delivery.LEASE + timedelta(seconds=5))
     assert first.event_ids() == second.event_ids() == [event.public_id, event.public_id]
     assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {DeliveryState.SUCCEEDED}
     assert OutboxEvent.objects.get().dispatched_at is not None
