@@ -20,8 +20,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.audit.exports import EXPORT_FORMATS, audit_log_export, event_as_dict
+from governance.audit.exports import EXPORT_FORMATS, event_as_dict
 from governance.audit.selectors import DATETIME_HINT, audit_chain_report, audit_event_list, chain_report_as_dict
+from governance.audit.services import audit_log_export
 from governance.models import AuditEvent, Door, Outcome
 from marketerapi.api import ActorMixin, CursorPagination, ProblemSerializer
 

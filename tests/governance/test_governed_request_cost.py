@@ -165,7 +165,7 @@ def test_the_client_address_is_normalized_and_junk_in_x_forwarded_for_is_ignored
 
 
 def test_an_audited_call_with_an_upper_case_ipv6_address_leaves_the_chain_intact(api, sandbox):
-    from governance.audit import trail as audit
+    from governance.audit import chain
 
     client = api("developer")
     response = client.post(
@@ -173,7 +173,7 @@ def test_an_audited_call_with_an_upper_case_ipv6_address_leaves_the_chain_intact
     )
 
     assert response.status_code == 201
-    assert audit.check_chain(sandbox.pk).valid
+    assert chain.check_chain(sandbox.pk).valid
 
 
 @pytest.fixture
