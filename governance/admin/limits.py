@@ -87,7 +87,7 @@ class QuotaNameFilter(IndexedValuesFilter):
 
 @admin.register(QuotaUsage)
 class QuotaUsageAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
-    """What each person or token used of each quota per period (kept by governance.quotas).
+    """What each person or token used of each quota per period (counted by governance.limits.services.quota_consume).
     The admin index lists the rows past 80 % of their limit (marketerapi/admin/dashboard.py)."""
 
     list_display = ["quota", "subject", "period_start", "used"]

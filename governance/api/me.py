@@ -17,8 +17,8 @@ from rest_framework.views import APIView
 
 from governance.actors import Actor, actor_from_request
 from governance.flags.selectors import flags_for
-from governance.limits import quotas
 from governance.limits.ratelimit import RATE_CLASSES
+from governance.limits.selectors import quota_statuses
 from governance.limits.throttling import limits_of
 from governance.roles import ROLE_NAMES
 from marketerapi.api import ProblemSerializer
@@ -186,7 +186,7 @@ class MeQuotasView(APIView):
     )
     def get(self, request: Request) -> Response:
         actor = actor_from_request(request)
-        return Response({"results": [status.as_dict() for status in quotas.quota_statuses(actor)]})
+        return Response({"results": [status.as_dict() for status in quota_statuses(actor)]})
 
 
 urlpatterns = [
