@@ -1,4 +1,9 @@
-"""Writes for governance objects (tokens, service accounts); each asks the policy engine and audits."""
+"""Writes of access: issue and revoke API tokens, create service accounts. Each asks the
+policy engine once and writes one audit event in the transaction of the change.
+
+A token never has more rights than its owner (SCOPE_ROLES: which roles can use a scope);
+its secret is returned once and only its hash is stored.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,20 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance import policy
+from governance.access.errors import (
+    ExpiryTooFar,
+    InvalidRateLimits,
+    NoScope,
+    ScopeExceedsRoles,
+    TokenAlreadyRevoked,
+    UnknownScope,
+    UsernameTaken,
+)
 from governance.actors import Actor
 from governance.audit import trail as audit
 from governance.models import ApiToken, ServiceAccount, TokenScope, hash_token
 from governance.roles import ADMIN, ANALYST, APPROVER, CAMPAIGN_OPERATOR, COMPLIANCE_REVIEWER, DEVELOPER, ROLE_NAMES
-from marketerapi.problems import Conflict, InvalidInput
+from marketerapi.problems import InvalidInput
 
 ALL_SCOPES = [s.value for s in TokenScope]
 MAX_TOKEN_DAYS = 365
@@ -46,10 +60,9 @@ def _roles_of(user: Any) -> set[str]:
 def _validate_scopes(scopes: list[str], user: Any) -> list[str]:
     unknown = [s for s in scopes if s not in ALL_SCOPES]
     if unknown:
-        raise InvalidInput(
+        raise UnknownScope(
             f"Unknown scope(s): {', '.join(map(str, unknown))}.",
             hint=f"Use any of: {', '.join(ALL_SCOPES)}.",
-            code="unknown_scope",
             errors=[
                 {
                     "pointer": "/scopes",
@@ -61,15 +74,14 @@ def _validate_scopes(scopes: list[str], user: Any) -> list[str]:
             ],
         )
     if not scopes:
-        raise InvalidInput("A token needs at least one scope.", hint='Add "read" at least.', code="no_scope")
+        raise NoScope("A token needs at least one scope.", hint='Add "read" at least.')
     roles = _roles_of(user)
     useless = [s for s in scopes if not (SCOPE_ROLES[s] & roles)]
     if useless:
-        raise InvalidInput(
+        raise ScopeExceedsRoles(
             f"{user} holds no role that can use the scope(s) {', '.join(useless)}; a token never has more "
             "rights than its owner.",
             hint="Leave those scopes out, or ask an admin for the role that uses them.",
-            code="scope_exceeds_roles",
         )
     return sorted(set(scopes), key=ALL_SCOPES.index)
 
@@ -115,10 +127,9 @@ def token_issue(
     _check_rate_limits(actor, user, rate_limits or {})
     chosen = _validate_scopes(list(scopes if scopes is not None else _usable_scopes(user)), user)
     if expires_at is not None and expires_at > timezone.now() + timedelta(days=MAX_TOKEN_DAYS):
-        raise InvalidInput(
+        raise ExpiryTooFar(
             f"Tokens live at most {MAX_TOKEN_DAYS} days.",
             hint="Choose an earlier expiry and rotate the token.",
-            code="expiry_too_far",
         )
     secret = ApiToken.generate_secret(actor.environment)
     with transaction.atomic():
@@ -159,10 +170,9 @@ def _check_rate_limits(actor: Actor, user: Any, overrides: dict[str, Any]) -> No
 
     problems = ratelimit.override_errors(overrides)
     if problems:
-        raise InvalidInput(
+        raise InvalidRateLimits(
             " ".join(problems),
             hint=f"Use rate classes {', '.join(ratelimit.RATE_CLASSES)} with whole numbers per minute.",
-            code="invalid_rate_limits",
         )
     if actor.user is None or ADMIN in actor.roles:
         return
@@ -191,9 +201,7 @@ def token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
     with transaction.atomic():
         locked = ApiToken.objects.select_for_update().get(pk=token.pk)
         if locked.revoked_at is not None:
-            raise Conflict(
-                f"The token {locked.prefix}… is already revoked.", hint="Nothing to do.", code="already_revoked"
-            )
+            raise TokenAlreadyRevoked(f"The token {locked.prefix}… is already revoked.", hint="Nothing to do.")
         locked.revoked_at = timezone.now()
         locked.save(update_fields=["revoked_at"])
         audit.record(actor, "token.revoke", locked, decision=decision, changes={"after": {"revoked": True}})
@@ -223,7 +231,7 @@ def service_account_create(
                 rule="role_escalation",
             )
     if User.objects.filter(username=username).exists():
-        raise Conflict(f"The username {username!r} is taken.", hint="Choose another name.", code="username_taken")
+        raise UsernameTaken(f"The username {username!r} is taken.", hint="Choose another name.")
     with transaction.atomic():
         user = User(username=username, is_active=True)
         user.set_unusable_password()

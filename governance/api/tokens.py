@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.urls import re_path
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -17,7 +16,6 @@ from rest_framework.views import APIView
 from governance.access import selectors, services
 from governance.actors import actor_from_request
 from governance.models import ApiToken
-from marketerapi.problems import InvalidInput, NotFound
 
 
 class TokenSerializer(serializers.ModelSerializer):
@@ -120,15 +118,10 @@ class TokenListView(APIView):
         serializer = TokenCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        user: Any = actor.user
         if "service_account" in data:
-            user = User.objects.filter(username=data["service_account"], service_account__isnull=False).first()
-            if user is None:
-                raise InvalidInput(
-                    f"There is no service account {data['service_account']!r}.",
-                    hint="Ask an admin to create it (admin site or `manage.py create_service_account`).",
-                    code="service_account_not_found",
-                )
+            user = selectors.service_account_user_get(username=data["service_account"])
+        else:
+            user = actor.user
         days = data.get("expires_in_days")
         issued = services.token_issue(
             actor=actor,
@@ -160,10 +153,7 @@ class TokenDetailView(APIView):
     )
     def delete(self, request: Request, token_id: int) -> Response:
         actor = actor_from_request(request)
-        try:
-            token = selectors.token_get(actor=actor, token_id=token_id)
-        except NotFound:
-            raise
+        token = selectors.token_get(actor=actor, token_id=token_id)
         services.token_revoke(actor=actor, token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
