@@ -16,7 +16,9 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from governance.approvals import services as approval_services
 from governance.configuration import services as config_services
-from governance.configuration.services import InvalidConfig
+from governance.configuration import validators
+from governance.configuration.errors import InvalidConfig
+from governance.configuration.selectors import approval_actions
 from governance.models import ApprovalPolicy, ApprovalRequest, ApprovalVote
 from marketerapi.admin.large_tables import LargeTableMixin
 from marketerapi.admin.mixins import NoDeleteMixin, ReadOnlyAdminMixin, ServiceAdminMixin, problem_text
@@ -40,7 +42,7 @@ class ApprovalPolicyForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["action"].help_text = "One of: " + ", ".join(config_services.approval_actions()) + "."
+        self.fields["action"].help_text = "One of: " + ", ".join(approval_actions()) + "."
         # An empty list is "no value" to a form; say what is wanted instead of "required".
         self.fields["steps"].error_messages["required"] = (
             'Steps must be a list with one list of role names per approval, e.g. [["approver"]].'
@@ -48,20 +50,20 @@ class ApprovalPolicyForm(forms.ModelForm):
 
     def clean_steps(self) -> list[list[str]]:
         try:
-            return config_services.check_steps(self.cleaned_data.get("steps"))
+            return validators.check_steps(self.cleaned_data.get("steps"))
         except InvalidConfig as exc:
             raise forms.ValidationError(str(exc), code="invalid_steps") from None
 
     def clean_action(self) -> str:
         try:
-            return config_services.check_approval_action(self.cleaned_data.get("action"))
+            return validators.check_approval_action(self.cleaned_data.get("action"))
         except InvalidConfig as exc:
             raise forms.ValidationError(str(exc), code="invalid_action") from None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         try:
-            config_services.check_condition(data.get("metric") or "", data.get("threshold"))
+            validators.check_condition(data.get("metric") or "", data.get("threshold"))
         except InvalidConfig as exc:
             raise forms.ValidationError(str(exc), code="invalid_condition") from None
         return data
@@ -116,14 +118,14 @@ class VoteForm(forms.Form):
 
 
 class ApprovalActionFilter(admin.SimpleListFilter):
-    """The actions that can ask for approval (config_services.approval_actions: a small
+    """The actions that can ask for approval (governance.configuration.selectors.approval_actions: a small
     table), not a SELECT DISTINCT over every request ever filed."""
 
     title = "action"
     parameter_name = "action"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        actions = set(config_services.approval_actions())
+        actions = set(approval_actions())
         if self.value():
             actions.add(self.value())
         return [(a, a) for a in sorted(actions)]

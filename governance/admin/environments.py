@@ -18,7 +18,8 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from governance.access.selectors import SESSION_ENVIRONMENT_KEY
 from governance.configuration import services as config_services
-from governance.configuration.services import InvalidConfig
+from governance.configuration import validators
+from governance.configuration.errors import InvalidConfig
 from governance.models import Environment
 from marketerapi.admin.mixins import NoDeleteMixin, ServiceAdminMixin
 from marketerapi.admin.site import admin_actor
@@ -42,13 +43,13 @@ class EnvironmentForm(forms.ModelForm):
 
     def clean_time_zone(self) -> str:
         try:
-            return config_services.check_time_zone(self.cleaned_data.get("time_zone"))
+            return validators.check_time_zone(self.cleaned_data.get("time_zone"))
         except InvalidConfig as exc:
             raise forms.ValidationError(str(exc), code="invalid_time_zone") from None
 
     def clean_change_windows(self) -> Any:
         try:
-            return config_services.check_change_windows(self.cleaned_data.get("change_windows"))
+            return validators.check_change_windows(self.cleaned_data.get("change_windows"))
         except InvalidConfig as exc:
             raise forms.ValidationError(str(exc), code="invalid_change_windows") from None
 

@@ -12,7 +12,8 @@ from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
 from governance.configuration import services as config_services
-from governance.configuration.services import InvalidConfig
+from governance.configuration import validators
+from governance.configuration.errors import InvalidConfig
 from governance.models import QuotaPolicy, QuotaUsage
 from governance.roles import ROLE_NAMES
 from marketerapi.admin.large_tables import IndexedValuesFilter, LargeTableMixin
@@ -44,14 +45,14 @@ class QuotaPolicyForm(forms.ModelForm):
 
     def clean_action(self) -> str:
         try:
-            return config_services.check_action_name(self.cleaned_data.get("action"))
+            return validators.check_action_name(self.cleaned_data.get("action"))
         except InvalidConfig as exc:
             raise forms.ValidationError(str(exc), code="invalid_action") from None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         try:
-            config_services.check_quota_subject(data.get("role") or "", data.get("user"), data.get("token"))
+            validators.check_quota_subject(data.get("role") or "", data.get("user"), data.get("token"))
         except InvalidConfig as exc:
             raise forms.ValidationError(str(exc), code="invalid_quota_subject") from None
         return data

@@ -2,27 +2,31 @@
 
 The six roles are read-only (governance/roles.py defines their permissions); teams are
 created and renamed through governance.configuration.services.team_save; a person's roles,
-teams and access flags change through user_access_set.
+teams and access flags change through user_access_set, their username, names and email
+through user_change, their password through user_password_set.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.contrib.auth.models import Group, User
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
 from governance.configuration import services as config_services
 from governance.roles import ROLE_NAMES
-from marketerapi.admin.mixins import NoDeleteMixin, ServiceAdminMixin
+from marketerapi.admin.mixins import NoDeleteMixin, ServiceAdminMixin, problem_text
 from marketerapi.admin.site import admin_actor
+from marketerapi.problems import ApplicationError
 
 
 class GroupKindFilter(admin.SimpleListFilter):
@@ -184,11 +188,32 @@ class PersonChangeForm(DjangoUserAdmin.form):  # type: ignore[name-defined,misc]
             self.initial["teams"] = sorted(n for n in names if n not in ROLE_NAMES)
 
 
+# Django builds the password form without the request; the page puts it here for the
+# form's save (a context variable: one per request, whatever the threads).
+_PASSWORD_REQUEST: ContextVar[HttpRequest | None] = ContextVar("person_password_request", default=None)
+
+
+class PersonPasswordForm(AdminPasswordChangeForm):
+    """Django's "set password" form, saved through user_password_set: audited, door `admin`."""
+
+    def save(self, commit: bool = True) -> User:
+        request = _PASSWORD_REQUEST.get()
+        if request is None:
+            raise RuntimeError("PersonPasswordForm is saved by PersonAdmin.user_change_password only")
+        usable = self.cleaned_data.get("set_usable_password", True)
+        return config_services.user_password_set(
+            actor=admin_actor(request), user=self.user, password=self.cleaned_data["password1"] if usable else None
+        )
+
+
 class PersonAdmin(ServiceAdminMixin, NoDeleteMixin, DjangoUserAdmin):
-    """People with their roles and teams. Roles, teams and the access flags change through
-    config_services.user_access_set (audited); per-user permissions are not used — roles are."""
+    """People with their roles and teams. The username, names and email change through
+    user_change, roles, teams and the access flags through user_access_set, and the
+    password through user_password_set (all audited); per-user permissions are not used —
+    roles are."""
 
     form = PersonChangeForm
+    change_password_form = PersonPasswordForm
     list_display = ["username", "email", "roles", "teams", "is_staff", "is_active", "last_login"]
     list_filter = [RoleFilter, TeamFilter, "is_staff", "is_active", "is_superuser"]
     search_fields = ["username", "email", "first_name", "last_name"]
@@ -224,21 +249,29 @@ class PersonAdmin(ServiceAdminMixin, NoDeleteMixin, DjangoUserAdmin):
         if not change:
             config_services.user_create(actor=actor, user=obj)
             return
-        stored = User.objects.get(pk=obj.pk)
-        wanted = {"is_active": obj.is_active, "is_staff": obj.is_staff, "is_superuser": obj.is_superuser}
-        # Names and email are saved as they are; roles, teams and access through the service.
-        obj.is_active, obj.is_staff, obj.is_superuser = stored.is_active, stored.is_staff, stored.is_superuser
-        obj.save()
-        roles = list(form.cleaned_data.get("roles") or [])
-        teams = list(form.cleaned_data.get("teams") or [])
-        names = set(stored.groups.values_list("name", flat=True))
-        unchanged = (
-            set(roles) == names & set(ROLE_NAMES)
-            and set(teams) == names - set(ROLE_NAMES)
-            and all(getattr(stored, k) == v for k, v in wanted.items())
+        # Two services, each a no-op when its part did not change: the username, names and
+        # email (`user.change`), then roles, teams and access (`user.access_change`).
+        config_services.user_change(actor=actor, user=obj)
+        config_services.user_access_set(
+            actor=actor,
+            user=obj,
+            roles=list(form.cleaned_data.get("roles") or []),
+            teams=list(form.cleaned_data.get("teams") or []),
+            is_active=obj.is_active,
+            is_staff=obj.is_staff,
+            is_superuser=obj.is_superuser,
         )
-        if not unchanged:
-            config_services.user_access_set(actor=actor, user=obj, roles=roles, teams=teams, **wanted)
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        # Django's page, with a form that saves through user_password_set (see PersonPasswordForm).
+        token = _PASSWORD_REQUEST.set(request)
+        try:
+            return super().user_change_password(request, id, form_url)
+        except ApplicationError as exc:
+            self.message_user(request, problem_text(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+        finally:
+            _PASSWORD_REQUEST.reset(token)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         return None  # groups are set by user_access_set; per-user permissions are not used
