@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import re_path
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,7 +21,7 @@ from governance.limits.ratelimit import RATE_CLASSES
 from governance.limits.selectors import quota_statuses
 from governance.limits.throttling import limits_of
 from governance.roles import ROLE_NAMES
-from marketerapi.api import ProblemSerializer
+from marketerapi.api import problem_responses
 
 
 class MeUserSerializer(serializers.Serializer):
@@ -134,8 +134,8 @@ EXAMPLE_QUOTAS = {
     ]
 }
 
-UNAUTHENTICATED = OpenApiResponse(
-    ProblemSerializer, description="No token or session, or an unknown, expired or revoked token."
+UNAUTHENTICATED = problem_responses(
+    401, overrides={401: "No token or session, or an unknown, expired or revoked token."}
 )
 
 
@@ -147,7 +147,7 @@ class MeView(APIView):
         "session) with its scopes and expiry, the feature flags enabled for you, and the rate limits in force "
         "for you per rate class (requests per 60 s, after role multipliers and the token's own limits; "
         "docs/limits.md). Any signed-in caller; no scope needed.",
-        responses={200: MeSerializer, 401: UNAUTHENTICATED},
+        responses={200: MeSerializer, **UNAUTHENTICATED},
         examples=[OpenApiExample("A developer's token", value=EXAMPLE_ME, response_only=True)],
     )
     def get(self, request: Request) -> Response:
@@ -180,7 +180,7 @@ class MeQuotasView(APIView):
         "`quota_exceeded`, whose hint names the reset time. Any signed-in caller.",
         responses={
             200: inline_serializer("MeQuotas", fields={"results": QuotaSerializer(many=True)}),
-            401: UNAUTHENTICATED,
+            **UNAUTHENTICATED,
         },
         examples=[OpenApiExample("Past 80 %", value=EXAMPLE_QUOTAS, response_only=True)],
     )

@@ -30,7 +30,7 @@ from governance.configuration.validators import (
     check_steps,
     check_time_zone,
 )
-from governance.models import ApprovalPolicy, Environment, FlagMeta, Outcome, QuotaPolicy
+from governance.models import ApprovalPolicy, Environment, Outcome, QuotaPolicy
 from governance.roles import ADMIN, ROLE_NAMES
 from marketerapi.problems import InvalidInput
 
@@ -49,7 +49,6 @@ QUOTA_POLICY_FIELDS = (
     "token",
     "is_active",
 )
-FLAG_META_FIELDS = ("description", "owner", "affects_personalization")
 USER_FIELDS = ("username", "first_name", "last_name", "email")
 
 
@@ -356,23 +355,3 @@ def user_access_set(
     if hasattr(user, "_marketerapi_roles"):
         del user._marketerapi_roles
     return user
-
-
-# --- flag metadata ------------------------------------------------------------------------
-
-
-def flag_meta_save(*, actor: Actor, meta: FlagMeta) -> FlagMeta:
-    """Describe a flag: what it is for, who owns it, whether switching it off changes what
-    customers see (then switching it off needs approvals)."""
-    decision = policy.require(actor, "flag.meta_change", meta)
-    with transaction.atomic():
-        before = _stored(FlagMeta, meta.pk, FLAG_META_FIELDS)
-        meta.save()
-        audit.record(
-            actor,
-            "flag.meta_change",
-            meta.flag,
-            decision=decision,
-            changes=_diff(before, _snapshot(meta, FLAG_META_FIELDS)),
-        )
-    return meta

@@ -141,6 +141,11 @@ ACTIONS: dict[str, Action] = {
         # the actor's environment (docs/flags.md).
         Action("flag.view", None, "See feature flags", unsafe=False),
         Action("flag.change", "waffle.change_flag", "Change a feature flag", scope=ADMIN),
+        # Adding and deleting have their own permissions in waffle (the admin role may add, only
+        # superusers delete: deleting a flag switches it off for everyone). Switches and
+        # samples are decided by the same three rows (governance/flags/services.py).
+        Action("flag.create", "waffle.add_flag", "Add a feature flag", scope=ADMIN),
+        Action("flag.delete", "waffle.delete_flag", "Delete a feature flag", scope=ADMIN),
         Action(
             "flag.disable_personalization",
             "waffle.change_flag",
