@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth.models import User
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
@@ -18,11 +18,11 @@ from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from governance.access import services
+from governance.actors import Actor
 from governance.models import ApiToken, ServiceAccount
 from governance.roles import ROLE_NAMES
-from marketerapi.admin.mixins import NoDeleteMixin, ServiceAdminMixin, problem_text
+from marketerapi.admin.mixins import NoDeleteMixin, ServiceAdminMixin, for_each
 from marketerapi.admin.site import admin_actor
-from marketerapi.problems import ApplicationError
 
 
 class TokenStateFilter(admin.SimpleListFilter):
@@ -59,7 +59,10 @@ class ServiceAccountTokenFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(NoDeleteMixin, admin.ModelAdmin):
+    """Tokens are seen and revoked here; audit events point at them, so a token is revoked,
+    never deleted."""
+
     list_display = [
         "prefix",
         "name",
@@ -101,28 +104,17 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return "revoked" if token.is_revoked else "expired" if token.is_expired else "active"
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Audit events point at tokens; a token is revoked, never deleted.
-        return False
+        return False  # issued through the API or `issue_token`, where the secret is shown once
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("governance.delete_apitoken")
 
     @admin.action(description="Revoke the selected tokens", permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        revoked, refused = 0, []
-        for token in queryset.select_related("environment"):
-            try:
-                services.token_revoke(actor=admin_actor(request, token.environment), token=token)
-                revoked += 1
-            except ApplicationError as exc:
-                refused.append(f"{token.prefix}…: {problem_text(exc)}")
-        if revoked:
-            self.message_user(request, f"Revoked {revoked} token(s).", messages.SUCCESS)
-        for line in refused:
-            self.message_user(request, line, messages.WARNING)
+        def call(actor: Actor, token: ApiToken) -> None:
+            services.token_revoke(actor=actor, token=token)
+
+        for_each(self, request, queryset.select_related("environment"), call, done="Revoked {} token(s).")
 
 
 class ServiceAccountCreateForm(forms.ModelForm):

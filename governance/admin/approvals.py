@@ -91,18 +91,14 @@ class ApprovalPolicyAdmin(ServiceAdminMixin, NoDeleteMixin, SimpleHistoryAdmin):
         config_services.approval_policy_save(actor=admin_actor(request, obj.environment), approval_policy=obj)
 
 
-class ApprovalVoteInline(admin.TabularInline):
+class ApprovalVoteInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """Votes are cast through the services (the actions below, the portal, the API)."""
+
     model = ApprovalVote
     fields = ["voter", "decision", "role", "counts", "comment", "created_at"]
     readonly_fields = fields
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class VoteForm(forms.Form):
