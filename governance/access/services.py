@@ -53,11 +53,11 @@ class IssuedToken:
     secret: str  # shown once, never stored
 
 
-def _roles_of(user: Any) -> set[str]:
+def _roles_of(user: User) -> set[str]:
     return set(user.groups.filter(name__in=ROLE_NAMES).values_list("name", flat=True))
 
 
-def _validate_scopes(scopes: list[str], user: Any) -> list[str]:
+def _validate_scopes(scopes: list[str], user: User) -> list[str]:
     unknown = [s for s in scopes if s not in ALL_SCOPES]
     if unknown:
         raise UnknownScope(
@@ -86,7 +86,7 @@ def _validate_scopes(scopes: list[str], user: Any) -> list[str]:
     return sorted(set(scopes), key=ALL_SCOPES.index)
 
 
-def _answerable_owner(actor: Actor, user: Any) -> Any:
+def _answerable_owner(actor: Actor, user: User) -> User:
     """The person who answers for a token of `user`: the user, or a service account's owner."""
     account = ServiceAccount.objects.filter(user=user).select_related("owner").first()
     if account is not None:
@@ -110,7 +110,7 @@ def _answerable_owner(actor: Actor, user: Any) -> Any:
 def token_issue(
     *,
     actor: Actor,
-    user: Any,
+    user: User,
     name: str,
     expires_at: datetime | None = None,
     scopes: list[str] | None = None,
@@ -132,6 +132,7 @@ def token_issue(
             hint="Choose an earlier expiry and rotate the token.",
         )
     secret = ApiToken.generate_secret(actor.environment)
+    expires = expires_at or ApiToken.default_expiry()
     with transaction.atomic():
         token = ApiToken.objects.create(
             environment=actor.environment,
@@ -143,7 +144,7 @@ def token_issue(
             rate_limits=rate_limits or {},
             prefix=secret[: len(f"mk_{actor.environment.slug}_") + 6],
             key_hash=hash_token(secret),
-            expires_at=expires_at or ApiToken.default_expiry(),
+            expires_at=expires,
         )
         audit.record(
             actor,
@@ -156,14 +157,14 @@ def token_issue(
                     "user": str(user),
                     "owner": str(owner),
                     "scopes": chosen,
-                    "expires_at": token.expires_at.isoformat(),
+                    "expires_at": expires.isoformat(),
                 }
             },
         )
     return IssuedToken(token=token, secret=secret)
 
 
-def _check_rate_limits(actor: Actor, user: Any, overrides: dict[str, Any]) -> None:
+def _check_rate_limits(actor: Actor, user: User, overrides: dict[str, Any]) -> None:
     """Per-token limits may lower a class freely; raising one above what the owner's roles
     give is for admins (or an operator at the shell)."""
     from governance.limits import ratelimit
@@ -186,7 +187,7 @@ def _check_rate_limits(actor: Actor, user: Any, overrides: dict[str, Any]) -> No
         )
 
 
-def _usable_scopes(user: Any) -> list[str]:
+def _usable_scopes(user: User) -> list[str]:
     roles = _roles_of(user)
     return [s for s in ALL_SCOPES if SCOPE_ROLES[s] & roles] or [TokenScope.READ.value]
 
@@ -209,7 +210,7 @@ def token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
 
 
 def service_account_create(
-    *, actor: Actor, username: str, roles: list[str], description: str = "", owner: Any = None
+    *, actor: Actor, username: str, roles: list[str], description: str = "", owner: User | None = None
 ) -> ServiceAccount:
     """Create an integration's own user, which cannot sign in, with a person who answers for it.
 

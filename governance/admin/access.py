@@ -58,6 +58,23 @@ class ServiceAccountTokenFilter(admin.SimpleListFilter):
         return queryset
 
 
+# Everything but the hash: the hash is never shown, not even to admins.
+TOKEN_FIELDS = (
+    "prefix",
+    "name",
+    "environment",
+    "user",
+    "owner",
+    "created_by",
+    "scopes",
+    "rate_limits",
+    "created_at",
+    "expires_at",
+    "last_used_at",
+    "revoked_at",
+)
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(NoDeleteMixin, admin.ModelAdmin):
     """Tokens are seen and revoked here; audit events point at them, so a token is revoked,
@@ -81,22 +98,8 @@ class ApiTokenAdmin(NoDeleteMixin, admin.ModelAdmin):
     search_help_text = "Part of the prefix, name, user or owner."
     list_select_related = ["environment", "user", "owner"]
     date_hierarchy = "created_at"
-    # Everything but the hash: the hash is never shown, not even to admins.
-    fields = [
-        "prefix",
-        "name",
-        "environment",
-        "user",
-        "owner",
-        "created_by",
-        "scopes",
-        "rate_limits",
-        "created_at",
-        "expires_at",
-        "last_used_at",
-        "revoked_at",
-    ]
-    readonly_fields = fields
+    fields = TOKEN_FIELDS
+    readonly_fields = TOKEN_FIELDS
     actions = ["revoke"]
 
     @admin.display(description="state")
@@ -211,12 +214,13 @@ class ServiceAccountAdmin(ServiceAdminMixin, NoDeleteMixin, SimpleHistoryAdmin):
 
     def save_model(self, request: HttpRequest, obj: ServiceAccount, form: Any, change: bool) -> None:
         data = form.cleaned_data
+        actor = admin_actor(request)
         account = services.service_account_create(
-            actor=admin_actor(request),
+            actor=actor,
             username=data["username"],
             roles=list(data["roles"]),
             description=data.get("description", ""),
-            owner=data.get("owner") or request.user,
+            owner=data.get("owner") or actor.user,
         )
         # The page that follows (and the admin's log) needs the created object.
         obj.pk, obj.user, obj.owner, obj.created_at = account.pk, account.user, account.owner, account.created_at

@@ -9,6 +9,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -61,7 +62,8 @@ class ApprovalPolicyForm(forms.ModelForm):
             raise forms.ValidationError(str(exc), code="invalid_action") from None
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         try:
             validators.check_condition(data.get("metric") or "", data.get("threshold"))
         except InvalidConfig as exc:
@@ -91,12 +93,15 @@ class ApprovalPolicyAdmin(ServiceAdminMixin, NoDeleteMixin, SimpleHistoryAdmin):
         config_services.approval_policy_save(actor=admin_actor(request, obj.environment), approval_policy=obj)
 
 
+VOTE_FIELDS = ("voter", "decision", "role", "counts", "comment", "created_at")
+
+
 class ApprovalVoteInline(ReadOnlyAdminMixin, admin.TabularInline):
     """Votes are cast through the services (the actions below, the portal, the API)."""
 
     model = ApprovalVote
-    fields = ["voter", "decision", "role", "counts", "comment", "created_at"]
-    readonly_fields = fields
+    fields = VOTE_FIELDS
+    readonly_fields = VOTE_FIELDS
     extra = 0
     can_delete = False
 
@@ -122,8 +127,9 @@ class ApprovalActionFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         actions = set(approval_actions())
-        if self.value():
-            actions.add(self.value())
+        chosen = self.value()
+        if chosen:
+            actions.add(chosen)
         return [(a, a) for a in sorted(actions)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[ApprovalRequest]) -> QuerySet[ApprovalRequest]:
@@ -185,7 +191,7 @@ class ApprovalRequestAdmin(ReadOnlyAdminMixin, LargeTableMixin, SimpleHistoryAdm
                     "form": form,
                     "action": "reject" if reject else "approve",
                     "verb": "Reject" if reject else "Approve",
-                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
                 },
             )
         comment = form.cleaned_data["comment"]

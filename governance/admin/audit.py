@@ -18,7 +18,7 @@ class AuditActionFilter(IndexedValuesFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):  # type: ignore[misc]  # LargeTableMixin's template is a plain str; Django's stubs allow more
     list_display = [
         "occurred_at",
         "environment",

@@ -67,9 +67,10 @@ class FlagAdmin(ServiceDeleteMixin, ServiceAdminMixin, SimpleHistoryAdmin, waffl
 
     inlines = [FlagMetaInline]
     actions = ["switch_on_for_everyone", "switch_off_for_everyone", "delete_flags"]
-    list_display: Any = ("name", "description", "owner", "affects_personalization", "everyone", "percent", "note")
-    list_filter: Any = ("everyone", "meta__affects_personalization", "superusers", "staff", "authenticated", "testing")
-    search_fields: Any = ("name", "note", "meta__description", "meta__owner")
+    # waffle's FlagAdmin declares these as fixed-length tuples; ours have other columns.
+    list_display = ("name", "description", "owner", "affects_personalization", "everyone", "percent", "note")  # type: ignore[assignment]
+    list_filter = ("everyone", "meta__affects_personalization", "superusers", "staff", "authenticated", "testing")  # type: ignore[assignment]
+    search_fields = ("name", "note", "meta__description", "meta__owner")  # type: ignore[assignment]
     list_select_related = ["meta"]
 
     @admin.display(description="description")

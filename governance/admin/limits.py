@@ -50,7 +50,8 @@ class QuotaPolicyForm(forms.ModelForm):
             raise forms.ValidationError(str(exc), code="invalid_action") from None
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         try:
             validators.check_quota_subject(data.get("role") or "", data.get("user"), data.get("token"))
         except InvalidConfig as exc:
@@ -87,7 +88,7 @@ class QuotaNameFilter(IndexedValuesFilter):
 
 
 @admin.register(QuotaUsage)
-class QuotaUsageAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):
+class QuotaUsageAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):  # type: ignore[misc]  # LargeTableMixin's template is a plain str; Django's stubs allow more
     """What each person or token used of each quota per period (counted by governance.limits.services.quota_consume).
     The admin index lists the rows past 80 % of their limit (marketerapi/admin/dashboard.py)."""
 

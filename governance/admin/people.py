@@ -15,7 +15,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.forms import AdminPasswordChangeForm
+from django.contrib.auth.forms import AdminPasswordChangeForm, UserChangeForm
 from django.contrib.auth.models import Group, User
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -103,12 +103,12 @@ class RoleAndTeamAdmin(ServiceAdminMixin, NoDeleteMixin, SimpleHistoryAdmin, Dja
     def member_list(self, group: Group) -> str:
         return ", ".join(group.user_set.order_by("username").values_list("username", flat=True)) or "nobody yet"
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Group | None = None) -> tuple[str, ...]:
         if obj is None:
-            return ["name"]
+            return ("name",)
         if obj.name in ROLE_NAMES:
-            return ["name", "permission_list", "member_list"]
-        return ["name", "member_list"]
+            return ("name", "permission_list", "member_list")
+        return ("name", "member_list")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is None:
@@ -169,7 +169,7 @@ def _team_choices() -> list[tuple[str, str]]:
     return [(n, n) for n in names]
 
 
-class PersonChangeForm(DjangoUserAdmin.form):  # type: ignore[name-defined,misc]
+class PersonChangeForm(UserChangeForm):
     roles = forms.MultipleChoiceField(
         choices=_role_choices, required=False, widget=forms.CheckboxSelectMultiple, help_text="What the person may do."
     )

@@ -30,7 +30,9 @@ from marketerapi.problems import InvalidInput
 class TargetSerializer(serializers.Serializer):
     type = serializers.CharField(help_text="app_label.model, e.g. audiences.audience or waffle.flag.")
     id = serializers.CharField()
-    label = serializers.CharField(help_text="What the target was called when the request was filed.")
+    label = serializers.CharField(  # type: ignore[assignment]  # a field named like a Field attribute
+        help_text="What the target was called when the request was filed."
+    )
 
 
 class VoteSerializer(serializers.Serializer):
@@ -61,7 +63,9 @@ class ApprovalSerializer(serializers.Serializer):
     summary = serializers.CharField(help_text="The request in business terms; says when it is scheduled.")
     target = TargetSerializer()
     requester = serializers.CharField()
-    required = serializers.IntegerField(help_text="Approvals needed, one per policy step.")
+    required = serializers.IntegerField(  # type: ignore[assignment]  # a field named like a Field attribute
+        help_text="Approvals needed, one per policy step."
+    )
     received = serializers.IntegerField(help_text="Approvals that count so far.")
     is_stale = serializers.BooleanField(help_text="The target changed after the request was filed.")
     created_at = serializers.DateTimeField()

@@ -32,7 +32,9 @@ from marketerapi.api import ActorMixin, CursorPagination, problem_responses
 class AuditTargetSerializer(serializers.Serializer):
     type = serializers.CharField(help_text="app_label.model, e.g. audiences.audience.")
     id = serializers.CharField(help_text="The object's id; empty for a batch (e.g. a profile upsert).")
-    label = serializers.CharField(help_text="What the object was called at the time.")
+    label = serializers.CharField(  # type: ignore[assignment]  # a field named like a Field attribute
+        help_text="What the object was called at the time."
+    )
 
 
 class AuditEventSerializer(serializers.Serializer):

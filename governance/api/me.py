@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.urls import re_path
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -51,7 +52,9 @@ class MeFlagSerializer(serializers.Serializer):
 class RateLimitSerializer(serializers.Serializer):
     limit = serializers.IntegerField(help_text="Accepted requests in any `window` seconds.")
     window = serializers.IntegerField()
-    source = serializers.CharField(help_text='Where the number comes from: "default", "role:<role>" or "token".')
+    source = serializers.CharField(  # type: ignore[assignment]  # a field named like a Field attribute
+        help_text='Where the number comes from: "default", "role:<role>" or "token".'
+    )
 
 
 class MeSerializer(serializers.Serializer):
@@ -78,17 +81,23 @@ class QuotaSerializer(serializers.Serializer):
     warning = serializers.BooleanField(help_text="True at or past 80 %: the portal warns.")
 
 
+def _person(actor: Actor) -> User:
+    # actor_from_request refuses requests without a person: the caller is a user.
+    assert actor.user is not None
+    return actor.user
+
+
 def _user(actor: Actor) -> dict[str, Any]:
-    user: Any = actor.user
+    user = _person(actor)
     return {"id": user.pk, "username": user.get_username(), "email": user.email, "name": user.get_full_name()}
 
 
 def _teams(actor: Actor) -> list[str]:
-    user: Any = actor.user
+    user = _person(actor)
     groups = list(user.groups.values_list("pk", "name"))
     # One query for both: flags_for reads the user's group ids from this attribute
-    # (governance.flags.selectors.group_ids_of) instead of asking again.
-    user._marketerapi_group_ids = {pk for pk, _ in groups}
+    # (governance.flags.rollout.group_ids_of) instead of asking again.
+    user._marketerapi_group_ids = {pk for pk, _ in groups}  # type: ignore[attr-defined]  # group_ids_of's cache
     return sorted(name for _, name in groups if name not in ROLE_NAMES)
 
 

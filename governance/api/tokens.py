@@ -9,6 +9,7 @@ from django.urls import re_path
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -118,10 +119,13 @@ class TokenListView(APIView):
         serializer = TokenCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        if "service_account" in data:
-            user = selectors.service_account_user_get(username=data["service_account"])
-        else:
-            user = actor.user
+        user = (
+            selectors.service_account_user_get(username=data["service_account"])
+            if "service_account" in data
+            else actor.user
+        )
+        if user is None:  # an actor from a request is a person, never the system
+            raise NotAuthenticated()
         days = data.get("expires_in_days")
         issued = services.token_issue(
             actor=actor,

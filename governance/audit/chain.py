@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db.models import QuerySet
+
 from governance.audit.errors import ChainWriteError
 from governance.models import AuditEvent
 
@@ -58,6 +60,13 @@ def compute_hash(event: AuditEvent) -> str:
     return hashlib.sha256(canonical_json(event).encode()).hexdigest()
 
 
+def chain_of(environment_id: int | None) -> QuerySet[AuditEvent]:
+    """The events of one environment's chain (`None`: the events of no environment)."""
+    if environment_id is None:
+        return AuditEvent.objects.filter(environment__isnull=True)
+    return AuditEvent.objects.filter(environment_id=environment_id)
+
+
 _PREV_KEY = '"prev_hash":"'
 
 
@@ -87,7 +96,9 @@ def verify_chain(environment_id: int | None = None, *, all_environments: bool = 
     """Yield the first broken row of each chain checked (none when intact)."""
     if all_environments:
         # order_by(): the model's ordering (-id) would otherwise join the DISTINCT.
-        env_ids = list(AuditEvent.objects.order_by().values_list("environment_id", flat=True).distinct())
+        env_ids: list[int | None] = list(
+            AuditEvent.objects.order_by().values_list("environment_id", flat=True).distinct()
+        )
     else:
         env_ids = [environment_id]
     for env_id in env_ids:
@@ -123,7 +134,7 @@ def check_chain(environment_id: int | None, *, from_id: int | None = None) -> Ch
     expected_prev = GENESIS
     checked = 0
     head: AuditEvent | None = None
-    chain = AuditEvent.objects.filter(environment_id=environment_id)
+    chain = chain_of(environment_id)
     if from_id is not None:
         chain = chain.filter(id__gte=from_id)
         expected_prev = chain.order_by("id").values_list("prev_hash", flat=True).first() or GENESIS

@@ -32,13 +32,15 @@ def _environment_slug(event: AuditEvent) -> str | None:
     # Selectors annotate the slug; an event loaded any other way costs one query here.
     if hasattr(event, "environment_slug"):
         return event.environment_slug
-    return event.environment.slug if event.environment_id else None
+    environment = event.environment if event.environment_id else None  # no query for an event of none
+    return environment.slug if environment is not None else None
 
 
 def _token_prefix(event: AuditEvent) -> str | None:
     if hasattr(event, "token_prefix"):
         return event.token_prefix
-    return event.token.prefix if event.token_id else None
+    token = event.token if event.token_id else None
+    return token.prefix if token is not None else None
 
 
 def event_as_dict(event: AuditEvent) -> dict[str, Any]:

@@ -208,7 +208,7 @@ def audit_events_visible(*, actor: Actor, filters: AuditFilters | None = None) -
     Annotated with `environment_slug` and `token_prefix` so that serializing a page or an
     export takes no further query. No policy check: callers ask for their own action.
     """
-    events = AuditEvent.objects.filter(environment=actor.environment)
+    events: QuerySet[AuditEvent] = AuditEvent.objects.filter(environment=actor.environment)
     if audit_read_scope(actor) == SCOPE_OWN:
         events = events.filter(actor_user=actor.user)
     if filters is not None:

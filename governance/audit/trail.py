@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connections, models, router
 from django.utils import timezone
 
-from governance.audit.chain import GENESIS, compute_hash, split_canonical
+from governance.audit.chain import GENESIS, chain_of, compute_hash, split_canonical
 from governance.audit.errors import ChainWriteError
 from governance.models import AuditEvent, Outcome
 
@@ -59,9 +59,7 @@ def describe_target(target: Any) -> tuple[str, str, str]:
 def _previous_hash(environment_id: int | None) -> str:
     """The chain's head (outside PostgreSQL, which has no lock and no concurrent writers
     to fear: SQLite serializes write transactions)."""
-    last = (
-        AuditEvent.objects.filter(environment_id=environment_id).order_by("-id").values_list("hash", flat=True).first()
-    )
+    last = chain_of(environment_id).order_by("-id").values_list("hash", flat=True).first()
     return last or GENESIS
 
 
@@ -89,17 +87,22 @@ class InsertColumns:
 
     def __init__(self, model: type[models.Model], exclude: tuple[str, ...] = ()) -> None:
         self.fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in exclude)
+        # Concrete fields always have a column.
+        self.columns: tuple[str, ...] = tuple(str(f.column) for f in self.fields)
         self.json = tuple(isinstance(f, models.JSONField) for f in self.fields)
         self.plain = tuple(self._plain_types(f) for f in self.fields)
         self.placeholders = "(" + ", ".join("%s::jsonb" if j else "%s" for j in self.json) + ")"
 
     @classmethod
     def _plain_types(cls, field: Any) -> tuple[type, ...]:
-        for kind in type(field).__mro__:
+        own = type(field)
+        for kind in own.__mro__:
             if kind in cls._PLAIN:
                 # A subclass with its own preparation (e.g. an encrypted text field) is not plain.
-                prep = type(field).get_db_prep_value is kind.get_db_prep_value
-                return cls._PLAIN[kind] if prep and type(field).get_prep_value is kind.get_prep_value else ()
+                same = all(
+                    getattr(own, name) is getattr(kind, name) for name in ("get_db_prep_value", "get_prep_value")
+                )
+                return cls._PLAIN[kind] if same else ()
         return ()
 
     def params(self, values: Mapping[str, Any], connection: Any, json_texts: Mapping[str, str] | None = None) -> list:
@@ -110,7 +113,7 @@ class InsertColumns:
                 if json_texts is not None and field.attname in json_texts:
                     out.append(json_texts[field.attname])
                 else:
-                    out.append(json.dumps(value, cls=field.encoder))
+                    out.append(json.dumps(value, cls=getattr(field, "encoder", None)))
             elif value is None or (type(value) in plain and (type(value) is not datetime or value.tzinfo)):
                 out.append(value)
             else:
@@ -148,7 +151,7 @@ def _build_chained_insert_sql(quote: Callable[[str], str], null_environment: boo
         "SELECT pg_advisory_xact_lock(%s, %s); "  # noqa: S608
         f"WITH head AS (SELECT COALESCE((SELECT {column('hash')} FROM {table} "
         f"WHERE {column('environment_id')} {env_match} ORDER BY {column('id')} DESC LIMIT 1), %s) AS prev) "
-        f"INSERT INTO {table} ({', '.join(column(f.column) for f in columns.fields)}, {column('prev_hash')}, "
+        f"INSERT INTO {table} ({', '.join(column(name) for name in columns.columns)}, {column('prev_hash')}, "
         f"{column('hash')}) VALUES {columns.placeholders[:-1]}, (SELECT prev FROM head), "
         "encode(sha256(convert_to(%s || (SELECT prev FROM head) || %s, 'UTF8')), 'hex')) "
         f"RETURNING {column('id')}, {column('prev_hash')}, {column('hash')}"

@@ -33,7 +33,8 @@ def flags_for(actor: Actor) -> list[dict[str, Any]]:
     it is what the actor sees of their own capabilities (GET /me)."""
     user = actor.user
     mine = group_ids_of(user) if user is not None else set()
-    flags = Flag.objects.select_related("meta").prefetch_related("groups", "users").order_by("name")
+    # "meta" is FlagMeta's one-to-one to waffle's Flag: the stubs do not see reverse relations on it.
+    flags = Flag.objects.select_related("meta").prefetch_related("groups", "users").order_by("name")  # type: ignore[misc]
     return [flag_as_dict(flag, user, mine) for flag in flags]
 
 
@@ -47,7 +48,12 @@ def flag_get(*, actor: Actor, name: str) -> Flag:
     """`flag.view`: one flag with its metadata, groups and users; FlagNotFound (404) when
     there is none of that name."""
     policy.require(actor, "flag.view")
-    flag = Flag.objects.select_related("meta").prefetch_related("groups", "users").filter(name=name).first()
+    flag = (
+        Flag.objects.select_related("meta")  # type: ignore[misc]  # FlagMeta's reverse one-to-one (see flags_for)
+        .prefetch_related("groups", "users")
+        .filter(name=name)
+        .first()
+    )
     if flag is None:
         raise FlagNotFound(f"There is no flag {name!r}.", hint="GET /api/v1/flags/ lists them.")
     return flag

@@ -77,8 +77,6 @@ class _Keep:
 
 
 KEEP = _Keep()
-T = TypeVar("T")
-Keepable = T | _Keep
 
 
 @dataclass
@@ -161,17 +159,17 @@ def flag_set(
     *,
     actor: Actor,
     flag_name: str,
-    everyone: Keepable[bool | None] = KEEP,
-    percent: Keepable[float | Decimal | None] = KEEP,
-    groups: Keepable[Sequence[str | Group] | None] = KEEP,
-    users: Keepable[Sequence[str | User] | None] = KEEP,
-    superusers: Keepable[bool] = KEEP,
-    staff: Keepable[bool] = KEEP,
-    authenticated: Keepable[bool] = KEEP,
-    testing: Keepable[bool] = KEEP,
-    rollout: Keepable[bool] = KEEP,
-    languages: Keepable[str] = KEEP,
-    note: Keepable[str] = KEEP,
+    everyone: bool | _Keep | None = KEEP,
+    percent: float | Decimal | _Keep | None = KEEP,
+    groups: Sequence[str | Group] | _Keep | None = KEEP,
+    users: Sequence[str | User] | _Keep | None = KEEP,
+    superusers: bool | _Keep = KEEP,
+    staff: bool | _Keep = KEEP,
+    authenticated: bool | _Keep = KEEP,
+    testing: bool | _Keep = KEEP,
+    rollout: bool | _Keep = KEEP,
+    languages: str | _Keep = KEEP,
+    note: str | _Keep = KEEP,
     context: dict[str, Any] | None = None,
     approval_refs: list[dict[str, Any]] | None = None,
 ) -> ActionOutcome[FlagChange]:

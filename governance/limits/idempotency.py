@@ -245,7 +245,7 @@ def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
         try:
             with transaction.atomic():
                 claimed = claim(
-                    owner=owner, key=key, request_hash=request_hash, method=request.method, path=_path(request)
+                    owner=owner, key=key, request_hash=request_hash, method=request.method or "", path=_path(request)
                 )
                 if isinstance(claimed, Response):
                     return claimed
