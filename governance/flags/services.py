@@ -57,8 +57,8 @@ FLAG_META_FIELDS = ("description", "owner", "affects_personalization")
 # A flag's settings beside who has it (flag_snapshot): waffle's modes the API does not use,
 # and the note. A change shows them in its audit event only when they change.
 OTHER_SETTINGS = ("testing", "rollout", "languages", "note")
-SWITCH_FIELDS = ("active", "note")
-SAMPLE_FIELDS = ("percent", "note")
+SWITCH_FIELDS = ("name", "active", "note")
+SAMPLE_FIELDS = ("name", "percent", "note")
 
 
 class _Keep:
