@@ -738,6 +738,21 @@ def test_a_superuser_deletes_a_flag_on_its_page_through_the_service(client, sand
     assert (deleted.door, deleted.actor_user, deleted.outcome) == (Door.ADMIN, root, "allowed")
 
 
+def test_a_switch_renamed_on_its_page_is_audited(site, platform_admin):
+    switch = Switch.objects.create(name="maintenance", active=False)
+
+    response = site.post(
+        f"/admin/waffle/switch/{switch.pk}/change/", {"name": "maintenance-mode", "note": "", "_save": "Save"}
+    )
+
+    assert response.status_code == 302, response.content[:3000]
+    switch.refresh_from_db()
+    assert switch.name == "maintenance-mode"
+    (event,) = audit_events("flag.change")
+    assert (event.target_type, event.door, event.actor_user) == ("waffle.switch", Door.ADMIN, platform_admin)
+    assert (event.changes["before"]["name"], event.changes["after"]["name"]) == ("maintenance", "maintenance-mode")
+
+
 def test_a_personalization_flag_cannot_be_deleted(site, everything):
     flag = everything["flag"]
 
