@@ -16,13 +16,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.actors import Actor, actor_from_request
+from governance.actors import Actor
 from governance.flags.selectors import flags_for
 from governance.limits.ratelimit import RATE_CLASSES
 from governance.limits.selectors import quota_statuses
 from governance.limits.throttling import limits_of
 from governance.roles import ROLE_NAMES
-from marketerapi.api import problem_responses
+from marketerapi.api import ActorMixin, problem_responses
 
 
 class MeUserSerializer(serializers.Serializer):
@@ -148,7 +148,7 @@ UNAUTHENTICATED = problem_responses(
 )
 
 
-class MeView(APIView):
+class MeView(ActorMixin, APIView):
     @extend_schema(
         operation_id="me",
         summary="Who am I",
@@ -160,7 +160,7 @@ class MeView(APIView):
         examples=[OpenApiExample("A developer's token", value=EXAMPLE_ME, response_only=True)],
     )
     def get(self, request: Request) -> Response:
-        actor = actor_from_request(request)
+        actor = self.actor
         environment = actor.environment
         body = {
             "user": _user(actor),
@@ -178,7 +178,7 @@ class MeView(APIView):
         return Response(body)
 
 
-class MeQuotasView(APIView):
+class MeQuotasView(ActorMixin, APIView):
     @extend_schema(
         operation_id="me_quotas",
         summary="My quotas",
@@ -194,7 +194,7 @@ class MeQuotasView(APIView):
         examples=[OpenApiExample("Past 80 %", value=EXAMPLE_QUOTAS, response_only=True)],
     )
     def get(self, request: Request) -> Response:
-        actor = actor_from_request(request)
+        actor = self.actor
         return Response({"results": [status.as_dict() for status in quota_statuses(actor)]})
 
 

@@ -15,8 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.access import selectors, services
-from governance.actors import actor_from_request
 from governance.models import ApiToken
+from marketerapi.api import ActorMixin
 
 
 class TokenSerializer(serializers.ModelSerializer):
@@ -87,7 +87,7 @@ EXAMPLE_TOKEN = {
 }
 
 
-class TokenListView(APIView):
+class TokenListView(ActorMixin, APIView):
     @extend_schema(
         summary="List API tokens",
         description="Tokens of this environment that you answer for (yours and your service accounts'); "
@@ -96,7 +96,7 @@ class TokenListView(APIView):
         examples=[OpenApiExample("A token", value=[EXAMPLE_TOKEN], response_only=True)],
     )
     def get(self, request: Request) -> Response:
-        tokens = selectors.token_list(actor=actor_from_request(request))
+        tokens = selectors.token_list(actor=self.actor)
         return Response({"results": TokenSerializer(tokens, many=True).data})
 
     @extend_schema(
@@ -115,7 +115,7 @@ class TokenListView(APIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        actor = actor_from_request(request)
+        actor = self.actor
         serializer = TokenCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -143,10 +143,10 @@ class TokenListView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class TokenDetailView(APIView):
+class TokenDetailView(ActorMixin, APIView):
     @extend_schema(summary="Show one API token", responses=TokenSerializer)
     def get(self, request: Request, token_id: int) -> Response:
-        token = selectors.token_get(actor=actor_from_request(request), token_id=token_id)
+        token = selectors.token_get(actor=self.actor, token_id=token_id)
         return Response(TokenSerializer(token).data)
 
     @extend_schema(
@@ -156,7 +156,7 @@ class TokenDetailView(APIView):
         responses={204: None},
     )
     def delete(self, request: Request, token_id: int) -> Response:
-        actor = actor_from_request(request)
+        actor = self.actor
         token = selectors.token_get(actor=actor, token_id=token_id)
         services.token_revoke(actor=actor, token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
