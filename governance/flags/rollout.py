@@ -117,7 +117,7 @@ def narrows(before: dict[str, Any], after: dict[str, Any]) -> bool:
 
 
 def describe_change(before: dict[str, Any], after: dict[str, Any]) -> str:
-    """ "everyone True → False, percent 10.0 → None": the settings a change touches, in words."""
+    """The settings a change touches, in words: `everyone True → False, percent 10.0 → None`."""
     parts = []
     for key in ("everyone", "percent", "groups", "users"):
         if before[key] != after[key]:

@@ -62,8 +62,9 @@ SAMPLE_FIELDS = ("name", "percent", "note")
 
 
 class _Keep:
-    """ "Leave this setting as it is" (None is a value: `everyone=None` lets groups, users
-    and the percentage decide; `percent=None` clears the percentage)."""
+    """The default of flag_set's settings: leave this one as it is. (None is a value:
+    `everyone=None` lets groups, users and the percentage decide; `percent=None` clears
+    the percentage.)"""
 
     _instance: _Keep | None = None
 
