@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from rest_framework.exceptions import NotAuthenticated
@@ -14,12 +14,12 @@ from governance.audit.trail import normalized_ip
 from governance.models import ApiToken, Door, Environment
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 
 @dataclass(frozen=True)
 class Actor:
-    user: AbstractBaseUser | None
+    user: User | None
     environment: Environment
     door: str = Door.API
     token: ApiToken | None = None
@@ -48,14 +48,12 @@ class Actor:
         if self.user is None:
             roles: list[str] = []
         else:
-            cached = getattr(self.user, "_marketerapi_roles", None)
+            cached: list[str] | None = getattr(self.user, "_marketerapi_roles", None)
             if cached is None:
-                cached = sorted(
-                    name
-                    for name in self.user.groups.values_list("name", flat=True)
-                    if name in ROLE_NAMES  # type: ignore[attr-defined]
-                )
-                self.user._marketerapi_roles = cached  # type: ignore[union-attr]
+                cached = sorted(name for name in self.user.groups.values_list("name", flat=True) if name in ROLE_NAMES)
+                # Cached on the user object: the actor of the next request of the same user
+                # object (a test, the portal's session user) asks again; permcache drops it.
+                self.user._marketerapi_roles = cached  # type: ignore[attr-defined]
             roles = cached
         object.__setattr__(self, "_roles", roles)
         return roles
@@ -103,7 +101,8 @@ def actor_from_request(request: Any, door: str = Door.API) -> Actor:
         token = None
         environment = environment_for_session(request)
     return Actor(
-        user=request.user,
+        # Authenticated, so a User (the project's user model), never AnonymousUser.
+        user=cast("User", request.user),
         environment=environment,
         door=door,
         token=token,

@@ -8,25 +8,29 @@ class GovernanceConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        from governance import permcache
+        from governance.approvals import register_executor
+        from governance.flags import services as flag_services
         from governance.roles import sync_roles_after_migrate
 
         # Keep the role groups' permissions equal to governance/roles.py after every migrate,
         # so a model added later reaches its roles without a hand-written data migration.
         post_migrate.connect(sync_roles_after_migrate, dispatch_uid="governance.sync_roles")
-        from governance import permcache
-
         permcache.connect()
         _register_history()
-        from governance.flags import services as flag_services
-
-        # Audit flag, switch and sample changes that bypass flag_set (admin site, shell), and
-        # register the executor of approved personalization switch-offs.
-        flag_services.connect_signals()
+        # How an approved personalization switch-off runs, in every process (a Celery worker
+        # imports no view and no services module by itself).
+        register_executor(
+            flag_services.DISABLE_PERSONALIZATION,
+            flag_services.execute_disable_personalization,
+            fingerprint=flag_services.flag_fingerprint,
+        )
 
 
 def _register_history() -> None:
     """Field history for governed models we do not own: waffle's flags, switches and
-    samples, and the role groups with their permissions."""
+    samples, and the role groups with their permissions. Changes made around the services
+    (a shell, waffle's commands) are still in this history, though not in the audit trail."""
     from django.contrib.auth.models import Group
     from simple_history import register
     from simple_history.exceptions import MultipleRegistrationsError

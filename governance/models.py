@@ -151,17 +151,17 @@ class Outcome(models.TextChoices):
 
 class AppendOnlyQuerySet(models.QuerySet):
     def update(self, **kwargs: Any) -> int:
-        from governance.audit.trail import AppendOnly
+        from governance.audit.errors import AppendOnly
 
         raise AppendOnly("Audit events are never changed.")
 
     def delete(self) -> tuple[int, dict[str, int]]:
-        from governance.audit.trail import AppendOnly
+        from governance.audit.errors import AppendOnly
 
         raise AppendOnly("Audit events are never deleted.")
 
     def bulk_update(self, *args: Any, **kwargs: Any) -> int:
-        from governance.audit.trail import AppendOnly
+        from governance.audit.errors import AppendOnly
 
         raise AppendOnly("Audit events are never changed.")
 
@@ -210,13 +210,13 @@ class AuditEvent(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
-            from governance.audit.trail import AppendOnly
+            from governance.audit.errors import AppendOnly
 
             raise AppendOnly("Audit events are never changed.")
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        from governance.audit.trail import AppendOnly
+        from governance.audit.errors import AppendOnly
 
         raise AppendOnly("Audit events are never deleted.")
 

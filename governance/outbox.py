@@ -59,7 +59,7 @@ def _announce() -> None:
 
 def _schedule_relay() -> None:
     """Announce the events once after the current transaction commits, however many it emits."""
-    if any(func is _announce for _, func, _ in connection.run_on_commit):
+    if any(entry[1] is _announce for entry in connection.run_on_commit):
         return
     transaction.on_commit(_announce, robust=True)
 
@@ -127,7 +127,7 @@ def emit_many(event_type: str, environment: Environment, items: Iterable[tuple[s
         return 0
     quote = db.ops.quote_name
     # Identifiers come from the model; every value is a parameter.
-    names = ", ".join(quote(f.column) for f in columns.fields)
+    names = ", ".join(quote(name) for name in columns.columns)
     head = f"INSERT INTO {quote(OutboxEvent._meta.db_table)} ({names}) VALUES "  # noqa: S608
     with db.cursor() as cursor:
         for start in range(0, len(values), BATCH_SIZE):

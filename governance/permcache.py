@@ -247,8 +247,9 @@ def load_token(key_hash: str) -> tuple[Any, int]:
         # The version was read before the rows: a change committed meanwhile has bumped it.
         token = ApiToken.objects.select_related("user", "environment").get(key_hash=key_hash)
         perms, roles = _load_user_rights(token.user)
-        token.user._perm_cache = perms
-        token.user._marketerapi_roles = roles
+        # The caches Django's ModelBackend and governance.actors read on the user object.
+        token.user._perm_cache = perms  # type: ignore[attr-defined]
+        token.user._marketerapi_roles = roles  # type: ignore[attr-defined]
         cache.set(key, (version, token), TTL_SECONDS)
     _local.put(key_hash, version, copy_instance(token))
     return token, version

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from governance.access.selectors import SESSION_ENVIRONMENT_KEY, environment_get
 from governance.approvals.selectors import approval_list
 from governance.audit.selectors import audit_events_of_actor, audit_read_scope
-from governance.limits import quotas
+from governance.limits import selectors as quota_selectors
 from governance.limits.quotas import QuotaStatus
 from governance.models import Outcome
 from integrations.jobs import selectors as jobs
@@ -52,7 +52,7 @@ def home(request: HttpRequest) -> HttpResponse:
     fixed number of queries, the same selectors as GET /me/quotas, /approvals/ and /audit-events/."""
     actor = portal_actor(request)
     context: dict[str, Any] = {
-        "quotas": [QuotaBar(status) for status in quotas.quota_statuses(actor)],
+        "quotas": [QuotaBar(status) for status in quota_selectors.quota_statuses(actor)],
         "may_see_approvals": can(actor, "approval.view").allowed,
         "may_see_audit": can(actor, "audit.view").allowed,
         "may_see_jobs": can(actor, "job.view").allowed,

@@ -51,6 +51,7 @@ from governance.actors import Actor
 from governance.approvals import Execution, approval_request_create, fingerprint_of, register_executor, windows
 from governance.audit import trail as audit
 from governance.limits import quotas
+from governance.limits.services import quota_consume
 from governance.models import ApprovalRequest, Door
 from integrations.destinations.pushing import push_run
 from integrations.destinations.runner import delivery_notes
@@ -355,7 +356,7 @@ def audience_publish(
         if locked.state == AudienceState.ARCHIVED:
             raise AudienceArchived(f"{locked.name!r} was archived meanwhile; it is not published.")
         _in_progress(locked, now)
-        quota = quotas.quota_consume(actor, QUOTA)
+        quota = quota_consume(actor, QUOTA)
         approval = context.get("approved_request")
         job, version = _new_version(
             locked,

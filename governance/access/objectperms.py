@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
+from django.db.models import Model
 from guardian.shortcuts import assign_perm, get_perms, remove_perm
 
 SHARE_LEVELS = ("view", "change")
@@ -18,7 +19,7 @@ def _codename(obj: Any, level: str) -> str:
     return f"{level}_{obj._meta.model_name}"
 
 
-def can_change(user: Any, obj: Any) -> bool:
+def can_change(user: User | None, obj: Model) -> bool:
     if user is None:
         return False
     team_id = getattr(obj, "owner_team_id", None)
@@ -41,7 +42,7 @@ def unshare(obj: Any, grantee: Any) -> None:
         remove_perm(_codename(obj, level), grantee, obj)
 
 
-def teams_of(user: Any) -> list[Group]:
+def teams_of(user: User) -> list[Group]:
     from governance.roles import ROLE_NAMES
 
     return list(user.groups.exclude(name__in=ROLE_NAMES))

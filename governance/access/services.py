@@ -1,4 +1,9 @@
-"""Writes for governance objects (tokens, service accounts); each asks the policy engine and audits."""
+"""Writes of access: issue and revoke API tokens, create service accounts. Each asks the
+policy engine once and writes one audit event in the transaction of the change.
+
+A token never has more rights than its owner (SCOPE_ROLES: which roles can use a scope);
+its secret is returned once and only its hash is stored.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,20 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance import policy
+from governance.access.errors import (
+    ExpiryTooFar,
+    InvalidRateLimits,
+    NoScope,
+    ScopeExceedsRoles,
+    TokenAlreadyRevoked,
+    UnknownScope,
+    UsernameTaken,
+)
 from governance.actors import Actor
 from governance.audit import trail as audit
 from governance.models import ApiToken, ServiceAccount, TokenScope, hash_token
 from governance.roles import ADMIN, ANALYST, APPROVER, CAMPAIGN_OPERATOR, COMPLIANCE_REVIEWER, DEVELOPER, ROLE_NAMES
-from marketerapi.problems import Conflict, InvalidInput
+from marketerapi.problems import InvalidInput
 
 ALL_SCOPES = [s.value for s in TokenScope]
 MAX_TOKEN_DAYS = 365
@@ -39,17 +53,16 @@ class IssuedToken:
     secret: str  # shown once, never stored
 
 
-def _roles_of(user: Any) -> set[str]:
+def _roles_of(user: User) -> set[str]:
     return set(user.groups.filter(name__in=ROLE_NAMES).values_list("name", flat=True))
 
 
-def _validate_scopes(scopes: list[str], user: Any) -> list[str]:
+def _validate_scopes(scopes: list[str], user: User) -> list[str]:
     unknown = [s for s in scopes if s not in ALL_SCOPES]
     if unknown:
-        raise InvalidInput(
+        raise UnknownScope(
             f"Unknown scope(s): {', '.join(map(str, unknown))}.",
             hint=f"Use any of: {', '.join(ALL_SCOPES)}.",
-            code="unknown_scope",
             errors=[
                 {
                     "pointer": "/scopes",
@@ -61,20 +74,19 @@ def _validate_scopes(scopes: list[str], user: Any) -> list[str]:
             ],
         )
     if not scopes:
-        raise InvalidInput("A token needs at least one scope.", hint='Add "read" at least.', code="no_scope")
+        raise NoScope("A token needs at least one scope.", hint='Add "read" at least.')
     roles = _roles_of(user)
     useless = [s for s in scopes if not (SCOPE_ROLES[s] & roles)]
     if useless:
-        raise InvalidInput(
+        raise ScopeExceedsRoles(
             f"{user} holds no role that can use the scope(s) {', '.join(useless)}; a token never has more "
             "rights than its owner.",
             hint="Leave those scopes out, or ask an admin for the role that uses them.",
-            code="scope_exceeds_roles",
         )
     return sorted(set(scopes), key=ALL_SCOPES.index)
 
 
-def _answerable_owner(actor: Actor, user: Any) -> Any:
+def _answerable_owner(actor: Actor, user: User) -> User:
     """The person who answers for a token of `user`: the user, or a service account's owner."""
     account = ServiceAccount.objects.filter(user=user).select_related("owner").first()
     if account is not None:
@@ -98,7 +110,7 @@ def _answerable_owner(actor: Actor, user: Any) -> Any:
 def token_issue(
     *,
     actor: Actor,
-    user: Any,
+    user: User,
     name: str,
     expires_at: datetime | None = None,
     scopes: list[str] | None = None,
@@ -115,12 +127,12 @@ def token_issue(
     _check_rate_limits(actor, user, rate_limits or {})
     chosen = _validate_scopes(list(scopes if scopes is not None else _usable_scopes(user)), user)
     if expires_at is not None and expires_at > timezone.now() + timedelta(days=MAX_TOKEN_DAYS):
-        raise InvalidInput(
+        raise ExpiryTooFar(
             f"Tokens live at most {MAX_TOKEN_DAYS} days.",
             hint="Choose an earlier expiry and rotate the token.",
-            code="expiry_too_far",
         )
     secret = ApiToken.generate_secret(actor.environment)
+    expires = expires_at or ApiToken.default_expiry()
     with transaction.atomic():
         token = ApiToken.objects.create(
             environment=actor.environment,
@@ -132,7 +144,7 @@ def token_issue(
             rate_limits=rate_limits or {},
             prefix=secret[: len(f"mk_{actor.environment.slug}_") + 6],
             key_hash=hash_token(secret),
-            expires_at=expires_at or ApiToken.default_expiry(),
+            expires_at=expires,
         )
         audit.record(
             actor,
@@ -145,24 +157,23 @@ def token_issue(
                     "user": str(user),
                     "owner": str(owner),
                     "scopes": chosen,
-                    "expires_at": token.expires_at.isoformat(),
+                    "expires_at": expires.isoformat(),
                 }
             },
         )
     return IssuedToken(token=token, secret=secret)
 
 
-def _check_rate_limits(actor: Actor, user: Any, overrides: dict[str, Any]) -> None:
+def _check_rate_limits(actor: Actor, user: User, overrides: dict[str, Any]) -> None:
     """Per-token limits may lower a class freely; raising one above what the owner's roles
     give is for admins (or an operator at the shell)."""
     from governance.limits import ratelimit
 
     problems = ratelimit.override_errors(overrides)
     if problems:
-        raise InvalidInput(
+        raise InvalidRateLimits(
             " ".join(problems),
             hint=f"Use rate classes {', '.join(ratelimit.RATE_CLASSES)} with whole numbers per minute.",
-            code="invalid_rate_limits",
         )
     if actor.user is None or ADMIN in actor.roles:
         return
@@ -176,7 +187,7 @@ def _check_rate_limits(actor: Actor, user: Any, overrides: dict[str, Any]) -> No
         )
 
 
-def _usable_scopes(user: Any) -> list[str]:
+def _usable_scopes(user: User) -> list[str]:
     roles = _roles_of(user)
     return [s for s in ALL_SCOPES if SCOPE_ROLES[s] & roles] or [TokenScope.READ.value]
 
@@ -191,9 +202,7 @@ def token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
     with transaction.atomic():
         locked = ApiToken.objects.select_for_update().get(pk=token.pk)
         if locked.revoked_at is not None:
-            raise Conflict(
-                f"The token {locked.prefix}… is already revoked.", hint="Nothing to do.", code="already_revoked"
-            )
+            raise TokenAlreadyRevoked(f"The token {locked.prefix}… is already revoked.", hint="Nothing to do.")
         locked.revoked_at = timezone.now()
         locked.save(update_fields=["revoked_at"])
         audit.record(actor, "token.revoke", locked, decision=decision, changes={"after": {"revoked": True}})
@@ -201,7 +210,7 @@ def token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
 
 
 def service_account_create(
-    *, actor: Actor, username: str, roles: list[str], description: str = "", owner: Any = None
+    *, actor: Actor, username: str, roles: list[str], description: str = "", owner: User | None = None
 ) -> ServiceAccount:
     """Create an integration's own user, which cannot sign in, with a person who answers for it.
 
@@ -223,7 +232,7 @@ def service_account_create(
                 rule="role_escalation",
             )
     if User.objects.filter(username=username).exists():
-        raise Conflict(f"The username {username!r} is taken.", hint="Choose another name.", code="username_taken")
+        raise UsernameTaken(f"The username {username!r} is taken.", hint="Choose another name.")
     with transaction.atomic():
         user = User(username=username, is_active=True)
         user.set_unusable_password()

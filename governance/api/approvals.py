@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from governance.actors import Actor
 from governance.approvals import selectors, services
 from governance.models import ApprovalRequest, ApprovalState, VoteDecision
-from marketerapi.api import ActorMixin, CursorPagination, ProblemSerializer, UnknownQueryParameters
+from marketerapi.api import ActorMixin, CursorPagination, UnknownQueryParameters, problem_responses
 from marketerapi.problems import InvalidInput
 
 # --- serializers ------------------------------------------------------------------------
@@ -30,7 +30,9 @@ from marketerapi.problems import InvalidInput
 class TargetSerializer(serializers.Serializer):
     type = serializers.CharField(help_text="app_label.model, e.g. audiences.audience or waffle.flag.")
     id = serializers.CharField()
-    label = serializers.CharField(help_text="What the target was called when the request was filed.")
+    label = serializers.CharField(  # type: ignore[assignment]  # a field named like a Field attribute
+        help_text="What the target was called when the request was filed."
+    )
 
 
 class VoteSerializer(serializers.Serializer):
@@ -61,7 +63,9 @@ class ApprovalSerializer(serializers.Serializer):
     summary = serializers.CharField(help_text="The request in business terms; says when it is scheduled.")
     target = TargetSerializer()
     requester = serializers.CharField()
-    required = serializers.IntegerField(help_text="Approvals needed, one per policy step.")
+    required = serializers.IntegerField(  # type: ignore[assignment]  # a field named like a Field attribute
+        help_text="Approvals needed, one per policy step."
+    )
     received = serializers.IntegerField(help_text="Approvals that count so far.")
     is_stale = serializers.BooleanField(help_text="The target changed after the request was filed.")
     created_at = serializers.DateTimeField()
@@ -167,23 +171,23 @@ def approval_detail(request: ApprovalRequest, actor: Actor) -> dict[str, Any]:
 # --- documentation pieces -----------------------------------------------------------------
 
 
-def _problem(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ProblemSerializer, description=description)
-
-
-UNAUTHENTICATED = _problem("No token, or an unknown, expired or revoked one (`not_authenticated`, `invalid_token`).")
-NOT_FOUND = _problem(
-    "No such request in your token's environment (`approval_not_found`); other environments' requests are never shown."
-)
-CLOSED = _problem(
-    "The request is no longer pending (`approval_closed`), it expired (`approval_expired`), or you already voted "
-    "(`already_voted`)."
-)
-VOTE_FORBIDDEN = _problem(
-    "You filed the request (`self_approval`), your roles fill no open step (`not_eligible`, e.g. a compliance "
+_FAILURES = {
+    400: "An unknown query parameter (`unknown_query_parameter`) or a bad cursor (`invalid_cursor`).",
+    401: "No token, or an unknown, expired or revoked one (`not_authenticated`, `invalid_token`).",
+    403: "You filed the request (`self_approval`), your roles fill no open step (`not_eligible`, e.g. a compliance "
     "reviewer on a non-export action), or your token lacks the `write` scope (`permission_denied`). Refusals "
-    "are audited."
-)
+    "are audited.",
+    404: "No such request in your token's environment (`approval_not_found`); other environments' requests are "
+    "never shown.",
+    409: "The request is no longer pending (`approval_closed`), it expired (`approval_expired`), or you already "
+    "voted (`already_voted`).",
+    422: "A filter value that is not valid (`invalid_filter`), e.g. an unknown state.",
+}
+
+
+def _problems(*statuses: int, overrides: dict[int, str] | None = None) -> dict[int, OpenApiResponse]:
+    return problem_responses(*statuses, failures=_FAILURES, overrides=overrides)
+
 
 EXAMPLE = {
     "id": 41,
@@ -276,9 +280,7 @@ class ApprovalList(ActorMixin, generics.GenericAPIView):
         ],
         responses={
             200: ApprovalSerializer(many=True),
-            400: _problem("An unknown query parameter (`unknown_query_parameter`) or a bad cursor (`invalid_cursor`)."),
-            401: UNAUTHENTICATED,
-            422: _problem("A filter value that is not valid (`invalid_filter`), e.g. an unknown state."),
+            **_problems(400, 401, 422),
         },
         examples=[
             OpenApiExample("A page", response_only=True, value={"next": None, "previous": None, "results": [EXAMPLE]})
@@ -321,7 +323,7 @@ class ApprovalDetail(ActorMixin, APIView):
             "run, its result or error with a hint. `you` says whether you may vote or cancel, and why not.\n\n"
             "**Permission:** anyone with a role in the environment (`approval.view`)."
         ),
-        responses={200: ApprovalDetailSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
+        responses={200: ApprovalDetailSerializer, **_problems(401, 404)},
         examples=[OpenApiExample("Waiting for a developer or admin", response_only=True, value=DETAIL_EXAMPLE)],
     )
     def get(self, request: Request, approval_id: int) -> Response:
@@ -353,10 +355,7 @@ class ApprovalApprove(ActorMixin, APIView):
         request=CommentSerializer,
         responses={
             200: DecisionResponseSerializer,
-            401: UNAUTHENTICATED,
-            403: VOTE_FORBIDDEN,
-            404: NOT_FOUND,
-            409: CLOSED,
+            **_problems(401, 403, 404, 409),
         },
         examples=[
             OpenApiExample("Request", request_only=True, value={"comment": "Checked the reach waterfall."}),
@@ -421,11 +420,9 @@ class ApprovalReject(ActorMixin, APIView):
         request=CommentSerializer,
         responses={
             200: DecisionResponseSerializer,
-            401: UNAUTHENTICATED,
-            403: VOTE_FORBIDDEN,
-            404: NOT_FOUND,
-            409: CLOSED,
-            422: _problem("No comment (`comment_required`); the hint shows an example."),
+            **_problems(
+                401, 403, 404, 409, 422, overrides={422: "No comment (`comment_required`); the hint shows an example."}
+            ),
         },
         examples=[
             OpenApiExample(
@@ -457,10 +454,16 @@ class ApprovalCancel(ActorMixin, APIView):
         request=None,
         responses={
             200: DecisionResponseSerializer,
-            401: UNAUTHENTICATED,
-            403: _problem("You did not file the request (`not_requester`); refusals are audited."),
-            404: NOT_FOUND,
-            409: _problem("The request is already decided, running or done (`approval_closed`)."),
+            **_problems(
+                401,
+                403,
+                404,
+                409,
+                overrides={
+                    403: "You did not file the request (`not_requester`); refusals are audited.",
+                    409: "The request is already decided, running or done (`approval_closed`).",
+                },
+            ),
         },
     )
     def post(self, request: Request, approval_id: int) -> Response:

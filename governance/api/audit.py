@@ -20,10 +20,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.audit.exports import EXPORT_FORMATS, audit_log_export, event_as_dict
+from governance.audit.exports import EXPORT_FORMATS, event_as_dict
 from governance.audit.selectors import DATETIME_HINT, audit_chain_report, audit_event_list, chain_report_as_dict
+from governance.audit.services import audit_log_export
 from governance.models import AuditEvent, Door, Outcome
-from marketerapi.api import ActorMixin, CursorPagination, ProblemSerializer
+from marketerapi.api import ActorMixin, CursorPagination, problem_responses
 
 # --- serializers (for the schema; the shape itself is exports.event_as_dict) ----------
 
@@ -31,7 +32,9 @@ from marketerapi.api import ActorMixin, CursorPagination, ProblemSerializer
 class AuditTargetSerializer(serializers.Serializer):
     type = serializers.CharField(help_text="app_label.model, e.g. audiences.audience.")
     id = serializers.CharField(help_text="The object's id; empty for a batch (e.g. a profile upsert).")
-    label = serializers.CharField(help_text="What the object was called at the time.")
+    label = serializers.CharField(  # type: ignore[assignment]  # a field named like a Field attribute
+        help_text="What the object was called at the time."
+    )
 
 
 class AuditEventSerializer(serializers.Serializer):
@@ -124,20 +127,20 @@ EVENT_EXAMPLE = {
 }
 
 
-def _problem(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ProblemSerializer, description=description)
+_FAILURES = {
+    400: "A query parameter this endpoint does not know (`unknown_query_parameter`, lists `allowed_parameters`), "
+    "or a cursor that was not taken from `next`/`previous` (`invalid_cursor`).",
+    401: "No token, or an unknown, expired or revoked one (`not_authenticated`, `invalid_token`).",
+    403: "Your user holds no role (`permission_denied`); every role may read its own events.",
+    422: "A filter value is not valid (`invalid_filter`): a date-time that is not ISO 8601, an unknown outcome, "
+    "a target that is not `type:id`, or `until` not after `since`. Every bad parameter is listed in `errors`.",
+}
 
 
-UNAUTHENTICATED = _problem("No token, or an unknown, expired or revoked one (`not_authenticated`, `invalid_token`).")
-NO_ROLE = _problem("Your user holds no role (`permission_denied`); every role may read its own events.")
-BAD_PARAMETER = _problem(
-    "A query parameter this endpoint does not know (`unknown_query_parameter`, lists `allowed_parameters`), "
-    "or a cursor that was not taken from `next`/`previous` (`invalid_cursor`)."
-)
-BAD_FILTER = _problem(
-    "A filter value is not valid (`invalid_filter`): a date-time that is not ISO 8601, an unknown outcome, "
-    "a target that is not `type:id`, or `until` not after `since`. Every bad parameter is listed in `errors`."
-)
+def _problems(*statuses: int, overrides: dict[int, str] | None = None) -> dict[int, OpenApiResponse]:
+    return problem_responses(*statuses, failures=_FAILURES, overrides=overrides)
+
+
 BAD_FILTER_EXAMPLE = OpenApiExample(
     "A bad date",
     response_only=True,
@@ -192,10 +195,7 @@ class AuditEventList(ActorMixin, generics.GenericAPIView):
         parameters=FILTERS,
         responses={
             200: AuditEventSerializer(many=True),
-            400: BAD_PARAMETER,
-            401: UNAUTHENTICATED,
-            403: NO_ROLE,
-            422: BAD_FILTER,
+            **_problems(400, 401, 403, 422),
         },
         examples=[
             OpenApiExample(
@@ -237,12 +237,17 @@ class AuditEventExport(ActorMixin, APIView):
                 OpenApiTypes.STR, description="`jsonl` and `ocsf`: one JSON object per line."
             ),
             (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="`csv`, with a header row."),
-            400: _problem("A query parameter this endpoint does not know (`unknown_query_parameter`)."),
-            401: UNAUTHENTICATED,
-            403: _problem("No role, or a token without the `export` scope (`permission_denied`); audited."),
-            422: _problem(
-                "An unknown `format` (`invalid_export_format`, lists `allowed_formats`) or a bad filter value "
-                "(`invalid_filter`)."
+            **_problems(
+                400,
+                401,
+                403,
+                422,
+                overrides={
+                    400: "A query parameter this endpoint does not know (`unknown_query_parameter`).",
+                    403: "No role, or a token without the `export` scope (`permission_denied`); audited.",
+                    422: "An unknown `format` (`invalid_export_format`, lists `allowed_formats`) or a bad filter "
+                    "value (`invalid_filter`).",
+                },
             ),
         },
         examples=[
@@ -297,7 +302,7 @@ class AuditChainVerify(ActorMixin, APIView):
             "on a schedule for every environment.\n\n"
             "**Permission:** any role (`audit.verify`); the answer shows no event's content."
         ),
-        responses={200: ChainReportSerializer, 401: UNAUTHENTICATED, 403: NO_ROLE},
+        responses={200: ChainReportSerializer, **_problems(401, 403)},
         examples=[
             OpenApiExample(
                 "Intact",

@@ -1,9 +1,9 @@
 """The flags API: which capabilities are on for the caller, and (admins) changing a flag.
 
 `GET /flags/`, `GET /flags/{name}`, `PATCH /flags/{name}`. Reading is open to anyone
-signed in; a change goes through governance.flags.services.flag_set (audited, emits
-`flag.changed`; switching off a personalization flag answers 202 with an approval
-request). See docs/flags.md.
+signed in; reads go through governance/flags/selectors.py and a change through
+governance.flags.services.flag_set (audited, emits `flag.changed`; switching off a
+personalization flag answers 202 with an approval request). See docs/flags.md.
 """
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance import policy
-from governance.actors import actor_from_request
 from governance.approvals import approval_brief
-from governance.flags.selectors import flag_as_dict, flags_for, group_ids_of
+from governance.flags.rollout import group_ids_of
+from governance.flags.selectors import flag_as_dict, flag_get, flag_list
 from governance.flags.services import KEEP, flag_set
-from marketerapi.api import ProblemSerializer
-from marketerapi.problems import NotFound
+from marketerapi.api import ActorMixin, problem_responses
 
 
 class RolloutSerializer(serializers.Serializer):
@@ -79,8 +77,19 @@ class FlagChangeResponseSerializer(serializers.Serializer):
     notes = serializers.ListField(child=serializers.CharField())
 
 
-def _problem(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ProblemSerializer, description=description)
+_FAILURES = {
+    400: "Unknown fields or an empty body (`invalid_request`).",
+    401: "No or a bad token (`not_authenticated`).",
+    403: "Not an admin or no `admin` scope (`permission_denied`), or a personalization switch-off from an "
+    "environment without approvals (`personalization_flag_needs_approval`). Audited.",
+    404: "No such flag (`flag_not_found`).",
+    409: "A switch-off of this flag already waits for approval (`approval_pending`, with `approval_url`).",
+    422: "Unknown group or user names, or a percentage out of range (`invalid_input`).",
+}
+
+
+def _problems(*statuses: int) -> dict[int, OpenApiResponse]:
+    return problem_responses(*statuses, failures=_FAILURES)
 
 
 FLAG_EXAMPLE = {
@@ -95,7 +104,7 @@ FLAG_EXAMPLE = {
 }
 
 
-class FlagList(APIView):
+class FlagList(ActorMixin, APIView):
     @extend_schema(
         operation_id="flags_list",
         summary="List feature flags",
@@ -105,37 +114,27 @@ class FlagList(APIView):
             "per person and flag: who is in stays in as it grows.\n\n"
             "**Permission:** anyone signed in (`flag.view`)."
         ),
-        responses={200: FlagSerializer(many=True), 401: _problem("No or a bad token (`not_authenticated`).")},
+        responses={200: FlagSerializer(many=True), **_problems(401)},
         examples=[OpenApiExample("Flags", response_only=True, value={"results": [FLAG_EXAMPLE]})],
     )
     def get(self, request: Request) -> Response:
-        actor = actor_from_request(request)
-        policy.require(actor, "flag.view")
-        return Response({"results": flags_for(actor)})
+        return Response({"results": flag_list(actor=self.actor)})
 
 
-class FlagDetail(APIView):
+class FlagDetail(ActorMixin, APIView):
     policy_actions = {"PATCH": "flag.change"}
-
-    def _get(self, name: str) -> Any:
-        from waffle.models import Flag
-
-        flag = Flag.objects.select_related("meta").prefetch_related("groups", "users").filter(name=name).first()
-        if flag is None:
-            raise NotFound(f"There is no flag {name!r}.", code="flag_not_found", hint="GET /api/v1/flags/ lists them.")
-        return flag
 
     @extend_schema(
         operation_id="flags_retrieve",
         summary="Show one feature flag",
         description="One flag as in the list.\n\n**Permission:** anyone signed in (`flag.view`).",
-        responses={200: FlagSerializer, 404: _problem("No such flag (`flag_not_found`).")},
+        responses={200: FlagSerializer, **_problems(404)},
         examples=[OpenApiExample("A flag", response_only=True, value=FLAG_EXAMPLE)],
     )
     def get(self, request: Request, name: str) -> Response:
-        actor = actor_from_request(request)
-        policy.require(actor, "flag.view")
-        return Response(flag_as_dict(self._get(name), actor.user, group_ids_of(actor.user)))
+        user = self.actor.user
+        flag = flag_get(actor=self.actor, name=name)
+        return Response(flag_as_dict(flag, user, group_ids_of(user) if user is not None else None))
 
     @extend_schema(
         operation_id="flags_partial_update",
@@ -158,13 +157,7 @@ class FlagDetail(APIView):
             202: OpenApiResponse(
                 description='An approval request was filed: `{"approval": {id, state, required, received, …}}`.'
             ),
-            400: _problem("Unknown fields or an empty body (`invalid_request`)."),
-            403: _problem(
-                "Not an admin or no `admin` scope (`permission_denied`), or a personalization switch-off from an "
-                "environment without approvals (`personalization_flag_needs_approval`). Audited."
-            ),
-            404: _problem("No such flag (`flag_not_found`)."),
-            422: _problem("Unknown group or user names, or a percentage out of range (`invalid_input`)."),
+            **_problems(400, 403, 404, 409, 422),
         },
         examples=[
             OpenApiExample("A pilot group", request_only=True, value={"groups": ["pilot-testers"]}),
@@ -191,12 +184,11 @@ class FlagDetail(APIView):
         ],
     )
     def patch(self, request: Request, name: str) -> Response:
-        actor = actor_from_request(request)
         body = FlagChangeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         outcome = flag_set(
-            actor=actor,
+            actor=self.actor,
             flag_name=name,
             everyone=data.get("everyone", KEEP),
             percent=data.get("percent", KEEP),
@@ -205,12 +197,14 @@ class FlagDetail(APIView):
         )
         if outcome.approval is not None:
             return Response(approval_brief(outcome.approval), status=status.HTTP_202_ACCEPTED)
-        flag = self._get(name)
+        assert outcome.result is not None  # ran now
+        user = self.actor.user
+        flag = flag_get(actor=self.actor, name=name)
         return Response(
             {
-                "flag": flag_as_dict(flag, actor.user, group_ids_of(actor.user)),
-                "changed": outcome.changed,
-                "notes": outcome.notes,
+                "flag": flag_as_dict(flag, user, group_ids_of(user) if user is not None else None),
+                "changed": outcome.result.changed,
+                "notes": outcome.result.notes,
             }
         )
 

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.urls import re_path
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.actors import Actor, actor_from_request
+from governance.actors import Actor
 from governance.flags.selectors import flags_for
-from governance.limits import quotas
 from governance.limits.ratelimit import RATE_CLASSES
+from governance.limits.selectors import quota_statuses
 from governance.limits.throttling import limits_of
 from governance.roles import ROLE_NAMES
-from marketerapi.api import ProblemSerializer
+from marketerapi.api import ActorMixin, problem_responses
 
 
 class MeUserSerializer(serializers.Serializer):
@@ -51,7 +52,9 @@ class MeFlagSerializer(serializers.Serializer):
 class RateLimitSerializer(serializers.Serializer):
     limit = serializers.IntegerField(help_text="Accepted requests in any `window` seconds.")
     window = serializers.IntegerField()
-    source = serializers.CharField(help_text='Where the number comes from: "default", "role:<role>" or "token".')
+    source = serializers.CharField(  # type: ignore[assignment]  # a field named like a Field attribute
+        help_text='Where the number comes from: "default", "role:<role>" or "token".'
+    )
 
 
 class MeSerializer(serializers.Serializer):
@@ -78,17 +81,23 @@ class QuotaSerializer(serializers.Serializer):
     warning = serializers.BooleanField(help_text="True at or past 80 %: the portal warns.")
 
 
+def _person(actor: Actor) -> User:
+    # actor_from_request refuses requests without a person: the caller is a user.
+    assert actor.user is not None
+    return actor.user
+
+
 def _user(actor: Actor) -> dict[str, Any]:
-    user: Any = actor.user
+    user = _person(actor)
     return {"id": user.pk, "username": user.get_username(), "email": user.email, "name": user.get_full_name()}
 
 
 def _teams(actor: Actor) -> list[str]:
-    user: Any = actor.user
+    user = _person(actor)
     groups = list(user.groups.values_list("pk", "name"))
     # One query for both: flags_for reads the user's group ids from this attribute
-    # (governance.flags.selectors.group_ids_of) instead of asking again.
-    user._marketerapi_group_ids = {pk for pk, _ in groups}
+    # (governance.flags.rollout.group_ids_of) instead of asking again.
+    user._marketerapi_group_ids = {pk for pk, _ in groups}  # type: ignore[attr-defined]  # group_ids_of's cache
     return sorted(name for _, name in groups if name not in ROLE_NAMES)
 
 
@@ -134,12 +143,12 @@ EXAMPLE_QUOTAS = {
     ]
 }
 
-UNAUTHENTICATED = OpenApiResponse(
-    ProblemSerializer, description="No token or session, or an unknown, expired or revoked token."
+UNAUTHENTICATED = problem_responses(
+    401, overrides={401: "No token or session, or an unknown, expired or revoked token."}
 )
 
 
-class MeView(APIView):
+class MeView(ActorMixin, APIView):
     @extend_schema(
         operation_id="me",
         summary="Who am I",
@@ -147,11 +156,11 @@ class MeView(APIView):
         "session) with its scopes and expiry, the feature flags enabled for you, and the rate limits in force "
         "for you per rate class (requests per 60 s, after role multipliers and the token's own limits; "
         "docs/limits.md). Any signed-in caller; no scope needed.",
-        responses={200: MeSerializer, 401: UNAUTHENTICATED},
+        responses={200: MeSerializer, **UNAUTHENTICATED},
         examples=[OpenApiExample("A developer's token", value=EXAMPLE_ME, response_only=True)],
     )
     def get(self, request: Request) -> Response:
-        actor = actor_from_request(request)
+        actor = self.actor
         environment = actor.environment
         body = {
             "user": _user(actor),
@@ -169,7 +178,7 @@ class MeView(APIView):
         return Response(body)
 
 
-class MeQuotasView(APIView):
+class MeQuotasView(ActorMixin, APIView):
     @extend_schema(
         operation_id="me_quotas",
         summary="My quotas",
@@ -180,13 +189,13 @@ class MeQuotasView(APIView):
         "`quota_exceeded`, whose hint names the reset time. Any signed-in caller.",
         responses={
             200: inline_serializer("MeQuotas", fields={"results": QuotaSerializer(many=True)}),
-            401: UNAUTHENTICATED,
+            **UNAUTHENTICATED,
         },
         examples=[OpenApiExample("Past 80 %", value=EXAMPLE_QUOTAS, response_only=True)],
     )
     def get(self, request: Request) -> Response:
-        actor = actor_from_request(request)
-        return Response({"results": [status.as_dict() for status in quotas.quota_statuses(actor)]})
+        actor = self.actor
+        return Response({"results": [status.as_dict() for status in quota_statuses(actor)]})
 
 
 urlpatterns = [

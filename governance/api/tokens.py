@@ -5,19 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.urls import re_path
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.access import selectors, services
-from governance.actors import actor_from_request
 from governance.models import ApiToken
-from marketerapi.problems import InvalidInput, NotFound
+from marketerapi.api import ActorMixin
 
 
 class TokenSerializer(serializers.ModelSerializer):
@@ -88,7 +87,7 @@ EXAMPLE_TOKEN = {
 }
 
 
-class TokenListView(APIView):
+class TokenListView(ActorMixin, APIView):
     @extend_schema(
         summary="List API tokens",
         description="Tokens of this environment that you answer for (yours and your service accounts'); "
@@ -97,7 +96,7 @@ class TokenListView(APIView):
         examples=[OpenApiExample("A token", value=[EXAMPLE_TOKEN], response_only=True)],
     )
     def get(self, request: Request) -> Response:
-        tokens = selectors.token_list(actor=actor_from_request(request))
+        tokens = selectors.token_list(actor=self.actor)
         return Response({"results": TokenSerializer(tokens, many=True).data})
 
     @extend_schema(
@@ -116,19 +115,17 @@ class TokenListView(APIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        actor = actor_from_request(request)
+        actor = self.actor
         serializer = TokenCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        user: Any = actor.user
-        if "service_account" in data:
-            user = User.objects.filter(username=data["service_account"], service_account__isnull=False).first()
-            if user is None:
-                raise InvalidInput(
-                    f"There is no service account {data['service_account']!r}.",
-                    hint="Ask an admin to create it (admin site or `manage.py create_service_account`).",
-                    code="service_account_not_found",
-                )
+        user = (
+            selectors.service_account_user_get(username=data["service_account"])
+            if "service_account" in data
+            else actor.user
+        )
+        if user is None:  # an actor from a request is a person, never the system
+            raise NotAuthenticated()
         days = data.get("expires_in_days")
         issued = services.token_issue(
             actor=actor,
@@ -146,10 +143,10 @@ class TokenListView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class TokenDetailView(APIView):
+class TokenDetailView(ActorMixin, APIView):
     @extend_schema(summary="Show one API token", responses=TokenSerializer)
     def get(self, request: Request, token_id: int) -> Response:
-        token = selectors.token_get(actor=actor_from_request(request), token_id=token_id)
+        token = selectors.token_get(actor=self.actor, token_id=token_id)
         return Response(TokenSerializer(token).data)
 
     @extend_schema(
@@ -159,11 +156,8 @@ class TokenDetailView(APIView):
         responses={204: None},
     )
     def delete(self, request: Request, token_id: int) -> Response:
-        actor = actor_from_request(request)
-        try:
-            token = selectors.token_get(actor=actor, token_id=token_id)
-        except NotFound:
-            raise
+        actor = self.actor
+        token = selectors.token_get(actor=actor, token_id=token_id)
         services.token_revoke(actor=actor, token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -11,7 +11,7 @@ engine once, then file a request or run now with one call:
         run=lambda: _archive(actor, audience, decision),
     )  # ActionOutcome: .result when it ran, .approval (the view answers 202 with approval_brief)
 
-and, once, at import of the domain's services module:
+and, once, in the domain app's AppConfig.ready():
 
     register_executor("audience.archive", run_archive, fingerprint=audience_fingerprint)
 

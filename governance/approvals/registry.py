@@ -1,7 +1,8 @@
 """Executors and fingerprints: how an approved action runs later, and how to tell that its
 target changed while the request waited.
 
-A domain app registers, at import of its services module:
+A domain app registers, in its AppConfig.ready() (so that every process has it, a Celery
+worker included):
 
     register_executor("audience.archive", run_archive, fingerprint=audience_fingerprint)
 
@@ -91,20 +92,18 @@ def _qualname(fn: Any) -> str:
 
 
 def _discover() -> None:
-    """Import the modules that register executors, so a Celery worker — which loads
-    neither the URL conf nor the API modules by itself — still finds them: each installed
-    app's services module, then the URL conf (whose API modules import every service that
-    files approval requests), and the flag services."""
+    """A fallback for executors still registered at import of a module that no AppConfig
+    imports: import the URL conf once, whose API modules import every service that files
+    approval requests. Today that is audiences/publishing/services.py (`audience.publish`,
+    `audience.rollback`), which a Celery worker would not otherwise load; once every app
+    registers its executors in its AppConfig.ready() (as governance does for
+    `flag.disable_personalization`), this goes."""
     global _discovered
     if _discovered:
         return
     from django.urls import get_resolver
-    from django.utils.module_loading import autodiscover_modules
 
-    autodiscover_modules("services")
     get_resolver().url_patterns  # noqa: B018  (importing the URL conf imports the API modules)
-    import governance.flags.services  # noqa: F401  (registers flag.disable_personalization)
-
     _discovered = True
 
 

@@ -1,34 +1,22 @@
-"""Audit log exports for a SIEM: each event as JSON (the API's shape), as a CSV row or as
-an OCSF 1.x "API Activity" record, and `audit_log_export`, the service that checks the
-policy, records the export as one `audit.export` event and returns the rows as a stream.
+"""The formats of audit log exports for a SIEM: each event as JSON (the API's shape), as a
+CSV row or as an OCSF 1.x "API Activity" record, rendered as a stream of text chunks.
 
-An export is a snapshot: it holds the matching events up to the newest one at the time
-of the request, oldest first, so an unfiltered export can be checked link by link
-against `prev_hash`, and the export's own `audit.export` event is the first one after it.
+The export itself — the policy check, its own `audit.export` event and the snapshot of
+rows — is `audit_log_export` in governance/audit/services.py.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Count, Max
-from django.utils import timezone
-
-from governance import policy
-from governance.actors import Actor
-from governance.audit import trail as audit
-from governance.audit.selectors import audit_events_visible, audit_filters_parse
 from governance.models import AuditEvent, Outcome
 from marketerapi.problems import InvalidInput
 
-# Rows fetched per round trip while streaming; a row is about 1 kB.
-EXPORT_CHUNK_SIZE = 2000
 # Rows rendered per chunk of the response body, so the server does not write line by line.
 _LINES_PER_WRITE = 200
 
@@ -44,13 +32,15 @@ def _environment_slug(event: AuditEvent) -> str | None:
     # Selectors annotate the slug; an event loaded any other way costs one query here.
     if hasattr(event, "environment_slug"):
         return event.environment_slug
-    return event.environment.slug if event.environment_id else None
+    environment = event.environment if event.environment_id else None  # no query for an event of none
+    return environment.slug if environment is not None else None
 
 
 def _token_prefix(event: AuditEvent) -> str | None:
     if hasattr(event, "token_prefix"):
         return event.token_prefix
-    return event.token.prefix if event.token_id else None
+    token = event.token if event.token_id else None
+    return token.prefix if token is not None else None
 
 
 def event_as_dict(event: AuditEvent) -> dict[str, Any]:
@@ -299,45 +289,3 @@ def export_format_get(name: str) -> ExportFormat:
             ],
             allowed_formats=allowed,
         ) from None
-
-
-# --- the service ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuditExport:
-    format: ExportFormat
-    filename: str
-    events: int
-    chunks: Iterator[str]
-
-
-def audit_log_export(*, actor: Actor, params: Mapping[str, Any]) -> AuditExport:
-    """Export the audit events the actor may read that match `params` (the list's filters
-    and `format`), oldest first; one `audit.export` event records who exported what.
-
-    The rows are read lazily, `EXPORT_CHUNK_SIZE` at a time, as the caller consumes
-    `chunks`: memory stays flat however long the log is.
-    """
-    decision = policy.require(actor, "audit.export")
-    export_format = export_format_get(str(params.get("format") or DEFAULT_EXPORT_FORMAT))
-    filters = audit_filters_parse(params, extra_parameters=("format",))
-    events = audit_events_visible(actor=actor, filters=filters)
-    snapshot = events.aggregate(up_to=Max("id"), events=Count("id"))
-    up_to, count = snapshot["up_to"], snapshot["events"]
-    with transaction.atomic():
-        audit.record(
-            actor,
-            "audit.export",
-            ("governance.auditevent", "", f"audit log export ({export_format.name}, {count:,} events)"),
-            decision=decision,
-            changes={"format": export_format.name, "filters": filters.as_dict(), "events": count, "up_to_id": up_to},
-        )
-    rows = events.filter(id__lte=up_to) if up_to is not None else events.none()
-    stamp = timezone.now().astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return AuditExport(
-        format=export_format,
-        filename=f"audit-{actor.environment.slug}-{stamp}.{export_format.extension}",
-        events=count,
-        chunks=export_format.render(rows.order_by("id").iterator(chunk_size=EXPORT_CHUNK_SIZE)),
-    )

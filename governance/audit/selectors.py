@@ -21,7 +21,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from governance import policy
 from governance.actors import Actor
-from governance.audit import trail as audit
+from governance.audit import chain
 from governance.models import AuditEvent, Outcome
 from governance.roles import AUDIT_READ_ALL_ROLES
 from marketerapi.api import UnknownQueryParameters
@@ -208,7 +208,7 @@ def audit_events_visible(*, actor: Actor, filters: AuditFilters | None = None) -
     Annotated with `environment_slug` and `token_prefix` so that serializing a page or an
     export takes no further query. No policy check: callers ask for their own action.
     """
-    events = AuditEvent.objects.filter(environment=actor.environment)
+    events: QuerySet[AuditEvent] = AuditEvent.objects.filter(environment=actor.environment)
     if audit_read_scope(actor) == SCOPE_OWN:
         events = events.filter(actor_user=actor.user)
     if filters is not None:
@@ -232,13 +232,13 @@ def audit_events_of_actor(*, actor: Actor) -> QuerySet[AuditEvent]:
     return audit_events_visible(actor=actor).filter(actor_user=actor.user).order_by("-id")
 
 
-def audit_chain_report(*, actor: Actor) -> audit.ChainReport:
+def audit_chain_report(*, actor: Actor) -> chain.ChainReport:
     """`audit.verify`: walk the hash chain of the actor's environment."""
     policy.require(actor, "audit.verify")
-    return audit.check_chain(actor.environment.pk)
+    return chain.check_chain(actor.environment.pk)
 
 
-def chain_report_as_dict(report: audit.ChainReport, environment: str | None) -> dict[str, Any]:
+def chain_report_as_dict(report: chain.ChainReport, environment: str | None) -> dict[str, Any]:
     """A chain report as `GET /audit-events/verify` answers it and `audit_verify --json` prints it."""
     broken = report.first_broken
     return {

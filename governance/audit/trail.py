@@ -1,9 +1,9 @@
-"""The one audit point: every state-changing service writes exactly one AuditEvent.
+"""The one audit point: every state-changing service writes exactly one AuditEvent with
+`record(actor, action, target, …)`, in its own transaction.
 
 Audit events are append-only (a PostgreSQL trigger refuses UPDATE, DELETE and
-TRUNCATE) and hash-chained per environment: each row stores the previous row's hash
-and SHA-256 over its own canonical JSON, so `audit_verify` finds any altered,
-removed or reordered row.
+TRUNCATE) and hash-chained per environment (governance/audit/chain.py says what a hash
+covers and how the chain is verified).
 
 A chain serializes its writers. On PostgreSQL the writer takes a per-environment
 advisory lock just before the insert; the lock is released at commit. Services
@@ -24,16 +24,16 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-import secrets
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, models, router
 from django.utils import timezone
 
+from governance.audit.chain import GENESIS, chain_of, compute_hash, split_canonical
+from governance.audit.errors import ChainWriteError
 from governance.models import AuditEvent, Outcome
 
 if TYPE_CHECKING:
@@ -42,27 +42,6 @@ if TYPE_CHECKING:
 
 # First key of the two-key advisory lock; the second is the environment id.
 _LOCK_CLASS = 0x4D4B4155  # "MKAU"
-GENESIS = "0" * 64
-
-CHAINED_FIELDS = (
-    "occurred_at",
-    "environment_id",
-    "actor_user_id",
-    "actor_label",
-    "token_id",
-    "door",
-    "ip",
-    "request_id",
-    "action",
-    "target_type",
-    "target_id",
-    "target_label",
-    "outcome",
-    "reasons",
-    "changes",
-    "approval_refs",
-    "prev_hash",
-)
 
 
 def describe_target(target: Any) -> tuple[str, str, str]:
@@ -77,51 +56,11 @@ def describe_target(target: Any) -> tuple[str, str, str]:
     return type(target).__name__.lower(), "", str(target)[:200]
 
 
-def _canonical_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return value
-
-
-def canonical_json(event: AuditEvent) -> str:
-    body = {name: _canonical_value(getattr(event, name)) for name in CHAINED_FIELDS}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def compute_hash(event: AuditEvent) -> str:
-    return hashlib.sha256(canonical_json(event).encode()).hexdigest()
-
-
 def _previous_hash(environment_id: int | None) -> str:
     """The chain's head (outside PostgreSQL, which has no lock and no concurrent writers
     to fear: SQLite serializes write transactions)."""
-    last = (
-        AuditEvent.objects.filter(environment_id=environment_id).order_by("-id").values_list("hash", flat=True).first()
-    )
+    last = chain_of(environment_id).order_by("-id").values_list("hash", flat=True).first()
     return last or GENESIS
-
-
-class ChainWriteError(RuntimeError):
-    """The database computed another hash than Python for the same row (never expected:
-    the transaction is rolled back rather than a row written that verify would reject)."""
-
-
-_PREV_KEY = '"prev_hash":"'
-
-
-def _split_canonical(event: AuditEvent) -> tuple[str, str]:
-    """The canonical JSON of `event` cut where the value of `prev_hash` goes: the hashed
-    text is `head + prev_hash + tail`, exactly canonical_json() with that prev_hash."""
-    marker = secrets.token_hex(16)
-    event.prev_hash = marker
-    text = canonical_json(event)
-    event.prev_hash = ""
-    slot = _PREV_KEY + marker + '"'
-    # Only the real key can match: inside a JSON string every quote is escaped.
-    if text.count(slot) != 1:  # pragma: no cover - a 128-bit random marker does not repeat
-        raise ChainWriteError("could not place prev_hash in the canonical JSON")
-    start = text.index(slot) + len(_PREV_KEY)
-    return text[:start], text[start + len(marker) :]
 
 
 class InsertColumns:
@@ -148,17 +87,22 @@ class InsertColumns:
 
     def __init__(self, model: type[models.Model], exclude: tuple[str, ...] = ()) -> None:
         self.fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in exclude)
+        # Concrete fields always have a column.
+        self.columns: tuple[str, ...] = tuple(str(f.column) for f in self.fields)
         self.json = tuple(isinstance(f, models.JSONField) for f in self.fields)
         self.plain = tuple(self._plain_types(f) for f in self.fields)
         self.placeholders = "(" + ", ".join("%s::jsonb" if j else "%s" for j in self.json) + ")"
 
     @classmethod
     def _plain_types(cls, field: Any) -> tuple[type, ...]:
-        for kind in type(field).__mro__:
+        own = type(field)
+        for kind in own.__mro__:
             if kind in cls._PLAIN:
                 # A subclass with its own preparation (e.g. an encrypted text field) is not plain.
-                prep = type(field).get_db_prep_value is kind.get_db_prep_value
-                return cls._PLAIN[kind] if prep and type(field).get_prep_value is kind.get_prep_value else ()
+                same = all(
+                    getattr(own, name) is getattr(kind, name) for name in ("get_db_prep_value", "get_prep_value")
+                )
+                return cls._PLAIN[kind] if same else ()
         return ()
 
     def params(self, values: Mapping[str, Any], connection: Any, json_texts: Mapping[str, str] | None = None) -> list:
@@ -169,7 +113,7 @@ class InsertColumns:
                 if json_texts is not None and field.attname in json_texts:
                     out.append(json_texts[field.attname])
                 else:
-                    out.append(json.dumps(value, cls=field.encoder))
+                    out.append(json.dumps(value, cls=getattr(field, "encoder", None)))
             elif value is None or (type(value) in plain and (type(value) is not datetime or value.tzinfo)):
                 out.append(value)
             else:
@@ -207,7 +151,7 @@ def _build_chained_insert_sql(quote: Callable[[str], str], null_environment: boo
         "SELECT pg_advisory_xact_lock(%s, %s); "  # noqa: S608
         f"WITH head AS (SELECT COALESCE((SELECT {column('hash')} FROM {table} "
         f"WHERE {column('environment_id')} {env_match} ORDER BY {column('id')} DESC LIMIT 1), %s) AS prev) "
-        f"INSERT INTO {table} ({', '.join(column(f.column) for f in columns.fields)}, {column('prev_hash')}, "
+        f"INSERT INTO {table} ({', '.join(column(name) for name in columns.columns)}, {column('prev_hash')}, "
         f"{column('hash')}) VALUES {columns.placeholders[:-1]}, (SELECT prev FROM head), "
         "encode(sha256(convert_to(%s || (SELECT prev FROM head) || %s, 'UTF8')), 'hex')) "
         f"RETURNING {column('id')}, {column('prev_hash')}, {column('hash')}"
@@ -218,7 +162,7 @@ def _insert_chained_postgresql(
     event: AuditEvent, values: Mapping[str, Any], json_texts: Mapping[str, str], connection: Any
 ) -> None:
     """Lock the environment's chain, read its head and insert the row: one round trip."""
-    head, tail = _split_canonical(event)
+    head, tail = split_canonical(event)
     env_id = event.environment_id
     params: list[Any] = [_LOCK_CLASS, env_id or 0]
     if env_id is not None:
@@ -232,7 +176,7 @@ def _insert_chained_postgresql(
         event.pk, event.prev_hash, event.hash = cursor.fetchone()
     event._state.adding = False
     event._state.db = connection.alias
-    # head + prev_hash + tail is canonical_json(event) (see _split_canonical).
+    # head + prev_hash + tail is canonical_json(event) (see split_canonical).
     if hashlib.sha256((head + event.prev_hash + tail).encode()).hexdigest() != event.hash:
         raise ChainWriteError(
             f"PostgreSQL hashed audit event {event.pk} differently from Python; check that the "
@@ -323,72 +267,3 @@ def _new_event(values: Mapping[str, Any]) -> AuditEvent:
     return AuditEvent(
         *[values[f.attname] if f.attname in values else f.get_default() for f in AuditEvent._meta.concrete_fields]
     )
-
-
-class AppendOnly(Exception):
-    """Audit events are never changed or deleted."""
-
-
-@dataclass(frozen=True)
-class ChainBreak:
-    environment_id: int | None
-    event_id: int
-    reason: str
-
-
-def verify_chain(environment_id: int | None = None, *, all_environments: bool = False) -> Iterator[ChainBreak]:
-    """Yield the first broken row of each chain checked (none when intact)."""
-    if all_environments:
-        # order_by(): the model's ordering (-id) would otherwise join the DISTINCT.
-        env_ids = list(AuditEvent.objects.order_by().values_list("environment_id", flat=True).distinct())
-    else:
-        env_ids = [environment_id]
-    for env_id in env_ids:
-        report = check_chain(env_id)
-        if report.first_broken is not None:
-            yield report.first_broken
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    """One environment's chain, walked from its first row: how many rows were checked
-    (up to and including the first broken one) and, when intact, its newest row."""
-
-    environment_id: int | None
-    checked: int
-    first_broken: ChainBreak | None
-    head_id: int | None = None
-    head_hash: str = ""
-
-    @property
-    def valid(self) -> bool:
-        return self.first_broken is None
-
-
-def check_chain(environment_id: int | None, *, from_id: int | None = None) -> ChainReport:
-    """Walk one environment's chain in id order and stop at the first broken row.
-
-    `from_id` starts the walk at that row, taking its `prev_hash` as given: after a
-    break has been investigated and recorded, it checks the rows written since.
-    A chain cannot show that its newest rows were removed; compare `head_hash` with a
-    copy kept elsewhere (a SIEM that receives the exports) for that.
-    """
-    expected_prev = GENESIS
-    checked = 0
-    head: AuditEvent | None = None
-    chain = AuditEvent.objects.filter(environment_id=environment_id)
-    if from_id is not None:
-        chain = chain.filter(id__gte=from_id)
-        expected_prev = chain.order_by("id").values_list("prev_hash", flat=True).first() or GENESIS
-    rows = chain.order_by("id").iterator(chunk_size=2000)
-    for event in rows:
-        checked += 1
-        if event.prev_hash != expected_prev:
-            reason = "prev_hash does not match the previous row: a row was removed or reordered"
-            return ChainReport(environment_id, checked, ChainBreak(environment_id, event.pk, reason))
-        if compute_hash(event) != event.hash:
-            reason = "the row's content does not match its hash: it was altered"
-            return ChainReport(environment_id, checked, ChainBreak(environment_id, event.pk, reason))
-        expected_prev = event.hash
-        head = event
-    return ChainReport(environment_id, checked, None, head.pk if head else None, head.hash if head else "")

@@ -1,38 +1,40 @@
 """Writes for the platform's configuration, made by admins (mostly in the admin site):
-environments and their change windows, approval policies, quota policies, teams, the
-roles and teams of people, and flag metadata.
+environments and their change windows, approval policies, quota policies, teams, and
+people — their names, email and password, and their roles, teams and access.
 
 Like every service, each asks the policy engine once and writes one audit event (with a
-before/after summary) in the transaction of the change; the admin site only builds the
-actor (door `admin`) and calls them. The validators are shared with the admin forms, so
-a form refuses a bad value with the same sentence the service would raise.
+before/after summary) in the transaction of the change; the admin site, `seed_demo` and
+the commands only build the actor and call them. The validators
+(governance/configuration/validators.py) are shared with the admin forms, so a form
+refuses a bad value with the same sentence the service would raise.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 from governance import policy
 from governance.actors import Actor
-from governance.approvals.windows import InvalidChangeWindows, parse_windows
 from governance.audit import trail as audit
-from governance.models import ApprovalPolicy, Environment, FlagMeta, Outcome, QuotaPolicy
+from governance.configuration.errors import ImmutableField, InvalidConfig, RoleGroupReadOnly, TeamIsARole
+from governance.configuration.validators import (
+    check_action_name,
+    check_approval_action,
+    check_change_windows,
+    check_condition,
+    check_quota_subject,
+    check_steps,
+    check_time_zone,
+)
+from governance.models import ApprovalPolicy, Environment, Outcome, QuotaPolicy
 from governance.roles import ADMIN, ROLE_NAMES
 from marketerapi.problems import InvalidInput
 
-
-class InvalidConfig(ValueError):
-    """A configuration value does not have the documented shape; the message says how to fix it."""
-
-
-# --- validators (shared with the admin forms) ------------------------------------------
-
+# What each write's audit event shows before and after.
 ENVIRONMENT_FIELDS = ("slug", "name", "purpose", "data_kind", "time_zone", "change_windows")
 APPROVAL_POLICY_FIELDS = ("environment", "action", "metric", "threshold", "steps", "description", "is_active")
 QUOTA_POLICY_FIELDS = (
@@ -47,92 +49,7 @@ QUOTA_POLICY_FIELDS = (
     "token",
     "is_active",
 )
-FLAG_META_FIELDS = ("description", "owner", "affects_personalization")
-_ACTION_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-
-
-def check_time_zone(name: Any) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidConfig('The time zone is empty; use an IANA name such as "Europe/London" or "UTC".')
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidConfig(
-            f'{name!r} is not a time zone; use an IANA name such as "Europe/London", "America/New_York" or "UTC".'
-        ) from None
-    return name
-
-
-def check_change_windows(raw: Any) -> Any:
-    """Days 0–6 (0 = Monday), "HH:MM" start before end; empty means any time."""
-    try:
-        parse_windows(raw)
-    except InvalidChangeWindows as exc:
-        raise InvalidConfig(f'{exc} Example: [{{"days": [0, 1, 2, 3], "start": "09:00", "end": "17:00"}}].') from None
-    return raw if raw not in (None, "") else []
-
-
-def check_steps(steps: Any) -> list[list[str]]:
-    """A list with one non-empty list of role names per approval."""
-    example = 'e.g. [["approver"], ["developer", "admin"]] asks for an approver and then a developer or admin'
-    if not isinstance(steps, list) or not steps:
-        raise InvalidConfig(f"Steps must be a list with one list of role names per approval ({example}).")
-    for index, step in enumerate(steps, start=1):
-        if not isinstance(step, list) or not step:
-            raise InvalidConfig(f"Step {index} must be a non-empty list of role names ({example}).")
-        unknown = [role for role in step if role not in ROLE_NAMES]
-        if unknown:
-            raise InvalidConfig(
-                f"Step {index} names {', '.join(repr(r) for r in unknown)}, which is not a role; "
-                f"use any of: {', '.join(ROLE_NAMES)}."
-            )
-        if len(set(step)) != len(step):
-            raise InvalidConfig(f"Step {index} names a role twice.")
-    return [list(step) for step in steps]
-
-
-def approval_actions() -> list[str]:
-    """Actions an approval policy can apply to: those registered as asking for approval, and
-    those the existing policies name (actions of apps not installed yet, e.g. campaign.activate)."""
-    registered = {name for name, spec in policy.ACTIONS.items() if spec.approval}
-    in_use = set(ApprovalPolicy.objects.values_list("action", flat=True).distinct())
-    return sorted(registered | in_use)
-
-
-def check_approval_action(action: Any) -> str:
-    known = approval_actions()
-    if action in known:
-        return action
-    spec = policy.ACTIONS.get(action)
-    if spec is not None:
-        raise InvalidConfig(f"{action!r} never asks for approval, so a policy for it would do nothing.")
-    raise InvalidConfig(f"{action!r} is not an action that can ask for approval; use one of: {', '.join(known)}.")
-
-
-def check_condition(metric: str, threshold: int | None) -> None:
-    if bool(metric) != (threshold is not None):
-        raise InvalidConfig(
-            "Give both a metric and a threshold (the policy applies when the metric exceeds it), or neither "
-            "(the policy always applies)."
-        )
-
-
-def check_quota_subject(role: str, user: Any, token: Any) -> None:
-    """Exactly one of role, user or token, or none (the default for everyone)."""
-    chosen = [name for name, value in (("role", role), ("user", user), ("token", token)) if value]
-    if len(chosen) > 1:
-        raise InvalidConfig(
-            f"A quota policy applies to one role, one user or one token, or to everyone; this one names "
-            f"{' and '.join(chosen)}. Keep one of them (or none for the default)."
-        )
-    if role and role not in ROLE_NAMES:
-        raise InvalidConfig(f"{role!r} is not a role; use any of: {', '.join(ROLE_NAMES)}.")
-
-
-def check_action_name(action: Any) -> str:
-    if not isinstance(action, str) or not _ACTION_NAME.match(action):
-        raise InvalidConfig(f"{action!r} is not an action name; write it as entity.verb, e.g. export.create.")
-    return action
+USER_FIELDS = ("username", "first_name", "last_name", "email")
 
 
 def _invalid(exc: InvalidConfig, pointer: str, code: str) -> InvalidInput:
@@ -198,10 +115,9 @@ def environment_save(*, actor: Actor, environment: Environment) -> Environment:
     with transaction.atomic():
         before = _stored(Environment, environment.pk, ENVIRONMENT_FIELDS)
         if before is not None and (before["slug"] != environment.slug or before["data_kind"] != environment.data_kind):
-            raise InvalidInput(
+            raise ImmutableField(
                 "An environment's slug and data kind are set when it is added.",
                 hint="Add a new environment instead.",
-                code="immutable_field",
             )
         environment.save()
         # A new environment's first audit event opens its own chain.
@@ -280,16 +196,14 @@ def team_save(*, actor: Actor, team: Group) -> Group:
     creating = team.pk is None
     name = (team.name or "").strip()
     if name in ROLE_NAMES:
-        raise InvalidInput(
+        raise TeamIsARole(
             f"{name!r} is a role; teams and roles are different groups.",
             hint="Choose another name for the team.",
-            code="team_is_a_role",
         )
     if not creating and Group.objects.filter(pk=team.pk, name__in=ROLE_NAMES).exists():
-        raise InvalidInput(
+        raise RoleGroupReadOnly(
             "Role groups are defined in governance/roles.py and restored on every migrate.",
             hint="Change governance/roles.py instead.",
-            code="role_group_read_only",
         )
     decision = policy.require(actor, "team.create" if creating else "team.change")
     with transaction.atomic():
@@ -306,8 +220,9 @@ def team_save(*, actor: Actor, team: Group) -> Group:
     return team
 
 
-def user_create(*, actor: Actor, user: Any) -> Any:
-    """Add a person (no role, no team yet: the change form gives them)."""
+def user_create(*, actor: Actor, user: User) -> User:
+    """Add a person (no role, no team yet: the change form, or user_access_set, gives them).
+    `user` is unsaved, with its username, names, email and password (hashed) set."""
     decision = policy.require(actor, "user.create")
     with transaction.atomic():
         user.save()
@@ -321,7 +236,42 @@ def user_create(*, actor: Actor, user: Any) -> Any:
     return user
 
 
-def _access_of(user: Any) -> dict[str, Any]:
+def user_change(*, actor: Actor, user: User) -> User:
+    """Save a person's username, names and email as set on `user` (nothing else of it);
+    the audit event lists what changed. Nothing changed: nothing is written."""
+    stored = User.objects.filter(pk=user.pk).values(*USER_FIELDS).first()
+    after = _snapshot(user, USER_FIELDS)
+    if stored == after:
+        return user
+    decision = policy.require(actor, "user.change", user)
+    with transaction.atomic():
+        before = _stored(User, user.pk, USER_FIELDS)
+        user.save(update_fields=list(USER_FIELDS))
+        audit.record(actor, "user.change", user, decision=decision, changes=_diff(before, after))
+    return user
+
+
+def user_password_set(*, actor: Actor, user: User, password: str | None) -> User:
+    """Set a person's password, or with None take password sign-in away from them. The
+    audit event says that it changed, never what it is."""
+    decision = policy.require(actor, "user.change", user)
+    with transaction.atomic():
+        if password is None:
+            user.set_unusable_password()
+        else:
+            user.set_password(password)
+        user.save(update_fields=["password"])
+        audit.record(
+            actor,
+            "user.change",
+            user,
+            decision=decision,
+            changes={"after": {"password": "set" if password is not None else "unusable"}},
+        )
+    return user
+
+
+def _access_of(user: User) -> dict[str, Any]:
     names = sorted(user.groups.values_list("name", flat=True)) if user.pk else []
     return {
         "roles": [n for n in names if n in ROLE_NAMES],
@@ -335,18 +285,34 @@ def _access_of(user: Any) -> dict[str, Any]:
 def user_access_set(
     *,
     actor: Actor,
-    user: Any,
+    user: User,
     roles: list[str],
     teams: list[str],
     is_active: bool,
     is_staff: bool,
     is_superuser: bool | None = None,
-) -> Any:
+) -> User:
     """Set a person's roles, teams and access flags; the audit event lists what changed.
+    Compared with what is stored (not with `user`, which a form may have changed already);
+    nothing changed: nothing is written.
 
     Only a superuser makes someone a superuser, and no admin takes away their own admin
     role or access (another admin does, so the platform always keeps one).
     """
+    stored = User.objects.get(pk=user.pk)
+    if is_superuser is None:
+        is_superuser = stored.is_superuser
+    before = _access_of(stored)
+    wanted = {
+        "roles": sorted(set(roles)),
+        "teams": sorted(set(teams)),
+        "is_active": is_active,
+        "is_staff": is_staff,
+        "is_superuser": is_superuser,
+    }
+    if wanted == before:
+        user.is_active, user.is_staff, user.is_superuser = is_active, is_staff, is_superuser
+        return user
     decision = policy.require(actor, "user.access_change")
     unknown = sorted(set(roles) - set(ROLE_NAMES))
     if unknown:
@@ -358,10 +324,8 @@ def user_access_set(
     missing = sorted(set(teams) - {g.name for g in groups})
     if missing:
         raise InvalidInput(f"Unknown team(s): {', '.join(missing)}.", hint="Create the team first.")
-    if is_superuser is None:
-        is_superuser = user.is_superuser
     acting = getattr(actor.user, "pk", None)
-    if is_superuser and not user.is_superuser and not getattr(actor.user, "is_superuser", False):
+    if is_superuser and not stored.is_superuser and not getattr(actor.user, "is_superuser", False):
         raise _refuse(
             actor,
             "user.access_change",
@@ -371,7 +335,7 @@ def user_access_set(
             "Give the admin role instead; it is what the platform checks.",
         )
     if acting == user.pk and (
-        (ADMIN in actor.roles and ADMIN not in roles) or not is_active or (user.is_staff and not is_staff)
+        (ADMIN in actor.roles and ADMIN not in roles) or not is_active or (stored.is_staff and not is_staff)
     ):
         raise _refuse(
             actor,
@@ -382,9 +346,8 @@ def user_access_set(
             "Ask another admin, so that the platform always keeps one.",
         )
     with transaction.atomic():
-        before = _access_of(user) if user.pk else None
         user.is_active, user.is_staff, user.is_superuser = is_active, is_staff, is_superuser
-        user.save()
+        user.save(update_fields=["is_active", "is_staff", "is_superuser"])
         user.groups.set(groups)
         after = _access_of(user)
         audit.record(actor, "user.access_change", user, decision=decision, changes=_diff(before, after))
@@ -392,23 +355,3 @@ def user_access_set(
     if hasattr(user, "_marketerapi_roles"):
         del user._marketerapi_roles
     return user
-
-
-# --- flag metadata ------------------------------------------------------------------------
-
-
-def flag_meta_save(*, actor: Actor, meta: FlagMeta) -> FlagMeta:
-    """Describe a flag: what it is for, who owns it, whether switching it off changes what
-    customers see (then switching it off needs approvals)."""
-    decision = policy.require(actor, "flag.meta_change", meta)
-    with transaction.atomic():
-        before = _stored(FlagMeta, meta.pk, FLAG_META_FIELDS)
-        meta.save()
-        audit.record(
-            actor,
-            "flag.meta_change",
-            meta.flag,
-            decision=decision,
-            changes=_diff(before, _snapshot(meta, FLAG_META_FIELDS)),
-        )
-    return meta

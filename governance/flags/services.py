@@ -1,5 +1,13 @@
-"""Changing feature flags: `flag_set` is the one write path, and a safety net audits
-changes that do not come through it (the admin site's forms, a shell, waffle's commands).
+"""Writes of feature flags, switches and samples (django-waffle) and the flags' metadata.
+
+`flag_set` is the one way to change an existing flag's settings — the API, the admin's
+change form and actions, and the executor of an approved switch-off all call it;
+`flag_create` and `flag_delete` add and remove flags; `switch_save`, `switch_delete`,
+`sample_save` and `sample_delete` do the same for waffle's switches and samples, and
+`flag_meta_save` describes a flag. Each asks the policy engine once, writes one audit event
+and announces the change as `flag.changed`. Nothing audits a change after the fact: a
+change made around these services (a shell, waffle's own commands) is in the models' field
+history (simple-history), not in the audit trail.
 
 Flags are global (waffle keeps one row per flag for every environment), so a change is
 decided by the policy of **the actor's environment**, recorded in that environment's
@@ -8,141 +16,101 @@ affects all of them.
 
 Switching off a flag marked `affects_personalization` changes what customers see, so it
 needs the approvals of the `flag.disable_personalization` policy (approver + admin in
-pilot and production). "Switching off" is any change that can turn the flag off for
-someone who has it now: `everyone` to no, away from yes, a lower percentage, or fewer
-groups or users. An environment where no such policy applies — the sandbox always, a new
-environment without one, or one whose policy an admin deactivated — may not make that
-change at all: a sandbox token must never be the cheap way to switch production's
-personalization off. Make the change from production (or pilot), where it is filed for
-approval. Operators at a shell (system actors) are not stopped, as everywhere in the
-policy, but are audited.
+pilot and production): `flag_set` files the request through
+`governance.approvals.request_or_run`. "Switching off" is any change that can turn the flag
+off for someone who has it now (governance/flags/rollout.py `narrows`). An environment
+where no such policy applies — the sandbox always, a new environment without one, or one
+whose policy an admin deactivated — may not make that change at all: a sandbox token must
+never be the cheap way to switch production's personalization off. Make the change from
+production (or pilot), where it is filed for approval. Operators at a shell (system
+actors) are not stopped, as everywhere in the policy, but are audited. Such a flag is
+never deleted.
 """
 
 from __future__ import annotations
 
-import logging
-from contextvars import ContextVar
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import Group, User
-from django.db import transaction
-from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
+from django.db import models, transaction
 from waffle.models import Flag, Sample, Switch
 
 from governance import outbox, policy
-from governance.actors import Actor, client_ip
-from governance.approvals import Execution, approval_request_create, fingerprint_of, register_executor
+from governance.actors import Actor
+from governance.approvals import ActionOutcome, Execution, fingerprint_of, request_or_run
 from governance.audit import trail as audit
-from governance.models import ApprovalRequest, Door, Environment, Outcome
-from marketerapi.problems import ApplicationError, InvalidInput, NotFound
+from governance.flags.errors import FlagNotFound, PersonalizationFlagNeedsApproval, PersonalizationFlagUndeletable
+from governance.flags.rollout import describe_change, flag_snapshot, narrows
+from governance.models import Environment, FlagMeta, Outcome
+from marketerapi.problems import InvalidInput
 
-logger = logging.getLogger(__name__)
-
+CREATE = "flag.create"
 CHANGE = "flag.change"
+DELETE = "flag.delete"
 DISABLE_PERSONALIZATION = "flag.disable_personalization"
+META_CHANGE = "flag.meta_change"
+
+FLAG_META_FIELDS = ("description", "owner", "affects_personalization")
+# A flag's settings beside who has it (flag_snapshot): waffle's modes the API does not use,
+# and the note. A change shows them in its audit event only when they change.
+OTHER_SETTINGS = ("testing", "rollout", "languages", "note")
+SWITCH_FIELDS = ("name", "active", "note")
+SAMPLE_FIELDS = ("name", "percent", "note")
 
 
 class _Keep:
+    """The default of flag_set's settings: leave this one as it is. (None is a value:
+    `everyone=None` lets groups, users and the percentage decide; `percent=None` clears
+    the percentage.)"""
+
+    _instance: _Keep | None = None
+
+    def __new__(cls) -> _Keep:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
     def __repr__(self) -> str:
         return "KEEP"
 
 
-# "Leave this setting as it is" (None is a value: `everyone=None` lets groups, users and
-# the percentage decide; `percent=None` clears the percentage).
-KEEP: Any = _Keep()
-
-# Set while flag_set saves, so the signal handlers below do not audit the change twice.
-_in_service: ContextVar[bool] = ContextVar("flag_service", default=False)
-
-
-class PersonalizationFlagNeedsApproval(ApplicationError):
-    status = 403
-    code = "personalization_flag_needs_approval"
-    title = "This flag can only be switched off with approvals"
-    hint = (
-        "Make the change from production (a mk_production_… token, or the portal switched to production); "
-        "it is filed there for an approver and an admin to approve."
-    )
+KEEP = _Keep()
 
 
 @dataclass
 class FlagChange:
-    """What flag_set did: changed the flag, filed an approval request, or nothing."""
+    """What flag_set did to the flag (ActionOutcome.result): its settings before and after,
+    whether it changed, and notes such as "nothing to change"."""
 
     flag: Flag
     before: dict[str, Any]
     after: dict[str, Any]
-    approval: ApprovalRequest | None = None
     changed: bool = False
     notes: list[str] = field(default_factory=list)
-
-
-# --- snapshots ------------------------------------------------------------------------
-
-
-def flag_snapshot(flag: Flag) -> dict[str, Any]:
-    """The settings that decide who has the flag, as JSON."""
-    return {
-        "everyone": flag.everyone,
-        "percent": float(flag.percent) if flag.percent is not None else None,
-        "groups": sorted(flag.groups.values_list("name", flat=True)) if flag.pk else [],
-        "users": sorted(flag.users.values_list("username", flat=True)) if flag.pk else [],
-        "superusers": flag.superusers,
-        "staff": flag.staff,
-        "authenticated": flag.authenticated,
-    }
 
 
 def flag_fingerprint(flag: Flag) -> str:
     return fingerprint_of("waffle.flag", flag.name, flag_snapshot(flag))
 
 
-def _snapshot_any(instance: Any) -> dict[str, Any]:
-    if isinstance(instance, Flag):
-        return flag_snapshot(instance)
-    if isinstance(instance, Switch):
-        return {"active": instance.active}
-    if isinstance(instance, Sample):
-        return {"percent": float(instance.percent) if instance.percent is not None else None}
-    return {}
-
-
-def narrows(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """Can the change turn the flag off for someone who has it now?"""
-    if before["everyone"] is False:
-        return False  # off for everyone already
-    if after["everyone"] is False:
-        return True
-    if before["everyone"] is True:
-        return after["everyone"] is not True
-    if after["everyone"] is True:
-        return False
-    return (
-        (after["percent"] or 0) < (before["percent"] or 0)
-        or bool(set(before["groups"]) - set(after["groups"]))
-        or bool(set(before["users"]) - set(after["users"]))
-        or any(before[k] and not after[k] for k in ("superusers", "staff", "authenticated"))
-    )
-
-
-# --- flag_set ---------------------------------------------------------------------------
+# --- flag_set -----------------------------------------------------------------------------
 
 
 def _flag(name: str) -> Flag:
     flag = Flag.objects.filter(name=name).select_related("meta").first()
     if flag is None:
         known = ", ".join(Flag.objects.order_by("name").values_list("name", flat=True)[:20]) or "none yet"
-        raise NotFound(
+        raise FlagNotFound(
             f"There is no flag {name!r}.",
             hint=f"Admins create flags in the admin site (Waffle › Flags). Known flags: {known}.",
-            code="flag_not_found",
         )
     return flag
 
 
-def _percent(value: Any) -> Decimal | None:
+def _percent(value: object) -> Decimal | None:
     if value is None:
         return None
     try:
@@ -159,7 +127,10 @@ def _percent(value: Any) -> Decimal | None:
     return number
 
 
-def _resolve(model: Any, field_name: str, values: Any, pointer: str) -> list[Any]:
+M = TypeVar("M", Group, User)
+
+
+def _resolve(model: type[M], field_name: str, values: object, pointer: str) -> list[M]:
     if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple, set)):
         raise InvalidInput(
             f"{pointer.strip('/')} must be a list of names.",
@@ -167,7 +138,7 @@ def _resolve(model: Any, field_name: str, values: Any, pointer: str) -> list[Any
         )
     objects = [v for v in values if isinstance(v, model)]
     names = [str(v) for v in values if not isinstance(v, model)]
-    found = {getattr(o, field_name): o for o in model.objects.filter(**{f"{field_name}__in": names})}
+    found = {getattr(o, field_name): o for o in model._default_manager.filter(**{f"{field_name}__in": names})}
     unknown = [n for n in names if n not in found]
     if unknown:
         raise InvalidInput(
@@ -181,46 +152,69 @@ def _resolve(model: Any, field_name: str, values: Any, pointer: str) -> list[Any
     return objects + list(found.values())
 
 
+def _others(flag: Flag) -> dict[str, Any]:
+    return {name: getattr(flag, name) for name in OTHER_SETTINGS}
+
+
 def flag_set(
     *,
     actor: Actor,
     flag_name: str,
-    everyone: Any = KEEP,
-    percent: Any = KEEP,
-    groups: Any = KEEP,
-    users: Any = KEEP,
+    everyone: bool | _Keep | None = KEEP,
+    percent: float | Decimal | _Keep | None = KEEP,
+    groups: Sequence[str | Group] | _Keep | None = KEEP,
+    users: Sequence[str | User] | _Keep | None = KEEP,
+    superusers: bool | _Keep = KEEP,
+    staff: bool | _Keep = KEEP,
+    authenticated: bool | _Keep = KEEP,
+    testing: bool | _Keep = KEEP,
+    rollout: bool | _Keep = KEEP,
+    languages: str | _Keep = KEEP,
+    note: str | _Keep = KEEP,
     context: dict[str, Any] | None = None,
     approval_refs: list[dict[str, Any]] | None = None,
-) -> FlagChange:
-    """Change who has a flag: `everyone` (True, False, or None to let the rest decide),
-    `percent` (0–99.9, None clears), `groups` and `users` (names or objects; replace the
-    lists, `[]` clears, None leaves them). A setting not passed (KEEP) is left as it is.
+) -> ActionOutcome[FlagChange]:
+    """Change a flag's settings: who has it — `everyone` (True, False, or None to let the
+    rest decide), `percent` (0–99.9, None clears), `groups` and `users` (names or objects;
+    replace the lists, `[]` clears, None leaves them), `superusers`, `staff`,
+    `authenticated` — and waffle's other settings (`testing`, `rollout`, `languages`,
+    `note`). A setting not passed (KEEP) is left as it is.
 
-    Audited with before/after and announced as `flag.changed`. Switching off a flag that
-    affects personalization files an approval request instead (FlagChange.approval).
+    Audited with before/after and announced as `flag.changed`; `result` says what changed.
+    Switching off a flag that affects personalization files an approval request instead
+    (`approval`), or is refused where no approval policy applies.
     """
     flag = _flag(flag_name)
     before = flag_snapshot(flag)
-    new_percent = _percent(percent) if percent is not KEEP else flag.percent
+    new_percent = _percent(percent) if not isinstance(percent, _Keep) else flag.percent
     # None for groups or users means "leave as is" (an empty list clears them).
-    groups = KEEP if groups is None else groups
-    users = KEEP if users is None else users
-    new_groups = _resolve(Group, "name", groups, "/groups") if groups is not KEEP else None
-    new_users = _resolve(User, "username", users, "/users") if users is not KEEP else None
-    if everyone is not KEEP and everyone not in (True, False, None):
+    new_groups = None if groups is None or isinstance(groups, _Keep) else _resolve(Group, "name", groups, "/groups")
+    new_users = None if users is None or isinstance(users, _Keep) else _resolve(User, "username", users, "/users")
+    if not isinstance(everyone, _Keep) and everyone not in (True, False, None):
         raise InvalidInput(
             f"everyone must be true, false or null; got {everyone!r}.",
             hint="true: on for all; false: off for all; null: groups, users and the percentage decide.",
         )
+    wanted: dict[str, Any] = {
+        "everyone": everyone,
+        "superusers": superusers,
+        "staff": staff,
+        "authenticated": authenticated,
+        **dict(zip(OTHER_SETTINGS, (testing, rollout, languages, note), strict=True)),
+    }
+    set_now = {name: value for name, value in wanted.items() if not isinstance(value, _Keep)}
     after = {
         **before,
-        "everyone": before["everyone"] if everyone is KEEP else everyone,
+        **{name: value for name, value in set_now.items() if name in before},
         "percent": float(new_percent) if new_percent is not None else None,
         "groups": sorted(g.name for g in new_groups) if new_groups is not None else before["groups"],
         "users": sorted(u.username for u in new_users) if new_users is not None else before["users"],
     }
-    if after == before:
-        return FlagChange(flag, before, after, notes=["Nothing to change: the flag already has these settings."])
+    others_before = _others(flag)
+    others_after = {**others_before, **{name: v for name, v in set_now.items() if name in OTHER_SETTINGS}}
+    if after == before and others_after == others_before:
+        change = FlagChange(flag, before, after, notes=["Nothing to change: the flag already has these settings."])
+        return ActionOutcome(result=change)
 
     meta = getattr(flag, "meta", None)
     switching_off = bool(meta and meta.affects_personalization) and narrows(before, after)
@@ -228,44 +222,39 @@ def flag_set(
     context = dict(context or {})
     decision = policy.require(actor, action, flag, context)
 
-    if decision.needs_approval:
-        requested = {
-            "everyone": None if everyone is KEEP else everyone,
-            "percent": None if percent is KEEP else after["percent"],
-            "groups": after["groups"] if groups is not KEEP else None,
-            "users": after["users"] if users is not KEEP else None,
-            "keep": [
-                k
-                for k, v in (("everyone", everyone), ("percent", percent), ("groups", groups), ("users", users))
-                if v is KEEP
-            ],
-        }
-        with transaction.atomic():
-            request = approval_request_create(
-                actor=actor,
-                action=action,
-                target=flag,
-                summary=f"Switch off the personalization flag {flag.name!r} ({_describe(before, after)})",
-                change={"flag": flag.name, "set": requested, "before": before, "after": after, "context": context},
-                decision=decision,
-                fingerprint=flag_fingerprint(flag),
-            )
-        return FlagChange(flag, before, after, approval=request)
+    if (
+        switching_off
+        and not decision.needs_approval
+        and decision.rule != "system_actor"
+        and not context.get("approved_request")
+    ):
+        raise _no_approval_policy(actor, flag, action)
 
-    if switching_off and decision.rule != "system_actor" and not context.get("approved_request"):
-        reason = (
-            f"Flags are global: switching off {flag.name!r} changes what customers see in every environment, "
-            f"and {actor.environment.slug} has no active approval policy for it."
-        )
-        with transaction.atomic():
-            audit.record(actor, action, flag, outcome=Outcome.DENIED, reasons=[reason])
-        raise PersonalizationFlagNeedsApproval(reason)
+    # What the executor applies once approved: the settings passed, and which of who has
+    # it were left as they are.
+    kept = {
+        "everyone": "everyone" not in set_now,
+        "percent": isinstance(percent, _Keep),
+        "groups": new_groups is None,
+        "users": new_users is None,
+    }
+    requested = {
+        **set_now,
+        "everyone": set_now.get("everyone"),
+        "percent": None if kept["percent"] else after["percent"],
+        "groups": None if kept["groups"] else after["groups"],
+        "users": None if kept["users"] else after["users"],
+        "keep": [name for name, is_kept in kept.items() if is_kept],
+    }
+    changes = {
+        "before": {**before, **{k: v for k, v in others_before.items() if others_after[k] != v}},
+        "after": {**after, **{k: v for k, v in others_after.items() if others_before[k] != v}},
+    }
 
-    token = _in_service.set(True)
-    try:
+    def run() -> FlagChange:
         with transaction.atomic():
-            if everyone is not KEEP:
-                flag.everyone = everyone
+            for name, value in set_now.items():
+                setattr(flag, name, value)
             flag.percent = new_percent
             flag.save()
             if new_groups is not None:
@@ -273,36 +262,184 @@ def flag_set(
             if new_users is not None:
                 flag.users.set(new_users)
             _announce(actor, flag, before, after, approval=context.get("approved_request"))
-            audit.record(
-                actor,
-                action,
-                flag,
-                decision=decision,
-                changes={"before": before, "after": after},
-                approval_refs=approval_refs or [],
-            )
-    finally:
-        _in_service.reset(token)
-    # waffle flushes its cache on commit; flush now too, so this process (and a test in
-    # one transaction) reads the new settings at once.
+            audit.record(actor, action, flag, decision=decision, changes=changes, approval_refs=approval_refs or [])
+        # waffle flushes its cache on commit; flush now too, so this process (and a test in
+        # one transaction) reads the new settings at once.
+        flag.flush()
+        return FlagChange(flag, before, after, changed=True)
+
+    return request_or_run(
+        actor=actor,
+        action=action,
+        target=flag,
+        decision=decision,
+        summary=f"Switch off the personalization flag {flag.name!r} ({describe_change(before, after)})",
+        change={"flag": flag.name, "set": requested, "before": before, "after": after, "context": context},
+        fingerprint=flag_fingerprint(flag),
+        run=run,
+    )
+
+
+def _no_approval_policy(actor: Actor, flag: Flag, action: str) -> PersonalizationFlagNeedsApproval:
+    """The sandbox (or an environment without the policy) may not switch a personalization
+    flag off: refused and audited in its own transaction; `denial` lets a caller whose
+    transaction rolls back (the admin) record it again."""
+    reason = (
+        f"Flags are global: switching off {flag.name!r} changes what customers see in every environment, "
+        f"and {actor.environment.slug} has no active approval policy for it."
+    )
+    decision = policy.Decision(policy.DENY, "approval_policy", [reason], hint=PersonalizationFlagNeedsApproval.hint)
+    with transaction.atomic():
+        audit.record(actor, action, flag, outcome=Outcome.DENIED, decision=decision)
+    error = PersonalizationFlagNeedsApproval(reason)
+    error.denial = (actor, action, flag, decision)  # type: ignore[attr-defined]  # read by the admin's mixin
+    return error
+
+
+def execute_disable_personalization(execution: Execution) -> dict[str, Any]:
+    """The executor of an approved personalization switch-off: the requested change, by
+    the requester, with the approvals on its audit event (registered in GovernanceConfig.ready)."""
+    change = execution.change
+    wanted = dict(change.get("set") or {})
+    keep = set(wanted.pop("keep", None) or [])
+    settings = {name: value for name, value in wanted.items() if name not in keep}
+    outcome = flag_set(
+        actor=execution.actor,
+        flag_name=change["flag"],
+        context=execution.context,
+        approval_refs=execution.approval_refs,
+        **settings,
+    )
+    done = outcome.result
+    assert done is not None  # the context carries approved_request: it runs, never files again
+    return {"flag": done.flag.name, "changed": done.changed, "after": done.after}
+
+
+# --- adding and deleting flags ----------------------------------------------------------------
+
+
+def flag_create(*, actor: Actor, flag: Flag, groups: Sequence[Group] = (), users: Sequence[User] = ()) -> Flag:
+    """Add a flag (`flag` unsaved, its settings set; its groups and users given apart).
+    Describe it with flag_meta_save."""
+    decision = policy.require(actor, CREATE)
+    with transaction.atomic():
+        flag.save()
+        flag.groups.set(groups)
+        flag.users.set(users)
+        after = flag_snapshot(flag)
+        _announce(actor, flag, {}, after)
+        audit.record(actor, CREATE, flag, decision=decision, changes={"before": None, "after": after})
     flag.flush()
-    return FlagChange(flag, before, after, changed=True)
+    return flag
 
 
-def _describe(before: dict[str, Any], after: dict[str, Any]) -> str:
-    parts = []
-    for key in ("everyone", "percent", "groups", "users"):
-        if before[key] != after[key]:
-            parts.append(f"{key} {before[key]!r} → {after[key]!r}")
-    return ", ".join(parts) or "no change"
+def flag_delete(*, actor: Actor, flag: Flag) -> None:
+    """Delete a flag: code that asks for it then finds it off for everyone. A flag that
+    affects personalization is never deleted (that would switch it off without approvals)."""
+    decision = policy.require(actor, DELETE, flag)
+    meta = FlagMeta.objects.filter(flag=flag).first()
+    if meta is not None and meta.affects_personalization:
+        _refuse_delete(actor, flag)
+    _delete(actor, flag, decision)
 
 
-def _announce(actor: Actor, instance: Any, before: dict[str, Any], after: dict[str, Any], approval: Any = None) -> None:
+def _refuse_delete(actor: Actor, flag: Flag) -> None:
+    reason = f"{flag.name} affects personalization; deleting it switches it off for everyone."
+    decision = policy.Decision(policy.DENY, "personalization_flag", [reason], hint=PersonalizationFlagUndeletable.hint)
+    with transaction.atomic():
+        audit.record(actor, DELETE, flag, outcome=Outcome.DENIED, decision=decision)
+    error = PersonalizationFlagUndeletable(reason)
+    error.denial = (actor, DELETE, flag, decision)  # type: ignore[attr-defined]  # read by the admin's mixin
+    raise error
+
+
+def _delete(actor: Actor, obj: Flag | Switch | Sample, decision: policy.Decision) -> None:
+    before = {"name": obj.name}
+    # Announced and described while the row still has its id.
+    target = audit.describe_target(obj)
+    with transaction.atomic():
+        _announce(actor, obj, before, None)
+        obj.delete()
+        audit.record(actor, DELETE, target, decision=decision, changes={"before": before, "after": None})
+
+
+# --- switches and samples ---------------------------------------------------------------------
+
+
+def _save_simple(actor: Actor, obj: Switch | Sample, fields: tuple[str, ...]) -> None:
+    creating = obj.pk is None
+    action = CREATE if creating else CHANGE
+    stored = None if creating else type(obj)._default_manager.filter(pk=obj.pk).values(*fields).first()
+    after = {name: _jsonable(getattr(obj, name)) for name in fields}
+    before = None if stored is None else {name: _jsonable(value) for name, value in stored.items()}
+    if before == after:
+        return  # saved without a change (the admin's "Save" on an untouched form)
+    decision = policy.require(actor, action, obj)
+    with transaction.atomic():
+        obj.save()
+        _announce(actor, obj, before or {}, after)
+        audit.record(actor, action, obj, decision=decision, changes={"before": before, "after": after})
+    obj.flush()
+
+
+def _jsonable(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def switch_save(*, actor: Actor, switch: Switch) -> Switch:
+    """Add or change a switch (on or off for everyone, and its note)."""
+    _save_simple(actor, switch, SWITCH_FIELDS)
+    return switch
+
+
+def switch_delete(*, actor: Actor, switch: Switch) -> None:
+    _delete(actor, switch, policy.require(actor, DELETE, switch))
+
+
+def sample_save(*, actor: Actor, sample: Sample) -> Sample:
+    """Add or change a sample (the share of requests it is on for, and its note)."""
+    _save_simple(actor, sample, SAMPLE_FIELDS)
+    return sample
+
+
+def sample_delete(*, actor: Actor, sample: Sample) -> None:
+    _delete(actor, sample, policy.require(actor, DELETE, sample))
+
+
+# --- metadata -------------------------------------------------------------------------------
+
+
+def flag_meta_save(*, actor: Actor, meta: FlagMeta) -> FlagMeta:
+    """Describe a flag: what it is for, who owns it, whether switching it off changes what
+    customers see (then switching it off needs approvals)."""
+    decision = policy.require(actor, META_CHANGE, meta)
+    with transaction.atomic():
+        stored = FlagMeta.objects.select_for_update().filter(pk=meta.pk).values(*FLAG_META_FIELDS).first()
+        after = {name: getattr(meta, name) for name in FLAG_META_FIELDS}
+        meta.save()
+        if stored is None:
+            changes: dict[str, Any] = {"before": None, "after": after}
+        else:
+            changed = [name for name in FLAG_META_FIELDS if stored[name] != after[name]]
+            changes = {"before": {k: stored[k] for k in changed}, "after": {k: after[k] for k in changed}}
+        audit.record(actor, META_CHANGE, meta.flag, decision=decision, changes=changes)
+    return meta
+
+
+# --- announcing -------------------------------------------------------------------------------
+
+
+def _announce(
+    actor: Actor,
+    instance: models.Model,
+    before: dict[str, Any],
+    after: dict[str, Any] | None,
+    approval: Any = None,
+) -> None:
     """flag.changed in every environment: a flag is global, so each one's subscribers hear of it."""
-    name = getattr(instance, "name", str(instance))
     data = {
         "kind": instance._meta.model_name,
-        "name": name,
+        "name": getattr(instance, "name", str(instance)),
         "before": before,
         "after": after,
         "by": actor.label,
@@ -312,129 +449,3 @@ def _announce(actor: Actor, instance: Any, before: dict[str, Any], after: dict[s
     }
     for environment in Environment.objects.order_by("id"):
         outbox.emit("flag.changed", instance, data, environment=environment)
-
-
-def _execute(execution: Execution) -> dict[str, Any]:
-    """The executor of an approved personalization switch-off: the requested change, by
-    the requester, with the approvals on its audit event."""
-    change = execution.change
-    wanted = change.get("set") or {}
-    keep = set(wanted.get("keep") or [])
-    kwargs = {key: (KEEP if key in keep else wanted.get(key)) for key in ("everyone", "percent", "groups", "users")}
-    outcome = flag_set(
-        actor=execution.actor,
-        flag_name=change["flag"],
-        context=execution.context,
-        approval_refs=execution.approval_refs,
-        **kwargs,
-    )
-    return {"flag": outcome.flag.name, "changed": outcome.changed, "after": outcome.after}
-
-
-register_executor(DISABLE_PERSONALIZATION, _execute, fingerprint=flag_fingerprint)
-
-
-# --- the safety net: changes that bypass flag_set ----------------------------------------
-
-
-def _request() -> Any:
-    from simple_history.models import HistoricalRecords
-
-    return getattr(HistoricalRecords.context, "request", None)
-
-
-def _bypass_actor() -> Actor:
-    """Who made a change outside flag_set: the signed-in admin of the current request
-    (door `admin`), or the system at a shell (door `cli`)."""
-    request = _request()
-    user = getattr(request, "user", None)
-    if request is None or user is None or not user.is_authenticated:
-        return Actor.system(_default_environment(), door=Door.CLI)
-    try:
-        from governance.access.selectors import environment_for_session
-
-        environment = environment_for_session(request)
-    except Exception:
-        environment = _default_environment()
-    return Actor(
-        user=user,
-        environment=environment,
-        door=Door.ADMIN,
-        ip=client_ip(request),
-        request_id=getattr(request, "request_id", ""),
-    )
-
-
-def _default_environment() -> Environment:
-    from django.conf import settings
-
-    return (
-        Environment.objects.filter(slug=settings.DEFAULT_ENVIRONMENT).first()
-        or Environment.objects.order_by("id").first()
-    )  # type: ignore[return-value]
-
-
-def _record_bypass(instance: Any, before: dict[str, Any] | None, after: dict[str, Any] | None, what: str) -> None:
-    actor = _bypass_actor()
-    if actor.environment is None:
-        logger.warning("flag %s changed with no environment to audit it in", instance)
-        return
-    with transaction.atomic():
-        _announce(actor, instance, before or {}, after or {})
-        audit.record(
-            actor,
-            CHANGE,
-            instance,
-            reasons=[f"{what} outside the flag service (through the {actor.door} door)."],
-            changes={"before": before, "after": after},
-        )
-
-
-def _on_pre_save(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
-    if raw or _in_service.get() or instance.pk is None:
-        return
-    stored = sender.objects.filter(pk=instance.pk).first()
-    instance._marketerapi_before = _snapshot_any(stored) if stored is not None else None
-
-
-def _on_post_save(sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any) -> None:
-    if raw or _in_service.get():
-        return
-    before = None if created else getattr(instance, "_marketerapi_before", None)
-    after = _snapshot_any(instance)
-    if before == after:
-        return  # saved without a change (e.g. the admin's "Save" on an untouched form)
-    _record_bypass(instance, before, after, "Created" if created else "Changed")
-
-
-def _on_post_delete(sender: Any, instance: Any, **kwargs: Any) -> None:
-    if _in_service.get():
-        return
-    before = {"name": getattr(instance, "name", "")}
-    _record_bypass(instance, before, None, "Deleted")
-
-
-def _on_m2m_changed(sender: Any, instance: Any, action: str, reverse: bool, model: Any, pk_set: Any, **kw: Any) -> None:
-    if _in_service.get() or action not in ("post_add", "post_remove", "post_clear"):
-        return
-    if action != "post_clear" and not pk_set:
-        return
-    verb = {"post_add": "added", "post_remove": "removed", "post_clear": "cleared"}[action]
-    flags = [instance] if not reverse else list(Flag.objects.filter(pk__in=pk_set or []))
-    for flag in flags:
-        members = sorted(str(m) for m in model.objects.filter(pk__in=pk_set or [])) if not reverse else [str(instance)]
-        relation = "groups" if sender is Flag.groups.through else "users"
-        _record_bypass(flag, {relation: {verb: members}}, flag_snapshot(flag), f"{relation.capitalize()} {verb}")
-
-
-def connect_signals() -> None:
-    """Connect the safety net (GovernanceConfig.ready)."""
-    # FlagMeta is not here: its changes go through config_services.flag_meta_save, which
-    # audits them (`flag.meta_change`), and simple-history keeps its field history.
-    for model in (Flag, Switch, Sample):
-        uid = f"governance.flag_audit.{model._meta.model_name}"
-        pre_save.connect(_on_pre_save, sender=model, dispatch_uid=f"{uid}.pre")
-        post_save.connect(_on_post_save, sender=model, dispatch_uid=f"{uid}.post")
-        post_delete.connect(_on_post_delete, sender=model, dispatch_uid=f"{uid}.delete")
-    m2m_changed.connect(_on_m2m_changed, sender=Flag.groups.through, dispatch_uid="governance.flag_audit.groups")
-    m2m_changed.connect(_on_m2m_changed, sender=Flag.users.through, dispatch_uid="governance.flag_audit.users")

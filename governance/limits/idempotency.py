@@ -42,6 +42,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
+from governance.limits.errors import IdempotencyInFlight, IdempotencyKeyInvalid, IdempotencyKeyReused
 from governance.models import ApiToken, IdempotencyRecord, IdempotencyState
 from marketerapi.problems import ApplicationError
 
@@ -67,33 +68,6 @@ PARAMETER = OpenApiParameter(
     "true`) instead of doing the work again; the same key with another body is a 422 "
     "`idempotency_key_reused`; while the first is still running, 409 `idempotency_in_flight`.",
 )
-
-
-class IdempotencyKeyInvalid(ApplicationError):
-    status = 400
-    code = "idempotency_key_invalid"
-    title = "The Idempotency-Key header is not valid"
-    hint = "Send 1 to 255 printable ASCII characters without spaces, e.g. a UUID: one new key per unit of work."
-
-
-class IdempotencyKeyReused(ApplicationError):
-    status = 422
-    code = "idempotency_key_reused"
-    title = "This Idempotency-Key was used for another request"
-    hint = (
-        "Use a new Idempotency-Key for a different request. Resend with this key only the exact same "
-        "request (same method, path and body); keys are kept for 24 hours."
-    )
-
-
-class IdempotencyInFlight(ApplicationError):
-    status = 409
-    code = "idempotency_in_flight"
-    title = "A request with this Idempotency-Key is still running"
-    hint = (
-        "Wait a moment (see Retry-After) and send the same request again with the same key: you will get "
-        "the first request's response once it has finished."
-    )
 
 
 # --- the pieces -----------------------------------------------------------------------
@@ -271,7 +245,7 @@ def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
         try:
             with transaction.atomic():
                 claimed = claim(
-                    owner=owner, key=key, request_hash=request_hash, method=request.method, path=_path(request)
+                    owner=owner, key=key, request_hash=request_hash, method=request.method or "", path=_path(request)
                 )
                 if isinstance(claimed, Response):
                     return claimed

@@ -18,6 +18,10 @@ nothing, and the conditional UPDATE (`used = used + n WHERE used + n <= limit`) 
 exactly `limit` concurrent actions through. The returned `QuotaStatus` tells the
 service whether to warn (`warning()`, past 80 %); the view adds it to its response as
 `quota_warning` (`with_quota_warning`).
+
+This module holds the rules: periods, which policy applies, a quota's status and its
+refusal. `quota_consume` is governance/limits/services.py; `quota_statuses`,
+`quota_status` and `quota_check` are governance/limits/selectors.py.
 """
 
 from __future__ import annotations
@@ -27,27 +31,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from governance.actors import Actor
-from governance.models import QuotaPeriod, QuotaPolicy, QuotaUsage
-from marketerapi.problems import ApplicationError
+from governance.limits.errors import QuotaExceeded
+from governance.models import QuotaPeriod, QuotaPolicy
 
 # At or past this share of the limit, responses carry a `quota_warning` and the portal warns.
 WARNING_PERCENT = 80.0
-
-
-class QuotaExceeded(ApplicationError):
-    status = 429
-    code = "quota_exceeded"
-    title = "Quota used up"
-    hint = "Ask an admin to raise the quota, or wait until it resets."
-
-
-class OutsideTransaction(RuntimeError):
-    """quota_consume() was called outside the transaction of the work it counts."""
 
 
 # --- periods ----------------------------------------------------------------------
@@ -141,7 +133,7 @@ def with_quota_warning(body: dict[str, Any], *statuses: QuotaStatus | None) -> d
 # --- which policy applies -------------------------------------------------------------
 
 
-def _candidates(actor: Actor, names: Iterable[str] | None = None) -> list[QuotaPolicy]:
+def candidates(actor: Actor, names: Iterable[str] | None = None) -> list[QuotaPolicy]:
     """The active policies that could apply to the actor, in one query."""
     user = actor.user
     if user is None:
@@ -172,7 +164,7 @@ def _rank(policy: QuotaPolicy, actor: Actor) -> tuple[int, int, int] | None:
     return level, int(policy.environment_id is not None), policy.limit
 
 
-def _choose(policies: Iterable[QuotaPolicy], actor: Actor) -> dict[str, QuotaPolicy]:
+def choose(policies: Iterable[QuotaPolicy], actor: Actor) -> dict[str, QuotaPolicy]:
     best: dict[str, tuple[tuple[int, int, int], QuotaPolicy]] = {}
     for policy in policies:
         rank = _rank(policy, actor)
@@ -186,10 +178,10 @@ def _choose(policies: Iterable[QuotaPolicy], actor: Actor) -> dict[str, QuotaPol
 
 def resolve_policy(actor: Actor, name: str) -> QuotaPolicy | None:
     """The policy of quota `name` for the actor, or None: no quota applies (system actors too)."""
-    return _choose(_candidates(actor, [name]), actor).get(name)
+    return choose(candidates(actor, [name]), actor).get(name)
 
 
-def _subject(policy: QuotaPolicy, actor: Actor) -> str:
+def subject_of(policy: QuotaPolicy, actor: Actor) -> str:
     if policy.token_id is not None and actor.token is not None:
         subject = f"token:{actor.token.pk}"
     else:
@@ -207,7 +199,7 @@ def _source(policy: QuotaPolicy) -> str:
     return f"role:{policy.role}" if policy.role else "default"
 
 
-def _status(policy: QuotaPolicy, actor: Actor, used: int, now: datetime) -> QuotaStatus:
+def status_of(policy: QuotaPolicy, actor: Actor, used: int, now: datetime) -> QuotaStatus:
     start, end = period_bounds(policy.period, now)
     return QuotaStatus(
         name=policy.name,
@@ -217,37 +209,13 @@ def _status(policy: QuotaPolicy, actor: Actor, used: int, now: datetime) -> Quot
         period=policy.period,
         period_start=start,
         resets_at=end,
-        subject=_subject(policy, actor),
+        subject=subject_of(policy, actor),
         source=_source(policy),
     )
 
 
-# --- reading ----------------------------------------------------------------------------
-
-
-def quota_statuses(actor: Actor, names: Iterable[str] | None = None) -> list[QuotaStatus]:
-    """Every quota that applies to the actor, with its use this period: two queries,
-    however many quotas there are (GET /me/quotas)."""
-    now = timezone.now()
-    chosen = _choose(_candidates(actor, names), actor)
-    if not chosen:
-        return []
-    keys = {name: (_subject(policy, actor), period_bounds(policy.period, now)[0]) for name, policy in chosen.items()}
-    rows = QuotaUsage.objects.filter(
-        quota__in=list(keys),
-        subject__in={subject for subject, _ in keys.values()},
-        period_start__in={start for _, start in keys.values()},
-    ).values_list("quota", "subject", "period_start", "used")
-    used = {(quota, subject, start): count for quota, subject, start, count in rows}
-    return [_status(policy, actor, used.get((name, *keys[name]), 0), now) for name, policy in sorted(chosen.items())]
-
-
-def quota_status(actor: Actor, name: str) -> QuotaStatus | None:
-    statuses = quota_statuses(actor, [name])
-    return statuses[0] if statuses else None
-
-
-def _exceeded(status: QuotaStatus, amount: int) -> QuotaExceeded:
+def exceeded(status: QuotaStatus, amount: int) -> QuotaExceeded:
+    """The refusal of `amount` more of a quota, with what is used and when it resets."""
     when = f"{status.resets_at:%Y-%m-%d %H:%M} UTC"
     return QuotaExceeded(
         f"Your {status.name} quota is {status.limit} per {status.period}; {status.used} used, "
@@ -260,54 +228,3 @@ def _exceeded(status: QuotaStatus, amount: int) -> QuotaExceeded:
         period=status.period,
         resets_at=_iso(status.resets_at),
     )
-
-
-def quota_check(actor: Actor, name: str, amount: int = 1) -> QuotaStatus | None:
-    """Raise QuotaExceeded when `amount` more would pass the limit; consumes nothing.
-
-    For refusing early (before a long validation); the count that matters is
-    quota_consume's, which re-checks atomically.
-    """
-    status = quota_status(actor, name)
-    if status is not None and status.used + amount > status.limit:
-        raise _exceeded(status, amount)
-    return status
-
-
-# --- consuming --------------------------------------------------------------------------
-
-
-def quota_consume(actor: Actor, name: str, amount: int = 1) -> QuotaStatus | None:
-    """Count `amount` of quota `name` for the actor, or raise QuotaExceeded.
-
-    Call it inside the transaction of the work it counts, after the work's own checks: a
-    rollback then takes the count back. Returns the status after counting (None when no
-    quota applies); `status.warning()` is what the view adds as `quota_warning`.
-    """
-    if amount < 1:
-        raise ValueError("amount must be at least 1")
-    if not transaction.get_connection().in_atomic_block:
-        raise OutsideTransaction("quota_consume() must run inside the transaction of the work it counts")
-    policy = resolve_policy(actor, name)
-    if policy is None:
-        return None
-    now = timezone.now()
-    start, _ = period_bounds(policy.period, now)
-    subject = _subject(policy, actor)
-    row = QuotaUsage.objects.filter(quota=name, subject=subject, period_start=start)
-    # Conditional UPDATE: the database checks and adds in one statement. A concurrent
-    # consumer waits for the row lock and re-evaluates the condition on the committed
-    # value, so exactly `limit` units get through however many race.
-    counted = row.filter(used__lte=policy.limit - amount).update(used=F("used") + amount)
-    if not counted:
-        # The period's row may not exist yet. INSERT … ON CONFLICT DO NOTHING creates it
-        # race-safely (a concurrent creator makes this a no-op), then count again.
-        QuotaUsage.objects.bulk_create(
-            [QuotaUsage(quota=name, subject=subject, period_start=start, used=0)], ignore_conflicts=True
-        )
-        counted = row.filter(used__lte=policy.limit - amount).update(used=F("used") + amount)
-    used = row.values_list("used", flat=True).first() or 0
-    status = _status(policy, actor, used, now)
-    if not counted:
-        raise _exceeded(status, amount)
-    return status

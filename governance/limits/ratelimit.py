@@ -47,7 +47,6 @@ from typing import Any, Protocol
 from django.conf import settings
 
 from governance.roles import ADMIN, DEVELOPER
-from marketerapi.problems import ApplicationError
 
 logger = logging.getLogger("governance.limits.ratelimit")
 
@@ -202,34 +201,6 @@ class RateLimitResult:
         if not self.allowed:
             out["Retry-After"] = str(self.retry_after)
         return out
-
-
-class RateLimited(ApplicationError):
-    status = 429
-    code = "rate_limited"
-    title = "Too many requests"
-    hint = "Wait for the number of seconds in Retry-After, then send the request again."
-
-    @classmethod
-    def from_result(cls, result: RateLimitResult) -> RateLimited:
-        advice = {
-            BULK: "send fewer, larger batches (up to 10,000 rows each)",
-            PREVIEW: "preview once after editing the rules rather than on every change",
-        }.get(result.rate_class, "spread the calls over time")
-        # The draft's quota-exceeded problem type names the policies that refused.
-        violated: dict[str, Any] = {"violated-policies": [result.rate_class]}
-        return cls(
-            f"More than {result.limit} {result.rate_class} requests in {result.window} seconds.",
-            hint=f"Wait {result.retry_after} seconds (Retry-After) and send the request again; if it "
-            f"happens again, back off exponentially and {advice}. GET /api/v1/me shows your limits; "
-            "an admin can set a token's own limits.",
-            headers=result.headers(),
-            rate_class=result.rate_class,
-            limit=result.limit,
-            window=result.window,
-            retry_after=result.retry_after,
-            **violated,
-        )
 
 
 # --- limiters -------------------------------------------------------------------------

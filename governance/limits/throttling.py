@@ -27,6 +27,7 @@ from rest_framework.throttling import BaseThrottle
 
 from governance.actors import client_ip
 from governance.limits import ratelimit
+from governance.limits.errors import RateLimited
 from governance.models import ApiToken
 from marketerapi.problems import PROBLEM_CONTENT_TYPE
 
@@ -125,7 +126,7 @@ class RateClassThrottle(BaseThrottle):
         if not result.allowed:
             # Raised rather than returning False, so the 429 carries the class, the limit
             # and a hint; DRF's handler turns it into problem+json like any refusal.
-            raise ratelimit.RateLimited.from_result(result)
+            raise RateLimited.from_result(result)
         return True
 
     def wait(self) -> float | None:
@@ -161,7 +162,7 @@ class RateLimitMiddleware:
             # Only a refusal is replaced: it did no work, and the caller is over its limit.
             # (A token request counted while authenticating and then refused by a
             # permission gets here with its count already made.)
-            error = ratelimit.RateLimited.from_result(result)
+            error = RateLimited.from_result(result)
             response = JsonResponse(error.as_problem(), status=429, content_type=PROBLEM_CONTENT_TYPE)
         for name, value in result.headers().items():
             if name == "Retry-After" and response.status_code != 429:

@@ -1,8 +1,10 @@
 """Create the three environments and the six role groups with their permissions."""
 
+from typing import Any
+
 from django.db import migrations
 
-ENVIRONMENTS = [
+ENVIRONMENTS: list[dict[str, Any]] = [
     {
         "slug": "sandbox",
         "name": "Sandbox",

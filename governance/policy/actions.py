@@ -123,6 +123,9 @@ ACTIONS: dict[str, Action] = {
         Action("team.change", "auth.change_group", "Rename a team", scope=ADMIN),
         Action("user.create", "auth.add_user", "Add a person", scope=ADMIN),
         Action("user.access_change", "auth.change_user", "Change a person's roles, teams and access", scope=ADMIN),
+        # Names, email and password are audited apart from access, so a refusal and the trail
+        # say which of the two changed (governance/configuration/services.py).
+        Action("user.change", "auth.change_user", "Change a person's name, email or password", scope=ADMIN),
         # The audit log: any role may call these; what they return is scoped by role
         # (governance/audit/selectors.py: own actions, or everyone's for roles.AUDIT_READ_ALL_ROLES).
         # Exporting writes an `audit.export` event.
@@ -138,6 +141,11 @@ ACTIONS: dict[str, Action] = {
         # the actor's environment (docs/flags.md).
         Action("flag.view", None, "See feature flags", unsafe=False),
         Action("flag.change", "waffle.change_flag", "Change a feature flag", scope=ADMIN),
+        # Adding and deleting have their own permissions in waffle (the admin role may add, only
+        # superusers delete: deleting a flag switches it off for everyone). Switches and
+        # samples are decided by the same three rows (governance/flags/services.py).
+        Action("flag.create", "waffle.add_flag", "Add a feature flag", scope=ADMIN),
+        Action("flag.delete", "waffle.delete_flag", "Delete a feature flag", scope=ADMIN),
         Action(
             "flag.disable_personalization",
             "waffle.change_flag",

@@ -15,7 +15,7 @@ Five panels, each shown to whoever may view the model behind it, each read throu
 
 The number of queries is fixed whatever the size of the tables (tests/governance/
 test_admin_dashboard.py counts them). Which quota policy applies to a usage row, and its
-status, come from governance.quotas (the same choice `/me/quotas` makes).
+status, come from governance.limits.quotas (the same choice `/me/quotas` makes).
 """
 
 from __future__ import annotations
@@ -260,10 +260,10 @@ def quota_hot_spots(environment: Environment, now: datetime | None = None) -> tu
         # The policy that counts into this row: for a row of one environment, that
         # environment's or everyone's; for a row of every environment, everyone's only.
         applicable = [p for p in by_name[row.quota] if p.environment_id in (None, env_id)]
-        chosen = quotas._choose(applicable, actor).get(row.quota)
+        chosen = quotas.choose(applicable, actor).get(row.quota)
         if chosen is None or chosen.environment_id != env_id:
             continue
-        status = quotas._status(chosen, actor, row.used, now)
+        status = quotas.status_of(chosen, actor, row.used, now)
         if status.subject != row.subject or status.period_start != row.period_start or not status.is_warning:
             continue
         who = f"token {token.prefix}… ({user.get_username()})" if token is not None else user.get_username()

@@ -32,7 +32,8 @@ from audiences.definitions import selectors as audience_selectors
 from audiences.definitions import services as audience_services
 from audiences.models import Audience, AudienceState, Channel, ConsentStatus, Profile
 from governance.actors import Actor
-from governance.limits.ratelimit import PREVIEW, RateLimited
+from governance.limits.errors import RateLimited
+from governance.limits.ratelimit import PREVIEW
 from governance.limits.throttling import check_request
 from marketerapi.problems import ApplicationError, InvalidInput
 from portal.web import Permission, Problem, can, hx_redirect, portal_actor, portal_view

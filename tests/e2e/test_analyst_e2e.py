@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 
 from audiences.models import AudienceState
 from governance.actors import Actor
-from governance.limits.quotas import quota_consume
+from governance.limits.services import quota_consume
 from governance.models import Door
 from tests.e2e.conftest import PUBLISHED_NAME as NAME
 from tests.e2e.conftest import published_twice

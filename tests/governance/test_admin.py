@@ -626,7 +626,7 @@ def test_a_flag_is_described_and_rolled_out_through_the_services(site, platform_
     flag.refresh_from_db()
     assert flag.everyone is True
     assert flag.meta.description == "Send at the best hour"
-    change = AuditEvent.objects.get(action="flag.change", door=Door.ADMIN)  # one: not twice by the safety net
+    change = AuditEvent.objects.get(action="flag.change", door=Door.ADMIN)  # one event for the whole save
     assert change.environment == sandbox
     assert change.changes["after"]["everyone"] is True
     assert AuditEvent.objects.get(action="flag.meta_change").changes["after"]["owner"] == "growth"
@@ -672,6 +672,85 @@ def test_the_switch_off_action_goes_through_the_flag_service(site, db, sandbox):
     event = audit_events("flag.change")[-1]
     assert event.door == Door.ADMIN
     assert (event.changes["before"]["everyone"], event.changes["after"]["everyone"]) == (True, False)
+
+
+def test_a_flag_is_added_through_the_service(site, platform_admin, sandbox):
+    group = Group.objects.create(name="pilot-testers")
+    form = {
+        "name": "smart_send",
+        "everyone": "unknown",
+        "percent": "",
+        "groups": [group.pk],
+        "note": "Send at the best hour",
+        "meta-TOTAL_FORMS": "1",
+        "meta-INITIAL_FORMS": "0",
+        "meta-MIN_NUM_FORMS": "0",
+        "meta-MAX_NUM_FORMS": "1",
+        "meta-0-description": "Send at the best hour",
+        "meta-0-owner": "growth",
+        "_save": "Save",
+    }
+
+    response = site.post("/admin/waffle/flag/add/", {k: v for k, v in form.items() if v != ""})
+
+    assert response.status_code == 302, response.content[:4000]
+    flag = Flag.objects.get(name="smart_send")
+    assert list(flag.groups.values_list("name", flat=True)) == ["pilot-testers"]
+    (created,) = audit_events("flag.create")
+    assert (created.door, created.actor_user, created.environment) == (Door.ADMIN, platform_admin, sandbox)
+    assert created.changes["before"] is None and created.changes["after"]["groups"] == ["pilot-testers"]
+    assert AuditEvent.objects.get(action="flag.meta_change").changes["after"]["owner"] == "growth"
+    assert OutboxEvent.objects.filter(type="flag.changed", data__name="smart_send").exists()
+
+
+def test_the_other_settings_of_a_flag_change_through_flag_set_in_one_event(site, sandbox):
+    flag = Flag.objects.create(name="smart_send", everyone=None, note="old")
+
+    response = site.post(f"/admin/waffle/flag/{flag.pk}/change/", _flag_form(flag, note="new", staff="on"))
+
+    assert response.status_code == 302, response.content[:4000]
+    flag.refresh_from_db()
+    assert (flag.note, flag.staff) == ("new", True)
+    (change,) = audit_events("flag.change")
+    assert (change.changes["before"]["note"], change.changes["after"]["note"]) == ("old", "new")
+    assert (change.changes["before"]["staff"], change.changes["after"]["staff"]) == (False, True)
+
+
+def test_a_flag_is_not_renamed(site):
+    flag = Flag.objects.create(name="smart_send", everyone=True)
+
+    site.post(f"/admin/waffle/flag/{flag.pk}/change/", _flag_form(flag, name="other_name"))
+
+    flag.refresh_from_db()
+    assert flag.name == "smart_send"
+
+
+def test_a_superuser_deletes_a_flag_on_its_page_through_the_service(client, sandbox):
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    flag = Flag.objects.create(name="old_banner", everyone=True)
+
+    response = client.post(f"/admin/waffle/flag/{flag.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Flag.objects.filter(pk=flag.pk).exists()
+    (deleted,) = audit_events("flag.delete")
+    assert (deleted.door, deleted.actor_user, deleted.outcome) == (Door.ADMIN, root, "allowed")
+
+
+def test_a_switch_renamed_on_its_page_is_audited(site, platform_admin):
+    switch = Switch.objects.create(name="maintenance", active=False)
+
+    response = site.post(
+        f"/admin/waffle/switch/{switch.pk}/change/", {"name": "maintenance-mode", "note": "", "_save": "Save"}
+    )
+
+    assert response.status_code == 302, response.content[:3000]
+    switch.refresh_from_db()
+    assert switch.name == "maintenance-mode"
+    (event,) = audit_events("flag.change")
+    assert (event.target_type, event.door, event.actor_user) == ("waffle.switch", Door.ADMIN, platform_admin)
+    assert (event.changes["before"]["name"], event.changes["after"]["name"]) == ("maintenance", "maintenance-mode")
 
 
 def test_a_personalization_flag_cannot_be_deleted(site, everything):

@@ -250,7 +250,8 @@ def test_switching_off_a_personalization_flag_files_a_request(site, production, 
 
 
 def test_delete_a_flag(client, sandbox):
-    # Deleting flags needs waffle.delete_flag, which no role holds: a superuser's action.
+    # Deleting flags needs waffle.delete_flag, which no role holds: a superuser's action,
+    # through flag_delete (policy action flag.delete).
     root = UserFactory(username="root", is_staff=True, is_superuser=True)
     client.force_login(root)
     flag = Flag.objects.create(name="old_banner", everyone=True)
@@ -259,15 +260,54 @@ def test_delete_a_flag(client, sandbox):
     _act(client, "/admin/waffle/flag/", "delete_flags", [flag])
 
     assert not Flag.objects.filter(name="old_banner").exists()
-    (event,) = _events("flag.change")
-    assert (event.door, event.actor_user, event.environment) == (Door.ADMIN, root, sandbox)
-    assert event.changes["after"] is None
-    assert _outbox("flag.changed")
+    (event,) = _events("flag.delete")
+    assert (event.door, event.actor_user, event.environment, event.outcome) == (Door.ADMIN, root, sandbox, "allowed")
+    assert (event.target_type, event.target_label) == ("waffle.flag", "old_banner")
+    assert event.changes == {"before": {"name": "old_banner"}, "after": None}
+    assert len(_outbox("flag.changed")) == Environment.objects.count()
+
+
+def test_deleting_a_flag_is_refused_without_the_role_and_audited(site, platform_admin, sandbox):
+    from governance.actors import Actor
+    from governance.flags.services import flag_delete
+    from governance.policy import PolicyDenied
+
+    flag = Flag.objects.create(name="old_banner", everyone=True)
+    _mark()
+
+    # the admin role holds no waffle.delete_flag: the page does not offer the action …
+    _act(site, "/admin/waffle/flag/", "delete_flags", [flag])
+    assert Flag.objects.filter(pk=flag.pk).exists() and not _events("flag.delete")
+    # … and the service refuses it, audited
+    with pytest.raises(PolicyDenied) as refused:
+        flag_delete(actor=Actor(user=platform_admin, environment=sandbox, door=Door.ADMIN), flag=flag)
+
+    assert refused.value.code == "permission_denied"
+    assert Flag.objects.filter(pk=flag.pk).exists()
+    (denied,) = _events("flag.delete")
+    assert (denied.outcome, denied.door, denied.actor_user) == ("denied", Door.ADMIN, platform_admin)
+    assert not _outbox("flag.changed")
+
+
+def test_a_personalization_flag_is_never_deleted_even_by_a_superuser(client, sandbox):
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
+    flag = Flag.objects.create(name="next_best_offer", everyone=True)
+    FlagMeta.objects.create(flag=flag, description="Offers", owner="growth", affects_personalization=True)
+    _mark()
+
+    response = _act(client, "/admin/waffle/flag/", "delete_flags", [flag])
+
+    assert Flag.objects.filter(pk=flag.pk).exists()
+    assert "never deleted" in response.content.decode() or "affects personalization" in response.content.decode()
+    (denied,) = _events("flag.delete")
+    assert (denied.outcome, denied.door, denied.actor_user) == ("denied", Door.ADMIN, root)
+    assert not _outbox("flag.changed")
 
 
 def test_switch_and_sample_actions(client, sandbox):
-    # Switches and samples have no service (docs/admin.md §6): governance.flag_services'
-    # safety net audits each change and announces it.
+    # Switches and samples go through their services (governance/flags/services.py): each
+    # change and deletion is decided, audited and announced.
     root = UserFactory(username="root", is_staff=True, is_superuser=True, groups=["admin"])
     client.force_login(root)
     switch = Switch.objects.create(name="maintenance", active=False)
@@ -279,8 +319,12 @@ def test_switch_and_sample_actions(client, sandbox):
     _act(client, "/admin/waffle/switch/", "delete_individually", [switch])
     _act(client, "/admin/waffle/sample/", "delete_individually", [sample])
 
-    events = _events("flag.change", door=Door.ADMIN, actor_user=root)
-    assert len(events) == 4
-    assert [e.changes["after"].get("active") for e in events[:2]] == [True, False]
-    assert [e.changes["after"] for e in events[2:]] == [None, None]
+    changes = _events("flag.change", door=Door.ADMIN, actor_user=root)
+    assert [e.changes["after"]["active"] for e in changes] == [True, False]
+    deletions = _events("flag.delete", door=Door.ADMIN, actor_user=root)
+    assert [(e.target_type, e.changes["after"]) for e in deletions] == [
+        ("waffle.switch", None),
+        ("waffle.sample", None),
+    ]
     assert len(_outbox("flag.changed")) == 4 * Environment.objects.count()
+    assert not Switch.objects.exists() and not Sample.objects.exists()

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from governance.access.selectors import SESSION_ENVIRONMENT_KEY
 from governance.actors import Actor
-from governance.limits import quotas
+from governance.limits.services import quota_consume
 from governance.models import ApprovalRequest, ApprovalState, QuotaPolicy
 from integrations.destinations import breakers
 from integrations.models import DeadLetter, Destination, Job, JobState
@@ -95,8 +95,8 @@ def _fill(environment, n: int) -> None:
         hot = UserFactory(username=f"hot-{k}", groups=["campaign_operator"])
         cold = UserFactory(username=f"cold-{k}", groups=["campaign_operator"])
         with transaction.atomic():
-            quotas.quota_consume(Actor(user=hot, environment=environment), "publish", 90)
-            quotas.quota_consume(Actor(user=cold, environment=environment), "publish", 10)
+            quota_consume(Actor(user=hot, environment=environment), "publish", 90)
+            quota_consume(Actor(user=cold, environment=environment), "publish", 10)
 
 
 def test_the_dashboard_shows_what_needs_an_engineer(site, sandbox):
@@ -212,12 +212,12 @@ def test_the_dashboard_links_lead_to_pages_that_open(site, sandbox):
         assert site.get(link.replace("&amp;", "&")).status_code == 200, link
 
 
-# --- quota hot spots: the policy that counts into each row, as governance.quotas chooses it ---------
+# --- quota hot spots: the policy that counts into each row, as governance.limits.quotas chooses it ---------
 
 
 def _consume(user, environment, name, amount, token=None):
     with transaction.atomic():
-        return quotas.quota_consume(Actor(user=user, environment=environment, token=token), name, amount)
+        return quota_consume(Actor(user=user, environment=environment, token=token), name, amount)
 
 
 def _spots(environment):

@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from governance.actors import Actor
+from governance.audit import chain
 from governance.audit import trail as audit
 from governance.audit.exports import CSV_COLUMNS, ocsf_activity
 from governance.models import ApiToken, AuditEvent
@@ -161,7 +162,7 @@ def test_an_event_carries_who_what_when_where_and_the_chain(api, persona, sandbo
         "changes": {"rows": 3},
         "approval_refs": [7],
         "hash": event.hash,
-        "prev_hash": audit.GENESIS,
+        "prev_hash": chain.GENESIS,
     }
 
 

@@ -182,7 +182,7 @@ def test_x_forwarded_for_is_believed_only_as_far_as_the_trusted_proxies(rf, sett
 
 
 def test_an_audited_call_with_an_upper_case_ipv6_address_leaves_the_chain_intact(api, sandbox, settings):
-    from governance.audit import trail as audit
+    from governance.audit import chain
 
     settings.TRUSTED_PROXIES = 1
     client = api("developer")
@@ -191,7 +191,7 @@ def test_an_audited_call_with_an_upper_case_ipv6_address_leaves_the_chain_intact
     )
 
     assert response.status_code == 201
-    assert audit.check_chain(sandbox.pk).valid
+    assert chain.check_chain(sandbox.pk).valid
 
 
 @pytest.fixture

@@ -13,8 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from governance.actors import Actor
-from governance.limits import quotas
-from governance.limits.quotas import OutsideTransaction, QuotaExceeded, period_bounds, quota_consume
+from governance.limits import quotas, selectors
+from governance.limits.errors import QuotaExceeded
+from governance.limits.quotas import period_bounds
+from governance.limits.services import OutsideTransaction, quota_consume
 from governance.models import ApiToken, QuotaPolicy, QuotaUsage
 from tests.conftest import require_service
 
@@ -34,7 +36,7 @@ def consume(actor: Actor, name: str, amount: int = 1):
 
 
 def test_the_default_quotas_are_seeded(actor):
-    statuses = {s.name: s for s in quotas.quota_statuses(actor("analyst"))}
+    statuses = {s.name: s for s in selectors.quota_statuses(actor("analyst"))}
 
     assert {name: (s.limit, s.period, s.source) for name, s in statuses.items()} == {
         "export-masked": (50, "month", "default"),
@@ -167,7 +169,7 @@ def test_a_rolled_back_action_consumes_nothing(actor):
         quota_consume(person, "q")
         raise RuntimeError("the export failed after counting")
 
-    assert quotas.quota_status(person, "q").used == 0
+    assert selectors.quota_status(person, "q").used == 0
 
 
 def test_consume_outside_a_transaction_is_refused(django_db_serialized_rollback, transactional_db, persona, sandbox):
@@ -183,8 +185,8 @@ def test_quota_check_refuses_early_without_consuming(actor):
     consume(person, "q", 2)
 
     with pytest.raises(QuotaExceeded):
-        quotas.quota_check(person, "q")
-    assert quotas.quota_check(actor("approver"), "q").used == 0
+        selectors.quota_check(person, "q")
+    assert selectors.quota_check(actor("approver"), "q").used == 0
     assert QuotaUsage.objects.get(quota="q").used == 2
 
 
@@ -205,7 +207,7 @@ def test_use_is_counted_per_user_across_tokens_unless_a_token_has_its_own_quota(
     own = consume(Actor(user=user, environment=sandbox, token=tokens[1]), "q")
 
     assert own.used == 1 and own.subject == f"token:{tokens[1].pk}"
-    assert quotas.quota_status(Actor(user=user, environment=sandbox), "q").used == 3
+    assert selectors.quota_status(Actor(user=user, environment=sandbox), "q").used == 3
 
 
 def test_an_environment_policy_counts_that_environment_apart(persona, sandbox, pilot):
@@ -217,7 +219,7 @@ def test_an_environment_policy_counts_that_environment_apart(persona, sandbox, p
     in_sandbox = consume(Actor(user=user, environment=sandbox), "q")
 
     assert in_sandbox.used == 1 and in_sandbox.limit == 5
-    assert quotas.quota_status(Actor(user=user, environment=pilot), "q").used == 1
+    assert selectors.quota_status(Actor(user=user, environment=pilot), "q").used == 1
 
 
 # --- the 80 % warning --------------------------------------------------------------------
@@ -244,11 +246,11 @@ def test_with_quota_warning_adds_the_fullest_quota_to_a_response_body(actor):
     low = consume(person, "b")
     for _ in range(3):
         consume(person, "b")
-    full = quotas.quota_status(person, "b")
+    full = selectors.quota_status(person, "b")
 
     assert quotas.with_quota_warning({"id": 1}, low) == {"id": 1}
     assert quotas.with_quota_warning({"id": 1}, None) == {"id": 1}
-    body = quotas.with_quota_warning({"id": 1}, quotas.quota_status(person, "a"), full)
+    body = quotas.with_quota_warning({"id": 1}, selectors.quota_status(person, "a"), full)
     assert body["quota_warning"]["name"] == "a" and body["quota_warning"]["percent"] == 80.0
     assert quotas.with_quota_warning({}, full)["quota_warning"]["percent"] == 80.0
 

@@ -145,6 +145,21 @@ def test_only_the_owner_issues_a_service_accounts_tokens(persona, sandbox):
         token_issue(actor=Actor(user=someone, environment=sandbox), user=account.user, name="t")
 
 
+def test_the_api_issues_a_service_accounts_token_through_the_selector(api, persona, sandbox):
+    client = api("developer")
+    service_account_create(actor=Actor(user=client.user, environment=sandbox), username="svc-crm", roles=["developer"])
+
+    issued = client.post("/api/v1/tokens/", {"name": "crm", "service_account": "svc-crm"}, format="json")
+    # a person is not a service account, and an unknown name is none either
+    person = client.post("/api/v1/tokens/", {"name": "x", "service_account": "p-developer"}, format="json")
+    unknown = client.post("/api/v1/tokens/", {"name": "x", "service_account": "svc-nope"}, format="json")
+
+    assert issued.status_code == 201 and issued.json()["user"] == "svc-crm"
+    assert (person.status_code, person.json()["code"]) == (422, "service_account_not_found")
+    assert (unknown.status_code, unknown.json()["code"]) == (422, "service_account_not_found")
+    assert "create_service_account" in unknown.json()["hint"]
+
+
 def test_a_token_for_another_person_is_refused(persona, sandbox):
     with pytest.raises(Exception, match="yourself"):
         token_issue(actor=Actor(user=persona("developer"), environment=sandbox), user=persona("analyst"), name="t")

@@ -77,7 +77,7 @@ def test_an_unknown_page_is_a_friendly_404_with_the_request_id(portal):
 
 
 def test_a_crash_is_a_friendly_500_page_with_the_request_id(portal, monkeypatch):
-    from governance.limits import quotas
+    from governance.limits import selectors as quotas
 
     def broken(actor):
         raise RuntimeError("the quota table is on fire")

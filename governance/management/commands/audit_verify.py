@@ -13,8 +13,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from governance.audit.chain import check_chain
 from governance.audit.selectors import chain_report_as_dict
-from governance.audit.trail import check_chain
 from governance.models import AuditEvent, Environment
 
 NO_ENVIRONMENT = "(no environment)"

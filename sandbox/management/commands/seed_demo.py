@@ -3,7 +3,8 @@
 Every user's password is `demo`, so the command refuses to run unless the deployment
 is a development one (DEBUG=1) or an explicit demo (MARKETERAPI_DEMO=1). Running it
 again puts the users back as listed (password, roles, teams, staff flag); it touches
-no other user.
+no other user. Users, teams and their changes go through governance's services
+(governance/configuration/services.py) as the system at the shell: audited, door `cli`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from governance import roles
+from governance.actors import Actor
+from governance.configuration import services as config_services
+from governance.models import Door, Environment
 
 PASSWORD = "demo"  # noqa: S105 - demo accounts only; the command refuses to run in production
 
@@ -33,6 +36,16 @@ DEMO_USERS: dict[str, tuple[str, str | None, bool]] = {
     "demo-admin": (roles.ADMIN, None, True),
 }
 TEAMS = ("growth", "retention")
+
+
+def _environment() -> Environment:
+    environment = (
+        Environment.objects.filter(slug=settings.DEFAULT_ENVIRONMENT).first()
+        or Environment.objects.order_by("id").first()
+    )
+    if environment is None:
+        raise CommandError("There is no environment yet; run `python manage.py migrate`.")
+    return environment
 
 
 class Command(BaseCommand):
@@ -54,23 +67,34 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def _seed(self) -> int:
-        User = get_user_model()
-        role_groups = {group.name: group for group in Group.objects.filter(name__in=roles.ROLE_NAMES)}
-        teams = {name: Group.objects.get_or_create(name=name)[0] for name in TEAMS}
+        # Through the services, as the system at the shell (door `cli`): each new user, team,
+        # password reset and access change is decided by the policy and audited, in the
+        # default environment's trail (people and teams belong to no environment).
+        actor = Actor.system(_environment(), door=Door.CLI)
+        for name in TEAMS:
+            if not Group.objects.filter(name=name).exists():
+                config_services.team_save(actor=actor, team=Group(name=name))
         created = 0
         for username, (role, team, is_staff) in DEMO_USERS.items():
-            user, was_created = User.objects.get_or_create(
-                username=username, defaults={"email": f"{username}@example.test"}
+            user = User.objects.filter(username=username).first()
+            if user is None:
+                user = User(username=username, email=f"{username}@example.test")
+                user.set_password(PASSWORD)
+                config_services.user_create(actor=actor, user=user)
+                created += 1
+            elif not user.check_password(PASSWORD):
+                config_services.user_password_set(actor=actor, user=user, password=PASSWORD)
+            # Exactly this role and team: a rerun undoes whatever was changed by hand
+            # (user_access_set writes nothing when nothing differs).
+            config_services.user_access_set(
+                actor=actor,
+                user=user,
+                roles=[role],
+                teams=[team] if team else [],
+                is_active=True,
+                is_staff=is_staff,
+                is_superuser=False,
             )
-            created += was_created
-            user.set_password(PASSWORD)
-            user.is_active = True
-            user.is_staff = is_staff
-            user.is_superuser = False
-            user.save()
-            # Exactly this role and team: a rerun undoes whatever was changed by hand.
-            wanted = [role_groups[role]] + ([teams[team]] if team else [])
-            user.groups.set(wanted)
         return created
 
     def _instructions(self) -> str:
