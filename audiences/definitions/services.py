@@ -31,16 +31,9 @@ from django.utils import timezone
 from guardian.models import GroupObjectPermission, UserObjectPermission
 from guardian.shortcuts import get_group_perms, get_user_perms
 
-from audiences.definitions.selectors import (
-    audience_queryset,
-    audiences_referring_to,
-    rule_references,
-    rules_check,
-    rules_check_or_raise,
-    rules_pointer,
-    teams,
-)
+from audiences.definitions.selectors import audience_queryset, audiences_referring_to, teams
 from audiences.models import Audience, AudienceState, Channel, RegionalRestriction
+from audiences.rules import rule_references, rules_check, rules_check_or_raise, rules_pointer
 from governance import outbox, policy
 from governance.access import objectperms
 from governance.actors import Actor

@@ -42,10 +42,10 @@ from django.db import connection, transaction
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, Max, OuterRef, Q, Value
 from django.utils import timezone
 
-from audiences.definitions.selectors import rules_check, rules_check_or_raise
 from audiences.definitions.services import ApprovalPending, AudienceArchived, open_request
 from audiences.models import Audience, AudienceState, AudienceVersion, Membership, Profile, VersionState
 from audiences.reach import STEPS, Reachability, matching_queryset, reachability, reachable_queryset
+from audiences.rules import rules_check, rules_check_or_raise
 from governance import outbox, policy
 from governance.actors import Actor
 from governance.approvals import Execution, approval_request_create, fingerprint_of, register_executor, windows

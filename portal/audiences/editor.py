@@ -262,7 +262,7 @@ def _form_problem(form: AudienceForm, actor: Actor, self_id: int | None) -> Prob
     everything in one go (the rules are checked by the same selector the service uses)."""
     found = form.problems()
     if "rules" not in form.errors:
-        found += audience_selectors.rules_check(actor.environment, form.cleaned_data["rules"], self_id=self_id).problems
+        found += rules.rules_check(actor.environment, form.cleaned_data["rules"], self_id=self_id).problems
     count = len(found)
     return Problem(
         status=422,
@@ -541,7 +541,7 @@ def audience_preview(request: HttpRequest) -> HttpResponse:
         return _preview_fragment(request, problem=Problem.of(error))
     try:
         result = audience_selectors.audience_preview(actor=actor, rules=rules_value, channel=channel, audience=audience)
-    except audience_selectors.InvalidRules as error:
+    except rules.InvalidRules as error:
         return _preview_fragment(request, problem=Problem.of(error))
     shown = audience_selectors.preview_as_seen(actor=actor, result=result)
     return _preview_fragment(

@@ -34,6 +34,7 @@ from audiences.definitions import services as audience_services
 from audiences.models import Audience, AudienceState, AudienceVersion, Channel, Profile, VersionState
 from audiences.publishing import selectors as publish_selectors
 from audiences.publishing import services as publish
+from audiences.rules import rule_references
 from governance import policy
 from governance.actors import Actor
 from governance.approvals import approval_brief
@@ -218,7 +219,7 @@ def rules_tree(node: Any, names: dict[int, str]) -> dict[str, Any]:
 
 
 def _referenced_names(actor: Actor, rules: Any) -> dict[int, str]:
-    ids = {ref for _, ref in audience_selectors.rule_references(rules)}
+    ids = {ref for _, ref in rule_references(rules)}
     if not ids:
         return {}
     return dict(audience_selectors.audience_list(actor=actor).filter(pk__in=ids).values_list("pk", "name"))
