@@ -31,72 +31,29 @@ from django.utils import timezone
 from guardian.models import GroupObjectPermission, UserObjectPermission
 from guardian.shortcuts import get_group_perms, get_user_perms
 
+from audiences.definitions.errors import (
+    AudienceArchived,
+    AudienceInUse,
+    AudienceNameTaken,
+    NotTeamMember,
+    ShareNotFound,
+    UnknownEnvironment,
+)
 from audiences.definitions.selectors import audience_queryset, audiences_referring_to, teams
 from audiences.models import Audience, AudienceState, Channel, RegionalRestriction
 from audiences.rules import rule_references, rules_check, rules_check_or_raise, rules_pointer
 from governance import outbox, policy
 from governance.access import objectperms
 from governance.actors import Actor
-from governance.approvals import Execution, approval_request_create, fingerprint_of, register_executor
+from governance.approvals import ApprovalPending, Execution, approval_request_create, fingerprint_of, register_executor
+from governance.approvals.selectors import open_request_id
 from governance.audit import trail as audit
-from governance.models import ApprovalRequest, ApprovalState, Environment
+from governance.models import ApprovalRequest, Environment
 from governance.roles import ADMIN
 from marketerapi.problems import ApplicationError, Conflict, InvalidInput, NotFound
 
 EDITABLE_FIELDS: tuple[str, ...] = ("name", "owner_team", "channel", "purpose", "description", "rules")
 REFERENCE_CODES = frozenset({"audience_not_found", "audience_not_published", "audience_archived", "audience_cycle"})
-
-
-# --- refusals ----------------------------------------------------------------------------
-
-
-class AudienceNameTaken(ApplicationError):
-    status = 409
-    code = "audience_name_taken"
-    title = "An audience with this name already exists in this environment"
-    hint = "Choose another name, or edit the existing audience."
-
-
-class NotTeamMember(ApplicationError):
-    status = 403
-    code = "not_team_member"
-    title = "You can only give an audience to a team you belong to"
-    hint = "Pick one of your teams as owner_team, or ask an admin."
-
-
-class AudienceArchived(ApplicationError):
-    status = 409
-    code = "audience_archived"
-    title = "The audience is archived"
-    hint = "Archived audiences are kept for the record and cannot change; create a new audience instead."
-
-
-class AudienceInUse(ApplicationError):
-    status = 409
-    code = "audience_in_use"
-    title = "The audience is in use"
-    hint = "Remove it from what uses it (listed in `used_by`) first, then try again."
-
-
-class ApprovalPending(ApplicationError):
-    status = 409
-    code = "approval_pending"
-    title = "An approval request for this is already open"
-    hint = "Follow the open request at its url; cancel it there to file a new one."
-
-
-class UnknownEnvironment(ApplicationError):
-    status = 422
-    code = "unknown_environment"
-    title = "There is no such environment"
-    hint = "Use the slug of an environment, e.g. production."
-
-
-class ShareNotFound(ApplicationError):
-    status = 404
-    code = "share_not_found"
-    title = "The audience is not shared with them"
-    hint = "GET /api/v1/audiences/{id} lists the audience's shares."
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -389,22 +346,6 @@ def _forget_shares(audience: Audience) -> None:
     GroupObjectPermission.objects.filter(content_type=content_type, object_pk=str(audience.pk)).delete()
 
 
-def open_request(audience: Audience, action: str) -> int | None:
-    """The id of the request for `action` on this audience that is still open (pending, or
-    approved and not run yet), or None: while there is one, a second is refused."""
-    return (
-        ApprovalRequest.objects.filter(
-            environment_id=audience.environment_id,
-            action=action,
-            target_type=Audience._meta.label_lower,
-            target_id=str(audience.pk),
-            state__in=[ApprovalState.PENDING, ApprovalState.APPROVED],
-        )
-        .values_list("pk", flat=True)
-        .first()
-    )
-
-
 def audience_delete(*, actor: Actor, audience: Audience) -> AudienceDeletion:
     """DELETE /audiences/{id}: a draft is deleted; a published audience is archived, or an
     approval request is filed where the environment's policy asks for one."""
@@ -430,7 +371,7 @@ def audience_delete(*, actor: Actor, audience: Audience) -> AudienceDeletion:
     decision = policy.require(actor, "audience.archive", audience, context)
     _refuse_if_in_use(audience, "archive")
     if decision.needs_approval:
-        pending = open_request(audience, "audience.archive")
+        pending = open_request_id(action="audience.archive", target=audience)
         if pending is not None:
             raise ApprovalPending(
                 f"Archiving {audience.name!r} waits for approval already (request {pending}).",

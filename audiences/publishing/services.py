@@ -42,13 +42,21 @@ from django.db import connection, transaction
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, Max, OuterRef, Q, Value
 from django.utils import timezone
 
-from audiences.definitions.services import ApprovalPending, AudienceArchived, open_request
+from audiences.definitions.errors import AudienceArchived
 from audiences.models import Audience, AudienceState, AudienceVersion, Membership, Profile, VersionState
 from audiences.reach import STEPS, Reachability, matching_queryset, reachability, reachable_queryset
 from audiences.rules import rules_check, rules_check_or_raise
 from governance import outbox, policy
 from governance.actors import Actor
-from governance.approvals import Execution, approval_request_create, fingerprint_of, register_executor, windows
+from governance.approvals import (
+    ApprovalPending,
+    Execution,
+    approval_request_create,
+    fingerprint_of,
+    register_executor,
+    windows,
+)
+from governance.approvals.selectors import open_request_id
 from governance.audit import trail as audit
 from governance.limits import quotas
 from governance.models import ApprovalRequest, Door
@@ -204,7 +212,7 @@ def _check_window(audience: Audience, action: str, context: dict[str, Any]) -> N
 
 
 def _refuse_if_open_request(audience: Audience, action: str) -> None:
-    pending = open_request(audience, action)
+    pending = open_request_id(action=action, target=audience)
     if pending is not None:
         raise ApprovalPending(
             f"{audience.name!r} waits for approval of this already (request {pending}).",

@@ -38,7 +38,7 @@ from audiences.rules import rule_references
 from governance import policy
 from governance.actors import Actor
 from governance.approvals import approval_brief
-from governance.approvals.selectors import approval_list, received_of, request_steps
+from governance.approvals.selectors import approval_list, open_request_id, received_of, request_steps
 from governance.approvals.steps import describe_steps
 from governance.audit.selectors import audit_event_list
 from governance.models import ApprovalRequest
@@ -355,7 +355,7 @@ def publish_control(actor: Actor, audience: Audience) -> Control:
     permission = can(actor, publish.PUBLISH, audience, context)
     if permission.allowed:
         # The service refuses a second publish while one waits for approval: not offered, with why.
-        pending = audience_services.open_request(audience, publish.PUBLISH)
+        pending = open_request_id(action=publish.PUBLISH, target=audience)
         if pending is not None:
             return Control.refused(
                 f"Publishing “{audience.name}” waits for approval already (request {pending}).",
@@ -388,7 +388,7 @@ def delete_control(actor: Actor, audience: Audience) -> Control:
     permission = can(actor, "audience.archive", audience)
     if permission.allowed and permission.needs_approval:
         # The service refuses a second request while one is open: not offered, with why.
-        pending = audience_services.open_request(audience, "audience.archive")
+        pending = open_request_id(action="audience.archive", target=audience)
         if pending is not None:
             return Control.refused(
                 f"Archiving “{audience.name}” waits for approval already (request {pending}).",
