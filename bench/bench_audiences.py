@@ -400,7 +400,8 @@ def bench_publish(ctx: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str],
     from django.db import connection
 
     from audiences.models import AudienceVersion, Membership
-    from audiences.publishing.services import audience_publish, members_queryset
+    from audiences.publishing.services import audience_publish
+    from audiences.reach import reachable_queryset
     from integrations.models import Destination, Job
 
     if Destination.objects.filter(environment=ctx["environment"], is_active=True).exists():
@@ -445,7 +446,7 @@ def bench_publish(ctx: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str],
     from django.utils import timezone
 
     live = type(audience).objects.get(pk=audience.pk).live_version
-    query = members_queryset(ctx["environment"], PUBLISH_RULES, "email", now=timezone.now(), live_versions={})
+    query = reachable_queryset(ctx["environment"], PUBLISH_RULES, "email", now=timezone.now(), live_versions={})
     sql, params = query.order_by().values("pk").query.sql_with_params()
     plans = ["-- publish: the members' SELECT (of INSERT … SELECT):"]
     plans += _plan(sql, params)

@@ -18,24 +18,17 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
-from django.utils import timezone
+from django.db.models import QuerySet
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from audiences.models import (
-    IMPLIED_CONSENT_SOURCES,
     Audience,
     AudienceState,
-    Consent,
-    ConsentStatus,
-    Profile,
-    RegionalRestriction,
-    RestrictionKind,
 )
 from audiences.profiles import selectors, services
 from audiences.profiles.pii import SHOWN_FIELDS, mask_pii
-from audiences.reach import compute_preview, reachability
-from audiences.rules import compile_rules, rule_references, rules_check, rules_check_or_raise
+from audiences.reach import compute_preview, reach_stats
+from audiences.rules import rule_references, rules_check, rules_check_or_raise
 from governance import policy
 from governance.actors import Actor
 from governance.models import Environment
@@ -147,60 +140,6 @@ def preview_as_seen(*, actor: Actor, result: dict[str, Any]) -> dict[str, Any]:
 
 def _check(code: str, status: str, message: str, hint: str = "", **extra: Any) -> dict[str, Any]:
     return {"code": code, "passed": status == "passed", "status": status, "message": message, "hint": hint, **extra}
-
-
-def _explicitly_granted(channel: str) -> Exists:
-    return Exists(
-        Consent.objects.filter(profile=OuterRef("pk"), channel=channel, status=ConsentStatus.GRANTED).exclude(
-            source__in=IMPLIED_CONSENT_SOURCES
-        )
-    )
-
-
-def _restriction_q(restriction: RegionalRestriction, channel: str) -> Q:
-    """The profiles one restriction removes (the same rule as audiences/reach.py)."""
-    if restriction.kind == RestrictionKind.BLOCKED:
-        return Q(region=restriction.region)
-    return Q(region=restriction.region) & ~Q(_explicitly_granted(channel))
-
-
-def reach_stats(
-    environment: Environment, rules: dict[str, Any], channel: str, live_versions: dict[int, int | None]
-) -> dict[str, Any]:
-    """What validate reports, in two queries: the restrictions that apply and one aggregate."""
-    restrictions = list(
-        RegionalRestriction.objects.filter(environment=environment, is_active=True)
-        .filter(Q(channel="") | Q(channel=channel))
-        .order_by("pk")
-    )
-    gate = reachability(environment, channel)
-    matching = Profile.objects.filter(environment=environment).filter(
-        compile_rules(rules, now=timezone.now(), live_versions=live_versions)
-    )
-    consented_unsuppressed = gate.consent & gate.not_suppressed
-    aggregates: dict[str, Any] = {
-        "matching": Count("pk"),
-        "consented": Count("pk", filter=gate.consent),
-        "suppressed": Count("pk", filter=~gate.not_suppressed),
-        "suppressed_removed": Count("pk", filter=gate.consent & ~gate.not_suppressed),
-        "restricted_removed": Count("pk", filter=consented_unsuppressed & ~gate.not_restricted),
-        "reachable": Count("pk", filter=gate.reachable),
-    }
-    for index, restriction in enumerate(restrictions):
-        aggregates[f"r{index}"] = Count("pk", filter=consented_unsuppressed & _restriction_q(restriction, channel))
-    counts = matching.aggregate(**aggregates)
-    counts["restrictions"] = [
-        {
-            "id": restriction.pk,
-            "region": restriction.region,
-            "channel": restriction.channel or None,
-            "kind": restriction.kind,
-            "description": restriction.description,
-            "removes": counts.pop(f"r{index}"),
-        }
-        for index, restriction in enumerate(restrictions)
-    ]
-    return counts
 
 
 def _missing_metadata(audience: Audience) -> list[str]:

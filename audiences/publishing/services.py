@@ -44,7 +44,15 @@ from django.utils import timezone
 
 from audiences.definitions.errors import AudienceArchived
 from audiences.models import Audience, AudienceState, AudienceVersion, Membership, Profile, VersionState
-from audiences.reach import STEPS, Reachability, matching_queryset, reachability, reachable_queryset
+from audiences.reach import (
+    Reachability,
+    consent_required_by,
+    matching_queryset,
+    reachability,
+    reachable_queryset,
+    still_reachable,
+    waterfall,
+)
 from audiences.rules import rules_check, rules_check_or_raise
 from governance import outbox, policy
 from governance.actors import Actor
@@ -222,7 +230,7 @@ def _refuse_if_open_request(audience: Audience, action: str) -> None:
 
 def _reach_and_diff(audience: Audience, live_versions: dict[int, int | None]) -> tuple[int, int, int]:
     """(reach, added, removed) now, in one aggregate query: the figures approvers read."""
-    reachable = members_queryset(
+    reachable = reachable_queryset(
         audience.environment, audience.rules, audience.channel, now=timezone.now(), live_versions=live_versions
     )
     live = audience.live_version
@@ -812,30 +820,6 @@ def _insert_select(version_id: int, queryset: Any) -> int:
         return cursor.rowcount
 
 
-def consent_required_by(rules: Any, channel: str) -> bool:
-    """Do the rules themselves demand granted consent on `channel` (a `{"consent": channel,
-    "is": true}` that every member must satisfy: the root, or under `all` all the way down)?"""
-    if not isinstance(rules, dict):
-        return False
-    if rules.get("consent") == channel and rules.get("is", True) is True:
-        return True
-    return isinstance(rules.get("all"), list) and any(consent_required_by(child, channel) for child in rules["all"])
-
-
-def members_queryset(
-    environment: Any, rules: Any, channel: str, *, now: datetime, live_versions: dict[int, int | None]
-) -> Any:
-    """`preview.reachable_queryset`, the same set, without evaluating consent twice: most
-    rules say `{"consent": <channel>, "is": true}` themselves, and the duplicate EXISTS
-    makes PostgreSQL hash-join the consent table with itself (EXPLAIN in docs/publishing.md)."""
-    if not consent_required_by(rules, channel):
-        return reachable_queryset(environment, rules, channel, now=now, live_versions=live_versions)
-    gate = reachability(environment, channel)
-    return matching_queryset(environment, rules, now=now, live_versions=live_versions).filter(
-        gate.not_suppressed & gate.not_restricted
-    )
-
-
 def _evaluate_members(version: AudienceVersion) -> Build:
     audience = version.audience
     environment = audience.environment
@@ -856,10 +840,11 @@ def _evaluate_members(version: AudienceVersion) -> Build:
     if connection.vendor == "postgresql":
         remaining = _insert_select_counting(version.pk, matching, gate, implied=implied)
         return Build(
-            members=remaining[-1], matching=remaining[0], waterfall=_waterfall(remaining), base_id=None, overlap=0
+            members=remaining[-1], matching=remaining[0], waterfall=waterfall(remaining), base_id=None, overlap=0
         )
     members = _insert_select(
-        version.pk, members_queryset(environment, version.rules, version.channel, now=now, live_versions=live)
+        version.pk,
+        reachable_queryset(environment, version.rules, version.channel, now=now, live_versions=live, gate=gate),
     )
     # The waterfall's other steps: one aggregate over the matching profiles. Consent is
     # counted only when the rules leave it open.
@@ -870,25 +855,19 @@ def _evaluate_members(version: AudienceVersion) -> Build:
     )
     consented = counts["matching"] if implied else counts["consented"]
     remaining = [counts["matching"], consented, counts["unsuppressed"], members]
-    return Build(members=members, matching=counts["matching"], waterfall=_waterfall(remaining), base_id=None, overlap=0)
-
-
-def _waterfall(remaining: list[int]) -> list[dict[str, Any]]:
-    """The preview's waterfall shape (audiences/reach.py) from four counts."""
-    steps = [{"step": "matching", "remaining": remaining[0], "removed": 0}]
-    for step, before, after in zip(STEPS[1:], remaining[:-1], remaining[1:], strict=True):
-        steps.append({"step": step, "remaining": after, "removed": max(before - after, 0)})
-    steps.append({"step": "reachable", "remaining": remaining[-1], "removed": 0})
-    return steps
+    return Build(members=members, matching=counts["matching"], waterfall=waterfall(remaining), base_id=None, overlap=0)
 
 
 def _copy_members(version: AudienceVersion, source: AudienceVersion) -> Build:
     """The source version's members who may still be reached: consent is never restored
     to someone who withdrew it, nor contact to someone suppressed since."""
     audience = version.audience
-    gate = reachability(audience.environment, version.channel)
     members_of_source = Exists(Membership.objects.filter(version_id=source.pk, profile_id=OuterRef("pk")))
-    copied = Profile.objects.filter(environment=audience.environment).filter(members_of_source).filter(gate.reachable)
+    copied = still_reachable(
+        Profile.objects.filter(environment=audience.environment).filter(members_of_source),
+        audience.environment,
+        version.channel,
+    )
     members = _insert_select(version.pk, copied)
     before = source.members or 0
     dropped = max(before - members, 0)
