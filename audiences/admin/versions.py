@@ -1,7 +1,7 @@
 """Admin pages for audience versions: read-only.
 
 A version is an immutable snapshot (rules, counts, members) made by publish or rollback
-(audiences/publishing/services.py): nothing about it is added, changed or deleted by hand, so these
+(audiences/publishing/): nothing about it is added, changed or deleted by hand, so these
 pages only show it. Whoever may see audiences may see their versions (as in the API's
 `GET /audiences/{id}/versions`); the members themselves are read through the API's
 memberships pages, masked per role.

@@ -1,4 +1,4 @@
-"""The publishing API: publish, versions, rollback, memberships (audiences/publishing/services.py tells the story).
+"""The publishing API: publish, versions, rollback, memberships (audiences/publishing/ tells the story).
 
 Thin doors: one selector reads the audience (404 for another environment's), one service
 acts, and the result is serialized. Publish and rollback answer 202 with the job that

@@ -24,6 +24,7 @@ from django.db.models import QuerySet
 from audiences.models import Audience, AudienceVersion, Membership, VersionState
 from audiences.profiles import selectors, services
 from audiences.profiles.pii import SHOWN_FIELDS, mask_pii
+from audiences.publishing.errors import CursorExpired
 from governance import policy
 from governance.actors import Actor
 from marketerapi.problems import ApplicationError
@@ -39,13 +40,6 @@ class InvalidCursor(ApplicationError):
     code = "invalid_cursor"
     title = "The cursor is not valid"
     hint = "Use the `next` link of the previous page as it is, or start again without a cursor."
-
-
-class CursorExpired(ApplicationError):
-    status = 410
-    code = "cursor_expired"
-    title = "The version this cursor pages through is no longer kept"
-    hint = "Start again without a cursor: the first page reads the live version."
 
 
 def version_list(*, actor: Actor, audience: Audience) -> QuerySet[AudienceVersion]:

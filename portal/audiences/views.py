@@ -34,6 +34,8 @@ from audiences.definitions import services as audience_services
 from audiences.models import Audience, AudienceState, AudienceVersion, Channel, Profile, VersionState
 from audiences.publishing import selectors as publish_selectors
 from audiences.publishing import services as publish
+from audiences.publishing.build import rebuild_warning
+from audiences.publishing.errors import VersionNotFound
 from audiences.rules import rule_references
 from governance import policy
 from governance.actors import Actor
@@ -597,7 +599,7 @@ def audience_rollback(request: HttpRequest, audience_id: int) -> HttpResponse:
     number = _version_number(request.GET.get("version", ""))
     target = publish_selectors.version_list(actor=actor, audience=audience).filter(number=number).first()
     if target is None:
-        raise publish.VersionNotFound(
+        raise VersionNotFound(
             f"“{audience.name}” has no version {number}.", hint="The versions page lists its versions."
         )
     context = {
@@ -607,7 +609,7 @@ def audience_rollback(request: HttpRequest, audience_id: int) -> HttpResponse:
         "live": version_view(audience.live_version, audience.live_version_id),
         "rollback": _rollback_control(actor, audience),
         "refusal": _rollback_refusal(audience, target),
-        "rebuild_warning": publish.rebuild_warning(target)["message"] if not target.members_retained else "",
+        "rebuild_warning": rebuild_warning(target)["message"] if not target.members_retained else "",
     }
     return render(request, "portal/audiences/rollback_confirm.html", context)
 

@@ -9,7 +9,8 @@ from typing import Any
 from django.utils import timezone
 
 from audiences.models import Audience, AudienceVersion, Consent, Membership, Profile
-from audiences.publishing.services import PublishOutcome, audience_publish, audience_rollback, publish_job_run
+from audiences.publishing.runner import publish_job_run
+from audiences.publishing.services import PublishOutcome, audience_publish, audience_rollback
 from audiences.reach import reachable_queryset
 from governance.actors import Actor
 from governance.models import Environment

@@ -93,7 +93,7 @@ def test_publish_end_to_end_with_the_task_after_commit(
 
 
 def test_a_failed_job_shows_its_errors_with_hints(portal, sandbox, monkeypatch):
-    from audiences.publishing import services as publish
+    from audiences.publishing import runner
 
     people(sandbox, "eu", 2)
     target = audience(sandbox)
@@ -104,7 +104,7 @@ def test_a_failed_job_shows_its_errors_with_hints(portal, sandbox, monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(publish, "swap_live", crash)
+    monkeypatch.setattr(runner, "swap_live", crash)
     run(job)
 
     body = htmx(client, "get", f"/audiences/jobs/{job.pk}/").content.decode()
