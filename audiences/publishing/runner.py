@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from audiences.models import Audience, AudienceVersion, Membership, VersionState
@@ -94,12 +94,7 @@ def _claim(job_id: int, now: datetime) -> Job | None:
     running = Job.objects.filter(pk=job_id, kind__in=JOB_KINDS, state=JobState.RUNNING).first()
     if running is None or worker_alive(running, now):
         return None
-    taken = Job.objects.filter(
-        pk=job_id, state=JobState.RUNNING, heartbeat_at__lt=now - STALE_AFTER, attempts=running.attempts
-    ).update(heartbeat_at=now, attempts=F("attempts") + 1)
-    if taken != 1:
-        return None
-    return Job.objects.select_related("environment").get(pk=job_id)
+    return jobs.job_take_over(running, stale_before=now - STALE_AFTER, now=now)
 
 
 def _task_actor(version: AudienceVersion, job: Job) -> Actor:

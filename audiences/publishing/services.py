@@ -168,7 +168,7 @@ def _in_progress(locked: Audience, now: datetime) -> None:
             if not jobs.job_cancel(job, now=now):
                 jobs.job_fail(job, error=note, now=now)
             else:
-                Job.objects.filter(pk=job.pk).update(errors=[note])
+                jobs.job_amend(job.pk, lambda row, note=note: setattr(row, "errors", [note]))
 
 
 def _new_version(

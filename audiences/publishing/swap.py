@@ -25,6 +25,7 @@ from governance import outbox
 from governance.actors import Actor
 from governance.audit import trail as audit
 from integrations.destinations.services import push_create
+from integrations.jobs import services as jobs
 from integrations.models import Destination, Job
 
 # External ids per push: ~15 bytes each, so a push stays a few hundred kB of JSON.
@@ -93,13 +94,9 @@ def swap_live(version: AudienceVersion, job: Job, build: Build, *, actor: Actor)
                 "approval_request": job.params.get("approval_request"),
             },
         )
-        job.result = {
-            **(job.result or {}),
-            "version": _version_ref(version),
-            "previous_version_id": base_id,
-            "counts": counts,
-        }
-        Job.objects.filter(pk=job.pk).update(result=job.result)
+        # The job shows the live version and its counts while the diff is still delivered.
+        shown = {"version": _version_ref(version), "previous_version_id": base_id, "counts": counts}
+        job.result = jobs.job_amend(job.pk, lambda row: setattr(row, "result", {**(row.result or {}), **shown})).result
         pushes = _create_pushes(locked, version, base_id, job)
         audit.record(
             actor,
