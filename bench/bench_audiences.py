@@ -416,10 +416,10 @@ def bench_publish(ctx: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str],
         started = time.perf_counter()
         outcome = audience_publish(actor=actor, audience=audience)  # the job runs after commit (eager)
         elapsed = time.perf_counter() - started
-        job = Job.objects.get(pk=outcome.job.pk)
+        job = Job.objects.get(pk=outcome.result.job.pk)
         if job.state != "succeeded":
             raise SystemExit(f"publish job ended {job.state}: {job.errors}")
-        return elapsed, outcome.version
+        return elapsed, outcome.result.version
 
     first_times, again_times, hand_times = [], [], []
     members = 0

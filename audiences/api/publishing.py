@@ -31,7 +31,7 @@ from audiences.definitions import selectors as audience_selectors
 from audiences.models import Audience, AudienceVersion
 from audiences.publishing import selectors as publish_selectors
 from audiences.publishing import services as publish
-from governance.approvals import approval_brief
+from governance.approvals import ActionOutcome, approval_brief
 from governance.limits.idempotency import idempotent
 from governance.limits.quotas import with_quota_warning
 from marketerapi.api import UnknownQueryParameters, problem_responses
@@ -230,21 +230,21 @@ ACCEPTED_OR_APPROVAL = PolymorphicProxySerializer(
 )
 
 
-def _accepted(outcome: publish.PublishOutcome) -> Response:
+def _accepted(outcome: ActionOutcome[publish.VersionBuild]) -> Response:
     if outcome.approval is not None:
         filed = approval_brief(outcome.approval)
         if outcome.warnings:
             filed["warnings"] = outcome.warnings
         return Response(filed, status=status.HTTP_202_ACCEPTED, headers={"Location": filed["approval"]["url"]})
-    job, version = outcome.job, outcome.version
-    assert job is not None and version is not None
-    url = f"/api/v1/jobs/{job.pk}"
+    built = outcome.result
+    assert built is not None
+    url = f"/api/v1/jobs/{built.job.pk}"
     body: dict[str, Any] = {
-        "job": {"id": job.pk, "state": job.state, "url": url},
-        "version": {"id": version.pk, "number": version.number, "state": version.state},
+        "job": {"id": built.job.pk, "state": built.job.state, "url": url},
+        "version": {"id": built.version.pk, "number": built.version.number, "state": built.version.state},
         "warnings": outcome.warnings,
     }
-    return Response(with_quota_warning(body, outcome.quota), status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+    return Response(with_quota_warning(body, built.quota), status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
 
 class _AudienceView(ActorMixin, APIView):

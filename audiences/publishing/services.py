@@ -22,8 +22,10 @@ nor reaches a destination.
 
 from __future__ import annotations
 
+import functools
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -43,21 +45,12 @@ from audiences.publishing.errors import (
 )
 from audiences.publishing.runner import PUBLISH, ROLLBACK, STEPS_TOTAL, fail_version, worker_alive
 from audiences.reach import reachable_queryset
-from audiences.rules import rules_check_or_raise
+from audiences.rules import RulesCheck, rules_check_or_raise
 from governance import policy
 from governance.actors import Actor
-from governance.approvals import (
-    ApprovalPending,
-    Execution,
-    approval_request_create,
-    fingerprint_of,
-    register_executor,
-    windows,
-)
-from governance.approvals.selectors import open_request_id
+from governance.approvals import ActionOutcome, Execution, fingerprint_of, register_executor, request_or_run, windows
 from governance.audit import trail as audit
 from governance.limits import quotas
-from governance.models import ApprovalRequest
 from integrations.jobs import services as jobs
 from integrations.models import Job, JobState
 from marketerapi.problems import NotFound
@@ -68,14 +61,44 @@ QUOTA = "publish"
 
 
 @dataclass(frozen=True)
-class PublishOutcome:
-    """What POST …/publish or …/rollback did: a job building a version, or an approval request."""
+class VersionBuild:
+    """A publish or rollback that runs now: the job building the new version (follow it at
+    GET /api/v1/jobs/{id}) and what is left of the day's publish quota."""
 
-    job: Job | None = None
-    version: AudienceVersion | None = None
-    approval: ApprovalRequest | None = None
+    job: Job
+    version: AudienceVersion
     quota: quotas.QuotaStatus | None = None
-    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Context(dict[str, Any]):
+    """A policy context whose metrics (`reach`) are computed when the engine first reads them.
+
+    The engine reads metrics only in its last rule, the environment's approval policies,
+    after token scopes, roles, object permissions and hooks. So one `policy.require` both
+    refuses a caller who may not act before the database evaluates the audience (and
+    audits the refusal), and gives the approval policy its reach: the policy is asked once.
+    """
+
+    def __init__(self, base: dict[str, Any] | None, **metrics: Callable[[], Any]) -> None:
+        super().__init__(base or {})
+        self._metrics = {name: compute for name, compute in metrics.items() if name not in self}
+
+    def _fill(self, key: str) -> None:
+        compute = self._metrics.pop(key, None)
+        if compute is not None:
+            self[key] = compute()
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]  # dict.get's overloads, same result
+        self._fill(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self._fill(key)
+        return super().__getitem__(key)
+
+    def __bool__(self) -> bool:
+        # `context or {}` must keep the metrics the engine has not read yet.
+        return True
 
 
 def publish_fingerprint(audience: Audience) -> str:
@@ -89,13 +112,6 @@ def publish_fingerprint(audience: Audience) -> str:
 def rollback_fingerprint(audience: Audience) -> str:
     """What approvers of a rollback approved: the live version it replaces."""
     return fingerprint_of("audiences.audience", audience.pk, "rollback", audience.live_version_id, audience.state)
-
-
-def _refuse_early(actor: Actor, action: str, audience: Audience, context: dict[str, Any]) -> None:
-    """Roles and object permissions are decided before anything is counted: a caller who may
-    not publish never makes the database evaluate an audience (policy.require audits it)."""
-    if policy.decide(actor, action, audience, context).outcome == policy.DENY:
-        policy.require(actor, action, audience, context)
 
 
 def _approval_applies(actor: Actor, context: dict[str, Any]) -> bool:
@@ -115,15 +131,6 @@ def _check_window(audience: Audience, action: str, context: dict[str, Any]) -> N
             f"({windows.describe_windows(audience.environment)}); the next opens {when}.",
             hint=f"Publish again from {when}.",
             next_window_at=later.isoformat(),
-        )
-
-
-def _refuse_if_open_request(audience: Audience, action: str) -> None:
-    pending = open_request_id(action=action, target=audience)
-    if pending is not None:
-        raise ApprovalPending(
-            f"{audience.name!r} waits for approval of this already (request {pending}).",
-            approval_url=f"/api/v1/approvals/{pending}",
         )
 
 
@@ -216,7 +223,7 @@ def audience_publish(
     audience: Audience,
     context: dict[str, Any] | None = None,
     approval_refs: list[dict[str, Any]] | None = None,
-) -> PublishOutcome:
+) -> ActionOutcome[VersionBuild]:
     """Publish the audience's current definition as a new immutable version.
 
     Files an approval request when the environment's policy asks for one (pilot and
@@ -226,42 +233,60 @@ def audience_publish(
     build after commit. Refusals: 403 (role, team), 409 (archived, a build running, an
     open request, outside a change window), 422 `invalid_rules`, 429 quota.
     """
-    context = dict(context or {})
-    _refuse_early(actor, PUBLISH, audience, context)
-    if audience.state == AudienceState.ARCHIVED:
-        raise AudienceArchived(f"{audience.name!r} is archived; archived audiences are not published.")
-    checked = rules_check_or_raise(audience.environment, audience.rules, self_id=audience.pk)
-    added = removed = None
-    if _approval_applies(actor, context):
-        context["reach"], added, removed = _reach_and_diff(audience, checked.live_versions)
-    decision = policy.require(actor, PUBLISH, audience, context)
-    if decision.needs_approval:
-        _refuse_if_open_request(audience, PUBLISH)
-        summary = (
-            f"Publish {audience.name!r}: adds {plural(added or 0, 'person', 'people')}, "
-            f"removes {removed or 0:,} (reach {context['reach']:,} by {audience.channel})"
-        )
-        with transaction.atomic():
-            request = approval_request_create(
-                actor=actor,
-                action=PUBLISH,
-                target=audience,
-                summary=summary,
-                change={
-                    "audience_id": audience.pk,
-                    "name": audience.name,
-                    "channel": audience.channel,
-                    "rules": audience.rules,
-                    "added": added,
-                    "removed": removed,
-                    "context": {"reach": context["reach"]},
-                },
-                decision=decision,
-                fingerprint=publish_fingerprint(audience),
-            )
-        return PublishOutcome(approval=request)
-    _check_window(audience, PUBLISH, context)
 
+    @functools.cache
+    def checked() -> RulesCheck:
+        if audience.state == AudienceState.ARCHIVED:
+            raise AudienceArchived(f"{audience.name!r} is archived; archived audiences are not published.")
+        return rules_check_or_raise(audience.environment, audience.rules, self_id=audience.pk)
+
+    @functools.cache
+    def reach_and_diff() -> tuple[int, int, int]:
+        return _reach_and_diff(audience, checked().live_versions)
+
+    metrics = _Context(context, reach=lambda: reach_and_diff()[0])
+    decision = policy.require(actor, PUBLISH, audience, metrics)
+    checked()
+    summary, change = "", {}
+    if _approval_applies(actor, metrics):
+        # Where an approval policy may apply, the reach is recorded even when none did
+        # (the audit event's reach_at_request); approvers also read the diff.
+        reach, added, removed = reach_and_diff()
+        metrics["reach"] = reach
+        if decision.needs_approval:
+            summary = (
+                f"Publish {audience.name!r}: adds {plural(added, 'person', 'people')}, "
+                f"removes {removed:,} (reach {reach:,} by {audience.channel})"
+            )
+            change = {
+                "audience_id": audience.pk,
+                "name": audience.name,
+                "channel": audience.channel,
+                "rules": audience.rules,
+                "added": added,
+                "removed": removed,
+                "context": {"reach": reach},
+            }
+    return request_or_run(
+        actor=actor,
+        action=PUBLISH,
+        target=audience,
+        decision=decision,
+        summary=summary,
+        change=change,
+        fingerprint=publish_fingerprint(audience) if decision.needs_approval else "",
+        run=lambda: _publish_now(actor, audience, decision, metrics, approval_refs or []),
+    )
+
+
+def _publish_now(
+    actor: Actor,
+    audience: Audience,
+    decision: policy.Decision,
+    context: dict[str, Any],
+    approval_refs: list[dict[str, Any]],
+) -> VersionBuild:
+    _check_window(audience, PUBLISH, context)
     now = timezone.now()
     with transaction.atomic():
         locked = Audience.objects.select_for_update(of=("self",)).select_related("environment").get(pk=audience.pk)
@@ -269,14 +294,13 @@ def audience_publish(
             raise AudienceArchived(f"{locked.name!r} was archived meanwhile; it is not published.")
         _in_progress(locked, now)
         quota = quotas.quota_consume(actor, QUOTA)
-        approval = context.get("approved_request")
         job, version = _new_version(
             locked,
             actor,
             kind=PUBLISH,
             rules=locked.rules,
             channel=locked.channel,
-            params={"approval_request": approval, "approval_refs": approval_refs or []},
+            params={"approval_request": context.get("approved_request"), "approval_refs": approval_refs},
         )
         audit.record(
             actor,
@@ -292,7 +316,7 @@ def audience_publish(
             approval_refs=approval_refs,
         )
         _enqueue_after_commit(job.pk)
-    return PublishOutcome(job=job, version=version, quota=quota)
+    return VersionBuild(job=job, version=version, quota=quota)
 
 
 def audience_rollback(
@@ -302,48 +326,65 @@ def audience_rollback(
     version: int,
     context: dict[str, Any] | None = None,
     approval_refs: list[dict[str, Any]] | None = None,
-) -> PublishOutcome:
+) -> ActionOutcome[VersionBuild]:
     """Make an earlier version live again, as a new version built by a job.
 
     Its members are copied when they are still kept (minus anyone who lost consent or was
     suppressed since); otherwise the version is rebuilt from its rules snapshot and the
     answer warns that today's data may give other members. Audited; the swap emits
-    `audience.rolled_back` and the diff is pushed like a publish's.
+    `audience.rolled_back` and the diff is pushed like a publish's. Files an approval
+    request instead where an admin added an approval policy for `audience.rollback`.
     """
-    context = dict(context or {})
-    _refuse_early(actor, ROLLBACK, audience, context)
+
+    @functools.cache
+    def restored() -> AudienceVersion:
+        return _rollback_target(audience, version)
+
+    metrics = _Context(context, reach=lambda: restored().members or 0)
+    decision = policy.require(actor, ROLLBACK, audience, metrics)
+    target = restored()
+    summary, change = "", {}
+    if decision.needs_approval:
+        summary = f"Roll {audience.name!r} back to version {version} ({plural(target.members or 0, 'member')})"
+        change = {"audience_id": audience.pk, "version": version, "context": {"reach": metrics["reach"]}}
+    return request_or_run(
+        actor=actor,
+        action=ROLLBACK,
+        target=audience,
+        decision=decision,
+        summary=summary,
+        change=change,
+        fingerprint=rollback_fingerprint(audience) if decision.needs_approval else "",
+        warnings=[] if target.members_retained else [rebuild_warning(target)],
+        run=lambda: _rollback_now(actor, audience, target, decision, metrics, approval_refs or []),
+    )
+
+
+def _rollback_target(audience: Audience, number: int) -> AudienceVersion:
+    """The version a rollback restores: one of the audience's that went live and is not live now."""
     if audience.state == AudienceState.ARCHIVED:
         raise AudienceArchived(f"{audience.name!r} is archived; archived audiences are not rolled back.")
-    target = AudienceVersion.objects.filter(audience=audience, number=version).first()
+    target = AudienceVersion.objects.filter(audience=audience, number=number).first()
     if target is None:
         raise VersionNotFound(
-            f"{audience.name!r} has no version {version}.",
+            f"{audience.name!r} has no version {number}.",
             hint=f"GET /api/v1/audiences/{audience.pk}/versions lists its versions.",
         )
     if target.state != VersionState.READY:
-        raise VersionNotReady(f"Version {version} of {audience.name!r} is {target.state}; it never went live.")
+        raise VersionNotReady(f"Version {number} of {audience.name!r} is {target.state}; it never went live.")
     if target.pk == audience.live_version_id:
-        raise VersionAlreadyLive(f"Version {version} is the live version of {audience.name!r}.")
-    if _approval_applies(actor, context):
-        context["reach"] = target.members or 0
-    decision = policy.require(actor, ROLLBACK, audience, context)
-    warnings: list[dict[str, Any]] = []
-    if not target.members_retained:
-        warnings.append(rebuild_warning(target))
-    if decision.needs_approval:
-        _refuse_if_open_request(audience, ROLLBACK)
-        with transaction.atomic():
-            request = approval_request_create(
-                actor=actor,
-                action=ROLLBACK,
-                target=audience,
-                summary=f"Roll {audience.name!r} back to version {version} ({plural(target.members or 0, 'member')})",
-                change={"audience_id": audience.pk, "version": version, "context": {"reach": context.get("reach")}},
-                decision=decision,
-                fingerprint=rollback_fingerprint(audience),
-            )
-        return PublishOutcome(approval=request, warnings=warnings)
+        raise VersionAlreadyLive(f"Version {number} is the live version of {audience.name!r}.")
+    return target
 
+
+def _rollback_now(
+    actor: Actor,
+    audience: Audience,
+    target: AudienceVersion,
+    decision: policy.Decision,
+    context: dict[str, Any],
+    approval_refs: list[dict[str, Any]],
+) -> VersionBuild:
     now = timezone.now()
     with transaction.atomic():
         locked = Audience.objects.select_for_update(of=("self",)).select_related("environment").get(pk=audience.pk)
@@ -359,7 +400,7 @@ def audience_rollback(
             params={
                 "rollback_to": target.number,
                 "approval_request": context.get("approved_request"),
-                "approval_refs": approval_refs or [],
+                "approval_refs": approval_refs,
             },
             rebuilt_from=target,
         )
@@ -378,7 +419,7 @@ def audience_rollback(
             approval_refs=approval_refs,
         )
         _enqueue_after_commit(job.pk)
-    return PublishOutcome(job=job, version=new, warnings=warnings)
+    return VersionBuild(job=job, version=new)
 
 
 # --- approved requests ------------------------------------------------------------------------
@@ -394,8 +435,9 @@ def _execute_publish(execution: Execution) -> dict[str, Any]:
         context=execution.context,
         approval_refs=execution.approval_refs,
     )
-    assert outcome.job is not None and outcome.version is not None
-    return {"audience": execution.target.pk, "job": outcome.job.pk, "version": outcome.version.number}
+    built = outcome.result
+    assert built is not None  # an approved request runs (the approval rule is skipped)
+    return {"audience": execution.target.pk, "job": built.job.pk, "version": built.version.number}
 
 
 def _execute_rollback(execution: Execution) -> dict[str, Any]:
@@ -408,8 +450,9 @@ def _execute_rollback(execution: Execution) -> dict[str, Any]:
         context=execution.context,
         approval_refs=execution.approval_refs,
     )
-    assert outcome.job is not None and outcome.version is not None
-    return {"audience": execution.target.pk, "job": outcome.job.pk, "version": outcome.version.number}
+    built = outcome.result
+    assert built is not None  # an approved request runs (the approval rule is skipped)
+    return {"audience": execution.target.pk, "job": built.job.pk, "version": built.version.number}
 
 
 register_executor(PUBLISH, _execute_publish, fingerprint=publish_fingerprint)

@@ -39,7 +39,7 @@ from audiences.publishing.errors import VersionNotFound
 from audiences.rules import rule_references
 from governance import policy
 from governance.actors import Actor
-from governance.approvals import approval_brief
+from governance.approvals import ActionOutcome, approval_brief
 from governance.approvals.selectors import approval_list, open_request_id, received_of, request_steps
 from governance.approvals.steps import describe_steps
 from governance.audit.selectors import audit_event_list
@@ -467,13 +467,13 @@ def _approval_response(
 
 
 def _job_started(
-    request: HttpRequest, audience: Audience, outcome: publish.PublishOutcome, *, what: str
+    request: HttpRequest, audience: Audience, outcome: ActionOutcome[publish.VersionBuild], *, what: str
 ) -> HttpResponse:
     """A publish or rollback job started: the live progress panel (htmx) or its page."""
-    job = outcome.job
-    assert job is not None
+    assert outcome.result is not None
+    job = outcome.result.job
     warnings = list(outcome.warnings)
-    quota = outcome.quota.warning() if outcome.quota is not None else None
+    quota = outcome.result.quota.warning() if outcome.result.quota is not None else None
     if not _is_htmx(request):
         for warning in warnings:
             messages.warning(request, f"{warning['message']} {warning.get('hint', '')}".strip())

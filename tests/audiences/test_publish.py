@@ -188,7 +188,7 @@ def test_consent_revoked_between_request_and_build_is_honoured(actor, sandbox):
     # when: two withdraw consent before the worker gets to the job
     set_consent(everyone[:2], "denied")
     set_consent(everyone[2:3], "unknown")
-    run(outcome.job)
+    run(outcome.result.job)
 
     # then: only the one who still consents is a member
     assert members_of(fresh(target).live_version) == {everyone[3].external_id}
@@ -267,7 +267,7 @@ def test_an_edit_after_the_request_makes_it_stale(api, pilot):
 def test_below_the_threshold_pilot_publishes_at_once(actor, pilot):
     people(pilot, "pilot", 2)
     outcome = publish.audience_publish(actor=actor("operator", pilot), audience=audience(pilot))
-    assert outcome.approval is None and outcome.job is not None
+    assert outcome.approval is None and outcome.result is not None
 
 
 # --- a failed or killed worker leaves the previous version live ------------------------------------
@@ -322,14 +322,14 @@ def test_a_killed_worker_leaves_the_job_running_and_a_rerun_finishes_it(actor, s
 
     monkeypatch.setattr(runner, "swap_live", killed)
     with pytest.raises(WorkerKilled):
-        runner.publish_job_run(outcome.job.pk)
+        runner.publish_job_run(outcome.result.job.pk)
 
     # the previous version is still live; the job is left running, its version building
     target = fresh(target)
     assert target.live_version.number == 1
-    job = Job.objects.get(pk=outcome.job.pk)
+    job = Job.objects.get(pk=outcome.result.job.pk)
     assert job.state == JobState.RUNNING
-    assert AudienceVersion.objects.get(pk=outcome.version.pk).state == VersionState.BUILDING
+    assert AudienceVersion.objects.get(pk=outcome.result.version.pk).state == VersionState.BUILDING
     # a redelivered message is not run twice while the worker might be alive…
     monkeypatch.undo()
     assert runner.publish_job_run(job.pk) is None
@@ -346,7 +346,7 @@ def test_a_killed_worker_leaves_the_job_running_and_a_rerun_finishes_it(actor, s
     # then: it finishes from the start of the step it was in
     assert finished.state == JobState.SUCCEEDED and finished.attempts == 2
     target = fresh(target)
-    assert target.live_version_id == outcome.version.pk
+    assert target.live_version_id == outcome.result.version.pk
     assert members_of(target.live_version) == reachable_now(target)
 
 
@@ -355,16 +355,16 @@ def test_a_stale_build_is_superseded_by_a_new_publish(actor, sandbox, monkeypatc
     outcome = publish.audience_publish(actor=operator, audience=target)
     monkeypatch.setattr(runner, "swap_live", lambda *a, **k: (_ for _ in ()).throw(WorkerKilled()))
     with pytest.raises(WorkerKilled):
-        runner.publish_job_run(outcome.job.pk)
+        runner.publish_job_run(outcome.result.job.pk)
     monkeypatch.undo()
-    Job.objects.filter(pk=outcome.job.pk).update(heartbeat_at=timezone.now() - runner.STALE_AFTER * 2)
+    Job.objects.filter(pk=outcome.result.job.pk).update(heartbeat_at=timezone.now() - runner.STALE_AFTER * 2)
 
     _, job = publish_now(operator, target)
 
     assert job.state == JobState.SUCCEEDED and fresh(target).live_version.number == 3
-    old = Job.objects.get(pk=outcome.job.pk)
+    old = Job.objects.get(pk=outcome.result.job.pk)
     assert old.state == JobState.FAILED and old.errors[-1]["code"] == "superseded"
-    assert AudienceVersion.objects.get(pk=outcome.version.pk).state == VersionState.FAILED
+    assert AudienceVersion.objects.get(pk=outcome.result.version.pk).state == VersionState.FAILED
     # and the old worker, were it to come back, cannot swap its version live
     assert runner.publish_job_run(old.pk) is None
 
@@ -375,9 +375,9 @@ def test_a_queued_publish_is_replaced_by_a_newer_one(actor, sandbox):
     target = audience(sandbox)
     first = publish.audience_publish(actor=operator, audience=target)
     second = publish.audience_publish(actor=operator, audience=fresh(target))
-    assert Job.objects.get(pk=first.job.pk).state == JobState.CANCELLED
-    run(second.job)
-    assert fresh(target).live_version_id == second.version.pk
+    assert Job.objects.get(pk=first.result.job.pk).state == JobState.CANCELLED
+    run(second.result.job)
+    assert fresh(target).live_version_id == second.result.version.pk
 
 
 def test_an_archived_audience_is_not_published(actor, sandbox):
@@ -394,7 +394,7 @@ def test_archived_while_building_neither_goes_live_nor_pushes(actor, sandbox, dr
     outcome = publish.audience_publish(actor=actor("operator"), audience=target)
     Audience.objects.filter(pk=target.pk).update(state=AudienceState.ARCHIVED)
 
-    job = run(outcome.job)
+    job = run(outcome.result.job)
 
     assert job.state == JobState.FAILED and job.errors[0]["code"] == "audience_archived"
     assert fresh(target).live_version is None
@@ -536,9 +536,9 @@ def test_a_long_statement_of_a_live_worker_is_not_taken_over(actor, sandbox, mon
     outcome = publish.audience_publish(actor=operator, audience=target)
     monkeypatch.setattr(runner, "swap_live", lambda *a, **k: (_ for _ in ()).throw(WorkerKilled()))
     with pytest.raises(WorkerKilled):
-        runner.publish_job_run(outcome.job.pk)
+        runner.publish_job_run(outcome.result.job.pk)
     monkeypatch.undo()
-    Job.objects.filter(pk=outcome.job.pk).update(heartbeat_at=timezone.now() - runner.STALE_AFTER * 2)
+    Job.objects.filter(pk=outcome.result.job.pk).update(heartbeat_at=timezone.now() - runner.STALE_AFTER * 2)
     later = timezone.now()
     held, release = threading.Event(), threading.Event()
 
@@ -546,7 +546,7 @@ def test_a_long_statement_of_a_live_worker_is_not_taken_over(actor, sandbox, mon
         # Another session, as the worker busy with its INSERT would be.
         other = connections.create_connection("default")
         with other.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [runner._LOCK_CLASS, outcome.job.pk])
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [runner._LOCK_CLASS, outcome.result.job.pk])
             held.set()
             release.wait(10)
         other.close()
@@ -555,10 +555,10 @@ def test_a_long_statement_of_a_live_worker_is_not_taken_over(actor, sandbox, mon
     thread.start()
     try:
         assert held.wait(10)
-        assert runner.publish_job_run(outcome.job.pk, now=later) is None
+        assert runner.publish_job_run(outcome.result.job.pk, now=later) is None
         with pytest.raises(errors.PublishInProgress):
             publish.audience_publish(actor=operator, audience=fresh(target))
     finally:
         release.set()
         thread.join()
-    assert runner.publish_job_run(outcome.job.pk, now=later).state == JobState.SUCCEEDED
+    assert runner.publish_job_run(outcome.result.job.pk, now=later).state == JobState.SUCCEEDED

@@ -131,7 +131,7 @@ def test_publishing_invalid_rules_lists_every_problem(portal, sandbox):
 def test_a_job_of_another_environment_is_not_found(portal, pilot, actor):
     people(pilot, "p", 1)
     outcome, _ = publish_now(actor("operator", pilot), audience(pilot))
-    response = portal("operator").get(f"/audiences/jobs/{outcome.job.pk}/")
+    response = portal("operator").get(f"/audiences/jobs/{outcome.result.job.pk}/")
     assert response.status_code == 404 and "No job" in response.content.decode()
 
 
