@@ -29,6 +29,8 @@ from audiences.definitions import services as audience_services
 from audiences.definitions.selectors import teams
 from audiences.models import Audience, RegionalRestriction, SuppressionEntry, SuppressionList
 from audiences.suppressions import services as suppressions
+from audiences.suppressions.entries import Key, hash_email, parse_entries
+from governance.approvals import ActionOutcome
 from marketerapi.admin.mixins import ServiceForm, ServiceFormAdminMixin, problem_text
 from marketerapi.admin.site import admin_actor
 from marketerapi.problems import ApplicationError
@@ -130,7 +132,7 @@ class AudienceAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
             if outcome.approval is not None:
                 note = f"approval request #{outcome.approval.pk} filed; it is archived once approved."
             else:
-                note = "archived." if outcome.outcome == "archived" else "deleted."
+                note = "archived." if outcome.result is not None else "deleted."
             self.message_user(request, f"{audience.name}: {note}", messages.SUCCESS)
 
 
@@ -141,10 +143,10 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
-def entries_from_lines(lines: list[str]) -> list[suppressions.Key]:
+def entries_from_lines(lines: list[str]) -> list[Key]:
     """One external id or email per line; emails (with an @) are hashed on the way in."""
     rows = [{"email": line} if "@" in line else {"external_id": line} for line in lines]
-    return suppressions.parse_entries(rows)
+    return parse_entries(rows)
 
 
 class SuppressionListForm(ServiceForm):
@@ -182,19 +184,21 @@ class SuppressionListForm(ServiceForm):
                 if remove:
                     self.add_error("remove_entries", "A new list has nothing to remove.")
                     return data
-                change = suppressions.suppression_list_create(
-                    actor=admin_actor(self.request, data["environment"]),
-                    name=data["name"],
-                    description=data.get("description", ""),
-                    entries=add,
-                    reason=reason,
+                outcome = ActionOutcome(
+                    result=suppressions.suppression_list_create(
+                        actor=admin_actor(self.request, data["environment"]),
+                        name=data["name"],
+                        description=data.get("description", ""),
+                        entries=add,
+                        reason=reason,
+                    )
                 )
             else:
                 current = SuppressionList.objects.select_related("environment").get(pk=self.instance.pk)
                 if not add and not remove:
                     self.result = current
                     return data
-                change = suppressions.suppression_entries_change(
+                outcome = suppressions.suppression_entries_change(
                     actor=admin_actor(self.request, current.environment),
                     list_name=suppressions.GLOBAL if current.is_global else current.name,
                     add=add,
@@ -204,20 +208,20 @@ class SuppressionListForm(ServiceForm):
         except ApplicationError as exc:
             self.refuse(exc)
             return data
-        if change.approval is not None:
+        if outcome.approval is not None:
             self.notes.append(
-                f"Changing the global list needs approval: request #{change.approval.pk} was filed; "
+                f"Changing the global list needs approval: request #{outcome.approval.pk} was filed; "
                 "nothing changes until it is approved."
             )
-            self.result = change.suppression_list or self.instance
+            self.result = self.instance
         else:
-            counts = change.counts()
+            assert outcome.result is not None
             self.notes.append(
                 "Added {added}, already listed {already_listed}, removed {removed}, not listed {not_listed}.".format(
-                    **counts
+                    **outcome.result.counts()
                 )
             )
-            self.result = change.suppression_list
+            self.result = outcome.result.suppression_list
         self.instance = self.result
         return data
 
@@ -276,7 +280,7 @@ class SuppressionEntryAdmin(admin.ModelAdmin):
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
         term = search_term.strip()
         if "@" in term:
-            return queryset.filter(email_hash=suppressions.hash_email(term)), False
+            return queryset.filter(email_hash=hash_email(term)), False
         return super().get_search_results(request, queryset, term)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from django.utils import timezone
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, permissions, serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.request import Request
@@ -75,10 +75,6 @@ _FAILURES = {
     422: "Rows with invalid values (`invalid_rows`): every bad row is listed with index, pointer, code, "
     "message and hint; nothing was applied.",
 }
-
-
-def _problems(*statuses: int) -> dict[int, OpenApiResponse]:
-    return problem_responses(*statuses, failures=_FAILURES)
 
 
 # --- row validation ---------------------------------------------------------------
@@ -413,7 +409,7 @@ class ProfileList(ActorMixin, generics.ListAPIView):
             + PII_NOTE
             + "\n\n**Permission:** any role (`profile.view`)."
         ),
-        responses={200: ProfileSerializer(many=True), **_problems(400, 401, 403)},
+        responses={200: ProfileSerializer(many=True), **problem_responses(400, 401, 403, failures=_FAILURES)},
         examples=[OpenApiExample("A page", value=PROFILE_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -441,7 +437,7 @@ class ProfileDetail(ActorMixin, APIView):
             + "\n\n**Permission:** any role (`profile.view`)."
         ),
         parameters=[PROFILE_ID],
-        responses={200: ProfileSerializer, **_problems(401, 403, 404)},
+        responses={200: ProfileSerializer, **problem_responses(401, 403, 404, failures=_FAILURES)},
         examples=[OpenApiExample("A profile (masked)", value=PROFILE_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request, profile_id: str) -> Response:
@@ -479,7 +475,10 @@ class ProfileBulkUpsert(ActorMixin, APIView):
             "counts; a `profiles.ingested` domain event when anything changed."
         ),
         request=ProfileBatchSerializer,
-        responses={200: UpsertOutcomeSerializer, **_problems(400, 401, 403, 405, 413, 415, 422)},
+        responses={
+            200: UpsertOutcomeSerializer,
+            **problem_responses(400, 401, 403, 405, 413, 415, 422, failures=_FAILURES),
+        },
         examples=[
             OpenApiExample(
                 "Two profiles",
@@ -591,7 +590,10 @@ class ProfileEventBulkIngest(ActorMixin, APIView):
             + "\n\n**Permission:** developer or admin (`profile_event.ingest`). One audit event per batch."
         ),
         request=ProfileEventBatchSerializer,
-        responses={200: EventIngestOutcomeSerializer, **_problems(400, 401, 403, 405, 413, 415, 422)},
+        responses={
+            200: EventIngestOutcomeSerializer,
+            **problem_responses(400, 401, 403, 405, 413, 415, 422, failures=_FAILURES),
+        },
         examples=[
             OpenApiExample(
                 "One event",
@@ -677,7 +679,10 @@ class ConsentSync(ActorMixin, APIView):
             "**Permission:** developer or admin (`consent.sync`). One audit event per batch with the counts."
         ),
         request=ConsentSyncSerializer,
-        responses={200: ConsentSyncOutcomeSerializer, **_problems(400, 401, 403, 405, 413, 415, 422)},
+        responses={
+            200: ConsentSyncOutcomeSerializer,
+            **problem_responses(400, 401, 403, 405, 413, 415, 422, failures=_FAILURES),
+        },
         examples=[
             OpenApiExample(
                 "An opt-out",
@@ -732,7 +737,7 @@ class ConsentHistory(ActorMixin, generics.ListAPIView):
             "**Permission:** any role (`consent.view`). A profile of another environment is a 404."
         ),
         parameters=[PROFILE_ID],
-        responses={200: ConsentChangeSerializer(many=True), **_problems(401, 403, 404)},
+        responses={200: ConsentChangeSerializer(many=True), **problem_responses(401, 403, 404, failures=_FAILURES)},
         examples=[
             OpenApiExample(
                 "An opt-out",

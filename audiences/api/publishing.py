@@ -57,10 +57,6 @@ _FAILURES = {
 }
 
 
-def _problems(*statuses: int) -> dict[int, OpenApiResponse]:
-    return problem_responses(*statuses, failures=_FAILURES)
-
-
 # --- representations -----------------------------------------------------------------------
 
 
@@ -294,7 +290,7 @@ class AudiencePublish(_AudienceView):
                 ACCEPTED_OR_APPROVAL,
                 description="A job builds the version, or (where approval is needed) an approval request was filed.",
             ),
-            **_problems(400, 401, 403, 404, 409, 422, 429),
+            **problem_responses(400, 401, 403, 404, 409, 422, 429, failures=_FAILURES),
         },
         examples=[
             OpenApiExample("Job started", response_only=True, status_codes=["202"], value=ACCEPTED_EXAMPLE),
@@ -334,7 +330,7 @@ class AudienceRollback(_AudienceView):
                 description="A job builds the new version (or an approval "
                 "request was filed, where an admin added a policy for rollbacks).",
             ),
-            **_problems(400, 401, 403, 404, 409, 422),
+            **problem_responses(400, 401, 403, 404, 409, 422, failures=_FAILURES),
         },
         examples=[
             OpenApiExample("Request", request_only=True, value={"version": 3}),
@@ -392,7 +388,7 @@ class AudienceVersions(_AudienceView):
             "**Permission:** any role (`audience.view`)."
         ),
         parameters=[AUDIENCE_ID],
-        responses={200: VersionSerializer(many=True), **_problems(401, 403, 404)},
+        responses={200: VersionSerializer(many=True), **problem_responses(401, 403, 404, failures=_FAILURES)},
         examples=[OpenApiExample("A version", value=VERSION_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request, audience_id: str) -> Response:
@@ -423,7 +419,7 @@ class AudienceMemberships(_AudienceView):
             OpenApiParameter("cursor", OpenApiTypes.STR, description="From the previous page's `next`."),
             OpenApiParameter("limit", OpenApiTypes.INT, description="Members per page, 1–1,000 (default 100)."),
         ],
-        responses={200: MembershipsSerializer, **_problems(400, 401, 403, 404, 410)},
+        responses={200: MembershipsSerializer, **problem_responses(400, 401, 403, 404, 410, failures=_FAILURES)},
         examples=[OpenApiExample("A page", value=MEMBERS_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request, audience_id: str) -> Response:

@@ -7,10 +7,11 @@ the admin site and any future door call these functions; none has logic of its o
 
 - Deleting a **draft** deletes it. Deleting a **published** audience archives it and
   follows the environment's approval policy (`audience.archive`: two approvals in pilot
-  and production); the approved request runs `audience_archive` with the requester as
-  actor. Nothing is deleted or archived while something uses it: other audiences'
-  `in_audience` conditions, and whatever registers a check with `register_in_use_check`
-  (campaigns will).
+  and production) through `governance.approvals.request_or_run`: the outcome is the one
+  `ActionOutcome` (the archived audience, or the request filed); the approved request
+  runs `audience_archive` with the requester as actor. Nothing is deleted or archived
+  while something uses it: other audiences' `in_audience` conditions, and whatever
+  registers a check with `register_in_use_check` (campaigns will).
 - Sharing is for the owning team or an admin only (a hook on `audience.share`); a share
   of `change` lets another team or person edit and publish.
 - Promoting copies the definition (never the members) into another environment as a
@@ -45,12 +46,11 @@ from audiences.rules import rule_references, rules_check, rules_check_or_raise, 
 from governance import outbox, policy
 from governance.access import objectperms
 from governance.actors import Actor
-from governance.approvals import ApprovalPending, Execution, approval_request_create, fingerprint_of, register_executor
-from governance.approvals.selectors import open_request_id
+from governance.approvals import ActionOutcome, Execution, fingerprint_of, register_executor, request_or_run
 from governance.audit import trail as audit
-from governance.models import ApprovalRequest, Environment
+from governance.models import Environment
 from governance.roles import ADMIN
-from marketerapi.problems import ApplicationError, Conflict, InvalidInput, NotFound
+from marketerapi.problems import Conflict, InvalidInput, NotFound
 
 EDITABLE_FIELDS: tuple[str, ...] = ("name", "owner_team", "channel", "purpose", "description", "rules")
 REFERENCE_CODES = frozenset({"audience_not_found", "audience_not_published", "audience_archived", "audience_cycle"})
@@ -326,15 +326,6 @@ def _refuse_if_in_use(audience: Audience, verb: str) -> None:
         )
 
 
-@dataclass(frozen=True)
-class AudienceDeletion:
-    """What DELETE did: `deleted` (a draft), `archived`, or `approval` (a request was filed)."""
-
-    outcome: str
-    audience: Audience | None = None
-    approval: ApprovalRequest | None = None
-
-
 def audience_fingerprint(audience: Audience) -> str:
     """What approvers of an archive approved: the audience's name, state and live version."""
     return fingerprint_of("audiences.audience", audience.pk, audience.name, audience.state, audience.live_version_id)
@@ -346,49 +337,27 @@ def _forget_shares(audience: Audience) -> None:
     GroupObjectPermission.objects.filter(content_type=content_type, object_pk=str(audience.pk)).delete()
 
 
-def audience_delete(*, actor: Actor, audience: Audience) -> AudienceDeletion:
-    """DELETE /audiences/{id}: a draft is deleted; a published audience is archived, or an
-    approval request is filed where the environment's policy asks for one."""
+def audience_delete(*, actor: Actor, audience: Audience) -> ActionOutcome[Audience | None]:
+    """DELETE /audiences/{id}: a draft is deleted (the outcome's result is None); a
+    published audience is archived (`audience_archive`: the result is the archived
+    audience, or an approval request is filed where the environment's policy asks for one)."""
     if audience.state == AudienceState.ARCHIVED:
         raise AudienceArchived(f"{audience.name!r} is archived already.", hint="There is nothing left to do.")
-    if audience.state == AudienceState.DRAFT and audience.live_version_id is None:
-        decision = policy.require(actor, "audience.delete", audience)
-        _refuse_if_in_use(audience, "delete")
-        with transaction.atomic():
-            locked = Audience.objects.select_for_update().select_related("owner_team").get(pk=audience.pk)
-            if locked.state != AudienceState.DRAFT or locked.live_version_id is not None:
-                raise Conflict(
-                    f"{locked.name!r} was published meanwhile.", hint="Send DELETE again: it archives it now."
-                )
-            target = (Audience._meta.label_lower, locked.pk, locked.name)
-            before = summary(locked)
-            _forget_shares(locked)
-            locked.delete()
-            audit.record(actor, "audience.delete", target, decision=decision, changes={"before": before})
-        return AudienceDeletion("deleted")
-
-    context: dict[str, Any] = {}
-    decision = policy.require(actor, "audience.archive", audience, context)
-    _refuse_if_in_use(audience, "archive")
-    if decision.needs_approval:
-        pending = open_request_id(action="audience.archive", target=audience)
-        if pending is not None:
-            raise ApprovalPending(
-                f"Archiving {audience.name!r} waits for approval already (request {pending}).",
-                approval_url=f"/api/v1/approvals/{pending}",
-            )
-        with transaction.atomic():
-            request = approval_request_create(
-                actor=actor,
-                action="audience.archive",
-                target=audience,
-                summary=f"Archive the published audience {audience.name!r}",
-                change={"audience_id": audience.pk, "name": audience.name, "context": context},
-                decision=decision,
-                fingerprint=audience_fingerprint(audience),
-            )
-        return AudienceDeletion("approval", approval=request)
-    return AudienceDeletion("archived", audience=_archive(actor, audience, decision, []))
+    if audience.state != AudienceState.DRAFT or audience.live_version_id is not None:
+        archived = audience_archive(actor=actor, audience=audience)
+        return ActionOutcome(result=archived.result, approval=archived.approval, warnings=archived.warnings)
+    decision = policy.require(actor, "audience.delete", audience)
+    _refuse_if_in_use(audience, "delete")
+    with transaction.atomic():
+        locked = Audience.objects.select_for_update().select_related("owner_team").get(pk=audience.pk)
+        if locked.state != AudienceState.DRAFT or locked.live_version_id is not None:
+            raise Conflict(f"{locked.name!r} was published meanwhile.", hint="Send DELETE again: it archives it now.")
+        target = (Audience._meta.label_lower, locked.pk, locked.name)
+        before = summary(locked)
+        _forget_shares(locked)
+        locked.delete()
+        audit.record(actor, "audience.delete", target, decision=decision, changes={"before": before})
+    return ActionOutcome(result=None)
 
 
 def audience_archive(
@@ -397,19 +366,23 @@ def audience_archive(
     audience: Audience,
     context: dict[str, Any] | None = None,
     approval_refs: list[dict[str, Any]] | None = None,
-) -> Audience:
-    """Archive a published audience now: the approved-request path (context carries
-    `approved_request`) and the doors of environments without an approval policy."""
-    decision = policy.require(actor, "audience.archive", audience, context or {})
-    if decision.needs_approval:
-        raise ApplicationError(
-            "Archiving this audience needs approval first.",
-            status=409,
-            code="approval_required",
-            hint="DELETE /api/v1/audiences/{id} files the approval request.",
-        )
+) -> ActionOutcome[Audience]:
+    """Archive a published audience, or file the approval request the environment's policy
+    asks for (pilot and production: an approver and a developer or admin). The approved
+    request runs this again as the requester (`context` carries `approved_request`)."""
+    context = dict(context or {})
+    decision = policy.require(actor, "audience.archive", audience, context)
     _refuse_if_in_use(audience, "archive")
-    return _archive(actor, audience, decision, approval_refs or [])
+    return request_or_run(
+        actor=actor,
+        action="audience.archive",
+        target=audience,
+        decision=decision,
+        summary=f"Archive the published audience {audience.name!r}",
+        change={"audience_id": audience.pk, "name": audience.name, "context": context},
+        fingerprint=audience_fingerprint(audience),
+        run=lambda: _archive(actor, audience, decision, approval_refs or []),
+    )
 
 
 def _archive(
@@ -458,7 +431,8 @@ def _execute_archive(execution: Execution) -> dict[str, Any]:
         audience=audience,
         context=execution.context,
         approval_refs=execution.approval_refs,
-    )
+    ).result
+    assert archived is not None  # an approved request runs (the approval rule is skipped)
     return {"audience": archived.pk, "state": archived.state}
 
 

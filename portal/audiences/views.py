@@ -749,7 +749,7 @@ def audience_delete(request: HttpRequest, audience_id: int) -> HttpResponse:
     deletion = audience_services.audience_delete(actor=actor, audience=audience)
     if deletion.approval is not None:
         return _approval_response(request, audience, deletion.approval, what="archive")
-    if deletion.outcome == "deleted":
+    if deletion.result is None:
         messages.success(request, f"Deleted the draft “{audience.name}”.")
         return hx_redirect(request, _url("list"))
     messages.success(request, f"Archived “{audience.name}”: it is kept for the record and its members stop syncing.")
