@@ -46,7 +46,7 @@ from audiences.rules import rule_references, rules_check, rules_check_or_raise, 
 from governance import outbox, policy
 from governance.access import objectperms
 from governance.actors import Actor
-from governance.approvals import ActionOutcome, Execution, fingerprint_of, register_executor, request_or_run
+from governance.approvals import ActionOutcome, Execution, fingerprint_of, request_or_run
 from governance.audit import trail as audit
 from governance.models import Environment
 from governance.roles import ADMIN
@@ -421,7 +421,7 @@ def _archive(
     return audience_queryset().get(pk=locked.pk)
 
 
-def _execute_archive(execution: Execution) -> dict[str, Any]:
+def execute_archive(execution: Execution) -> dict[str, Any]:
     """The executor of an approved archive: the requester archives, the approvals recorded."""
     audience = execution.target
     if audience is None:
@@ -434,9 +434,6 @@ def _execute_archive(execution: Execution) -> dict[str, Any]:
     ).result
     assert archived is not None  # an approved request runs (the approval rule is skipped)
     return {"audience": archived.pk, "state": archived.state}
-
-
-register_executor("audience.archive", _execute_archive, fingerprint=audience_fingerprint)
 
 
 # --- sharing ---------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from audiences.reach import reachable_queryset
 from audiences.rules import RulesCheck, rules_check_or_raise
 from governance import policy
 from governance.actors import Actor
-from governance.approvals import ActionOutcome, Execution, fingerprint_of, register_executor, request_or_run, windows
+from governance.approvals import ActionOutcome, Execution, fingerprint_of, request_or_run, windows
 from governance.audit import trail as audit
 from governance.limits import quotas
 from integrations.jobs import services as jobs
@@ -425,7 +425,7 @@ def _rollback_now(
 # --- approved requests ------------------------------------------------------------------------
 
 
-def _execute_publish(execution: Execution) -> dict[str, Any]:
+def execute_publish(execution: Execution) -> dict[str, Any]:
     """An approved publish: the requester publishes (the approval rule is skipped)."""
     if execution.target is None:
         raise NotFound("The audience no longer exists.", code="audience_not_found")
@@ -440,7 +440,7 @@ def _execute_publish(execution: Execution) -> dict[str, Any]:
     return {"audience": execution.target.pk, "job": built.job.pk, "version": built.version.number}
 
 
-def _execute_rollback(execution: Execution) -> dict[str, Any]:
+def execute_rollback(execution: Execution) -> dict[str, Any]:
     if execution.target is None:
         raise NotFound("The audience no longer exists.", code="audience_not_found")
     outcome = audience_rollback(
@@ -453,7 +453,3 @@ def _execute_rollback(execution: Execution) -> dict[str, Any]:
     built = outcome.result
     assert built is not None  # an approved request runs (the approval rule is skipped)
     return {"audience": execution.target.pk, "job": built.job.pk, "version": built.version.number}
-
-
-register_executor(PUBLISH, _execute_publish, fingerprint=publish_fingerprint)
-register_executor(ROLLBACK, _execute_rollback, fingerprint=rollback_fingerprint)

@@ -27,7 +27,7 @@ from audiences.suppressions.entries import KINDS, Key
 from audiences.suppressions.errors import SuppressionListExists, SuppressionListNotFound
 from governance import policy
 from governance.actors import Actor
-from governance.approvals import ActionOutcome, Execution, register_executor, request_or_run
+from governance.approvals import ActionOutcome, Execution, request_or_run
 from governance.audit import trail as audit
 from marketerapi.problems import InvalidInput
 
@@ -292,7 +292,7 @@ def _keys_from(change: Mapping[str, Any]) -> list[Key]:
     return [(kind, value) for kind in KINDS for value in (change or {}).get(kind, [])]
 
 
-def _execute_global_change(execution: Execution) -> dict[str, Any]:
+def execute_global_change(execution: Execution) -> dict[str, Any]:
     """The executor of an approved change of the global list, by the requester."""
     change = execution.change
     outcome = suppression_entries_change(
@@ -306,6 +306,3 @@ def _execute_global_change(execution: Execution) -> dict[str, Any]:
     ).result
     assert outcome is not None  # an approved request runs (the approval rule is skipped)
     return {"list": GLOBAL, **outcome.counts()}
-
-
-register_executor("suppression.change_global", _execute_global_change)
