@@ -497,7 +497,7 @@ def bench_memberships(ctx: dict[str, Any], audience: Any) -> tuple[list[dict[str
     from django.test.utils import CaptureQueriesContext
     from rest_framework.test import APIClient
 
-    from audiences.publishing.selectors import encode_cursor
+    from audiences.publishing.pagination import members_cursor
 
     audience = type(audience).objects.select_related("live_version").get(pk=audience.pk)
     version = audience.live_version
@@ -511,7 +511,7 @@ def bench_memberships(ctx: dict[str, Any], audience: Any) -> tuple[list[dict[str
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {ctx['token']}")
     base = f"/api/v1/audiences/{audience.pk}/memberships"
     first_url = base + "?limit=100"
-    deep_url = base + f"?cursor={encode_cursor(version.pk, after)}&limit=100"
+    deep_url = base + f"?cursor={members_cursor(version.pk, after)}&limit=100"
 
     def get(url: str) -> float:
         started = time.perf_counter()

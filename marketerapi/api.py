@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib import parse
 
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -86,7 +87,9 @@ class CursorPagination(pagination.CursorPagination):
     _position_field: Any = None
 
     def get_page_size(self, request: Request) -> int:
-        return page_size_from(request.query_params.get(self.page_size_query_param), maximum=self.max_page_size)
+        return page_size_from(
+            request.query_params.get(self.page_size_query_param), default=self.page_size, maximum=self.max_page_size
+        )
 
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
         ordering = self.get_ordering(request, queryset, view)
@@ -96,6 +99,11 @@ class CursorPagination(pagination.CursorPagination):
         except (FieldDoesNotExist, AttributeError):
             self._position_field = None
         return super().paginate_queryset(queryset, request, view)
+
+    def get_next_cursor(self) -> str | None:
+        """The next page's cursor alone, for pages that build their own links (the portal)."""
+        link = self.get_next_link()
+        return parse.parse_qs(parse.urlsplit(link).query)[self.cursor_query_param][0] if link else None
 
     def decode_cursor(self, request: Request) -> Any:
         try:

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from django.db.models import Q
-from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.request import Request
@@ -23,12 +21,13 @@ from rest_framework.views import APIView
 from audiences.api.profiles import ActorMixin, PolicyAllows
 from audiences.definitions import selectors as audience_selectors
 from audiences.definitions import services as audience_services
-from audiences.models import Audience, AudienceState, Channel, Profile
+from audiences.definitions.filters import AudienceFilter
+from audiences.models import Audience, Channel, Profile
 from governance.access.objectperms import SHARE_LEVELS
 from governance.actors import Actor
 from governance.approvals import approval_brief
 from governance.limits.idempotency import idempotent
-from marketerapi.api import StrictFilterSet, StrictSerializer, problem_responses
+from marketerapi.api import StrictSerializer, problem_responses
 from marketerapi.problems import InvalidInput, MalformedRequest, flatten_validation
 
 # --- strict input ----------------------------------------------------------------------------
@@ -398,20 +397,6 @@ def preview_response(actor: Actor, result: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- audiences ---------------------------------------------------------------------------------------
-
-
-class AudienceFilter(StrictFilterSet):
-    team = filters.CharFilter(field_name="owner_team__name", help_text="The owning team's name.")
-    state = filters.ChoiceFilter(choices=AudienceState.choices)
-    channel = filters.ChoiceFilter(choices=Channel.choices)
-    q = filters.CharFilter(method="filter_q", help_text="Part of the name, any case.")
-
-    class Meta:
-        model = Audience
-        fields: ClassVar[list[str]] = []
-
-    def filter_q(self, queryset: Any, name: str, value: str) -> Any:
-        return queryset.filter(Q(name__icontains=value.strip()))
 
 
 class AudienceListCreate(ActorMixin, generics.ListAPIView):

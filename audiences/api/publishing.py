@@ -20,7 +20,6 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,6 +30,7 @@ from audiences.definitions import selectors as audience_selectors
 from audiences.models import Audience, AudienceVersion
 from audiences.publishing import selectors as publish_selectors
 from audiences.publishing import services as publish
+from audiences.publishing.pagination import MembershipPagination, VersionPagination
 from governance.approvals import ActionOutcome, approval_brief
 from governance.limits.idempotency import idempotent
 from governance.limits.quotas import with_quota_warning
@@ -365,13 +365,6 @@ class AudienceRollback(_AudienceView):
 # --- reads ------------------------------------------------------------------------------------------
 
 
-class VersionPagination(CursorPagination):
-    page_size = 50
-    page_size_query_param = "limit"
-    max_page_size = 500
-    ordering = "-number"
-
-
 class AudienceVersions(_AudienceView):
     pagination_class = VersionPagination
 
@@ -429,15 +422,9 @@ class AudienceMemberships(_AudienceView):
             raise UnknownQueryParameters(
                 f"Unknown query parameter(s): {', '.join(unknown)}.", hint="Use only: cursor, limit."
             )
-        limit = publish_selectors.page_size(request.query_params.get("limit"))
-        page = publish_selectors.live_members_page(
-            actor=self.actor, audience=audience, cursor=request.query_params.get("cursor"), limit=limit
-        )
-        rows, pii_masked = publish_selectors.members_as_seen(actor=self.actor, page=page)
+        page = MembershipPagination().members_page(actor=self.actor, audience=audience, request=request)
+        rows, pii_masked = publish_selectors.members_as_seen(actor=self.actor, members=page.members)
         version = page.version
-        next_url = None
-        if page.next_cursor:
-            next_url = request.build_absolute_uri(request.path) + f"?cursor={page.next_cursor}&limit={page.limit}"
         body = {
             "version": {
                 "id": version.pk,
@@ -448,7 +435,7 @@ class AudienceMemberships(_AudienceView):
             }
             if version is not None
             else None,
-            "next": next_url,
+            "next": page.next_link,
             "pii_masked": pii_masked,
             "results": rows,
         }

@@ -13,7 +13,7 @@ preview through, like the profiles API).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -21,6 +21,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
+from audiences.definitions.filters import audiences_filtered
 from audiences.models import (
     Audience,
     AudienceState,
@@ -46,10 +47,12 @@ def audience_queryset() -> QuerySet[Audience]:
     return Audience.objects.select_related("environment", "owner_team", "created_by", "live_version")
 
 
-def audience_list(*, actor: Actor) -> QuerySet[Audience]:
-    """Every audience of the actor's environment (everyone there may view them)."""
+def audience_list(*, actor: Actor, filters: Mapping[str, str] | None = None) -> QuerySet[Audience]:
+    """Every audience of the actor's environment (everyone there may view them), newest
+    first; `filters` (team, state, channel, q: definitions/filters.py) narrow them."""
     policy.require(actor, "audience.view")
-    return audience_queryset().filter(environment=actor.environment)
+    audiences = audience_queryset().filter(environment=actor.environment)
+    return audiences_filtered(audiences, filters) if filters else audiences
 
 
 def audience_get(*, actor: Actor, audience_id: int) -> Audience:
