@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
@@ -30,8 +30,9 @@ from audiences.definitions.selectors import teams
 from audiences.models import Audience, RegionalRestriction, SuppressionEntry, SuppressionList
 from audiences.suppressions import services as suppressions
 from audiences.suppressions.entries import Key, hash_email, parse_entries
+from governance.actors import Actor
 from governance.approvals import ActionOutcome
-from marketerapi.admin.mixins import ServiceForm, ServiceFormAdminMixin, problem_text
+from marketerapi.admin.mixins import NoDeleteMixin, ReadOnlyAdminMixin, ServiceForm, ServiceFormAdminMixin, for_each
 from marketerapi.admin.site import admin_actor
 from marketerapi.problems import ApplicationError
 
@@ -82,7 +83,10 @@ class AudienceForm(ServiceForm):
 
 
 @admin.register(Audience)
-class AudienceAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
+class AudienceAdmin(NoDeleteMixin, ServiceFormAdminMixin, SimpleHistoryAdmin):
+    """Drafts are deleted and published audiences archived with the action below (which
+    follows the approval policy), never by the admin's delete."""
+
     form = AudienceForm
     list_display = [
         "name",
@@ -104,10 +108,6 @@ class AudienceAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
     actions = ["delete_or_archive"]
     show_full_result_count = False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Through the action below: drafts are deleted, published audiences archived (with approvals).
-        return False
-
     @admin.display(description="reach (live)", ordering="live_version__members")
     def reach(self, obj: Audience) -> int | None:
         return obj.live_version.members if obj.live_version is not None else None
@@ -121,19 +121,15 @@ class AudienceAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
 
     @admin.action(description="Delete drafts / archive published audiences (follows the approval policy)")
     def delete_or_archive(self, request: HttpRequest, queryset: QuerySet[Audience]) -> None:
-        for audience in queryset.select_related("environment", "owner_team"):
-            try:
-                outcome = audience_services.audience_delete(
-                    actor=admin_actor(request, audience.environment), audience=audience
-                )
-            except ApplicationError as exc:
-                self.message_user(request, f"{audience.name}: {problem_text(exc)}", messages.WARNING)
-                continue
+        def delete(actor: Actor, audience: Audience) -> str:
+            outcome = audience_services.audience_delete(actor=actor, audience=audience)
             if outcome.approval is not None:
                 note = f"approval request #{outcome.approval.pk} filed; it is archived once approved."
             else:
                 note = "archived." if outcome.result is not None else "deleted."
-            self.message_user(request, f"{audience.name}: {note}", messages.SUCCESS)
+            return f"{audience.name}: {note}"
+
+        for_each(self, request, queryset.select_related("environment", "owner_team"), delete)
 
 
 # --- suppression lists --------------------------------------------------------------------------
@@ -226,7 +222,7 @@ class SuppressionListForm(ServiceForm):
         return data
 
 
-class SuppressionEntryInline(admin.TabularInline):
+class SuppressionEntryInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = SuppressionEntry
     fields = ["external_id", "email_hash", "reason", "added_at"]
     readonly_fields = fields
@@ -235,15 +231,9 @@ class SuppressionEntryInline(admin.TabularInline):
     show_change_link = False
     classes: ClassVar[list[str]] = ["collapse"]
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(SuppressionList)
-class SuppressionListAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
+class SuppressionListAdmin(NoDeleteMixin, ServiceFormAdminMixin, SimpleHistoryAdmin):
     form = SuppressionListForm
     inlines: ClassVar[list[Any]] = [SuppressionEntryInline]
     list_display = ["name", "environment", "is_global", "entry_count", "description", "created_by", "created_at"]
@@ -262,12 +252,9 @@ class SuppressionListAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["environment", "name", "description", "add_entries", "remove_entries", "reason"]
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(SuppressionEntry)
-class SuppressionEntryAdmin(admin.ModelAdmin):
+class SuppressionEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: is someone suppressed? Search by external id, or by email (hashed first)."""
 
     list_display = ["suppression_list", "external_id", "email_hash", "reason", "added_at"]
@@ -282,15 +269,6 @@ class SuppressionEntryAdmin(admin.ModelAdmin):
         if "@" in term:
             return queryset.filter(email_hash=hash_email(term)), False
         return super().get_search_results(request, queryset, term)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- regional restrictions ------------------------------------------------------------------------
@@ -321,14 +299,12 @@ class RegionalRestrictionForm(ServiceForm):
 
 
 @admin.register(RegionalRestriction)
-class RegionalRestrictionAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
+class RegionalRestrictionAdmin(NoDeleteMixin, ServiceFormAdminMixin, SimpleHistoryAdmin):
+    """Switch a restriction off with is_active: its history stays readable."""
+
     form = RegionalRestrictionForm
     list_display = ["description", "environment", "region", "channel", "kind", "is_active"]
     list_filter = ["environment", "region", "channel", "kind", "is_active"]
     search_fields = ["description"]
     search_help_text = "Part of the description."
     list_select_related = ["environment"]
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Switch a restriction off with is_active: its history stays readable.
-        return False

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from audiences.models import AudienceVersion
+from marketerapi.admin.mixins import ReadOnlyAdminMixin
 
 VIEW_AUDIENCES = "audiences.view_audience"
 
@@ -28,7 +29,7 @@ def _json(value: Any) -> str:
 
 
 @admin.register(AudienceVersion)
-class AudienceVersionAdmin(admin.ModelAdmin):
+class AudienceVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "environment",
@@ -80,15 +81,6 @@ class AudienceVersionAdmin(admin.ModelAdmin):
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request) or super().has_module_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AudienceVersion]:
         return super().get_queryset(request).select_related("audience", "audience__environment", "created_by")
