@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audiences.api.profiles import ActorMixin, PolicyAllows
+from audiences.api.profiles import PolicyAllows
 from audiences.definitions import selectors as audience_selectors
 from audiences.definitions import services as audience_services
 from audiences.definitions.filters import AudienceFilter
@@ -27,7 +27,7 @@ from governance.access.objectperms import SHARE_LEVELS
 from governance.actors import Actor
 from governance.approvals import approval_brief
 from governance.limits.idempotency import idempotent
-from marketerapi.api import StrictSerializer, problem_responses
+from marketerapi.api import ActorMixin, StrictSerializer, problem_responses
 from marketerapi.problems import InvalidInput, MalformedRequest, flatten_validation
 
 # --- strict input ----------------------------------------------------------------------------

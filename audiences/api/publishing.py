@@ -24,8 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audiences.api.definitions import ApprovalFiledSerializer, StrictSerializer, validated
-from audiences.api.profiles import ActorMixin
+from audiences.api.definitions import ApprovalFiledSerializer, validated
 from audiences.definitions import selectors as audience_selectors
 from audiences.models import Audience, AudienceVersion
 from audiences.publishing import selectors as publish_selectors
@@ -34,7 +33,7 @@ from audiences.publishing.pagination import MembershipPagination, VersionPaginat
 from governance.approvals import ActionOutcome, approval_brief
 from governance.limits.idempotency import idempotent
 from governance.limits.quotas import with_quota_warning
-from marketerapi.api import UnknownQueryParameters, problem_responses
+from marketerapi.api import ActorMixin, StrictSerializer, UnknownQueryParameters, problem_responses
 
 AUDIENCE_ID = OpenApiParameter("audience_id", int, OpenApiParameter.PATH, description="The audience's `id`.")
 
