@@ -282,7 +282,7 @@ def compute_preview(
         environment, rules, channel, now=now, live_versions=live_versions, gate=gate
     ).order_by("pk")[:sample_size]
     with _analytic_statements():
-        groups = list(grouped)
+        groups: list[dict[str, Any]] = [dict(group) for group in grouped]
         sample = list(sample_query)
 
     def total(step: str) -> int:

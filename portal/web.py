@@ -36,7 +36,7 @@ def portal_actor(request: HttpRequest) -> Actor:
     actor = getattr(request, "_portal_actor", None)
     if actor is None:
         actor = actor_from_request(request, door=Door.PORTAL)
-        request._portal_actor = actor  # type: ignore[attr-defined]
+        request._portal_actor = actor  # type: ignore[attr-defined]  # cached on the request, once per request
     return actor
 
 

@@ -56,15 +56,20 @@ class AudienceForm(ServiceForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["owner_team"].queryset = teams().order_by("name")  # type: ignore[attr-defined]
+        owner_team = self.fields["owner_team"]
+        assert isinstance(owner_team, forms.ModelChoiceField)
+        owner_team.queryset = teams().order_by("name")
         if self.instance.pk is not None and "environment" in self.fields:
             self.fields["environment"].disabled = True
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data
-        values = {name: data[name] for name in ("name", "channel", "purpose", "description", "rules") if name in data}
+        values: dict[str, Any] = {
+            name: data[name] for name in ("name", "channel", "purpose", "description", "rules") if name in data
+        }
         values["owner_team"] = data["owner_team"].name
         try:
             if self.instance.pk is None:
@@ -169,7 +174,8 @@ class SuppressionListForm(ServiceForm):
                     self.fields[name].disabled = True
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data
         try:
@@ -224,12 +230,12 @@ class SuppressionListForm(ServiceForm):
 
 class SuppressionEntryInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = SuppressionEntry
-    fields = ["external_id", "email_hash", "reason", "added_at"]
+    fields = ("external_id", "email_hash", "reason", "added_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
     show_change_link = False
-    classes: ClassVar[list[str]] = ["collapse"]
+    classes = ["collapse"]
 
 
 @admin.register(SuppressionList)
@@ -247,7 +253,7 @@ class SuppressionListAdmin(NoDeleteMixin, ServiceFormAdminMixin, SimpleHistoryAd
 
     @admin.display(description="entries", ordering="entry_count")
     def entry_count(self, obj: SuppressionList) -> int:
-        return obj.entry_count  # type: ignore[attr-defined]
+        return obj.entry_count  # type: ignore[attr-defined]  # annotated by get_queryset
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["environment", "name", "description", "add_entries", "remove_entries", "reason"]
@@ -280,7 +286,8 @@ class RegionalRestrictionForm(ServiceForm):
         fields: ClassVar[list[str]] = ["environment", "region", "channel", "kind", "description", "is_active"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data
         restriction = self.instance if self.instance.pk is not None else RegionalRestriction()

@@ -33,10 +33,10 @@ def _sees_pii(request: HttpRequest) -> bool:
 
 
 def _masked(field: str) -> Any:
+    @admin.display(description=field.replace("_", " "))
     def show(profile: Profile) -> Any:
         return MASKS[field](getattr(profile, field))
 
-    show.short_description = field.replace("_", " ")  # type: ignore[attr-defined]
     show.__name__ = f"{field}_masked"
     return show
 
@@ -52,7 +52,7 @@ def _audit_pii_read(request: HttpRequest, profiles: list[Profile]) -> None:
 
 class ConsentInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Consent
-    fields = ["channel", "status", "source", "captured_at", "updated_at"]
+    fields = ("channel", "status", "source", "captured_at", "updated_at")
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -52,7 +52,7 @@ class AudienceVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["audience", "audience__environment", "created_by"]
     ordering = ["-created_at", "-id"]
     show_full_result_count = False
-    fields = [
+    fields = (
         "audience_link",
         "number",
         "state",
@@ -71,7 +71,7 @@ class AudienceVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "created_at",
         "built_at",
         "error",
-    ]
+    )
     readonly_fields = fields
 
     # --- read-only -----------------------------------------------------------------------

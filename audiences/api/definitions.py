@@ -189,7 +189,8 @@ class ValidationCheckSerializer(serializers.Serializer):
     message = serializers.CharField()
     hint = serializers.CharField(allow_blank=True)
     count = serializers.IntegerField(required=False, help_text="How many profiles the check is about.")
-    errors = serializers.ListField(
+    # A response field named like Serializer.errors: DRF reads declared fields first.
+    errors = serializers.ListField(  # type: ignore[assignment]
         child=serializers.DictField(), required=False, help_text="schema: each problem with pointer, code, hint."
     )
     missing = serializers.ListField(
@@ -245,7 +246,7 @@ class PromotionSerializer(serializers.Serializer):
 class ApprovalInnerSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     state = serializers.CharField()
-    required = serializers.IntegerField()
+    required = serializers.IntegerField()  # type: ignore[assignment]  # a response field named like Field.required
     received = serializers.IntegerField()
     summary = serializers.CharField()
     expires_at = serializers.DateTimeField()
@@ -402,7 +403,7 @@ def preview_response(actor: Actor, result: dict[str, Any]) -> dict[str, Any]:
 class AudienceListCreate(ActorMixin, generics.ListAPIView):
     serializer_class = AudienceSerializer
     filterset_class = AudienceFilter
-    permission_classes: ClassVar[list[Any]] = [permissions.IsAuthenticated, PolicyAllows]
+    permission_classes = [permissions.IsAuthenticated, PolicyAllows]
     policy_actions: ClassVar[dict[str, str]] = {"POST": "audience.create"}
 
     def get_queryset(self) -> Any:

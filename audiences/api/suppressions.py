@@ -89,7 +89,7 @@ class SuppressionFilter(StrictFilterSet):
 class SuppressionLists(ActorMixin, generics.ListAPIView):
     serializer_class = SuppressionListSerializer
     filterset_class = SuppressionFilter
-    permission_classes: ClassVar[list[Any]] = [permissions.IsAuthenticated, PolicyAllows]
+    permission_classes = [permissions.IsAuthenticated, PolicyAllows]
     policy_actions: ClassVar[dict[str, str]] = {"POST": "suppression.change"}
     # Up to 10,000 entries a request: the bulk class (20 a minute per token); listing reads.
     rate_class: ClassVar[dict[str, str]] = {"POST": "bulk"}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -51,6 +51,9 @@ from governance.audit import trail as audit
 from governance.models import Environment
 from governance.roles import ADMIN
 from marketerapi.problems import Conflict, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 EDITABLE_FIELDS: tuple[str, ...] = ("name", "owner_team", "channel", "purpose", "description", "rules")
 REFERENCE_CODES = frozenset({"audience_not_found", "audience_not_published", "audience_archived", "audience_cycle"})
@@ -231,7 +234,8 @@ def audience_create(
                 owner_team=team,
                 rules=rules,
                 state=AudienceState.DRAFT,
-                created_by=actor.user if actor.user is not None else None,
+                # Actor.user is typed AbstractBaseUser; the user model is auth.User.
+                created_by=cast("User | None", actor.user),
                 created_at=now,
                 updated_at=now,
                 **values,
@@ -446,6 +450,7 @@ def share_needs_owner(
     pass the audience on."""
     if not isinstance(target, Audience) or ADMIN in actor.roles:
         return None
+    # Actor.user is typed AbstractBaseUser (no groups); the user model is auth.User.
     if actor.user is not None and actor.user.groups.filter(pk=target.owner_team_id).exists():  # type: ignore[attr-defined]
         return None
     team = target.owner_team.name
@@ -686,7 +691,8 @@ def audience_promote(
                 description=audience.description,
                 rules=rules,
                 state=AudienceState.DRAFT,
-                created_by=actor.user if actor.user is not None else None,
+                # Actor.user is typed AbstractBaseUser; the user model is auth.User.
+                created_by=cast("User | None", actor.user),
                 created_at=now,
                 updated_at=now,
             ),

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, OuterRef, Q, Value
+from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet, Value
 from django.utils import timezone
 
 from audiences.models import Audience, AudienceVersion, Membership, Profile, VersionState
@@ -123,7 +123,9 @@ def _retained(source: AudienceVersion) -> bool:
     )
 
 
-def _insert_select_counting(version_id: int, matching: Any, gate: Reachability, *, implied: bool) -> list[int]:
+def _insert_select_counting(
+    version_id: int, matching: QuerySet[Profile], gate: Reachability, *, implied: bool
+) -> list[int]:
     """PostgreSQL: the members and the waterfall's counts in one statement, one pass over the
     matching profiles. Each gets its three flags (consent, not suppressed, not restricted)
     once; the reachable ones are inserted, and the counts are taken over the same rows:
@@ -164,7 +166,7 @@ def _insert_select_counting(version_id: int, matching: Any, gate: Reachability, 
         return [int(value) for value in cursor.fetchone()]
 
 
-def _insert_select(version_id: int, queryset: Any) -> int:
+def _insert_select(version_id: int, queryset: QuerySet[Profile]) -> int:
     """`INSERT INTO membership SELECT <version>, id FROM (<queryset>)`: one statement."""
     sql, params = queryset.order_by().values("pk").query.sql_with_params()
     table = connection.ops.quote_name(Membership._meta.db_table)

@@ -97,4 +97,5 @@ class MembershipPagination(CursorPagination):
             tokens["p"] = str(cursor.position)
         tokens[VERSION_TOKEN] = str(self.version_id)
         encoded = b64encode(parse.urlencode(tokens).encode("ascii")).decode("ascii")
+        assert self.base_url is not None  # set by paginate_queryset
         return replace_query_param(self.base_url, self.cursor_query_param, encoded)

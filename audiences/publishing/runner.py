@@ -203,7 +203,11 @@ def _run(job: Job, now: datetime | None) -> Job:
 
 
 def _fail(job: Job, version: AudienceVersion, previous: int | None, failure: BuildFailed) -> Job:
-    live = AudienceVersion.objects.filter(pk=previous).values_list("number", flat=True).first()
+    live = (
+        AudienceVersion.objects.filter(pk=previous).values_list("number", flat=True).first()
+        if previous is not None
+        else None
+    )
     stays = f"version {live} stays live" if live is not None else "the audience has no live version yet"
     message = f"Version {version.number} did not go live ({stays}): {failure.message}"
     fail_version(version, message)

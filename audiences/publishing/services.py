@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import transaction
 from django.db.models import Count, Exists, Max, OuterRef, Q
@@ -54,6 +54,9 @@ from governance.limits import quotas
 from integrations.jobs import services as jobs
 from integrations.models import Job, JobState
 from marketerapi.problems import NotFound
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger("marketerapi.publish")
 
@@ -182,7 +185,8 @@ def _new_version(
     locked: Audience, actor: Actor, *, kind: str, rules: Any, channel: str, params: dict[str, Any], **extra: Any
 ) -> tuple[Job, AudienceVersion]:
     number = (AudienceVersion.objects.filter(audience=locked).aggregate(n=Max("number"))["n"] or 0) + 1
-    user = actor.user if getattr(actor.user, "pk", None) else None
+    # Actor.user is typed AbstractBaseUser; the user model is auth.User.
+    user = cast("User", actor.user) if getattr(actor.user, "pk", None) else None
     job = jobs.job_create(
         environment=locked.environment,
         kind=kind,

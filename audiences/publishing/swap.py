@@ -78,6 +78,7 @@ def swap_live(version: AudienceVersion, job: Job, build: Build, *, actor: Actor)
         counts = {"matching": build.matching, "members": build.members, "added": added, "removed": removed}
         refs = job.params.get("approval_refs") or []
         event = "audience.rolled_back" if rollback else "audience.published"
+        restored = version.rebuilt_from if rollback else None
         outbox.emit(
             event,
             locked,
@@ -87,7 +88,7 @@ def swap_live(version: AudienceVersion, job: Job, build: Build, *, actor: Actor)
                 "channel": locked.channel,
                 "version": _version_ref(version),
                 "previous_version": _version_ref(previous),
-                **({"rolled_back_to": version.rebuilt_from.number} if rollback else {}),  # type: ignore[union-attr]
+                **({"rolled_back_to": restored.number} if restored is not None else {}),
                 "counts": counts,
                 "by": actor.label,
                 "job": job.pk,

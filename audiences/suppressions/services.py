@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count
@@ -30,6 +30,9 @@ from governance.actors import Actor
 from governance.approvals import ActionOutcome, Execution, request_or_run
 from governance.audit import trail as audit
 from marketerapi.problems import InvalidInput
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 GLOBAL = "global"
 WRITE_BATCH = 1000
@@ -155,7 +158,8 @@ def suppression_list_create(
                     environment=actor.environment,
                     name=name,
                     description=(description or "")[:200],
-                    created_by=actor.user,
+                    # Actor.user is typed AbstractBaseUser; the user model is auth.User.
+                    created_by=cast("User | None", actor.user),
                 )
         except IntegrityError:
             raise SuppressionListExists(
@@ -249,7 +253,8 @@ def _change_now(
                         name=GLOBAL,
                         is_global=True,
                         description="People never to contact in this environment",
-                        created_by=actor.user,
+                        # Actor.user is typed AbstractBaseUser; the user model is auth.User.
+                        created_by=cast("User | None", actor.user),
                     )
                     created = True
             except IntegrityError:

@@ -245,6 +245,7 @@ def audience_list(request: HttpRequest) -> HttpResponse:
     except InvalidInput as error:
         problem = Problem.of(error)  # shown beside the filters, which stay on the page to fix it
     for row in page.rows:
+        # What the list shows in the reach column, set on the row for the template.
         row.reach = n(row.live_version.members if row.live_version is not None else None)  # type: ignore[attr-defined]
     query = {k: v for k, v in values.items() if v}
     context = {
