@@ -1,14 +1,17 @@
 """Audience pages: the list, one audience, publish with live job progress, versions and
 rollback, members, promote, share, delete (the rule editor is editor.py).
 
-Thin like every door: each view reads the audience through `audience_selectors.audience_get`
-(404 for another environment's), calls the service or selector the API calls —
-`publish.audience_publish` / `audience_rollback`, `publish_selectors.version_list` /
-`live_members_page` / `members_as_seen`, `audience_services.audience_share` / `_unshare` /
-`_promote` / `_delete`, `jobs.job_get` + `job_as_public`, `selectors_audit.audit_event_list` —
-with the portal actor, and renders the answer. What a person may not do is shown disabled
-with the reason and who can (`can()`); a forged POST is refused by the service itself, which
-audits the refusal. A service's problem is shown in place (portal.web.portal_view).
+Thin like every door: each view reads through the selectors the API reads through —
+`audience_list` (with the list's filters) and `audience_get` (404 for another environment's)
+in audiences/definitions/selectors.py, `version_list` and `members_as_seen` in
+audiences/publishing/selectors.py, `jobs.job_get` + `job_as_public`, `audit_event_list` —
+calls the service the API calls (`audience_publish` / `audience_rollback`,
+`audience_share` / `_unshare` / `_promote` / `_delete`, each an `ActionOutcome` where
+approval may be asked) with the portal actor, and renders the answer. Lists page with the
+API's cursor pagination (`portal.web.paginate`; members with the version-bound
+audiences/publishing/pagination.py). What a person may not do is shown disabled with the
+reason and who can (`can()`); a forged POST is refused by the service itself, which audits
+the refusal. A service's problem is shown in place (portal.web.portal_view).
 """
 
 from __future__ import annotations
