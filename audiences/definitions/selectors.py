@@ -31,9 +31,10 @@ from audiences.profiles.pii import SHOWN_FIELDS, mask_pii
 from audiences.reach import compute_preview, reach_stats
 from audiences.rules import rule_references, rules_check, rules_check_or_raise
 from governance import policy
+from governance.access import objectperms
 from governance.actors import Actor
 from governance.models import Environment
-from governance.roles import ROLE_NAMES
+from governance.roles import ADMIN, ROLE_NAMES
 from marketerapi.problems import NotFound
 
 REQUIRED_METADATA: tuple[str, ...] = ("name", "owner_team", "channel", "purpose", "description")
@@ -102,6 +103,14 @@ def audience_shares(audience: Audience) -> list[dict[str, str]]:
 def teams() -> QuerySet[Group]:
     """Teams are the Django groups that are not one of the six roles."""
     return Group.objects.exclude(name__in=ROLE_NAMES)
+
+
+def owner_team_choices(actor: Actor) -> list[Group]:
+    """The teams the actor may give an audience to (what a form offers as owner team): their
+    own teams; every team for admins and the system (checks.resolve_team accepts the same)."""
+    if actor.user is None or ADMIN in actor.roles:
+        return list(teams().order_by("name"))
+    return sorted(objectperms.teams_of(actor.user), key=lambda g: g.name)
 
 
 # --- preview ------------------------------------------------------------------------------

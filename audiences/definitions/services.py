@@ -25,23 +25,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from guardian.models import GroupObjectPermission, UserObjectPermission
 from guardian.shortcuts import get_group_perms, get_user_perms
 
+from audiences.definitions.checks import check_text, invalid, resolve_team
 from audiences.definitions.errors import (
     AudienceArchived,
     AudienceInUse,
     AudienceNameTaken,
-    NotTeamMember,
     ShareNotFound,
     UnknownEnvironment,
 )
 from audiences.definitions.selectors import audience_queryset, audiences_referring_to, teams
-from audiences.models import Audience, AudienceState, Channel, RegionalRestriction
+from audiences.models import Audience, AudienceState, RegionalRestriction
 from audiences.rules import rule_references, rules_check, rules_check_or_raise, rules_pointer
 from governance import outbox, policy
 from governance.access import objectperms
@@ -50,7 +49,7 @@ from governance.approvals import ActionOutcome, Execution, fingerprint_of, reque
 from governance.audit import trail as audit
 from governance.models import Environment
 from governance.roles import ADMIN
-from marketerapi.problems import Conflict, InvalidInput, NotFound
+from marketerapi.problems import Conflict, NotFound
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -73,95 +72,6 @@ def summary(audience: Audience) -> dict[str, Any]:
         "rules": audience.rules,
         "state": audience.state,
     }
-
-
-def _invalid(pointer: str, code: str, message: str, hint: str) -> InvalidInput:
-    return InvalidInput(
-        message, hint=hint, errors=[{"pointer": pointer, "code": code, "message": message, "hint": hint}]
-    )
-
-
-def _team_names(names: list[str]) -> str:
-    shown = ", ".join(names[:20]) + (", …" if len(names) > 20 else "")
-    return shown or "none (ask an admin to add you to a team)"
-
-
-def _picks_any_team(actor: Actor) -> bool:
-    return actor.user is None or ADMIN in actor.roles
-
-
-def owner_team_choices(actor: Actor) -> list[Group]:
-    """The teams `resolve_team` accepts from the actor, by name: their own teams, every
-    team for admins and the system (what a form offers as owner team)."""
-    if _picks_any_team(actor):
-        return list(teams().order_by("name"))
-    return sorted(objectperms.teams_of(actor.user), key=lambda g: g.name)
-
-
-def resolve_team(actor: Actor, name: str | None, *, pointer: str = "/owner_team") -> Group:
-    """The owner team: a team (not a role) the actor belongs to; admins and the system may
-    pick any. Without a name, the actor's only team."""
-    is_admin = _picks_any_team(actor)
-    own = sorted(objectperms.teams_of(actor.user), key=lambda g: g.name) if actor.user is not None else []
-    if name is None or not str(name).strip():
-        if len(own) == 1:
-            return own[0]
-        raise _invalid(
-            pointer,
-            "required",
-            "Say which team owns the audience." if own else "You belong to no team that could own the audience.",
-            f"Send owner_team: one of your teams ({_team_names([g.name for g in own])})."
-            if own
-            else "Ask an admin to add you to a team; teams own audiences.",
-        )
-    team = teams().filter(name=str(name).strip()).first()
-    if team is None:
-        choices = (
-            [g.name for g in own] if not is_admin else list(teams().order_by("name").values_list("name", flat=True))
-        )
-        raise _invalid(
-            pointer,
-            "unknown_team",
-            f"There is no team {name!r}.",
-            f"Use one of: {_team_names(choices)}. Teams are groups; roles such as analyst are not teams.",
-        )
-    if not is_admin and all(g.pk != team.pk for g in own):
-        raise NotTeamMember(
-            f"You are not in the team {team.name!r}.",
-            hint=f"Pick one of your teams ({_team_names([g.name for g in own])}), or ask an admin.",
-            errors=[
-                {
-                    "pointer": pointer,
-                    "code": "not_team_member",
-                    "message": f"You are not in the team {team.name!r}.",
-                    "hint": "Pick one of your teams.",
-                }
-            ],
-        )
-    return team
-
-
-def _check_text(values: dict[str, Any]) -> dict[str, Any]:
-    """Trim and check the metadata every door sends (the API's serializer checks it first)."""
-    out = dict(values)
-    limits = {"name": 120, "purpose": 200, "description": 10_000}
-    for name, limit in limits.items():
-        if name not in out:
-            continue
-        value = out[name]
-        if not isinstance(value, str) or not value.strip():
-            raise _invalid(f"/{name}", "blank", f"{name} must not be empty.", f"Say in a few words the {name}.")
-        if len(value.strip()) > limit:
-            raise _invalid(f"/{name}", "max_length", f"{name} is longer than {limit} characters.", "Shorten it.")
-        out[name] = value.strip()
-    if "channel" in out and out["channel"] not in Channel.values:
-        raise _invalid(
-            "/channel",
-            "invalid_choice",
-            f"{out['channel']!r} is not a channel.",
-            f"Use one of: {', '.join(Channel.values)}.",
-        )
-    return out
 
 
 def _name_taken(environment: Environment, name: str, *, hint: str | None = None) -> AudienceNameTaken:
@@ -221,7 +131,7 @@ def audience_create(
     problem with its pointer), 409 `audience_name_taken`.
     """
     decision = policy.require(actor, "audience.create")
-    values = _check_text({"name": name, "channel": channel, "purpose": purpose, "description": description})
+    values = check_text({"name": name, "channel": channel, "purpose": purpose, "description": description})
     team = resolve_team(actor, owner_team)
     environment = actor.environment
     _ensure_name_free(environment, values["name"])
@@ -256,7 +166,7 @@ def audience_update(*, actor: Actor, audience: Audience, **changes: Any) -> Audi
     decision = policy.require(actor, "audience.edit", audience)
     if audience.state == AudienceState.ARCHIVED:
         raise AudienceArchived(f"{audience.name!r} is archived and cannot be edited.")
-    values = _check_text({k: v for k, v in changes.items() if k not in ("owner_team", "rules")})
+    values = check_text({k: v for k, v in changes.items() if k not in ("owner_team", "rules")})
     if "owner_team" in changes:
         values["owner_team"] = resolve_team(actor, changes["owner_team"])
     if "name" in values:
@@ -464,7 +374,7 @@ def share_needs_owner(
 
 def _grantee(team: str | None, user: str | None) -> tuple[str, Any]:
     if (team is None) == (user is None):
-        raise _invalid(
+        raise invalid(
             "/team" if team is not None else "",
             "one_grantee",
             "Name either a team or a user, not both or neither.",
@@ -473,7 +383,7 @@ def _grantee(team: str | None, user: str | None) -> tuple[str, Any]:
     if team is not None:
         group = teams().filter(name=team).first()
         if group is None:
-            raise _invalid(
+            raise invalid(
                 "/team",
                 "unknown_team",
                 f"There is no team {team!r}.",
@@ -482,7 +392,7 @@ def _grantee(team: str | None, user: str | None) -> tuple[str, Any]:
         return "team", group
     found = get_user_model().objects.filter(username=user, is_active=True).first()
     if found is None:
-        raise _invalid("/user", "unknown_user", f"There is no active user {user!r}.", "Check the username.")
+        raise invalid("/user", "unknown_user", f"There is no active user {user!r}.", "Check the username.")
     return "user", found
 
 
@@ -505,10 +415,10 @@ def audience_share(
     """Share with a team or a user at `view` or `change` (replacing an earlier level)."""
     decision = policy.require(actor, "audience.share", audience)
     if level not in objectperms.SHARE_LEVELS:
-        raise _invalid("/level", "invalid_choice", f"{level!r} is not a share level.", "Use view or change.")
+        raise invalid("/level", "invalid_choice", f"{level!r} is not a share level.", "Use view or change.")
     kind, grantee = _grantee(team, user)
     if kind == "team" and grantee.pk == audience.owner_team_id:
-        raise _invalid(
+        raise invalid(
             "/team",
             "already_owner",
             f"The team {grantee.name!r} owns the audience already.",
@@ -649,7 +559,7 @@ def audience_promote(
             ],
         )
     if target.pk == audience.environment_id:
-        raise _invalid(
+        raise invalid(
             "/environment",
             "same_environment",
             f"The audience is in {target.slug} already.",
@@ -665,7 +575,7 @@ def audience_promote(
     )
     decision = policy.require(there, "audience.create")
     team = resolve_team(there, owner_team if owner_team is not None else audience.owner_team.name)
-    copy_name = _check_text({"name": name if name is not None else audience.name})["name"]
+    copy_name = check_text({"name": name if name is not None else audience.name})["name"]
     clash_hint = (
         f'Send a new name for the copy, e.g. {{"environment": "{target.slug}", "name": "{copy_name} (copy)"}}, '
         f"or rename or archive the audience named {copy_name!r} in {target.slug}."

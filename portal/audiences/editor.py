@@ -280,7 +280,7 @@ def audience_new(request: HttpRequest) -> HttpResponse:
     """A new audience: an empty editor; saving creates a draft through `audience_create`."""
     actor = portal_actor(request)
     permission = can(actor, "audience.create")
-    teams = _team_names(audience_services.owner_team_choices(actor)) if permission else []
+    teams = _team_names(audience_selectors.owner_team_choices(actor)) if permission else []
     if request.method == "POST":
         # Whoever may not create is refused by the service itself (and the refusal audited),
         # whatever the form holds; the problem page says why and who can.
@@ -363,7 +363,7 @@ def audience_edit(request: HttpRequest, audience_id: int) -> HttpResponse:
     audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
     permission = _edit_permission(actor, audience)
     current_team = audience.owner_team.name
-    teams = _team_names(audience_services.owner_team_choices(actor), current_team) if permission else []
+    teams = _team_names(audience_selectors.owner_team_choices(actor), current_team) if permission else []
     if request.method == "POST":
         # Whoever may not edit (another team's audience, an archived one) is refused by the
         # service itself, and the refusal audited.
