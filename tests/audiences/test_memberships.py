@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from audiences.publishing.pagination import members_cursor
 from governance.models import AuditEvent
-from tests.audiences.test_publish_support import audience, fresh, people, publish_now, set_consent
+from tests.audiences.publish_support import audience, fresh, people, publish_now, set_consent
 
 pytestmark = pytest.mark.django_db
 

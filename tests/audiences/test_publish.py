@@ -19,7 +19,7 @@ from audiences.publishing import errors, runner, swap
 from audiences.publishing import services as publish
 from governance.models import ApprovalPolicy, ApprovalRequest, ApprovalState, AuditEvent, OutboxEvent
 from integrations.models import Destination, DestinationPush, Job, JobState
-from tests.audiences.test_publish_support import (
+from tests.audiences.publish_support import (
     audience,
     fresh,
     members_of,

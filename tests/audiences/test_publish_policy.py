@@ -17,7 +17,7 @@ from governance import policy
 from governance.approvals import ActionOutcome
 from governance.models import ApprovalPolicy, AuditEvent
 from governance.policy import engine
-from tests.audiences.test_publish_support import audience, fresh, people, publish_now
+from tests.audiences.publish_support import audience, fresh, people, publish_now
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from audiences.models import AudienceVersion, Membership, VersionState
 from audiences.publishing import runner
 from governance.models import AuditEvent, OutboxEvent
 from integrations.models import Destination, DestinationPush, JobState
-from tests.audiences.test_publish_support import (
+from tests.audiences.publish_support import (
     audience,
     fresh,
     members_of,

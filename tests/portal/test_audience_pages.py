@@ -17,7 +17,7 @@ from audiences.models import Audience, AudienceState
 from governance.models import AuditEvent, Door
 from portal.audiences import views
 from tests.audiences.audience_helpers import make_audience, make_live, team
-from tests.audiences.test_publish_support import people
+from tests.audiences.publish_support import people
 from tests.portal.conftest import htmx
 
 pytestmark = pytest.mark.django_db

@@ -16,7 +16,7 @@ from governance.approvals import approval_approve, approval_cancel, approval_exe
 from governance.models import ApprovalPolicy, ApprovalRequest, AuditEvent, Door
 from integrations.models import Job, JobState
 from tests.audiences.audience_helpers import make_audience, make_live
-from tests.audiences.test_publish_support import audience, fresh, members_of, people, publish_now, run, set_consent
+from tests.audiences.publish_support import audience, fresh, members_of, people, publish_now, run, set_consent
 from tests.portal.conftest import htmx
 from tests.portal.test_audience_pages import enabled, one_audit_event, reason
 
