@@ -1,4 +1,20 @@
-"""Profiles, their consent per channel (with a ledger of every change) and profile events."""
+"""The audiences app's tables, by topic (the code that writes each is named beside it):
+
+- profiles: `Profile` (one customer in one environment, keyed by external_id), `Consent`
+  (per channel, with `ConsentChange`, the ledger of every change) and `ProfileEvent`
+  (behavioural events) — written by audiences/profiles/services.py (ingestion, consent sync);
+- definitions: `Audience` (a named, owned definition: rules, channel, purpose, state) —
+  audiences/definitions/services.py;
+- publishing: `AudienceVersion` (an immutable published snapshot: rules, counts, diff) and
+  `Membership` (who is in a version, composite key) — audiences/publishing/;
+- suppressions and restrictions: `SuppressionList` and `SuppressionEntry` (people never to
+  contact), `RegionalRestriction` (what a channel may not do in a region) —
+  audiences/suppressions/services.py and the admin's regional_restriction_save.
+
+The choices (`Region`, `LifecycleStage`, `Channel`, `ConsentStatus`, the states and kinds)
+are here too, and `IMPLIED_CONSENT_SOURCES`: consent that regional restrictions treat as
+not explicit.
+"""
 
 from __future__ import annotations
 

@@ -1,20 +1,32 @@
-"""Preview: how many profiles match, how many the channel can reach, and why the rest drop.
+"""Who an audience reaches: the one definition of matching and reachable, and the counts
+that preview and validate report.
 
-The reach waterfall goes matching → without consent for the channel → suppressed →
-regional restriction → reachable. Everything but the sample comes from one pass over the
-matching profiles: they are joined to their consent row for the channel (one per profile
-and channel) and grouped by region, lifecycle stage and consent status, with a
-conditional count per waterfall step (`count(*) FILTER (WHERE …)`). The totals and the
-three breakdowns are sums over those few groups. The sample is one more small query.
+    matching    the environment's profiles the rules select (audiences/rules.py compiles them)
+    reachable   those the channel may contact now: consent granted for the channel, on no
+                suppression list of the environment, under no regional restriction
 
-`reachability()` gives the same three filters as correlated EXISTS: publish materializes
-members with them, and the differential tests check that preview and publish agree.
+`reachability()` is the three filters as Q objects; `reachable_queryset()` the reachable
+set as one query. Preview's sample, the reach an approval request states, publish's
+members (materialized set-based by audiences/publishing/build.py, which counts its
+waterfall with the same filters) and a rollback rebuilt from rules all read that one
+definition; a rollback that copies an earlier version's members narrows them with
+`still_reachable()`. The differential tests check rules against a reference evaluator,
+and preview against publish.
+
+Preview (`compute_preview`): the reach waterfall goes matching → without consent for the
+channel → suppressed → regional restriction → reachable. Everything but the sample comes
+from one pass over the matching profiles: they are joined to their consent row for the
+channel (one per profile and channel) and grouped by region, lifecycle stage and consent
+status, with a conditional count per waterfall step (`count(*) FILTER (WHERE …)`). The
+totals and the three breakdowns are sums over those few groups. The sample is one more
+small query. Validate (`reach_stats`) counts the same steps and each restriction in one
+aggregate.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,17 +95,23 @@ def _suppressed(environment: Environment) -> Q:
     )
 
 
+def restriction_removes(restriction: RegionalRestriction, channel: str) -> Q:
+    """The profiles one regional restriction keeps from `channel`: everyone in a blocked
+    region; in a region that needs explicit consent, whoever's consent is only implied."""
+    if restriction.kind == RestrictionKind.BLOCKED:
+        return Q(region=restriction.region)
+    return Q(region=restriction.region) & ~Q(_granted(channel, explicit=True))
+
+
 def reachability(
     environment: Environment, channel: str, *, restrictions: list[RegionalRestriction] | None = None
 ) -> Reachability:
+    """The three filters of `channel` in `environment` (one query for its restrictions, unless given)."""
     if restrictions is None:
         restrictions = active_restrictions(environment, channel)
     restricted = Q(pk__in=[])
     for rule in restrictions:
-        if rule.kind == RestrictionKind.BLOCKED:
-            restricted |= Q(region=rule.region)
-        else:
-            restricted |= Q(region=rule.region) & ~Q(_granted(channel, explicit=True))
+        restricted |= restriction_removes(rule, channel)
     return Reachability(
         consent=Q(_granted(channel)),
         not_suppressed=~_suppressed(environment),
@@ -105,9 +123,21 @@ def reachability(
 def matching_queryset(
     environment: Environment, rules: dict[str, Any], *, now: datetime, live_versions: dict[int, int | None]
 ) -> QuerySet[Profile]:
+    """The environment's profiles the rules select (`live_versions`: the live version of each
+    `in_audience` reference, from `rules_check`)."""
     return Profile.objects.filter(environment=environment).filter(
         compile_rules(rules, now=now, live_versions=live_versions)
     )
+
+
+def consent_required_by(rules: Any, channel: str) -> bool:
+    """Do the rules themselves demand granted consent on `channel` (a `{"consent": channel,
+    "is": true}` that every member must satisfy: the root, or under `all` all the way down)?"""
+    if not isinstance(rules, dict):
+        return False
+    if rules.get("consent") == channel and rules.get("is", True) is True:
+        return True
+    return isinstance(rules.get("all"), list) and any(consent_required_by(child, channel) for child in rules["all"])
 
 
 def reachable_queryset(
@@ -117,12 +147,37 @@ def reachable_queryset(
     *,
     now: datetime | None = None,
     live_versions: dict[int, int | None] | None = None,
+    gate: Reachability | None = None,
 ) -> QuerySet[Profile]:
-    """The members an audience would have now: what publish materializes."""
-    gate = reachability(environment, channel)
-    return matching_queryset(environment, rules, now=now or timezone.now(), live_versions=live_versions or {}).filter(
-        gate.reachable
-    )
+    """The members an audience has when it is evaluated now: the matching profiles that
+    `channel` may reach. `gate`: the environment's `reachability(…)` when the caller has it.
+
+    Rules that demand granted consent on the channel themselves (most say `{"consent":
+    <channel>, "is": true}`) are not filtered on consent a second time: the duplicate
+    EXISTS makes PostgreSQL hash-join the consent table with itself (EXPLAIN in
+    docs/publishing.md)."""
+    gate = gate or reachability(environment, channel)
+    matching = matching_queryset(environment, rules, now=now or timezone.now(), live_versions=live_versions or {})
+    if consent_required_by(rules, channel):
+        return matching.filter(gate.not_suppressed & gate.not_restricted)
+    return matching.filter(gate.reachable)
+
+
+def still_reachable(profiles: QuerySet[Profile], environment: Environment, channel: str) -> QuerySet[Profile]:
+    """Those of `profiles` that `channel` may reach now: a rollback copies an earlier
+    version's members through this, so consent is never restored to someone who withdrew
+    it, nor contact to someone suppressed since."""
+    return profiles.filter(reachability(environment, channel).reachable)
+
+
+def waterfall(remaining: Sequence[int]) -> list[dict[str, Any]]:
+    """The waterfall from what is left after each step: [matching, with consent, not
+    suppressed either, reachable]; preview and publish show it alike."""
+    steps = [{"step": "matching", "remaining": remaining[0], "removed": 0}]
+    for step, before, after in zip(STEPS[1:], remaining[:-1], remaining[1:], strict=True):
+        steps.append({"step": step, "remaining": after, "removed": max(before - after, 0)})
+    steps.append({"step": "reachable", "remaining": remaining[-1], "removed": 0})
+    return steps
 
 
 def _lift_required_consent(rules: Any, channel: str) -> tuple[Any, bool]:
@@ -223,13 +278,11 @@ def compute_preview(
     )
 
     gate = reachability(environment, channel, restrictions=restrictions)
-    sample_query = (
-        matching_queryset(environment, lifted, now=now, live_versions=live_versions)
-        .filter(gate.reachable)
-        .order_by("pk")[:sample_size]
-    )
+    sample_query = reachable_queryset(
+        environment, rules, channel, now=now, live_versions=live_versions, gate=gate
+    ).order_by("pk")[:sample_size]
     with _analytic_statements():
-        groups = list(grouped)
+        groups: list[dict[str, Any]] = [dict(group) for group in grouped]
         sample = list(sample_query)
 
     def total(step: str) -> int:
@@ -238,12 +291,6 @@ def compute_preview(
     matching, consented = total("matching"), total("consented")
     unsuppressed = consented - total("suppressed")
     reachable = unsuppressed - total("restricted")
-
-    remaining = [matching, consented, unsuppressed, reachable]
-    waterfall = [{"step": "matching", "remaining": remaining[0], "removed": 0}]
-    for step, before, after in zip(STEPS[1:], remaining[:-1], remaining[1:], strict=True):
-        waterfall.append({"step": step, "remaining": after, "removed": before - after})
-    waterfall.append({"step": "reachable", "remaining": remaining[-1], "removed": 0})
 
     breakdowns = {
         "region": _breakdown(groups, "region", Region.values),
@@ -279,7 +326,7 @@ def compute_preview(
     return {
         "count": matching,
         "reachable": reachable,
-        "waterfall": waterfall,
+        "waterfall": waterfall([matching, consented, unsuppressed, reachable]),
         "breakdowns": breakdowns,
         "sample": sample,
         "warnings": warnings,
@@ -296,3 +343,37 @@ def _breakdown(groups: Iterable[dict[str, Any]], key: str, known: Iterable[str])
     order = [value for value in known if value != UNKNOWN]
     order += [*sorted(value for value in counts if value not in order and value != UNKNOWN), UNKNOWN]
     return {value: counts[value] for value in order if counts.get(value)}
+
+
+def reach_stats(
+    environment: Environment, rules: dict[str, Any], channel: str, live_versions: dict[int, int | None]
+) -> dict[str, Any]:
+    """What validate reports, in two queries: the restrictions that apply and one aggregate
+    over the matching profiles (each step, and the profiles each restriction removes)."""
+    restrictions = sorted(active_restrictions(environment, channel), key=lambda rule: rule.pk)
+    gate = reachability(environment, channel, restrictions=restrictions)
+    matching = matching_queryset(environment, rules, now=timezone.now(), live_versions=live_versions)
+    consented_unsuppressed = gate.consent & gate.not_suppressed
+    aggregates: dict[str, Any] = {
+        "matching": Count("pk"),
+        "consented": Count("pk", filter=gate.consent),
+        "suppressed": Count("pk", filter=~gate.not_suppressed),
+        "suppressed_removed": Count("pk", filter=gate.consent & ~gate.not_suppressed),
+        "restricted_removed": Count("pk", filter=consented_unsuppressed & ~gate.not_restricted),
+        "reachable": Count("pk", filter=gate.reachable),
+    }
+    for index, restriction in enumerate(restrictions):
+        aggregates[f"r{index}"] = Count("pk", filter=consented_unsuppressed & restriction_removes(restriction, channel))
+    counts = matching.aggregate(**aggregates)
+    counts["restrictions"] = [
+        {
+            "id": restriction.pk,
+            "region": restriction.region,
+            "channel": restriction.channel or None,
+            "kind": restriction.kind,
+            "description": restriction.description,
+            "removes": counts.pop(f"r{index}"),
+        }
+        for index, restriction in enumerate(restrictions)
+    ]
+    return counts

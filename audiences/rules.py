@@ -10,7 +10,10 @@ A rule is one of:
     {"event": type, "within_days": n, "min_count": k, "where": [{"property", "op", "value"}]}
     {"in_audience": id}                       a member of another audience's live version
 
-`validate()` reports every problem at once, each with a JSON pointer, a code and a hint.
+`validate()` reports every problem at once, each with a JSON pointer, a code and a hint;
+`rules_check()` validates in one environment (its `in_audience` references resolve there
+only) with pointers into the request (`/rules/all/2/attr`), and `rules_check_or_raise()`
+refuses invalid rules with 422 `invalid_rules`: what every door and service checks with.
 `compile_rules()` turns a valid tree into a `Q` over Profile: attribute tests become
 column predicates, consent and events become correlated `EXISTS` subqueries over their
 (profile, …) indexes, so the whole audience is one query evaluated by the database —
@@ -26,9 +29,10 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -36,7 +40,11 @@ from django.db.models.lookups import GreaterThanOrEqual
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from audiences.models import Channel, ConsentStatus, LifecycleStage, ProfileEvent, Region
+from audiences.models import Audience, AudienceState, Channel, ConsentStatus, LifecycleStage, ProfileEvent, Region
+from marketerapi.problems import ApplicationError
+
+if TYPE_CHECKING:
+    from governance.models import Environment
 
 MAX_DEPTH = 8
 MAX_CONDITIONS = 100
@@ -448,7 +456,8 @@ def _check_references(rules: dict[str, Any], result: Validation, lookup: Any, se
         frontier = nxt - seen
 
 
-def _references(node: Any, pointer: str) -> list[tuple[str, int]]:
+def _references(node: Any, pointer: str = "") -> list[tuple[str, int]]:
+    """(pointer, audience id) of every in_audience condition of a rule tree."""
     out: list[tuple[str, int]] = []
     if isinstance(node, dict):
         for key in ("all", "any"):
@@ -457,9 +466,113 @@ def _references(node: Any, pointer: str) -> list[tuple[str, int]]:
                     out.extend(_references(child, _ptr(pointer, key, index)))
         if "not" in node:
             out.extend(_references(node["not"], _ptr(pointer, "not")))
-        if isinstance(node.get("in_audience"), int):
-            out.append((_ptr(pointer, "in_audience"), node["in_audience"]))
+        ref = node.get("in_audience")
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            out.append((_ptr(pointer, "in_audience"), ref))
     return out
+
+
+def rule_references(rules: Any) -> list[tuple[str, int]]:
+    """The in_audience references of a rule tree, with their pointers inside the rules."""
+    return _references(rules)
+
+
+# --- checking rules in one environment ----------------------------------------------
+
+
+class InvalidRules(ApplicationError):
+    status = 422
+    code = "invalid_rules"
+    title = "The audience rules are not valid"
+    hint = "Fix every problem listed in `errors`: each has a JSON pointer into the request and its own hint."
+
+
+@dataclass
+class RulesCheck:
+    """The outcome of validating rules in one environment, and what compiling them needs."""
+
+    validation: Validation
+    live_versions: dict[int, int | None] = field(default_factory=dict)
+    problems: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def rules_pointer(pointer: str, prefix: str = "/rules") -> str:
+    """A rules pointer (`/all/2/attr`, or `/` for the whole tree) as a pointer into the request."""
+    return prefix if pointer in ("", "/") else prefix + pointer
+
+
+class _Lookup:
+    """`audience_lookup(ids)` for `validate`: `{id: live rules or None}` for audiences of
+    one environment; archived ones count as unpublished (and are named so afterwards)."""
+
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+        self.archived: set[int] = set()
+        self.live_versions: dict[int, int | None] = {}
+
+    def __call__(self, ids: Iterable[int]) -> dict[int, Any]:
+        found: dict[int, Any] = {}
+        rows = Audience.objects.filter(environment=self.environment, pk__in=list(ids)).values_list(
+            "pk", "state", "live_version_id", "live_version__rules"
+        )
+        for pk, state, version_id, rules in rows:
+            if state == AudienceState.ARCHIVED:
+                self.archived.add(pk)
+                found[pk] = None
+                continue
+            self.live_versions.setdefault(pk, version_id)
+            found[pk] = rules if version_id is not None else None
+        return found
+
+
+def rules_check(
+    environment: Environment, rules: Any, *, self_id: int | None = None, prefix: str = "/rules"
+) -> RulesCheck:
+    """Validate rules in `environment`: every problem at once, pointers prefixed with `prefix`.
+
+    `in_audience` references resolve against the audiences of the same environment only: a
+    reference to another environment's audience is `audience_not_found` there too."""
+    lookup = _Lookup(environment)
+    validation = validate(rules, audience_lookup=lookup, self_id=self_id)
+    problems = []
+    references = dict(_references(rules)) if lookup.archived else {}
+    for problem in validation.problems:
+        if problem.code == "audience_not_published" and references.get(problem.pointer) in lookup.archived:
+            problem = Problem(
+                problem.pointer,
+                "audience_archived",
+                f"Audience {references[problem.pointer]} is archived.",
+                "Archived audiences cannot be used in rules; remove this condition or use another audience.",
+            )
+        entry = problem.as_dict()
+        entry["pointer"] = rules_pointer(problem.pointer, prefix)
+        problems.append(entry)
+    # In the order of the document, so the first problem is the first a reader meets.
+    problems.sort(key=lambda entry: _pointer_order(entry["pointer"]))
+    live = {ref: lookup.live_versions.get(ref) for ref in validation.audience_ids}
+    return RulesCheck(validation=validation, live_versions=live, problems=problems)
+
+
+def _pointer_order(pointer: str) -> tuple[tuple[int, int | str], ...]:
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in pointer.split("/"))
+
+
+def rules_check_or_raise(
+    environment: Environment, rules: Any, *, self_id: int | None = None, prefix: str = "/rules"
+) -> RulesCheck:
+    """`rules_check`, refusing rules with any problem: 422 `invalid_rules` listing every one."""
+    checked = rules_check(environment, rules, self_id=self_id, prefix=prefix)
+    if not checked.valid:
+        count = len(checked.problems)
+        raise InvalidRules(
+            f"The rules have {count} problem{'s' if count != 1 else ''}; nothing was saved or computed.",
+            errors=checked.problems,
+        )
+    return checked
 
 
 # --- compiling ---------------------------------------------------------------------

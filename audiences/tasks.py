@@ -1,5 +1,6 @@
-"""Thin Celery wrappers over audiences/publishing/services.py: build and publish a version, and the sweep
-that picks up publish jobs whose worker died or whose kick was lost.
+"""Thin Celery wrappers over audiences/publishing/runner.py (publishing's worker side): build
+and publish a version, and the sweep that picks up publish jobs whose worker died or whose
+kick was lost.
 
 Acknowledged late and rejected on worker loss, so a killed worker's message is delivered
 again; the job's claim (a conditional UPDATE, or the takeover of a stale heartbeat)
@@ -14,7 +15,7 @@ from marketerapi.celery import TASK_DEFAULTS, app
 @app.task(name="audiences.publish", **TASK_DEFAULTS)
 def audience_publish_task(job_id: int) -> str | None:
     """Materialize the version of a publish or rollback job, swap it live, deliver its diff."""
-    from audiences.publishing.services import publish_job_run
+    from audiences.publishing.runner import publish_job_run
 
     job = publish_job_run(job_id)
     return job.state if job is not None else None
@@ -23,6 +24,6 @@ def audience_publish_task(job_id: int) -> str | None:
 @app.task(name="audiences.publish_recover", **TASK_DEFAULTS)
 def audience_publish_recover_task() -> list[int]:
     """Enqueue publish jobs again whose worker died (stale heartbeat) or whose kick was lost."""
-    from audiences.publishing.services import publish_jobs_recover
+    from audiences.publishing.runner import publish_jobs_recover
 
     return publish_jobs_recover()

@@ -400,7 +400,8 @@ def bench_publish(ctx: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str],
     from django.db import connection
 
     from audiences.models import AudienceVersion, Membership
-    from audiences.publishing.services import audience_publish, members_queryset
+    from audiences.publishing.services import audience_publish
+    from audiences.reach import reachable_queryset
     from integrations.models import Destination, Job
 
     if Destination.objects.filter(environment=ctx["environment"], is_active=True).exists():
@@ -415,10 +416,10 @@ def bench_publish(ctx: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str],
         started = time.perf_counter()
         outcome = audience_publish(actor=actor, audience=audience)  # the job runs after commit (eager)
         elapsed = time.perf_counter() - started
-        job = Job.objects.get(pk=outcome.job.pk)
+        job = Job.objects.get(pk=outcome.result.job.pk)
         if job.state != "succeeded":
             raise SystemExit(f"publish job ended {job.state}: {job.errors}")
-        return elapsed, outcome.version
+        return elapsed, outcome.result.version
 
     first_times, again_times, hand_times = [], [], []
     members = 0
@@ -445,7 +446,7 @@ def bench_publish(ctx: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str],
     from django.utils import timezone
 
     live = type(audience).objects.get(pk=audience.pk).live_version
-    query = members_queryset(ctx["environment"], PUBLISH_RULES, "email", now=timezone.now(), live_versions={})
+    query = reachable_queryset(ctx["environment"], PUBLISH_RULES, "email", now=timezone.now(), live_versions={})
     sql, params = query.order_by().values("pk").query.sql_with_params()
     plans = ["-- publish: the members' SELECT (of INSERT … SELECT):"]
     plans += _plan(sql, params)
@@ -496,7 +497,7 @@ def bench_memberships(ctx: dict[str, Any], audience: Any) -> tuple[list[dict[str
     from django.test.utils import CaptureQueriesContext
     from rest_framework.test import APIClient
 
-    from audiences.publishing.selectors import encode_cursor
+    from audiences.publishing.pagination import members_cursor
 
     audience = type(audience).objects.select_related("live_version").get(pk=audience.pk)
     version = audience.live_version
@@ -510,7 +511,7 @@ def bench_memberships(ctx: dict[str, Any], audience: Any) -> tuple[list[dict[str
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {ctx['token']}")
     base = f"/api/v1/audiences/{audience.pk}/memberships"
     first_url = base + "?limit=100"
-    deep_url = base + f"?cursor={encode_cursor(version.pk, after)}&limit=100"
+    deep_url = base + f"?cursor={members_cursor(version.pk, after)}&limit=100"
 
     def get(url: str) -> float:
         started = time.perf_counter()

@@ -8,7 +8,7 @@ from base64 import b64decode
 from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib import parse
 
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -75,7 +75,7 @@ def _well_formed(raw: str) -> bool:
     """DRF's cursor is base64 of `o=<offset>&r=<0|1>&p=<position>`; anything else was not
     taken from a link (DRF itself would read `r=2` as reverse and ignore unknown keys)."""
     try:
-        fields = parse_qs(b64decode(raw.encode("ascii"), validate=True).decode("ascii"), keep_blank_values=True)
+        fields = parse.parse_qs(b64decode(raw.encode("ascii"), validate=True).decode("ascii"), keep_blank_values=True)
     except (ValueError, UnicodeError):
         return False
     if not fields or set(fields) - {"o", "r", "p"} or any(len(v) != 1 for v in fields.values()):
@@ -100,7 +100,9 @@ class CursorPagination(pagination.CursorPagination):
     _position_field: Any = None
 
     def get_page_size(self, request: Request) -> int:
-        return page_size_from(request.query_params.get(self.page_size_query_param), maximum=self.max_page_size)
+        return page_size_from(
+            request.query_params.get(self.page_size_query_param), default=self.page_size, maximum=self.max_page_size
+        )
 
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
         ordering = self.get_ordering(request, queryset, view)
@@ -110,6 +112,11 @@ class CursorPagination(pagination.CursorPagination):
         except (FieldDoesNotExist, AttributeError):
             self._position_field = None
         return super().paginate_queryset(queryset, request, view)
+
+    def get_next_cursor(self) -> str | None:
+        """The next page's cursor alone, for pages that build their own links (the portal)."""
+        link = self.get_next_link()
+        return parse.parse_qs(parse.urlsplit(link).query)[self.cursor_query_param][0] if link else None
 
     def decode_cursor(self, request: Request) -> Any:
         raw = request.query_params.get(self.cursor_query_param)

@@ -1,4 +1,5 @@
-"""What every portal page shares: the actor, what it may do, and problems shown in place.
+"""What every portal page shares: the actor, what it may do, problems shown in place, and
+pages of a list (the API's cursor pagination).
 
 Portal views are thin: they parse a form, call the same service or selector the API calls
 and render the answer. Nothing here decides anything — `can()` asks the policy engine so a
@@ -10,20 +11,24 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from rest_framework.request import Request
 
 from governance import policy
 from governance.actors import Actor, actor_from_request
 from governance.models import Door
+from marketerapi.api import CursorPagination, InvalidCursor
 from marketerapi.middleware import current_request_id
 from marketerapi.problems import ApplicationError
 
 View = Callable[..., HttpResponse]
+M = TypeVar("M", bound=Model)
 
 
 def portal_actor(request: HttpRequest) -> Actor:
@@ -31,7 +36,7 @@ def portal_actor(request: HttpRequest) -> Actor:
     actor = getattr(request, "_portal_actor", None)
     if actor is None:
         actor = actor_from_request(request, door=Door.PORTAL)
-        request._portal_actor = actor  # type: ignore[attr-defined]
+        request._portal_actor = actor  # type: ignore[attr-defined]  # cached on the request, once per request
     return actor
 
 
@@ -154,3 +159,36 @@ def hx_redirect(request: HttpRequest, url: str) -> HttpResponse:
     response = HttpResponse(status=303)
     response["Location"] = url
     return response
+
+
+@dataclass(frozen=True)
+class Page(Generic[M]):
+    """One page of a portal list: its rows, the next page's cursor (None on the last),
+    and whether it was reached through a cursor (the page then offers "First page")."""
+
+    rows: list[M]
+    next_cursor: str | None
+    later: bool
+
+
+def paginate(
+    request: HttpRequest,
+    queryset: QuerySet[M],
+    *,
+    page_size: int,
+    paginator: CursorPagination | None = None,
+    cursor_hint: str | None = None,
+) -> Page[M]:
+    """A page of a selector's queryset, with the API's cursor pagination (DRF's, through
+    marketerapi.api): a page link that was tampered with is the same 400 `invalid_cursor`
+    problem, shown in place (`cursor_hint` says what to do in the page's own words)."""
+    pager = paginator if paginator is not None else CursorPagination()
+    pager.page_size = page_size
+    pager.max_page_size = max(pager.max_page_size or page_size, page_size)
+    try:
+        rows = pager.paginate_queryset(queryset, Request(request)) or []
+    except InvalidCursor as error:
+        if cursor_hint is None:
+            raise
+        raise InvalidCursor(error.detail, hint=cursor_hint) from None
+    return Page(rows=rows, next_cursor=pager.get_next_cursor(), later=bool(request.GET.get(pager.cursor_query_param)))

@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.db import connection, models
+from django.db.models import ForeignObjectRel, ManyToManyRel
 
 from audiences.models import Consent, ConsentChange, Profile, ProfileEvent
 from sandbox.generator import CONSENT_SOURCE, DAY, SandboxData, anchor_datetime
@@ -66,27 +67,44 @@ def _dependents(model: type[models.Model]) -> Iterator[tuple[type[models.Model],
     """
     # include_hidden: a reverse relation named "+" (Membership.profile) still holds a foreign key.
     relations = [
-        f for f in model._meta.get_fields(include_hidden=True) if f.auto_created and not f.concrete and f.is_relation
+        f for f in model._meta.get_fields(include_hidden=True) if isinstance(f, ForeignObjectRel) and f.auto_created
     ]
     seen: set[tuple[str, str]] = set()
     for rel in relations:
         found: list[tuple[type[models.Model], models.Field, bool]] = []
-        if rel.many_to_many:
-            through = rel.through  # type: ignore[attr-defined]
+        if isinstance(rel, ManyToManyRel):
+            through = rel.through
+            assert through is not None  # set (auto-created when not given) once the app registry is ready
             found = [
                 (through, f, False)
                 for f in through._meta.get_fields()
                 if isinstance(f, models.ForeignKey) and f.related_model is model
             ]
         else:
-            fk = rel.field  # type: ignore[attr-defined]
-            if isinstance(fk, models.ForeignKey) and fk.db_constraint and not fk.model._meta.proxy:
-                found = [(fk.model, fk, rel.on_delete is models.SET_NULL)]  # type: ignore[attr-defined]
+            fk = rel.field
+            # django-stubs does not declare ForeignKey.db_constraint (Django sets it in __init__).
+            constrained = isinstance(fk, models.ForeignKey) and fk.db_constraint  # type: ignore[attr-defined]
+            if constrained and not fk.model._meta.proxy:
+                found = [(fk.model, fk, rel.on_delete is models.SET_NULL)]
         for dependent, field, set_null in found:
-            key = (dependent._meta.db_table, field.column)
+            key = (dependent._meta.db_table, column_of(field))
             if key not in seen:
                 seen.add(key)
                 yield dependent, field, set_null
+
+
+def column_of(field: models.Field | ForeignObjectRel) -> str:
+    """The database column of a concrete field (a reverse relation has none)."""
+    column = getattr(field, "column", None)
+    if not isinstance(column, str):
+        raise TypeError(f"{field} has no column of its own")
+    return column
+
+
+def _pk_column(model: type[models.Model]) -> str:
+    pk = model._meta.pk
+    assert pk is not None
+    return column_of(pk)
 
 
 def delete_environment_data(environment_id: int) -> dict[str, int]:
@@ -98,8 +116,8 @@ def delete_environment_data(environment_id: int) -> dict[str, int]:
     """
     quote = connection.ops.quote_name
     profile_table = quote(Profile._meta.db_table)
-    env_column = quote(Profile._meta.get_field("environment").column)
-    selection = f"SELECT {quote(Profile._meta.pk.column)} FROM {profile_table} WHERE {env_column} = %s"  # noqa: S608
+    env_column = quote(column_of(Profile._meta.get_field("environment")))
+    selection = f"SELECT {quote(_pk_column(Profile))} FROM {profile_table} WHERE {env_column} = %s"  # noqa: S608
     deleted: dict[str, int] = {}
     with connection.cursor() as cursor:
         _delete_dependents(cursor, Profile, selection, [environment_id], deleted, depth=0)
@@ -124,13 +142,13 @@ def _delete_dependents(
     quote = connection.ops.quote_name
     for dependent, fk, set_null in _dependents(model):
         table = quote(dependent._meta.db_table)
-        column = quote(fk.column)
+        column = quote(column_of(fk))
         where = f"{column} IN ({selection})"
         if set_null:
             cursor.execute(f"UPDATE {table} SET {column} = NULL WHERE {where}", params)  # noqa: S608
             continue
         if dependent is not model and any(True for _ in _dependents(dependent)):
-            pk = quote(dependent._meta.pk.column)
+            pk = quote(_pk_column(dependent))
             inner = f"SELECT {pk} FROM {table} WHERE {where}"  # noqa: S608
             _delete_dependents(cursor, dependent, inner, params, deleted, depth + 1)
         started = time.monotonic()
@@ -186,7 +204,7 @@ def _json_text(value: str) -> str:
 
 def _columns(model: type[models.Model], *names: str) -> str:
     quote = connection.ops.quote_name
-    return ", ".join(quote(model._meta.get_field(name).column) for name in names)
+    return ", ".join(quote(column_of(model._meta.get_field(name))) for name in names)
 
 
 def reserve_profile_ids(cursor: Any, count: int) -> array:
@@ -199,7 +217,7 @@ def reserve_profile_ids(cursor: Any, count: int) -> array:
     if count == 0:
         return array("q")
     table = Profile._meta.db_table
-    cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [table, Profile._meta.pk.column])
+    cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [table, _pk_column(Profile)])
     (sequence,) = cursor.fetchone()
     cursor.execute(
         """
@@ -355,7 +373,7 @@ def _batched(rows: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
 
 def _insert_many(model: type[models.Model], fields: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> int:
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(model._meta.get_field(name).column) for name in fields)
+    columns = ", ".join(quote(column_of(model._meta.get_field(name))) for name in fields)
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"  # noqa: S608
     count = 0
     with connection.cursor() as cursor:

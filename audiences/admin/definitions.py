@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
@@ -29,7 +29,10 @@ from audiences.definitions import services as audience_services
 from audiences.definitions.selectors import teams
 from audiences.models import Audience, RegionalRestriction, SuppressionEntry, SuppressionList
 from audiences.suppressions import services as suppressions
-from marketerapi.admin.mixins import ServiceForm, ServiceFormAdminMixin, problem_text
+from audiences.suppressions.entries import Key, hash_email, parse_entries
+from governance.actors import Actor
+from governance.approvals import ActionOutcome
+from marketerapi.admin.mixins import NoDeleteMixin, ReadOnlyAdminMixin, ServiceForm, ServiceFormAdminMixin, for_each
 from marketerapi.admin.site import admin_actor
 from marketerapi.problems import ApplicationError
 
@@ -53,15 +56,20 @@ class AudienceForm(ServiceForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["owner_team"].queryset = teams().order_by("name")  # type: ignore[attr-defined]
+        owner_team = self.fields["owner_team"]
+        assert isinstance(owner_team, forms.ModelChoiceField)
+        owner_team.queryset = teams().order_by("name")
         if self.instance.pk is not None and "environment" in self.fields:
             self.fields["environment"].disabled = True
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data
-        values = {name: data[name] for name in ("name", "channel", "purpose", "description", "rules") if name in data}
+        values: dict[str, Any] = {
+            name: data[name] for name in ("name", "channel", "purpose", "description", "rules") if name in data
+        }
         values["owner_team"] = data["owner_team"].name
         try:
             if self.instance.pk is None:
@@ -80,7 +88,10 @@ class AudienceForm(ServiceForm):
 
 
 @admin.register(Audience)
-class AudienceAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
+class AudienceAdmin(NoDeleteMixin, ServiceFormAdminMixin, SimpleHistoryAdmin):
+    """Drafts are deleted and published audiences archived with the action below (which
+    follows the approval policy), never by the admin's delete."""
+
     form = AudienceForm
     list_display = [
         "name",
@@ -102,10 +113,6 @@ class AudienceAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
     actions = ["delete_or_archive"]
     show_full_result_count = False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Through the action below: drafts are deleted, published audiences archived (with approvals).
-        return False
-
     @admin.display(description="reach (live)", ordering="live_version__members")
     def reach(self, obj: Audience) -> int | None:
         return obj.live_version.members if obj.live_version is not None else None
@@ -119,19 +126,15 @@ class AudienceAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
 
     @admin.action(description="Delete drafts / archive published audiences (follows the approval policy)")
     def delete_or_archive(self, request: HttpRequest, queryset: QuerySet[Audience]) -> None:
-        for audience in queryset.select_related("environment", "owner_team"):
-            try:
-                outcome = audience_services.audience_delete(
-                    actor=admin_actor(request, audience.environment), audience=audience
-                )
-            except ApplicationError as exc:
-                self.message_user(request, f"{audience.name}: {problem_text(exc)}", messages.WARNING)
-                continue
+        def delete(actor: Actor, audience: Audience) -> str:
+            outcome = audience_services.audience_delete(actor=actor, audience=audience)
             if outcome.approval is not None:
                 note = f"approval request #{outcome.approval.pk} filed; it is archived once approved."
             else:
-                note = "archived." if outcome.outcome == "archived" else "deleted."
-            self.message_user(request, f"{audience.name}: {note}", messages.SUCCESS)
+                note = "archived." if outcome.result is not None else "deleted."
+            return f"{audience.name}: {note}"
+
+        for_each(self, request, queryset.select_related("environment", "owner_team"), delete)
 
 
 # --- suppression lists --------------------------------------------------------------------------
@@ -141,10 +144,10 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
-def entries_from_lines(lines: list[str]) -> list[suppressions.Key]:
+def entries_from_lines(lines: list[str]) -> list[Key]:
     """One external id or email per line; emails (with an @) are hashed on the way in."""
     rows = [{"email": line} if "@" in line else {"external_id": line} for line in lines]
-    return suppressions.parse_entries(rows)
+    return parse_entries(rows)
 
 
 class SuppressionListForm(ServiceForm):
@@ -171,7 +174,8 @@ class SuppressionListForm(ServiceForm):
                     self.fields[name].disabled = True
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data
         try:
@@ -182,19 +186,21 @@ class SuppressionListForm(ServiceForm):
                 if remove:
                     self.add_error("remove_entries", "A new list has nothing to remove.")
                     return data
-                change = suppressions.suppression_list_create(
-                    actor=admin_actor(self.request, data["environment"]),
-                    name=data["name"],
-                    description=data.get("description", ""),
-                    entries=add,
-                    reason=reason,
+                outcome = ActionOutcome(
+                    result=suppressions.suppression_list_create(
+                        actor=admin_actor(self.request, data["environment"]),
+                        name=data["name"],
+                        description=data.get("description", ""),
+                        entries=add,
+                        reason=reason,
+                    )
                 )
             else:
                 current = SuppressionList.objects.select_related("environment").get(pk=self.instance.pk)
                 if not add and not remove:
                     self.result = current
                     return data
-                change = suppressions.suppression_entries_change(
+                outcome = suppressions.suppression_entries_change(
                     actor=admin_actor(self.request, current.environment),
                     list_name=suppressions.GLOBAL if current.is_global else current.name,
                     add=add,
@@ -204,42 +210,36 @@ class SuppressionListForm(ServiceForm):
         except ApplicationError as exc:
             self.refuse(exc)
             return data
-        if change.approval is not None:
+        if outcome.approval is not None:
             self.notes.append(
-                f"Changing the global list needs approval: request #{change.approval.pk} was filed; "
+                f"Changing the global list needs approval: request #{outcome.approval.pk} was filed; "
                 "nothing changes until it is approved."
             )
-            self.result = change.suppression_list or self.instance
+            self.result = self.instance
         else:
-            counts = change.counts()
+            assert outcome.result is not None
             self.notes.append(
                 "Added {added}, already listed {already_listed}, removed {removed}, not listed {not_listed}.".format(
-                    **counts
+                    **outcome.result.counts()
                 )
             )
-            self.result = change.suppression_list
+            self.result = outcome.result.suppression_list
         self.instance = self.result
         return data
 
 
-class SuppressionEntryInline(admin.TabularInline):
+class SuppressionEntryInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = SuppressionEntry
-    fields = ["external_id", "email_hash", "reason", "added_at"]
+    fields = ("external_id", "email_hash", "reason", "added_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
     show_change_link = False
-    classes: ClassVar[list[str]] = ["collapse"]
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    classes = ["collapse"]
 
 
 @admin.register(SuppressionList)
-class SuppressionListAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
+class SuppressionListAdmin(NoDeleteMixin, ServiceFormAdminMixin, SimpleHistoryAdmin):
     form = SuppressionListForm
     inlines: ClassVar[list[Any]] = [SuppressionEntryInline]
     list_display = ["name", "environment", "is_global", "entry_count", "description", "created_by", "created_at"]
@@ -253,17 +253,14 @@ class SuppressionListAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
 
     @admin.display(description="entries", ordering="entry_count")
     def entry_count(self, obj: SuppressionList) -> int:
-        return obj.entry_count  # type: ignore[attr-defined]
+        return obj.entry_count  # type: ignore[attr-defined]  # annotated by get_queryset
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["environment", "name", "description", "add_entries", "remove_entries", "reason"]
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(SuppressionEntry)
-class SuppressionEntryAdmin(admin.ModelAdmin):
+class SuppressionEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: is someone suppressed? Search by external id, or by email (hashed first)."""
 
     list_display = ["suppression_list", "external_id", "email_hash", "reason", "added_at"]
@@ -276,17 +273,8 @@ class SuppressionEntryAdmin(admin.ModelAdmin):
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
         term = search_term.strip()
         if "@" in term:
-            return queryset.filter(email_hash=suppressions.hash_email(term)), False
+            return queryset.filter(email_hash=hash_email(term)), False
         return super().get_search_results(request, queryset, term)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # --- regional restrictions ------------------------------------------------------------------------
@@ -298,7 +286,8 @@ class RegionalRestrictionForm(ServiceForm):
         fields: ClassVar[list[str]] = ["environment", "region", "channel", "kind", "description", "is_active"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.errors:
             return data
         restriction = self.instance if self.instance.pk is not None else RegionalRestriction()
@@ -317,14 +306,12 @@ class RegionalRestrictionForm(ServiceForm):
 
 
 @admin.register(RegionalRestriction)
-class RegionalRestrictionAdmin(ServiceFormAdminMixin, SimpleHistoryAdmin):
+class RegionalRestrictionAdmin(NoDeleteMixin, ServiceFormAdminMixin, SimpleHistoryAdmin):
+    """Switch a restriction off with is_active: its history stays readable."""
+
     form = RegionalRestrictionForm
     list_display = ["description", "environment", "region", "channel", "kind", "is_active"]
     list_filter = ["environment", "region", "channel", "kind", "is_active"]
     search_fields = ["description"]
     search_help_text = "Part of the description."
     list_select_related = ["environment"]
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Switch a restriction off with is_active: its history stays readable.
-        return False

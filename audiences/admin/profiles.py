@@ -17,9 +17,8 @@ from django.http import HttpRequest, HttpResponse
 from audiences.models import Consent, ConsentChange, Profile, ProfileEvent
 from audiences.profiles import services
 from audiences.profiles.pii import MASKS
-from governance.actors import Actor, client_ip
-from governance.models import Door
 from marketerapi.admin.mixins import ReadOnlyAdminMixin
+from marketerapi.admin.site import admin_actor
 
 
 class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -34,10 +33,10 @@ def _sees_pii(request: HttpRequest) -> bool:
 
 
 def _masked(field: str) -> Any:
+    @admin.display(description=field.replace("_", " "))
     def show(profile: Profile) -> Any:
         return MASKS[field](getattr(profile, field))
 
-    show.short_description = field.replace("_", " ")  # type: ignore[attr-defined]
     show.__name__ = f"{field}_masked"
     return show
 
@@ -48,25 +47,15 @@ def _audit_pii_read(request: HttpRequest, profiles: list[Profile]) -> None:
     for profile in profiles:
         by_environment[profile.environment].append(profile)
     for environment, shown in by_environment.items():
-        actor = Actor(
-            user=request.user,
-            environment=environment,
-            door=Door.ADMIN,
-            ip=client_ip(request),
-            request_id=getattr(request, "request_id", ""),
-        )
-        services.profile_pii_read_record(actor=actor, profiles=shown)
+        services.profile_pii_read_record(actor=admin_actor(request, environment), profiles=shown)
 
 
-class ConsentInline(admin.TabularInline):
+class ConsentInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Consent
-    fields = ["channel", "status", "source", "captured_at", "updated_at"]
+    fields = ("channel", "status", "source", "captured_at", "updated_at")
     readonly_fields = fields
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Profile)

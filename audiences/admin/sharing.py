@@ -83,6 +83,7 @@ class AudienceSharingMixin(GuardedModelAdminMixin):
         context = self.get_obj_perms_base_context(request, audience)
         context["form"] = form
         context["user_obj" if kind == "user" else "group_obj"] = grantee
+        # The admin's templates read current_app; HttpRequest does not declare it.
         request.current_app = self.admin_site.name  # type: ignore[attr-defined]
         template = (
             self.get_obj_perms_manage_user_template()

@@ -1,7 +1,7 @@
 """Admin pages for audience versions: read-only.
 
 A version is an immutable snapshot (rules, counts, members) made by publish or rollback
-(audiences/publishing/services.py): nothing about it is added, changed or deleted by hand, so these
+(audiences/publishing/): nothing about it is added, changed or deleted by hand, so these
 pages only show it. Whoever may see audiences may see their versions (as in the API's
 `GET /audiences/{id}/versions`); the members themselves are read through the API's
 memberships pages, masked per role.
@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from audiences.models import AudienceVersion
+from marketerapi.admin.mixins import ReadOnlyAdminMixin
 
 VIEW_AUDIENCES = "audiences.view_audience"
 
@@ -28,7 +29,7 @@ def _json(value: Any) -> str:
 
 
 @admin.register(AudienceVersion)
-class AudienceVersionAdmin(admin.ModelAdmin):
+class AudienceVersionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "environment",
@@ -51,7 +52,7 @@ class AudienceVersionAdmin(admin.ModelAdmin):
     list_select_related = ["audience", "audience__environment", "created_by"]
     ordering = ["-created_at", "-id"]
     show_full_result_count = False
-    fields = [
+    fields = (
         "audience_link",
         "number",
         "state",
@@ -70,7 +71,7 @@ class AudienceVersionAdmin(admin.ModelAdmin):
         "created_at",
         "built_at",
         "error",
-    ]
+    )
     readonly_fields = fields
 
     # --- read-only -----------------------------------------------------------------------
@@ -80,15 +81,6 @@ class AudienceVersionAdmin(admin.ModelAdmin):
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request) or super().has_module_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AudienceVersion]:
         return super().get_queryset(request).select_related("audience", "audience__environment", "created_by")

@@ -1,6 +1,6 @@
 """The audiences API, one module per area: profiles (ingestion, consent), definitions
-(audiences, preview, validate, share, promote, suppressions) and publishing (publish,
-versions, rollback, memberships). The routes below are included under /api/v1/; each
+(audiences, preview, validate, share, promote), suppressions (suppression lists) and
+publishing (publish, versions, rollback, memberships). The routes below are included under /api/v1/; each
 answers with and without a trailing slash."""
 
 from django.urls import re_path
@@ -8,6 +8,7 @@ from django.urls import re_path
 from audiences.api import definitions as audience_api
 from audiences.api import profiles as api
 from audiences.api import publishing as publish_api
+from audiences.api import suppressions as suppression_api
 
 urlpatterns = [
     re_path(r"^profiles/?$", api.ProfileList.as_view(), name="profile-list"),
@@ -20,7 +21,7 @@ urlpatterns = [
     ),
     re_path(r"^profile-events/bulk/?$", api.ProfileEventBulkIngest.as_view(), name="profile-event-bulk"),
     re_path(r"^consent/sync/?$", api.ConsentSync.as_view(), name="consent-sync"),
-    # Audience definitions, preview, validate, share, promote; suppression lists (audiences/api/definitions.py).
+    # Audience definitions, preview, validate, share, promote (definitions.py); suppression lists (suppressions.py).
     re_path(r"^audiences/?$", audience_api.AudienceListCreate.as_view(), name="audience-list"),
     re_path(r"^audiences/preview/?$", audience_api.AudienceRulesPreview.as_view(), name="audience-preview-rules"),
     re_path(
@@ -44,7 +45,7 @@ urlpatterns = [
         audience_api.AudiencePromote.as_view(),
         name="audience-promote",
     ),
-    re_path(r"^suppressions/?$", audience_api.SuppressionLists.as_view(), name="suppression-list"),
+    re_path(r"^suppressions/?$", suppression_api.SuppressionLists.as_view(), name="suppression-list"),
     # Publish, versions, rollback, memberships (audiences/api/publishing.py).
     re_path(
         r"^audiences/(?P<audience_id>[0-9]{1,18})/publish/?$",

@@ -1,4 +1,4 @@
-"""The audiences API: definitions, preview, validate, share, promote; suppression lists.
+"""The audiences API: definitions, preview, validate, share, promote.
 
 Thin doors (docs/audiences.md tells the whole story to marketers): a strict serializer
 checks the shape (unknown fields 400, bad values 422), one selector reads, one service
@@ -12,24 +12,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from django.db.models import Q
-from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audiences.api.profiles import ActorMixin, PolicyAllows
+from audiences.api.profiles import PolicyAllows
 from audiences.definitions import selectors as audience_selectors
 from audiences.definitions import services as audience_services
-from audiences.models import Audience, AudienceState, Channel, Profile, SuppressionList
-from audiences.suppressions import services as suppressions
+from audiences.definitions.filters import AudienceFilter
+from audiences.models import Audience, Channel, Profile
 from governance.access.objectperms import SHARE_LEVELS
 from governance.actors import Actor
 from governance.approvals import approval_brief
 from governance.limits.idempotency import idempotent
-from marketerapi.api import StrictFilterSet, StrictSerializer, problem_responses
+from marketerapi.api import ActorMixin, StrictSerializer, problem_responses
 from marketerapi.problems import InvalidInput, MalformedRequest, flatten_validation
 
 # --- strict input ----------------------------------------------------------------------------
@@ -191,7 +189,8 @@ class ValidationCheckSerializer(serializers.Serializer):
     message = serializers.CharField()
     hint = serializers.CharField(allow_blank=True)
     count = serializers.IntegerField(required=False, help_text="How many profiles the check is about.")
-    errors = serializers.ListField(
+    # A response field named like Serializer.errors: DRF reads declared fields first.
+    errors = serializers.ListField(  # type: ignore[assignment]
         child=serializers.DictField(), required=False, help_text="schema: each problem with pointer, code, hint."
     )
     missing = serializers.ListField(
@@ -247,7 +246,7 @@ class PromotionSerializer(serializers.Serializer):
 class ApprovalInnerSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     state = serializers.CharField()
-    required = serializers.IntegerField()
+    required = serializers.IntegerField()  # type: ignore[assignment]  # a response field named like Field.required
     received = serializers.IntegerField()
     summary = serializers.CharField()
     expires_at = serializers.DateTimeField()
@@ -278,10 +277,6 @@ _FAILURES = {
     "at once, pointers such as /rules/all/2/attr, with did-you-mean hints).",
     429: "Too many requests in the rate class (`rate_limited`; see Retry-After).",
 }
-
-
-def _problems(*statuses: int, overrides: dict[int, str] | None = None) -> dict[int, OpenApiResponse]:
-    return problem_responses(*statuses, failures=_FAILURES, overrides=overrides)
 
 
 AUDIENCE_EXAMPLE = {
@@ -405,24 +400,10 @@ def preview_response(actor: Actor, result: dict[str, Any]) -> dict[str, Any]:
 # --- audiences ---------------------------------------------------------------------------------------
 
 
-class AudienceFilter(StrictFilterSet):
-    team = filters.CharFilter(field_name="owner_team__name", help_text="The owning team's name.")
-    state = filters.ChoiceFilter(choices=AudienceState.choices)
-    channel = filters.ChoiceFilter(choices=Channel.choices)
-    q = filters.CharFilter(method="filter_q", help_text="Part of the name, any case.")
-
-    class Meta:
-        model = Audience
-        fields: ClassVar[list[str]] = []
-
-    def filter_q(self, queryset: Any, name: str, value: str) -> Any:
-        return queryset.filter(Q(name__icontains=value.strip()))
-
-
 class AudienceListCreate(ActorMixin, generics.ListAPIView):
     serializer_class = AudienceSerializer
     filterset_class = AudienceFilter
-    permission_classes: ClassVar[list[Any]] = [permissions.IsAuthenticated, PolicyAllows]
+    permission_classes = [permissions.IsAuthenticated, PolicyAllows]
     policy_actions: ClassVar[dict[str, str]] = {"POST": "audience.create"}
 
     def get_queryset(self) -> Any:
@@ -439,7 +420,7 @@ class AudienceListCreate(ActorMixin, generics.ListAPIView):
             "(part of the name). Everyone in an environment may see its audiences. An unknown query parameter is a "
             "400.\n\n**Permission:** any role (`audience.view`)."
         ),
-        responses={200: AudienceSerializer(many=True), **_problems(400, 401, 403)},
+        responses={200: AudienceSerializer(many=True), **problem_responses(400, 401, 403, failures=_FAILURES)},
         examples=[OpenApiExample("An audience", value=AUDIENCE_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -459,7 +440,7 @@ class AudienceListCreate(ActorMixin, generics.ListAPIView):
             "(`audience.create`)."
         ),
         request=AudienceCreateSerializer,
-        responses={201: AudienceDetailSerializer, **_problems(400, 401, 403, 409, 422)},
+        responses={201: AudienceDetailSerializer, **problem_responses(400, 401, 403, 409, 422, failures=_FAILURES)},
         examples=[
             OpenApiExample(
                 "Request",
@@ -495,7 +476,7 @@ class AudienceDetail(ActorMixin, APIView):
             "**Permission:** any role (`audience.view`)."
         ),
         parameters=[AUDIENCE_ID],
-        responses={200: AudienceDetailSerializer, **_problems(401, 403, 404)},
+        responses={200: AudienceDetailSerializer, **problem_responses(401, 403, 404, failures=_FAILURES)},
         examples=[OpenApiExample("A draft", value={**AUDIENCE_EXAMPLE, "shares": []}, response_only=True)],
     )
     def get(self, request: Request, audience_id: str) -> Response:
@@ -514,7 +495,10 @@ class AudienceDetail(ActorMixin, APIView):
         ),
         parameters=[AUDIENCE_ID],
         request=AudienceUpdateSerializer,
-        responses={200: AudienceDetailSerializer, **_problems(400, 401, 403, 404, 409, 422)},
+        responses={
+            200: AudienceDetailSerializer,
+            **problem_responses(400, 401, 403, 404, 409, 422, failures=_FAILURES),
+        },
         examples=[
             OpenApiExample("Request", request_only=True, value={"description": "EU customers who lapsed last year."}),
             OpenApiExample(
@@ -558,7 +542,7 @@ class AudienceDetail(ActorMixin, APIView):
             200: AudienceDetailSerializer,
             202: ApprovalFiledSerializer,
             204: OpenApiResponse(description="The draft was deleted."),
-            **_problems(401, 403, 404, 409),
+            **problem_responses(401, 403, 404, 409, failures=_FAILURES),
         },
         examples=[OpenApiExample("Approval filed", response_only=True, status_codes=["202"], value=APPROVAL_EXAMPLE)],
     )
@@ -566,8 +550,8 @@ class AudienceDetail(ActorMixin, APIView):
         outcome = audience_services.audience_delete(actor=self.actor, audience=self._audience(audience_id))
         if outcome.approval is not None:
             return Response(approval_brief(outcome.approval), status=status.HTTP_202_ACCEPTED)
-        if outcome.audience is not None:
-            return _audience_response(outcome.audience)
+        if outcome.result is not None:
+            return _audience_response(outcome.result)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -584,7 +568,7 @@ class AudienceRulesPreview(ActorMixin, APIView):
             + "\n\n**Permission:** any role (`audience.preview`). Nothing is saved."
         ),
         request=PreviewRequestSerializer,
-        responses={200: PreviewSerializer, **_problems(400, 401, 403, 422, 429)},
+        responses={200: PreviewSerializer, **problem_responses(400, 401, 403, 422, 429, failures=_FAILURES)},
         examples=[
             OpenApiExample(
                 "Request",
@@ -614,7 +598,7 @@ class AudiencePreview(ActorMixin, APIView):
         ),
         parameters=[AUDIENCE_ID],
         request=None,
-        responses={200: PreviewSerializer, **_problems(401, 403, 404, 422, 429)},
+        responses={200: PreviewSerializer, **problem_responses(401, 403, 404, 422, 429, failures=_FAILURES)},
         examples=[OpenApiExample("Preview", response_only=True, value=PREVIEW_EXAMPLE)],
     )
     def post(self, request: Request, audience_id: str) -> Response:
@@ -643,7 +627,7 @@ class AudienceValidate(ActorMixin, APIView):
         ),
         parameters=[AUDIENCE_ID],
         request=None,
-        responses={200: ValidateSerializer, **_problems(401, 403, 404, 429)},
+        responses={200: ValidateSerializer, **problem_responses(401, 403, 404, 429, failures=_FAILURES)},
         examples=[
             OpenApiExample(
                 "Checks",
@@ -701,7 +685,7 @@ class AudienceShare(ActorMixin, APIView):
         ),
         parameters=[AUDIENCE_ID],
         request=ShareRequestSerializer,
-        responses={200: SharesSerializer, **_problems(400, 401, 403, 404, 422)},
+        responses={200: SharesSerializer, **problem_responses(400, 401, 403, 404, 422, failures=_FAILURES)},
         examples=[
             OpenApiExample("Request", request_only=True, value={"team": "retention", "level": "change"}),
             OpenApiExample(
@@ -731,7 +715,7 @@ class AudienceShare(ActorMixin, APIView):
             OpenApiParameter("user", str, OpenApiParameter.QUERY, required=False),
         ],
         request=UnshareRequestSerializer,
-        responses={200: SharesSerializer, **_problems(400, 401, 403, 404, 422)},
+        responses={200: SharesSerializer, **problem_responses(400, 401, 403, 404, 422, failures=_FAILURES)},
         examples=[OpenApiExample("Shares", response_only=True, value={"audience": 42, "shares": []})],
     )
     def delete(self, request: Request, audience_id: str) -> Response:
@@ -759,7 +743,7 @@ class AudiencePromote(ActorMixin, APIView):
         ),
         parameters=[AUDIENCE_ID],
         request=PromoteRequestSerializer,
-        responses={201: PromotionSerializer, **_problems(400, 401, 403, 404, 409, 422)},
+        responses={201: PromotionSerializer, **problem_responses(400, 401, 403, 404, 409, 422, failures=_FAILURES)},
         examples=[
             OpenApiExample("Request", request_only=True, value={"environment": "production"}),
             OpenApiExample(
@@ -793,234 +777,3 @@ class AudiencePromote(ActorMixin, APIView):
             "warnings": promotion.warnings,
         }
         return Response(body, status=status.HTTP_201_CREATED)
-
-
-# --- suppression lists ---------------------------------------------------------------------------------
-
-
-class SuppressionListSerializer(serializers.ModelSerializer):
-    entries = serializers.IntegerField(source="entry_count", read_only=True, help_text="How many people it lists.")
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
-
-    class Meta:
-        model = SuppressionList
-        fields: ClassVar[list[str]] = ["id", "name", "is_global", "description", "entries", "created_by", "created_at"]
-
-
-class EntryInputSerializer(serializers.Serializer):
-    external_id = serializers.CharField(required=False)
-    email = serializers.CharField(required=False, help_text="Hashed (SHA-256 of the lower-cased address) on arrival.")
-    email_hash = serializers.CharField(required=False, help_text="Hex SHA-256 of the lower-cased address.")
-
-
-class SuppressionRequestSerializer(StrictSerializer):
-    name = serializers.CharField(required=False, max_length=100, help_text="Create a named list of this name…")
-    description = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    list = serializers.CharField(required=False, max_length=100, help_text='…or change a list: "global" or a name.')
-    entries = serializers.JSONField(required=False, help_text="People to add (up to 10,000).")
-    remove = serializers.JSONField(required=False, help_text="People to take off the list (up to 10,000).")
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=200)
-
-
-@extend_schema_field(EntryInputSerializer(many=True))
-class _EntriesDoc(serializers.JSONField):
-    pass
-
-
-class SuppressionRequestDocSerializer(SuppressionRequestSerializer):
-    """SuppressionRequestSerializer as the schema shows it (entries as objects)."""
-
-    entries = _EntriesDoc(required=False, help_text="People to add (up to 10,000).")
-    remove = _EntriesDoc(required=False, help_text="People to take off the list (up to 10,000).")
-
-
-class SuppressionChangeSerializer(serializers.Serializer):
-    list = SuppressionListSerializer()
-    added = serializers.IntegerField()
-    already_listed = serializers.IntegerField()
-    removed = serializers.IntegerField()
-    not_listed = serializers.IntegerField()
-
-
-class SuppressionFilter(StrictFilterSet):
-    name = filters.CharFilter(help_text="Exactly this name.")
-    is_global = filters.BooleanFilter()
-
-    class Meta:
-        model = SuppressionList
-        fields: ClassVar[list[str]] = []
-
-
-class SuppressionLists(ActorMixin, generics.ListAPIView):
-    serializer_class = SuppressionListSerializer
-    filterset_class = SuppressionFilter
-    permission_classes: ClassVar[list[Any]] = [permissions.IsAuthenticated, PolicyAllows]
-    policy_actions: ClassVar[dict[str, str]] = {"POST": "suppression.change"}
-    # Up to 10,000 entries a request: the bulk class (20 a minute per token); listing reads.
-    rate_class: ClassVar[dict[str, str]] = {"POST": "bulk"}
-
-    def get_queryset(self) -> Any:
-        if getattr(self, "swagger_fake_view", False):
-            return SuppressionList.objects.none()
-        return suppressions.suppression_lists(actor=self.actor)
-
-    @extend_schema(
-        operation_id="suppressions_list",
-        summary="List suppression lists",
-        description=(
-            "The suppression lists of your token's environment with how many people each lists, cursor-paginated. "
-            "Every list applies to every audience of the environment (preview, publish, send).\n\n"
-            "**Permission:** any role (`suppression.view`)."
-        ),
-        responses={200: SuppressionListSerializer(many=True), **_problems(400, 401, 403)},
-        examples=[
-            OpenApiExample(
-                "Lists",
-                response_only=True,
-                value={
-                    "id": 3,
-                    "name": "global",
-                    "is_global": True,
-                    "description": "People never to contact in this environment",
-                    "entries": 1204,
-                    "created_by": "ann",
-                    "created_at": "2026-03-04T17:05:03Z",
-                },
-            )
-        ],
-    )
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return self.list(request, *args, **kwargs)
-
-    @extend_schema(
-        operation_id="suppressions_change",
-        summary="Create a suppression list, or add and remove people",
-        description=(
-            '- `{"name": "complaints", "description": …, "entries": [...]}` creates a **named list** (201), '
-            "optionally with its first entries.\n"
-            '- `{"list": "global" | "<name>", "entries": [...], "remove": [...], "reason": …}` adds and removes '
-            "people (200 with the counts). Adding someone listed already counts `already_listed`; removing someone "
-            "not listed counts `not_listed`.\n\n"
-            'An entry is `{"external_id": …}`, `{"email": …}` or `{"email_hash": …}`. Emails are stored only as '
-            "the SHA-256 of the lower-cased address; the address itself is never stored. Bad entries are a 422 "
-            "`invalid_rows` listing each (`/entries/3/email`); nothing is applied then. Up to 10,000 entries per "
-            "request.\n\n"
-            "Rate class `bulk`. Changing the **global** list in pilot and production needs two approvals "
-            "(an approver and a developer "
-            "or admin): the answer is **202** with the approval request and nothing changes until it is approved.\n\n"
-            "**Permission:** campaign_operator, developer or admin (`suppression.change`; the global list "
-            "`suppression.change_global`). Audited (`suppression.create`, `suppression.change`, "
-            "`suppression.change_global`)."
-        ),
-        request=SuppressionRequestDocSerializer,
-        responses={
-            200: SuppressionChangeSerializer,
-            201: SuppressionChangeSerializer,
-            202: ApprovalFiledSerializer,
-            **_problems(
-                400,
-                401,
-                403,
-                404,
-                409,
-                422,
-                overrides={
-                    404: "No such list (`suppression_list_not_found`).",
-                    409: "A list of that name exists (`suppression_list_exists`).",
-                    422: "Bad entries (`invalid_rows`, each with pointer and hint) or bad values (`invalid_input`).",
-                },
-            ),
-        },
-        examples=[
-            OpenApiExample(
-                "Add to the global list",
-                request_only=True,
-                value={
-                    "list": "global",
-                    "entries": [{"external_id": "cust-000123"}, {"email": "Ann@Example.com"}],
-                    "reason": "complaint",
-                },
-            ),
-            OpenApiExample("Create a named list", request_only=True, value={"name": "complaints", "entries": []}),
-            OpenApiExample(
-                "Changed",
-                response_only=True,
-                value={
-                    "list": {
-                        "id": 3,
-                        "name": "global",
-                        "is_global": True,
-                        "description": "People never to contact in this environment",
-                        "entries": 2,
-                        "created_by": "ann",
-                        "created_at": "2026-03-04T17:05:03Z",
-                    },
-                    "added": 2,
-                    "already_listed": 0,
-                    "removed": 0,
-                    "not_listed": 0,
-                },
-            ),
-        ],
-    )
-    @idempotent
-    def post(self, request: Request) -> Response:
-        data = validated(SuppressionRequestSerializer, request.data)
-        if ("name" in data) == ("list" in data):
-            raise InvalidInput(
-                "Send either `name` (to create a list) or `list` (to change one).",
-                errors=[
-                    {
-                        "pointer": "/list",
-                        "code": "name_or_list",
-                        "message": "Exactly one of name and list is needed.",
-                        "hint": '{"name": "complaints"} creates a list; '
-                        '{"list": "global", "entries": [...]} adds to one.',
-                    }
-                ],
-            )
-        entries = suppressions.parse_entries(data.get("entries", []), key="entries")
-        remove = suppressions.parse_entries(data.get("remove", []), key="remove")
-        reason = data.get("reason", "")
-        if "name" in data:
-            if remove:
-                raise InvalidInput(
-                    "A new list has nothing to remove.",
-                    errors=[
-                        {
-                            "pointer": "/remove",
-                            "code": "nothing_to_remove",
-                            "message": "A new list is empty.",
-                            "hint": "Leave out remove.",
-                        }
-                    ],
-                )
-            outcome = suppressions.suppression_list_create(
-                actor=self.actor,
-                name=data["name"],
-                description=data.get("description", ""),
-                entries=entries,
-                reason=reason,
-            )
-            code = status.HTTP_201_CREATED
-        else:
-            if not entries and not remove:
-                raise InvalidInput(
-                    "Nothing to change: send entries to add or remove.",
-                    errors=[
-                        {
-                            "pointer": "/entries",
-                            "code": "nothing_to_change",
-                            "message": "No entries.",
-                            "hint": 'Send "entries": [{"external_id": "cust-1"}] or "remove": [...].',
-                        }
-                    ],
-                )
-            outcome = suppressions.suppression_entries_change(
-                actor=self.actor, list_name=data["list"], add=entries, remove=remove, reason=reason
-            )
-            code = status.HTTP_200_OK
-        if outcome.approval is not None:
-            return Response(approval_brief(outcome.approval), status=status.HTTP_202_ACCEPTED)
-        body = {"list": SuppressionListSerializer(outcome.suppression_list).data, **outcome.counts()}
-        return Response(body, status=code)

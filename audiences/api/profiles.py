@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from django.utils import timezone
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, permissions, serializers
 from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.request import Request
@@ -77,10 +77,6 @@ _FAILURES = {
 }
 
 
-def _problems(*statuses: int) -> dict[int, OpenApiResponse]:
-    return problem_responses(*statuses, failures=_FAILURES)
-
-
 # --- row validation ---------------------------------------------------------------
 
 
@@ -98,7 +94,7 @@ class RowSerializer(serializers.Serializer):
         try:
             value = super().to_internal_value(data)
         except ValidationError as exc:
-            errors = dict(exc.detail)  # type: ignore[arg-type]
+            errors = dict(exc.detail)  # type: ignore[arg-type]  # a serializer's detail is a dict of field errors
         for name in data:
             if name not in self.fields:
                 errors[name] = [ErrorDetail(f"Unknown field {name!r}.", code="unknown_field")]
@@ -116,12 +112,12 @@ class RowSerializer(serializers.Serializer):
         if code == "unknown_field":
             return f"Remove or rename this field; a row may have: {', '.join(self.fields)}."
         if code == "invalid_choice" and field is not None:
-            allowed = ", ".join(str(choice) for choice in field.choices)  # type: ignore[attr-defined]
+            allowed = ", ".join(str(choice) for choice in field.choices)  # type: ignore[attr-defined]  # a ChoiceField
             return f"Use one of: {allowed}" + (", or null to clear it." if field.allow_null else ".")
         if code == "required":
             return f"Add `{name}`; every row needs it."
         if code == "max_length" and field is not None:
-            return f"Shorten it to at most {field.max_length} characters."  # type: ignore[attr-defined]
+            return f"Shorten it to at most {field.max_length} characters."  # type: ignore[attr-defined]  # a CharField
         if name in self.hints and code in ("invalid", "in_future", "null", "blank", "not_a_dict"):
             return self.hints[name]
         return GENERIC_HINTS.get(code, "Fix this value and send the batch again.")
@@ -135,7 +131,8 @@ def _json_type(value: Any) -> str:
         return "boolean"
     if isinstance(value, (int, float)):
         return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _row_errors(index: int, key: str, detail: Mapping[str, Any], row: RowSerializer) -> list[dict[str, Any]]:
@@ -182,6 +179,7 @@ class BatchSerializer(serializers.Serializer):
             try:
                 validated.append(row.run_validation(item))
             except ValidationError as exc:
+                # A row serializer's detail is a dict of field errors.
                 errors.extend(_row_errors(index, self.key, exc.detail, row))  # type: ignore[arg-type]
         errors.extend(self.batch_errors(rows))
         raise_row_errors(errors, allowed_fields=list(row.fields))
@@ -292,7 +290,10 @@ class UpsertOutcomeSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     updated = serializers.IntegerField()
     unchanged = serializers.IntegerField()
-    errors = serializers.ListField(child=serializers.DictField(), help_text="Always empty on success.")
+    # A response field named like Serializer.errors: DRF reads declared fields first.
+    errors = serializers.ListField(  # type: ignore[assignment]
+        child=serializers.DictField(), help_text="Always empty on success."
+    )
 
 
 class ConsentStateSerializer(serializers.Serializer):
@@ -413,14 +414,14 @@ class ProfileList(ActorMixin, generics.ListAPIView):
             + PII_NOTE
             + "\n\n**Permission:** any role (`profile.view`)."
         ),
-        responses={200: ProfileSerializer(many=True), **_problems(400, 401, 403)},
+        responses={200: ProfileSerializer(many=True), **problem_responses(400, 401, 403, failures=_FAILURES)},
         examples=[OpenApiExample("A page", value=PROFILE_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         decision = selectors.profile_pii_decision(actor=self.actor)
         if decision.allowed:
-            services.profile_pii_read_record(actor=self.actor, profiles=page, decision=decision)
+            services.profile_pii_read_record(actor=self.actor, profiles=page or [], decision=decision)
         serializer = self.get_serializer(
             page, many=True, context={**self.get_serializer_context(), "reveal_pii": decision.allowed}
         )
@@ -441,7 +442,7 @@ class ProfileDetail(ActorMixin, APIView):
             + "\n\n**Permission:** any role (`profile.view`)."
         ),
         parameters=[PROFILE_ID],
-        responses={200: ProfileSerializer, **_problems(401, 403, 404)},
+        responses={200: ProfileSerializer, **problem_responses(401, 403, 404, failures=_FAILURES)},
         examples=[OpenApiExample("A profile (masked)", value=PROFILE_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request, profile_id: str) -> Response:
@@ -479,7 +480,10 @@ class ProfileBulkUpsert(ActorMixin, APIView):
             "counts; a `profiles.ingested` domain event when anything changed."
         ),
         request=ProfileBatchSerializer,
-        responses={200: UpsertOutcomeSerializer, **_problems(400, 401, 403, 405, 413, 415, 422)},
+        responses={
+            200: UpsertOutcomeSerializer,
+            **problem_responses(400, 401, 403, 405, 413, 415, 422, failures=_FAILURES),
+        },
         examples=[
             OpenApiExample(
                 "Two profiles",
@@ -569,7 +573,10 @@ class ProfileEventBatchSerializer(BatchSerializer):
 class EventIngestOutcomeSerializer(serializers.Serializer):
     created = serializers.IntegerField()
     duplicate = serializers.IntegerField(help_text="Events whose event_id was already stored for that profile.")
-    errors = serializers.ListField(child=serializers.DictField(), help_text="Always empty on success.")
+    # A response field named like Serializer.errors: DRF reads declared fields first.
+    errors = serializers.ListField(  # type: ignore[assignment]
+        child=serializers.DictField(), help_text="Always empty on success."
+    )
 
 
 class ProfileEventBulkIngest(ActorMixin, APIView):
@@ -591,7 +598,10 @@ class ProfileEventBulkIngest(ActorMixin, APIView):
             + "\n\n**Permission:** developer or admin (`profile_event.ingest`). One audit event per batch."
         ),
         request=ProfileEventBatchSerializer,
-        responses={200: EventIngestOutcomeSerializer, **_problems(400, 401, 403, 405, 413, 415, 422)},
+        responses={
+            200: EventIngestOutcomeSerializer,
+            **problem_responses(400, 401, 403, 405, 413, 415, 422, failures=_FAILURES),
+        },
         examples=[
             OpenApiExample(
                 "One event",
@@ -626,7 +636,10 @@ class ConsentUpdateRowSerializer(RowSerializer):
     external_id = serializers.CharField(max_length=255, help_text="The profile's external_id; it must exist.")
     channel = serializers.ChoiceField(Channel.choices)
     status = serializers.ChoiceField(ConsentStatus.choices)
-    source = serializers.CharField(max_length=64, help_text="Where consent was captured, e.g. preference_center.")
+    # A row field named like Field.source: DRF reads declared fields first.
+    source = serializers.CharField(  # type: ignore[assignment]
+        max_length=64, help_text="Where consent was captured, e.g. preference_center."
+    )
     captured_at = serializers.DateTimeField(help_text="When the customer gave or withdrew consent (ISO 8601).")
 
     hints = {
@@ -649,7 +662,10 @@ class ConsentSyncOutcomeSerializer(serializers.Serializer):
     updated = serializers.IntegerField(help_text="Updates applied (each wrote a consent ledger row).")
     unchanged = serializers.IntegerField(help_text="Same status and captured_at as stored.")
     stale = serializers.IntegerField(help_text="Older than what is stored, or than another update in the batch.")
-    errors = serializers.ListField(child=serializers.DictField(), help_text="Always empty on success.")
+    # A response field named like Serializer.errors: DRF reads declared fields first.
+    errors = serializers.ListField(  # type: ignore[assignment]
+        child=serializers.DictField(), help_text="Always empty on success."
+    )
 
 
 class ConsentSync(ActorMixin, APIView):
@@ -677,7 +693,10 @@ class ConsentSync(ActorMixin, APIView):
             "**Permission:** developer or admin (`consent.sync`). One audit event per batch with the counts."
         ),
         request=ConsentSyncSerializer,
-        responses={200: ConsentSyncOutcomeSerializer, **_problems(400, 401, 403, 405, 413, 415, 422)},
+        responses={
+            200: ConsentSyncOutcomeSerializer,
+            **problem_responses(400, 401, 403, 405, 413, 415, 422, failures=_FAILURES),
+        },
         examples=[
             OpenApiExample(
                 "An opt-out",
@@ -715,7 +734,7 @@ class ConsentChangeSerializer(serializers.ModelSerializer):
 
 class ConsentHistory(ActorMixin, generics.ListAPIView):
     serializer_class = ConsentChangeSerializer
-    filter_backends: ClassVar[list[Any]] = []
+    filter_backends = []
 
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
@@ -732,7 +751,7 @@ class ConsentHistory(ActorMixin, generics.ListAPIView):
             "**Permission:** any role (`consent.view`). A profile of another environment is a 404."
         ),
         parameters=[PROFILE_ID],
-        responses={200: ConsentChangeSerializer(many=True), **_problems(401, 403, 404)},
+        responses={200: ConsentChangeSerializer(many=True), **problem_responses(401, 403, 404, failures=_FAILURES)},
         examples=[
             OpenApiExample(
                 "An opt-out",

@@ -1,4 +1,4 @@
-"""The publishing API: publish, versions, rollback, memberships (audiences/publishing/services.py tells the story).
+"""The publishing API: publish, versions, rollback, memberships (audiences/publishing/ tells the story).
 
 Thin doors: one selector reads the audience (404 for another environment's), one service
 acts, and the result is serialized. Publish and rollback answer 202 with the job that
@@ -20,21 +20,20 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audiences.api.definitions import ApprovalFiledSerializer, StrictSerializer, validated
-from audiences.api.profiles import ActorMixin
+from audiences.api.definitions import ApprovalFiledSerializer, validated
 from audiences.definitions import selectors as audience_selectors
 from audiences.models import Audience, AudienceVersion
 from audiences.publishing import selectors as publish_selectors
 from audiences.publishing import services as publish
-from governance.approvals import approval_brief
+from audiences.publishing.pagination import MembershipPagination, VersionPagination
+from governance.approvals import ActionOutcome, approval_brief
 from governance.limits.idempotency import idempotent
 from governance.limits.quotas import with_quota_warning
-from marketerapi.api import UnknownQueryParameters, problem_responses
+from marketerapi.api import ActorMixin, StrictSerializer, UnknownQueryParameters, problem_responses
 
 AUDIENCE_ID = OpenApiParameter("audience_id", int, OpenApiParameter.PATH, description="The audience's `id`.")
 
@@ -55,10 +54,6 @@ _FAILURES = {
     "or an `Idempotency-Key` reused with another body (`idempotency_key_reused`).",
     429: "Too many requests (`rate_limited`), or the daily `publish` quota is used up (`quota_exceeded`).",
 }
-
-
-def _problems(*statuses: int) -> dict[int, OpenApiResponse]:
-    return problem_responses(*statuses, failures=_FAILURES)
 
 
 # --- representations -----------------------------------------------------------------------
@@ -230,21 +225,21 @@ ACCEPTED_OR_APPROVAL = PolymorphicProxySerializer(
 )
 
 
-def _accepted(outcome: publish.PublishOutcome) -> Response:
+def _accepted(outcome: ActionOutcome[publish.VersionBuild]) -> Response:
     if outcome.approval is not None:
         filed = approval_brief(outcome.approval)
         if outcome.warnings:
             filed["warnings"] = outcome.warnings
         return Response(filed, status=status.HTTP_202_ACCEPTED, headers={"Location": filed["approval"]["url"]})
-    job, version = outcome.job, outcome.version
-    assert job is not None and version is not None
-    url = f"/api/v1/jobs/{job.pk}"
+    built = outcome.result
+    assert built is not None
+    url = f"/api/v1/jobs/{built.job.pk}"
     body: dict[str, Any] = {
-        "job": {"id": job.pk, "state": job.state, "url": url},
-        "version": {"id": version.pk, "number": version.number, "state": version.state},
+        "job": {"id": built.job.pk, "state": built.job.state, "url": url},
+        "version": {"id": built.version.pk, "number": built.version.number, "state": built.version.state},
         "warnings": outcome.warnings,
     }
-    return Response(with_quota_warning(body, outcome.quota), status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+    return Response(with_quota_warning(body, built.quota), status=status.HTTP_202_ACCEPTED, headers={"Location": url})
 
 
 class _AudienceView(ActorMixin, APIView):
@@ -294,7 +289,7 @@ class AudiencePublish(_AudienceView):
                 ACCEPTED_OR_APPROVAL,
                 description="A job builds the version, or (where approval is needed) an approval request was filed.",
             ),
-            **_problems(400, 401, 403, 404, 409, 422, 429),
+            **problem_responses(400, 401, 403, 404, 409, 422, 429, failures=_FAILURES),
         },
         examples=[
             OpenApiExample("Job started", response_only=True, status_codes=["202"], value=ACCEPTED_EXAMPLE),
@@ -334,7 +329,7 @@ class AudienceRollback(_AudienceView):
                 description="A job builds the new version (or an approval "
                 "request was filed, where an admin added a policy for rollbacks).",
             ),
-            **_problems(400, 401, 403, 404, 409, 422),
+            **problem_responses(400, 401, 403, 404, 409, 422, failures=_FAILURES),
         },
         examples=[
             OpenApiExample("Request", request_only=True, value={"version": 3}),
@@ -369,13 +364,6 @@ class AudienceRollback(_AudienceView):
 # --- reads ------------------------------------------------------------------------------------------
 
 
-class VersionPagination(CursorPagination):
-    page_size = 50
-    page_size_query_param = "limit"
-    max_page_size = 500
-    ordering = "-number"
-
-
 class AudienceVersions(_AudienceView):
     pagination_class = VersionPagination
 
@@ -392,7 +380,7 @@ class AudienceVersions(_AudienceView):
             "**Permission:** any role (`audience.view`)."
         ),
         parameters=[AUDIENCE_ID],
-        responses={200: VersionSerializer(many=True), **_problems(401, 403, 404)},
+        responses={200: VersionSerializer(many=True), **problem_responses(401, 403, 404, failures=_FAILURES)},
         examples=[OpenApiExample("A version", value=VERSION_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request, audience_id: str) -> Response:
@@ -423,7 +411,7 @@ class AudienceMemberships(_AudienceView):
             OpenApiParameter("cursor", OpenApiTypes.STR, description="From the previous page's `next`."),
             OpenApiParameter("limit", OpenApiTypes.INT, description="Members per page, 1–1,000 (default 100)."),
         ],
-        responses={200: MembershipsSerializer, **_problems(400, 401, 403, 404, 410)},
+        responses={200: MembershipsSerializer, **problem_responses(400, 401, 403, 404, 410, failures=_FAILURES)},
         examples=[OpenApiExample("A page", value=MEMBERS_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request, audience_id: str) -> Response:
@@ -433,15 +421,9 @@ class AudienceMemberships(_AudienceView):
             raise UnknownQueryParameters(
                 f"Unknown query parameter(s): {', '.join(unknown)}.", hint="Use only: cursor, limit."
             )
-        limit = publish_selectors.page_size(request.query_params.get("limit"))
-        page = publish_selectors.live_members_page(
-            actor=self.actor, audience=audience, cursor=request.query_params.get("cursor"), limit=limit
-        )
-        rows, pii_masked = publish_selectors.members_as_seen(actor=self.actor, page=page)
+        page = MembershipPagination().members_page(actor=self.actor, audience=audience, request=request)
+        rows, pii_masked = publish_selectors.members_as_seen(actor=self.actor, members=page.members)
         version = page.version
-        next_url = None
-        if page.next_cursor:
-            next_url = request.build_absolute_uri(request.path) + f"?cursor={page.next_cursor}&limit={page.limit}"
         body = {
             "version": {
                 "id": version.pk,
@@ -452,7 +434,7 @@ class AudienceMemberships(_AudienceView):
             }
             if version is not None
             else None,
-            "next": next_url,
+            "next": page.next_link,
             "pii_masked": pii_masked,
             "results": rows,
         }

@@ -1,10 +1,9 @@
-"""Reads of audience definitions: lists, one audience, rule checks, preview and validate.
+"""Reads of audience definitions: lists, one audience, shares, preview and validate.
 
 Every selector asks the policy engine first and scopes to the actor's environment; an
 audience of another environment is a 404 (`audience_not_found`), never a 403, so ids do
-not leak. Rules are checked with `audiences.rules.validate` against the audiences of the
-same environment only: a reference to another environment's audience is
-`audience_not_found` there too.
+not leak. Rules are checked with `audiences.rules.rules_check` against the audiences of
+the same environment only.
 
 Preview and validate are reads: they run a fixed number of aggregate queries over the
 compiled rules (audiences/reach.py) and write nothing, except the audit of an unmasked
@@ -14,44 +13,31 @@ preview through, like the profiles API).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
-from django.utils import timezone
+from django.db.models import QuerySet
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
+from audiences.definitions.filters import audiences_filtered
 from audiences.models import (
-    IMPLIED_CONSENT_SOURCES,
     Audience,
     AudienceState,
-    Consent,
-    ConsentStatus,
-    Profile,
-    RegionalRestriction,
-    RestrictionKind,
 )
 from audiences.profiles import selectors, services
 from audiences.profiles.pii import SHOWN_FIELDS, mask_pii
-from audiences.reach import compute_preview, reachability
-from audiences.rules import Problem, Validation, compile_rules, validate
+from audiences.reach import compute_preview, reach_stats
+from audiences.rules import rule_references, rules_check, rules_check_or_raise
 from governance import policy
+from governance.access import objectperms
 from governance.actors import Actor
 from governance.models import Environment
-from governance.roles import ROLE_NAMES
-from marketerapi.problems import ApplicationError, NotFound
+from governance.roles import ADMIN, ROLE_NAMES
+from marketerapi.problems import NotFound
 
 REQUIRED_METADATA: tuple[str, ...] = ("name", "owner_team", "channel", "purpose", "description")
-
-
-class InvalidRules(ApplicationError):
-    status = 422
-    code = "invalid_rules"
-    title = "The audience rules are not valid"
-    hint = "Fix every problem listed in `errors`: each has a JSON pointer into the request and its own hint."
 
 
 # --- lists and one audience -------------------------------------------------------------
@@ -62,10 +48,12 @@ def audience_queryset() -> QuerySet[Audience]:
     return Audience.objects.select_related("environment", "owner_team", "created_by", "live_version")
 
 
-def audience_list(*, actor: Actor) -> QuerySet[Audience]:
-    """Every audience of the actor's environment (everyone there may view them)."""
+def audience_list(*, actor: Actor, filters: Mapping[str, str] | None = None) -> QuerySet[Audience]:
+    """Every audience of the actor's environment (everyone there may view them), newest
+    first; `filters` (team, state, channel, q: definitions/filters.py) narrow them."""
     policy.require(actor, "audience.view")
-    return audience_queryset().filter(environment=actor.environment)
+    audiences = audience_queryset().filter(environment=actor.environment)
+    return audiences_filtered(audiences, filters) if filters else audiences
 
 
 def audience_get(*, actor: Actor, audience_id: int) -> Audience:
@@ -117,114 +105,12 @@ def teams() -> QuerySet[Group]:
     return Group.objects.exclude(name__in=ROLE_NAMES)
 
 
-# --- rules against one environment ------------------------------------------------------
-
-
-@dataclass
-class RulesCheck:
-    """The outcome of validating rules in one environment, and what compiling them needs."""
-
-    validation: Validation
-    live_versions: dict[int, int | None] = field(default_factory=dict)
-    problems: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def valid(self) -> bool:
-        return not self.problems
-
-
-def rules_pointer(pointer: str, prefix: str = "/rules") -> str:
-    """A rules pointer (`/all/2/attr`, or `/` for the whole tree) as a pointer into the request."""
-    return prefix if pointer in ("", "/") else prefix + pointer
-
-
-class _Lookup:
-    """`audience_lookup(ids)` for rules.validate: `{id: live rules or None}` for audiences of
-    one environment; archived ones count as unpublished (and are named so afterwards)."""
-
-    def __init__(self, environment: Environment) -> None:
-        self.environment = environment
-        self.archived: set[int] = set()
-        self.live_versions: dict[int, int | None] = {}
-
-    def __call__(self, ids: Iterable[int]) -> dict[int, Any]:
-        found: dict[int, Any] = {}
-        rows = Audience.objects.filter(environment=self.environment, pk__in=list(ids)).values_list(
-            "pk", "state", "live_version_id", "live_version__rules"
-        )
-        for pk, state, version_id, rules in rows:
-            if state == AudienceState.ARCHIVED:
-                self.archived.add(pk)
-                found[pk] = None
-                continue
-            self.live_versions.setdefault(pk, version_id)
-            found[pk] = rules if version_id is not None else None
-        return found
-
-
-def rules_check(
-    environment: Environment, rules: Any, *, self_id: int | None = None, prefix: str = "/rules"
-) -> RulesCheck:
-    """Validate rules in `environment`: every problem at once, pointers prefixed with `prefix`."""
-    lookup = _Lookup(environment)
-    validation = validate(rules, audience_lookup=lookup, self_id=self_id)
-    problems = []
-    references = dict(_references(rules)) if lookup.archived else {}
-    for problem in validation.problems:
-        if problem.code == "audience_not_published" and references.get(problem.pointer) in lookup.archived:
-            problem = Problem(
-                problem.pointer,
-                "audience_archived",
-                f"Audience {references[problem.pointer]} is archived.",
-                "Archived audiences cannot be used in rules; remove this condition or use another audience.",
-            )
-        entry = problem.as_dict()
-        entry["pointer"] = rules_pointer(problem.pointer, prefix)
-        problems.append(entry)
-    # In the order of the document, so the first problem is the first a reader meets.
-    problems.sort(key=lambda entry: _pointer_order(entry["pointer"]))
-    live = {ref: lookup.live_versions.get(ref) for ref in validation.audience_ids}
-    return RulesCheck(validation=validation, live_versions=live, problems=problems)
-
-
-def _pointer_order(pointer: str) -> tuple[tuple[int, int | str], ...]:
-    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in pointer.split("/"))
-
-
-def rules_check_or_raise(
-    environment: Environment, rules: Any, *, self_id: int | None = None, prefix: str = "/rules"
-) -> RulesCheck:
-    checked = rules_check(environment, rules, self_id=self_id, prefix=prefix)
-    if not checked.valid:
-        count = len(checked.problems)
-        raise InvalidRules(
-            f"The rules have {count} problem{'s' if count != 1 else ''}; nothing was saved or computed.",
-            errors=checked.problems,
-        )
-    return checked
-
-
-def _references(node: Any, pointer: str = "") -> list[tuple[str, int]]:
-    """(pointer, audience id) of every in_audience condition of a rule tree."""
-    found: list[tuple[str, int]] = []
-    if not isinstance(node, dict):
-        return found
-    for key in ("all", "any"):
-        children = node.get(key)
-        if isinstance(children, list):
-            for index, child in enumerate(children):
-                found.extend(_references(child, f"{pointer}/{key}/{index}"))
-    if "not" in node:
-        found.extend(_references(node["not"], f"{pointer}/not"))
-    ref = node.get("in_audience")
-    if isinstance(ref, int) and not isinstance(ref, bool):
-        found.append((f"{pointer}/in_audience", ref))
-    return found
-
-
-def rule_references(rules: Any) -> list[tuple[str, int]]:
-    """The in_audience references of a rule tree, with their pointers inside the rules."""
-    return _references(rules)
+def owner_team_choices(actor: Actor) -> list[Group]:
+    """The teams the actor may give an audience to (what a form offers as owner team): their
+    own teams; every team for admins and the system (checks.resolve_team accepts the same)."""
+    if actor.user is None or ADMIN in actor.roles:
+        return list(teams().order_by("name"))
+    return sorted(objectperms.teams_of(actor.user), key=lambda g: g.name)
 
 
 # --- preview ------------------------------------------------------------------------------
@@ -266,60 +152,6 @@ def preview_as_seen(*, actor: Actor, result: dict[str, Any]) -> dict[str, Any]:
 
 def _check(code: str, status: str, message: str, hint: str = "", **extra: Any) -> dict[str, Any]:
     return {"code": code, "passed": status == "passed", "status": status, "message": message, "hint": hint, **extra}
-
-
-def _explicitly_granted(channel: str) -> Exists:
-    return Exists(
-        Consent.objects.filter(profile=OuterRef("pk"), channel=channel, status=ConsentStatus.GRANTED).exclude(
-            source__in=IMPLIED_CONSENT_SOURCES
-        )
-    )
-
-
-def _restriction_q(restriction: RegionalRestriction, channel: str) -> Q:
-    """The profiles one restriction removes (the same rule as audiences/reach.py)."""
-    if restriction.kind == RestrictionKind.BLOCKED:
-        return Q(region=restriction.region)
-    return Q(region=restriction.region) & ~Q(_explicitly_granted(channel))
-
-
-def reach_stats(
-    environment: Environment, rules: dict[str, Any], channel: str, live_versions: dict[int, int | None]
-) -> dict[str, Any]:
-    """What validate reports, in two queries: the restrictions that apply and one aggregate."""
-    restrictions = list(
-        RegionalRestriction.objects.filter(environment=environment, is_active=True)
-        .filter(Q(channel="") | Q(channel=channel))
-        .order_by("pk")
-    )
-    gate = reachability(environment, channel)
-    matching = Profile.objects.filter(environment=environment).filter(
-        compile_rules(rules, now=timezone.now(), live_versions=live_versions)
-    )
-    consented_unsuppressed = gate.consent & gate.not_suppressed
-    aggregates: dict[str, Any] = {
-        "matching": Count("pk"),
-        "consented": Count("pk", filter=gate.consent),
-        "suppressed": Count("pk", filter=~gate.not_suppressed),
-        "suppressed_removed": Count("pk", filter=gate.consent & ~gate.not_suppressed),
-        "restricted_removed": Count("pk", filter=consented_unsuppressed & ~gate.not_restricted),
-        "reachable": Count("pk", filter=gate.reachable),
-    }
-    for index, restriction in enumerate(restrictions):
-        aggregates[f"r{index}"] = Count("pk", filter=consented_unsuppressed & _restriction_q(restriction, channel))
-    counts = matching.aggregate(**aggregates)
-    counts["restrictions"] = [
-        {
-            "id": restriction.pk,
-            "region": restriction.region,
-            "channel": restriction.channel or None,
-            "kind": restriction.kind,
-            "description": restriction.description,
-            "removes": counts.pop(f"r{index}"),
-        }
-        for index, restriction in enumerate(restrictions)
-    ]
-    return counts
 
 
 def _missing_metadata(audience: Audience) -> list[str]:
@@ -508,5 +340,5 @@ def audiences_referring_to(audience: Audience) -> list[str]:
     return sorted(
         name
         for name, rules, live in rows
-        if any(ref == audience.pk for _, ref in [*_references(rules), *_references(live)])
+        if any(ref == audience.pk for _, ref in [*rule_references(rules), *rule_references(live)])
     )

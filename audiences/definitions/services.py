@@ -7,10 +7,11 @@ the admin site and any future door call these functions; none has logic of its o
 
 - Deleting a **draft** deletes it. Deleting a **published** audience archives it and
   follows the environment's approval policy (`audience.archive`: two approvals in pilot
-  and production); the approved request runs `audience_archive` with the requester as
-  actor. Nothing is deleted or archived while something uses it: other audiences'
-  `in_audience` conditions, and whatever registers a check with `register_in_use_check`
-  (campaigns will).
+  and production) through `governance.approvals.request_or_run`: the outcome is the one
+  `ActionOutcome` (the archived audience, or the request filed); the approved request
+  runs `audience_archive` with the requester as actor. Nothing is deleted or archived
+  while something uses it: other audiences' `in_audience` conditions, and whatever
+  registers a check with `register_in_use_check` (campaigns will).
 - Sharing is for the owning team or an admin only (a hook on `audience.share`); a share
   of `change` lets another team or person edit and publish.
 - Promoting copies the definition (never the members) into another environment as a
@@ -21,89 +22,40 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from guardian.models import GroupObjectPermission, UserObjectPermission
 from guardian.shortcuts import get_group_perms, get_user_perms
 
-from audiences.definitions.selectors import (
-    audience_queryset,
-    audiences_referring_to,
-    rule_references,
-    rules_check,
-    rules_check_or_raise,
-    rules_pointer,
-    teams,
+from audiences.definitions.checks import check_text, invalid, resolve_team
+from audiences.definitions.errors import (
+    AudienceArchived,
+    AudienceInUse,
+    AudienceNameTaken,
+    ShareNotFound,
+    UnknownEnvironment,
 )
-from audiences.models import Audience, AudienceState, Channel, RegionalRestriction
+from audiences.definitions.selectors import audience_queryset, audiences_referring_to, teams
+from audiences.models import Audience, AudienceState, RegionalRestriction
+from audiences.rules import rule_references, rules_check, rules_check_or_raise, rules_pointer
 from governance import outbox, policy
 from governance.access import objectperms
 from governance.actors import Actor
-from governance.approvals import Execution, approval_request_create, fingerprint_of, register_executor
+from governance.approvals import ActionOutcome, Execution, fingerprint_of, request_or_run
 from governance.audit import trail as audit
-from governance.models import ApprovalRequest, ApprovalState, Environment
+from governance.models import Environment
 from governance.roles import ADMIN
-from marketerapi.problems import ApplicationError, Conflict, InvalidInput, NotFound
+from marketerapi.problems import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 EDITABLE_FIELDS: tuple[str, ...] = ("name", "owner_team", "channel", "purpose", "description", "rules")
 REFERENCE_CODES = frozenset({"audience_not_found", "audience_not_published", "audience_archived", "audience_cycle"})
-
-
-# --- refusals ----------------------------------------------------------------------------
-
-
-class AudienceNameTaken(ApplicationError):
-    status = 409
-    code = "audience_name_taken"
-    title = "An audience with this name already exists in this environment"
-    hint = "Choose another name, or edit the existing audience."
-
-
-class NotTeamMember(ApplicationError):
-    status = 403
-    code = "not_team_member"
-    title = "You can only give an audience to a team you belong to"
-    hint = "Pick one of your teams as owner_team, or ask an admin."
-
-
-class AudienceArchived(ApplicationError):
-    status = 409
-    code = "audience_archived"
-    title = "The audience is archived"
-    hint = "Archived audiences are kept for the record and cannot change; create a new audience instead."
-
-
-class AudienceInUse(ApplicationError):
-    status = 409
-    code = "audience_in_use"
-    title = "The audience is in use"
-    hint = "Remove it from what uses it (listed in `used_by`) first, then try again."
-
-
-class ApprovalPending(ApplicationError):
-    status = 409
-    code = "approval_pending"
-    title = "An approval request for this is already open"
-    hint = "Follow the open request at its url; cancel it there to file a new one."
-
-
-class UnknownEnvironment(ApplicationError):
-    status = 422
-    code = "unknown_environment"
-    title = "There is no such environment"
-    hint = "Use the slug of an environment, e.g. production."
-
-
-class ShareNotFound(ApplicationError):
-    status = 404
-    code = "share_not_found"
-    title = "The audience is not shared with them"
-    hint = "GET /api/v1/audiences/{id} lists the audience's shares."
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -120,95 +72,6 @@ def summary(audience: Audience) -> dict[str, Any]:
         "rules": audience.rules,
         "state": audience.state,
     }
-
-
-def _invalid(pointer: str, code: str, message: str, hint: str) -> InvalidInput:
-    return InvalidInput(
-        message, hint=hint, errors=[{"pointer": pointer, "code": code, "message": message, "hint": hint}]
-    )
-
-
-def _team_names(names: list[str]) -> str:
-    shown = ", ".join(names[:20]) + (", …" if len(names) > 20 else "")
-    return shown or "none (ask an admin to add you to a team)"
-
-
-def _picks_any_team(actor: Actor) -> bool:
-    return actor.user is None or ADMIN in actor.roles
-
-
-def owner_team_choices(actor: Actor) -> list[Group]:
-    """The teams `resolve_team` accepts from the actor, by name: their own teams, every
-    team for admins and the system (what a form offers as owner team)."""
-    if _picks_any_team(actor):
-        return list(teams().order_by("name"))
-    return sorted(objectperms.teams_of(actor.user), key=lambda g: g.name)
-
-
-def resolve_team(actor: Actor, name: str | None, *, pointer: str = "/owner_team") -> Group:
-    """The owner team: a team (not a role) the actor belongs to; admins and the system may
-    pick any. Without a name, the actor's only team."""
-    is_admin = _picks_any_team(actor)
-    own = sorted(objectperms.teams_of(actor.user), key=lambda g: g.name) if actor.user is not None else []
-    if name is None or not str(name).strip():
-        if len(own) == 1:
-            return own[0]
-        raise _invalid(
-            pointer,
-            "required",
-            "Say which team owns the audience." if own else "You belong to no team that could own the audience.",
-            f"Send owner_team: one of your teams ({_team_names([g.name for g in own])})."
-            if own
-            else "Ask an admin to add you to a team; teams own audiences.",
-        )
-    team = teams().filter(name=str(name).strip()).first()
-    if team is None:
-        choices = (
-            [g.name for g in own] if not is_admin else list(teams().order_by("name").values_list("name", flat=True))
-        )
-        raise _invalid(
-            pointer,
-            "unknown_team",
-            f"There is no team {name!r}.",
-            f"Use one of: {_team_names(choices)}. Teams are groups; roles such as analyst are not teams.",
-        )
-    if not is_admin and all(g.pk != team.pk for g in own):
-        raise NotTeamMember(
-            f"You are not in the team {team.name!r}.",
-            hint=f"Pick one of your teams ({_team_names([g.name for g in own])}), or ask an admin.",
-            errors=[
-                {
-                    "pointer": pointer,
-                    "code": "not_team_member",
-                    "message": f"You are not in the team {team.name!r}.",
-                    "hint": "Pick one of your teams.",
-                }
-            ],
-        )
-    return team
-
-
-def _check_text(values: dict[str, Any]) -> dict[str, Any]:
-    """Trim and check the metadata every door sends (the API's serializer checks it first)."""
-    out = dict(values)
-    limits = {"name": 120, "purpose": 200, "description": 10_000}
-    for name, limit in limits.items():
-        if name not in out:
-            continue
-        value = out[name]
-        if not isinstance(value, str) or not value.strip():
-            raise _invalid(f"/{name}", "blank", f"{name} must not be empty.", f"Say in a few words the {name}.")
-        if len(value.strip()) > limit:
-            raise _invalid(f"/{name}", "max_length", f"{name} is longer than {limit} characters.", "Shorten it.")
-        out[name] = value.strip()
-    if "channel" in out and out["channel"] not in Channel.values:
-        raise _invalid(
-            "/channel",
-            "invalid_choice",
-            f"{out['channel']!r} is not a channel.",
-            f"Use one of: {', '.join(Channel.values)}.",
-        )
-    return out
 
 
 def _name_taken(environment: Environment, name: str, *, hint: str | None = None) -> AudienceNameTaken:
@@ -268,7 +131,7 @@ def audience_create(
     problem with its pointer), 409 `audience_name_taken`.
     """
     decision = policy.require(actor, "audience.create")
-    values = _check_text({"name": name, "channel": channel, "purpose": purpose, "description": description})
+    values = check_text({"name": name, "channel": channel, "purpose": purpose, "description": description})
     team = resolve_team(actor, owner_team)
     environment = actor.environment
     _ensure_name_free(environment, values["name"])
@@ -281,7 +144,8 @@ def audience_create(
                 owner_team=team,
                 rules=rules,
                 state=AudienceState.DRAFT,
-                created_by=actor.user if actor.user is not None else None,
+                # Actor.user is typed AbstractBaseUser; the user model is auth.User.
+                created_by=cast("User | None", actor.user),
                 created_at=now,
                 updated_at=now,
                 **values,
@@ -302,7 +166,7 @@ def audience_update(*, actor: Actor, audience: Audience, **changes: Any) -> Audi
     decision = policy.require(actor, "audience.edit", audience)
     if audience.state == AudienceState.ARCHIVED:
         raise AudienceArchived(f"{audience.name!r} is archived and cannot be edited.")
-    values = _check_text({k: v for k, v in changes.items() if k not in ("owner_team", "rules")})
+    values = check_text({k: v for k, v in changes.items() if k not in ("owner_team", "rules")})
     if "owner_team" in changes:
         values["owner_team"] = resolve_team(actor, changes["owner_team"])
     if "name" in values:
@@ -376,15 +240,6 @@ def _refuse_if_in_use(audience: Audience, verb: str) -> None:
         )
 
 
-@dataclass(frozen=True)
-class AudienceDeletion:
-    """What DELETE did: `deleted` (a draft), `archived`, or `approval` (a request was filed)."""
-
-    outcome: str
-    audience: Audience | None = None
-    approval: ApprovalRequest | None = None
-
-
 def audience_fingerprint(audience: Audience) -> str:
     """What approvers of an archive approved: the audience's name, state and live version."""
     return fingerprint_of("audiences.audience", audience.pk, audience.name, audience.state, audience.live_version_id)
@@ -396,65 +251,27 @@ def _forget_shares(audience: Audience) -> None:
     GroupObjectPermission.objects.filter(content_type=content_type, object_pk=str(audience.pk)).delete()
 
 
-def open_request(audience: Audience, action: str) -> int | None:
-    """The id of the request for `action` on this audience that is still open (pending, or
-    approved and not run yet), or None: while there is one, a second is refused."""
-    return (
-        ApprovalRequest.objects.filter(
-            environment_id=audience.environment_id,
-            action=action,
-            target_type=Audience._meta.label_lower,
-            target_id=str(audience.pk),
-            state__in=[ApprovalState.PENDING, ApprovalState.APPROVED],
-        )
-        .values_list("pk", flat=True)
-        .first()
-    )
-
-
-def audience_delete(*, actor: Actor, audience: Audience) -> AudienceDeletion:
-    """DELETE /audiences/{id}: a draft is deleted; a published audience is archived, or an
-    approval request is filed where the environment's policy asks for one."""
+def audience_delete(*, actor: Actor, audience: Audience) -> ActionOutcome[Audience | None]:
+    """DELETE /audiences/{id}: a draft is deleted (the outcome's result is None); a
+    published audience is archived (`audience_archive`: the result is the archived
+    audience, or an approval request is filed where the environment's policy asks for one)."""
     if audience.state == AudienceState.ARCHIVED:
         raise AudienceArchived(f"{audience.name!r} is archived already.", hint="There is nothing left to do.")
-    if audience.state == AudienceState.DRAFT and audience.live_version_id is None:
-        decision = policy.require(actor, "audience.delete", audience)
-        _refuse_if_in_use(audience, "delete")
-        with transaction.atomic():
-            locked = Audience.objects.select_for_update().select_related("owner_team").get(pk=audience.pk)
-            if locked.state != AudienceState.DRAFT or locked.live_version_id is not None:
-                raise Conflict(
-                    f"{locked.name!r} was published meanwhile.", hint="Send DELETE again: it archives it now."
-                )
-            target = (Audience._meta.label_lower, locked.pk, locked.name)
-            before = summary(locked)
-            _forget_shares(locked)
-            locked.delete()
-            audit.record(actor, "audience.delete", target, decision=decision, changes={"before": before})
-        return AudienceDeletion("deleted")
-
-    context: dict[str, Any] = {}
-    decision = policy.require(actor, "audience.archive", audience, context)
-    _refuse_if_in_use(audience, "archive")
-    if decision.needs_approval:
-        pending = open_request(audience, "audience.archive")
-        if pending is not None:
-            raise ApprovalPending(
-                f"Archiving {audience.name!r} waits for approval already (request {pending}).",
-                approval_url=f"/api/v1/approvals/{pending}",
-            )
-        with transaction.atomic():
-            request = approval_request_create(
-                actor=actor,
-                action="audience.archive",
-                target=audience,
-                summary=f"Archive the published audience {audience.name!r}",
-                change={"audience_id": audience.pk, "name": audience.name, "context": context},
-                decision=decision,
-                fingerprint=audience_fingerprint(audience),
-            )
-        return AudienceDeletion("approval", approval=request)
-    return AudienceDeletion("archived", audience=_archive(actor, audience, decision, []))
+    if audience.state != AudienceState.DRAFT or audience.live_version_id is not None:
+        archived = audience_archive(actor=actor, audience=audience)
+        return ActionOutcome(result=archived.result, approval=archived.approval, warnings=archived.warnings)
+    decision = policy.require(actor, "audience.delete", audience)
+    _refuse_if_in_use(audience, "delete")
+    with transaction.atomic():
+        locked = Audience.objects.select_for_update().select_related("owner_team").get(pk=audience.pk)
+        if locked.state != AudienceState.DRAFT or locked.live_version_id is not None:
+            raise Conflict(f"{locked.name!r} was published meanwhile.", hint="Send DELETE again: it archives it now.")
+        target = (Audience._meta.label_lower, locked.pk, locked.name)
+        before = summary(locked)
+        _forget_shares(locked)
+        locked.delete()
+        audit.record(actor, "audience.delete", target, decision=decision, changes={"before": before})
+    return ActionOutcome(result=None)
 
 
 def audience_archive(
@@ -463,19 +280,23 @@ def audience_archive(
     audience: Audience,
     context: dict[str, Any] | None = None,
     approval_refs: list[dict[str, Any]] | None = None,
-) -> Audience:
-    """Archive a published audience now: the approved-request path (context carries
-    `approved_request`) and the doors of environments without an approval policy."""
-    decision = policy.require(actor, "audience.archive", audience, context or {})
-    if decision.needs_approval:
-        raise ApplicationError(
-            "Archiving this audience needs approval first.",
-            status=409,
-            code="approval_required",
-            hint="DELETE /api/v1/audiences/{id} files the approval request.",
-        )
+) -> ActionOutcome[Audience]:
+    """Archive a published audience, or file the approval request the environment's policy
+    asks for (pilot and production: an approver and a developer or admin). The approved
+    request runs this again as the requester (`context` carries `approved_request`)."""
+    context = dict(context or {})
+    decision = policy.require(actor, "audience.archive", audience, context)
     _refuse_if_in_use(audience, "archive")
-    return _archive(actor, audience, decision, approval_refs or [])
+    return request_or_run(
+        actor=actor,
+        action="audience.archive",
+        target=audience,
+        decision=decision,
+        summary=f"Archive the published audience {audience.name!r}",
+        change={"audience_id": audience.pk, "name": audience.name, "context": context},
+        fingerprint=audience_fingerprint(audience),
+        run=lambda: _archive(actor, audience, decision, approval_refs or []),
+    )
 
 
 def _archive(
@@ -514,7 +335,7 @@ def _archive(
     return audience_queryset().get(pk=locked.pk)
 
 
-def _execute_archive(execution: Execution) -> dict[str, Any]:
+def execute_archive(execution: Execution) -> dict[str, Any]:
     """The executor of an approved archive: the requester archives, the approvals recorded."""
     audience = execution.target
     if audience is None:
@@ -524,11 +345,9 @@ def _execute_archive(execution: Execution) -> dict[str, Any]:
         audience=audience,
         context=execution.context,
         approval_refs=execution.approval_refs,
-    )
+    ).result
+    assert archived is not None  # an approved request runs (the approval rule is skipped)
     return {"audience": archived.pk, "state": archived.state}
-
-
-register_executor("audience.archive", _execute_archive, fingerprint=audience_fingerprint)
 
 
 # --- sharing ---------------------------------------------------------------------------------
@@ -541,6 +360,7 @@ def share_needs_owner(
     pass the audience on."""
     if not isinstance(target, Audience) or ADMIN in actor.roles:
         return None
+    # Actor.user is typed AbstractBaseUser (no groups); the user model is auth.User.
     if actor.user is not None and actor.user.groups.filter(pk=target.owner_team_id).exists():  # type: ignore[attr-defined]
         return None
     team = target.owner_team.name
@@ -554,7 +374,7 @@ def share_needs_owner(
 
 def _grantee(team: str | None, user: str | None) -> tuple[str, Any]:
     if (team is None) == (user is None):
-        raise _invalid(
+        raise invalid(
             "/team" if team is not None else "",
             "one_grantee",
             "Name either a team or a user, not both or neither.",
@@ -563,7 +383,7 @@ def _grantee(team: str | None, user: str | None) -> tuple[str, Any]:
     if team is not None:
         group = teams().filter(name=team).first()
         if group is None:
-            raise _invalid(
+            raise invalid(
                 "/team",
                 "unknown_team",
                 f"There is no team {team!r}.",
@@ -572,7 +392,7 @@ def _grantee(team: str | None, user: str | None) -> tuple[str, Any]:
         return "team", group
     found = get_user_model().objects.filter(username=user, is_active=True).first()
     if found is None:
-        raise _invalid("/user", "unknown_user", f"There is no active user {user!r}.", "Check the username.")
+        raise invalid("/user", "unknown_user", f"There is no active user {user!r}.", "Check the username.")
     return "user", found
 
 
@@ -595,10 +415,10 @@ def audience_share(
     """Share with a team or a user at `view` or `change` (replacing an earlier level)."""
     decision = policy.require(actor, "audience.share", audience)
     if level not in objectperms.SHARE_LEVELS:
-        raise _invalid("/level", "invalid_choice", f"{level!r} is not a share level.", "Use view or change.")
+        raise invalid("/level", "invalid_choice", f"{level!r} is not a share level.", "Use view or change.")
     kind, grantee = _grantee(team, user)
     if kind == "team" and grantee.pk == audience.owner_team_id:
-        raise _invalid(
+        raise invalid(
             "/team",
             "already_owner",
             f"The team {grantee.name!r} owns the audience already.",
@@ -739,7 +559,7 @@ def audience_promote(
             ],
         )
     if target.pk == audience.environment_id:
-        raise _invalid(
+        raise invalid(
             "/environment",
             "same_environment",
             f"The audience is in {target.slug} already.",
@@ -755,7 +575,7 @@ def audience_promote(
     )
     decision = policy.require(there, "audience.create")
     team = resolve_team(there, owner_team if owner_team is not None else audience.owner_team.name)
-    copy_name = _check_text({"name": name if name is not None else audience.name})["name"]
+    copy_name = check_text({"name": name if name is not None else audience.name})["name"]
     clash_hint = (
         f'Send a new name for the copy, e.g. {{"environment": "{target.slug}", "name": "{copy_name} (copy)"}}, '
         f"or rename or archive the audience named {copy_name!r} in {target.slug}."
@@ -781,7 +601,8 @@ def audience_promote(
                 description=audience.description,
                 rules=rules,
                 state=AudienceState.DRAFT,
-                created_by=actor.user if actor.user is not None else None,
+                # Actor.user is typed AbstractBaseUser; the user model is auth.User.
+                created_by=cast("User | None", actor.user),
                 created_at=now,
                 updated_at=now,
             ),

@@ -222,7 +222,7 @@ def profile_events_ingest(*, actor: Actor, events: Sequence[Mapping[str, Any]]) 
     with transaction.atomic():
         profile_ids = _profile_ids_or_errors(actor=actor, rows=events, key="events")
         keyed = {(profile_ids[e["external_id"]], e["event_id"]) for e in events if e.get("event_id") is not None}
-        seen: set[tuple[int, str]] = set()
+        seen: set[tuple[int, str | None]] = set()
         if keyed:
             # An index scan on profile_id (EXPLAIN on PostgreSQL); the ORDER BY of
             # ProfileEvent's Meta is dropped, nothing here needs it.

@@ -2,185 +2,42 @@
 
 Each environment has one **global** list and any number of **named** lists; every list
 applies to every audience of its environment. People are listed by `external_id` or by
-the SHA-256 of their lower-cased email address: a plain email address is hashed on the
-way in and never stored.
+the SHA-256 of their lower-cased email address (entries.py reads them from a request).
 
-Reads (`suppression_lists`) and writes (`suppression_list_create`,
-`suppression_entries_change`) follow the services pattern: the policy first, then one
-transaction with a set-based change (one read of what is listed, one bulk insert, one
-delete per key kind) and one audit event as its last write. Changing the global list in
-pilot or production asks for two approvals (`suppression.change_global`); the approved
-request runs the same service with the requester as actor.
+The writes (`suppression_list_create`, `suppression_entries_change`) ask the policy
+first, then run one transaction with a set-based change (one read of what is listed, one
+bulk insert, one delete per key kind) and one audit event as its last write. Changing the
+global list in pilot or production asks for two approvals (`suppression.change_global`)
+through `governance.approvals.request_or_run`; the approved request runs the same service
+with the requester as actor. Reads are in selectors.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count
 
 from audiences.models import SuppressionEntry, SuppressionList
-from audiences.profiles.errors import check_batch_size, raise_row_errors, row_error
+from audiences.profiles.errors import check_batch_size
+from audiences.suppressions.entries import KINDS, Key
+from audiences.suppressions.errors import SuppressionListExists, SuppressionListNotFound
 from governance import policy
 from governance.actors import Actor
-from governance.approvals import Execution, approval_request_create, register_executor
+from governance.approvals import ActionOutcome, Execution, request_or_run
 from governance.audit import trail as audit
-from governance.models import ApprovalRequest
-from marketerapi.problems import ApplicationError, InvalidInput, NotFound
+from marketerapi.problems import InvalidInput
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 GLOBAL = "global"
-KINDS = ("external_id", "email_hash")
 WRITE_BATCH = 1000
 # How many listed keys an audit event names; the counts are always complete.
 AUDIT_SAMPLE = 100
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-_HASH = re.compile(r"^[0-9a-f]{64}$")
-
-Key = tuple[str, str]
-
-
-class SuppressionListNotFound(NotFound):
-    code = "suppression_list_not_found"
-    title = "There is no such suppression list"
-    hint = 'GET /api/v1/suppressions/ lists them; send {"name": …} to create a named list.'
-
-
-class SuppressionListExists(ApplicationError):
-    status = 409
-    code = "suppression_list_exists"
-    title = "A suppression list with this name exists already"
-    hint = 'Add entries to it with {"list": "<name>", "entries": [...]}, or choose another name.'
-
-
-def hash_email(email: str) -> str:
-    """SHA-256 of the lower-cased address, as profiles' `email_hash` column computes it."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
-
-
-# --- reading entries from a request ----------------------------------------------------------
-
-
-def parse_entries(rows: Any, *, key: str = "entries") -> list[Key]:
-    """Turn `[{"external_id": …} | {"email": …} | {"email_hash": …}]` into keys; every bad
-    row is reported at once (pointers `/entries/<index>/<field>`), duplicates collapse."""
-    if not isinstance(rows, list):
-        raise InvalidInput(
-            f"`{key}` must be a list.",
-            errors=[
-                {
-                    "pointer": f"/{key}",
-                    "code": "not_a_list",
-                    "message": f"`{key}` must be a JSON array.",
-                    "hint": f'Send e.g. "{key}": [{{"external_id": "cust-1"}}, {{"email": "ann@example.com"}}].',
-                }
-            ],
-        )
-    check_batch_size(rows, key)
-    errors: list[dict[str, Any]] = []
-    keys: dict[Key, None] = {}
-    for index, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            errors.append(
-                row_error(
-                    index,
-                    key,
-                    None,
-                    "not_an_object",
-                    f"Entry {index} is not an object.",
-                    'Send {"external_id": "…"} or {"email": "…"}.',
-                )
-            )
-            continue
-        unknown = [name for name in row if name not in ("external_id", "email", "email_hash")]
-        for name in unknown:
-            errors.append(
-                row_error(
-                    index,
-                    key,
-                    str(name),
-                    "unknown_field",
-                    f"Unknown field {name!r}.",
-                    "An entry has one of: external_id, email, email_hash.",
-                )
-            )
-        present = [name for name in ("external_id", "email", "email_hash") if name in row]
-        if unknown:
-            continue
-        if len(present) != 1:
-            errors.append(
-                row_error(
-                    index,
-                    key,
-                    None,
-                    "one_key",
-                    "An entry names a person by exactly one of external_id, email or email_hash.",
-                    'Send {"external_id": "cust-1"} or {"email": "ann@example.com"}, one per entry.',
-                )
-            )
-            continue
-        name = present[0]
-        value = row[name]
-        if not isinstance(value, str) or not value.strip():
-            errors.append(row_error(index, key, name, "blank", f"{name} must be a non-empty string.", "Send text."))
-            continue
-        value = value.strip()
-        if name == "external_id":
-            if len(value) > 255:
-                errors.append(
-                    row_error(
-                        index, key, name, "max_length", "external_id is longer than 255 characters.", "Shorten it."
-                    )
-                )
-                continue
-            keys[("external_id", value)] = None
-        elif name == "email":
-            if not _EMAIL.match(value) or len(value) > 254:
-                errors.append(
-                    row_error(
-                        index,
-                        key,
-                        name,
-                        "invalid_email",
-                        f"{value!r} is not an email address.",
-                        "Send e.g. ann@example.com.",
-                    )
-                )
-                continue
-            keys[("email_hash", hash_email(value))] = None
-        else:
-            if not _HASH.match(value.lower()):
-                errors.append(
-                    row_error(
-                        index,
-                        key,
-                        name,
-                        "invalid_hash",
-                        "email_hash must be 64 hexadecimal characters.",
-                        "Send the hex SHA-256 of the lower-cased email address, or send the email itself.",
-                    )
-                )
-                continue
-            keys[("email_hash", value.lower())] = None
-    raise_row_errors(errors, allowed_fields=["external_id", "email", "email_hash"])
-    return list(keys)
-
-
-# --- reads ---------------------------------------------------------------------------------
-
-
-def suppression_lists(*, actor: Actor) -> QuerySet[SuppressionList]:
-    """The lists of the actor's environment with their entry counts (one query per page)."""
-    policy.require(actor, "suppression.view")
-    return (
-        SuppressionList.objects.filter(environment=actor.environment)
-        .select_related("created_by")
-        .annotate(entry_count=Count("entries"))
-    )
 
 
 def _find_list(actor: Actor, name: str) -> SuppressionList | None:
@@ -201,16 +58,14 @@ def _with_count(suppression_list: SuppressionList) -> SuppressionList:
 
 @dataclass
 class SuppressionChange:
-    """What a change did; `approval` is set instead when a request was filed."""
+    """What a change of a list did: the list (with its entry count) and the counts."""
 
-    suppression_list: SuppressionList | None
+    suppression_list: SuppressionList
     added: int = 0
     already_listed: int = 0
     removed: int = 0
     not_listed: int = 0
-    approval: ApprovalRequest | None = None
     created: bool = False
-    notes: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -303,7 +158,8 @@ def suppression_list_create(
                     environment=actor.environment,
                     name=name,
                     description=(description or "")[:200],
-                    created_by=actor.user,
+                    # Actor.user is typed AbstractBaseUser; the user model is auth.User.
+                    created_by=cast("User | None", actor.user),
                 )
         except IntegrityError:
             raise SuppressionListExists(
@@ -324,6 +180,14 @@ def suppression_list_create(
     return SuppressionChange(_with_count(created), added=added, already_listed=already, created=True)
 
 
+class _GlobalListToBe(tuple[str, str, str]):
+    """The global list before its first change, as audit and approvals describe a target
+    that is not a row yet — (type, id, label) — plus its environment, so the lookup of an
+    open request for it stays in this environment."""
+
+    environment_id: int
+
+
 def suppression_entries_change(
     *,
     actor: Actor,
@@ -333,11 +197,12 @@ def suppression_entries_change(
     reason: str = "",
     context: dict[str, Any] | None = None,
     approval_refs: list[dict[str, Any]] | None = None,
-) -> SuppressionChange:
+) -> ActionOutcome[SuppressionChange]:
     """Add and remove people on a list (`global` or a named one) in one transaction.
 
     The global list is created on its first change. In environments whose policy asks
-    for approval of global changes, a request is filed instead (nothing changes yet).
+    for approval of global changes, a request is filed instead (nothing changes yet; a
+    second one waits until the first is decided: 409 `approval_pending`).
     """
     is_global = list_name == GLOBAL
     action = "suppression.change_global" if is_global else "suppression.change"
@@ -348,36 +213,36 @@ def suppression_entries_change(
     check_batch_size(remove, "remove")
     context = dict(context or {})
     decision = policy.require(actor, action, found, context)
-
-    if decision.needs_approval:
-        target: Any = found or (
-            SuppressionList._meta.label_lower,
-            "",
-            f"global suppression list of {actor.environment}",
+    target: Any = found
+    if found is None:
+        target = _GlobalListToBe(
+            (SuppressionList._meta.label_lower, "", f"global suppression list of {actor.environment}")
         )
-        parts = []
-        if add:
-            parts.append(f"add {len(add):,}")
-        if remove:
-            parts.append(f"remove {len(remove):,}")
-        with transaction.atomic():
-            request = approval_request_create(
-                actor=actor,
-                action=action,
-                target=target,
-                summary=f"Change the global suppression list of {actor.environment}: "
-                + (" and ".join(parts) or "no entries"),
-                change={
-                    "list": GLOBAL,
-                    "add": _split(add),
-                    "remove": _split(remove),
-                    "reason": reason,
-                    "context": context,
-                },
-                decision=decision,
-            )
-        return SuppressionChange(found, approval=request)
+        target.environment_id = actor.environment.pk
+    parts = [f"add {len(add):,}"] if add else []
+    if remove:
+        parts.append(f"remove {len(remove):,}")
+    return request_or_run(
+        actor=actor,
+        action=action,
+        target=target,
+        decision=decision,
+        summary=f"Change the global suppression list of {actor.environment}: " + (" and ".join(parts) or "no entries"),
+        change={"list": GLOBAL, "add": _split(add), "remove": _split(remove), "reason": reason, "context": context},
+        run=lambda: _change_now(actor, action, found, add, remove, reason, decision, approval_refs or []),
+    )
 
+
+def _change_now(
+    actor: Actor,
+    action: str,
+    found: SuppressionList | None,
+    add: Sequence[Key],
+    remove: Sequence[Key],
+    reason: str,
+    decision: policy.Decision,
+    approval_refs: list[dict[str, Any]],
+) -> SuppressionChange:
     with transaction.atomic():
         created = False
         if found is None:
@@ -388,11 +253,12 @@ def suppression_entries_change(
                         name=GLOBAL,
                         is_global=True,
                         description="People never to contact in this environment",
-                        created_by=actor.user,
+                        # Actor.user is typed AbstractBaseUser; the user model is auth.User.
+                        created_by=cast("User | None", actor.user),
                     )
                     created = True
             except IntegrityError:
-                found = _find_list(actor, list_name)
+                found = _find_list(actor, GLOBAL)
                 if found is None:
                     raise
         # One change of a list at a time: the listed-or-not reads below stay true until commit.
@@ -415,7 +281,7 @@ def suppression_entries_change(
                 "add": _sample(list(add)),
                 "remove": _sample(list(remove)),
             },
-            approval_refs=approval_refs or [],
+            approval_refs=approval_refs,
         )
     return SuppressionChange(
         _with_count(locked),
@@ -431,7 +297,7 @@ def _keys_from(change: Mapping[str, Any]) -> list[Key]:
     return [(kind, value) for kind in KINDS for value in (change or {}).get(kind, [])]
 
 
-def _execute_global_change(execution: Execution) -> dict[str, Any]:
+def execute_global_change(execution: Execution) -> dict[str, Any]:
     """The executor of an approved change of the global list, by the requester."""
     change = execution.change
     outcome = suppression_entries_change(
@@ -442,8 +308,6 @@ def _execute_global_change(execution: Execution) -> dict[str, Any]:
         reason=change.get("reason") or "",
         context=execution.context,
         approval_refs=execution.approval_refs,
-    )
+    ).result
+    assert outcome is not None  # an approved request runs (the approval rule is skipped)
     return {"list": GLOBAL, **outcome.counts()}
-
-
-register_executor("suppression.change_global", _execute_global_change)

@@ -75,6 +75,20 @@ def job_claim(job_id: int, *, now: datetime | None = None) -> Job | None:
     return Job.objects.select_related("environment").get(pk=job_id)
 
 
+def job_take_over(job: Job, *, stale_before: datetime, now: datetime | None = None) -> Job | None:
+    """A running job whose worker is gone (heartbeat older than `stale_before`) → running
+    under the caller, counting an attempt; for exactly one caller (the attempts the caller
+    read must still be the row's). None when it is not running, its heartbeat is fresh, or
+    another caller took it over first."""
+    now = now or timezone.now()
+    taken = Job.objects.filter(
+        pk=job.pk, state=JobState.RUNNING, heartbeat_at__lt=stale_before, attempts=job.attempts
+    ).update(heartbeat_at=now, attempts=F("attempts") + 1)
+    if taken != 1:
+        return None
+    return Job.objects.select_related("environment").get(pk=job.pk)
+
+
 def job_progress(job: Job, *, done: int, total: int | None = None, now: datetime | None = None, **extra: Any) -> None:
     """Record how far a running job got (and that its worker is alive)."""
     now = now or timezone.now()

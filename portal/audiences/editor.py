@@ -263,7 +263,7 @@ def _form_problem(form: AudienceForm, actor: Actor, self_id: int | None) -> Prob
     everything in one go (the rules are checked by the same selector the service uses)."""
     found = form.problems()
     if "rules" not in form.errors:
-        found += audience_selectors.rules_check(actor.environment, form.cleaned_data["rules"], self_id=self_id).problems
+        found += rules.rules_check(actor.environment, form.cleaned_data["rules"], self_id=self_id).problems
     count = len(found)
     return Problem(
         status=422,
@@ -281,7 +281,7 @@ def audience_new(request: HttpRequest) -> HttpResponse:
     """A new audience: an empty editor; saving creates a draft through `audience_create`."""
     actor = portal_actor(request)
     permission = can(actor, "audience.create")
-    teams = _team_names(audience_services.owner_team_choices(actor)) if permission else []
+    teams = _team_names(audience_selectors.owner_team_choices(actor)) if permission else []
     if request.method == "POST":
         # Whoever may not create is refused by the service itself (and the refusal audited),
         # whatever the form holds; the problem page says why and who can.
@@ -364,7 +364,7 @@ def audience_edit(request: HttpRequest, audience_id: int) -> HttpResponse:
     audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
     permission = _edit_permission(actor, audience)
     current_team = audience.owner_team.name
-    teams = _team_names(audience_services.owner_team_choices(actor), current_team) if permission else []
+    teams = _team_names(audience_selectors.owner_team_choices(actor), current_team) if permission else []
     if request.method == "POST":
         # Whoever may not edit (another team's audience, an archived one) is refused by the
         # service itself, and the refusal audited.
@@ -542,7 +542,7 @@ def audience_preview(request: HttpRequest) -> HttpResponse:
         return _preview_fragment(request, problem=Problem.of(error))
     try:
         result = audience_selectors.audience_preview(actor=actor, rules=rules_value, channel=channel, audience=audience)
-    except audience_selectors.InvalidRules as error:
+    except rules.InvalidRules as error:
         return _preview_fragment(request, problem=Problem.of(error))
     shown = audience_selectors.preview_as_seen(actor=actor, result=result)
     return _preview_fragment(

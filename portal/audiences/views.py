@@ -1,20 +1,21 @@
 """Audience pages: the list, one audience, publish with live job progress, versions and
 rollback, members, promote, share, delete (the rule editor is editor.py).
 
-Thin like every door: each view reads the audience through `audience_selectors.audience_get`
-(404 for another environment's), calls the service or selector the API calls —
-`publish.audience_publish` / `audience_rollback`, `publish_selectors.version_list` /
-`live_members_page` / `members_as_seen`, `audience_services.audience_share` / `_unshare` /
-`_promote` / `_delete`, `jobs.job_get` + `job_as_public`, `selectors_audit.audit_event_list` —
-with the portal actor, and renders the answer. What a person may not do is shown disabled
-with the reason and who can (`can()`); a forged POST is refused by the service itself, which
-audits the refusal. A service's problem is shown in place (portal.web.portal_view).
+Thin like every door: each view reads through the selectors the API reads through —
+`audience_list` (with the list's filters) and `audience_get` (404 for another environment's)
+in audiences/definitions/selectors.py, `version_list` and `members_as_seen` in
+audiences/publishing/selectors.py, `jobs.job_get` + `job_as_public`, `audit_event_list` —
+calls the service the API calls (`audience_publish` / `audience_rollback`,
+`audience_share` / `_unshare` / `_promote` / `_delete`, each an `ActionOutcome` where
+approval may be asked) with the portal actor, and renders the answer. Lists page with the
+API's cursor pagination (`portal.web.paginate`; members with the version-bound
+audiences/publishing/pagination.py). What a person may not do is shown disabled with the
+reason and who can (`can()`); a forged POST is refused by the service itself, which audits
+the refusal. A service's problem is shown in place (portal.web.portal_view).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import sys
 from dataclasses import dataclass
@@ -27,17 +28,21 @@ from django.shortcuts import render
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from rest_framework.request import Request
 
-from audiences.api.definitions import AudienceFilter
 from audiences.definitions import selectors as audience_selectors
 from audiences.definitions import services as audience_services
 from audiences.models import Audience, AudienceState, AudienceVersion, Channel, Profile, VersionState
 from audiences.publishing import selectors as publish_selectors
 from audiences.publishing import services as publish
+from audiences.publishing.build import rebuild_warning
+from audiences.publishing.errors import VersionNotFound
+from audiences.publishing.pagination import MembershipPagination, VersionPagination
+from audiences.rules import rule_references
 from governance import policy
 from governance.actors import Actor
-from governance.approvals import approval_brief
-from governance.approvals.selectors import approval_list, received_of, request_steps
+from governance.approvals import ActionOutcome, approval_brief
+from governance.approvals.selectors import approval_list, open_request_id, received_of, request_steps
 from governance.approvals.steps import describe_steps
 from governance.audit.selectors import audit_event_list
 from governance.models import ApprovalRequest
@@ -46,7 +51,7 @@ from integrations.models import JobState
 from marketerapi.problems import ApplicationError, InvalidInput
 from portal.audiences.editor import OPERATOR_LABELS, STEP_LABELS
 from portal.templatetags.portal_words import event_words
-from portal.web import Permission, Problem, can, hx_redirect, portal_actor, portal_view
+from portal.web import Page, Permission, Problem, can, hx_redirect, paginate, portal_actor, portal_view
 
 PAGE_SIZE = 50
 MEMBERS_PAGE = 50
@@ -84,23 +89,6 @@ def _plural(count: int | None, word: str, plural: str | None = None) -> str:
 def n(value: int | None) -> str:
     """A count as pages show it: 1,204 (a dash when unknown)."""
     return "—" if value is None else f"{value:,}"
-
-
-def _encode(kind: str, value: int) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode().rstrip("=")
-
-
-def _decode(kind: str, cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        tag, value = raw.split(":")
-        if tag != kind:
-            raise ValueError(tag)
-        return int(value)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise publish_selectors.InvalidCursor(
-            "The page link could not be read.", hint="Use the page links as they are, or start again from page one."
-        ) from None
 
 
 def _field_error(pointer: str, message: str, hint: str, code: str = "invalid") -> InvalidInput:
@@ -218,7 +206,7 @@ def rules_tree(node: Any, names: dict[int, str]) -> dict[str, Any]:
 
 
 def _referenced_names(actor: Actor, rules: Any) -> dict[int, str]:
-    ids = {ref for _, ref in audience_selectors.rule_references(rules)}
+    ids = {ref for _, ref in rule_references(rules)}
     if not ids:
         return {}
     return dict(audience_selectors.audience_list(actor=actor).filter(pk__in=ids).values_list("pk", "name"))
@@ -247,64 +235,36 @@ def timeline_url(audience_id: int) -> str:
 # --- 1. the list ---------------------------------------------------------------------------------
 
 
-def _filter_problem(filterset: AudienceFilter) -> InvalidInput:
-    errors = []
-    for name, messages_ in filterset.errors.items():
-        hint = {
-            "state": f"Use one of: {', '.join(AudienceState.values)}.",
-            "channel": f"Use one of: {', '.join(Channel.values)}.",
-        }.get(name, "Clear the filter and try again.")
-        errors.append({"pointer": f"/{name}", "code": "invalid_choice", "message": " ".join(messages_), "hint": hint})
-    return InvalidInput(
-        f"{len(errors)} filter value(s) are not valid.",
-        title="Some filter values are not valid",
-        hint="Pick the filters from the lists.",
-        errors=errors,
-    )
-
-
 @require_GET
 @portal_view
 def audience_list(request: HttpRequest) -> HttpResponse:
     """The environment's audiences, newest first, filtered like GET /api/v1/audiences/."""
     actor = portal_actor(request)
     values = {name: request.GET.get(name, "").strip() for name in FILTERS}
-    filterset = AudienceFilter(
-        {k: v for k, v in values.items() if v}, queryset=audience_selectors.audience_list(actor=actor)
-    )
     problem = None
-    rows: list[Audience] = []
-    next_cursor = None
-    cursor = request.GET.get("cursor", "")
-    status = 200
-    if filterset.is_valid():
-        audiences = filterset.qs.order_by("-id")
-        if cursor:
-            audiences = audiences.filter(pk__lt=_decode("a", cursor))
-        rows = list(audiences[: PAGE_SIZE + 1])
-        if len(rows) > PAGE_SIZE:
-            rows = rows[:PAGE_SIZE]
-            next_cursor = _encode("a", rows[-1].pk)
-        for row in rows:
-            row.reach = n(row.live_version.members if row.live_version is not None else None)  # type: ignore[attr-defined]
-    else:
-        problem = Problem.of(_filter_problem(filterset))
-        status = problem.status
+    page: Page[Audience] = Page(rows=[], next_cursor=None, later=False)
+    try:
+        page = paginate(request, audience_selectors.audience_list(actor=actor, filters=values), page_size=PAGE_SIZE)
+    except InvalidInput as error:
+        problem = Problem.of(error)  # shown beside the filters, which stay on the page to fix it
+    for row in page.rows:
+        # What the list shows in the reach column, set on the row for the template.
+        row.reach = n(row.live_version.members if row.live_version is not None else None)  # type: ignore[attr-defined]
     query = {k: v for k, v in values.items() if v}
     context = {
-        "audiences": rows,
+        "audiences": page.rows,
         "filters": values,
         "filtered": bool(query),
         "query": urlencode(query),
-        "next_cursor": next_cursor,
-        "first_page": bool(cursor),
+        "next_cursor": page.next_cursor,
+        "first_page": page.later,
         "problem": problem,
         "teams": list(audience_selectors.teams().order_by("name").values_list("name", flat=True)),
         "states": AudienceState.choices,
         "channels": Channel.choices,
         "create": Control.of(can(actor, "audience.create")),
     }
-    return render(request, "portal/audiences/list.html", context, status=status)
+    return render(request, "portal/audiences/list.html", context, status=problem.status if problem else 200)
 
 
 def version_view(version: AudienceVersion | None, live_id: int | None) -> dict[str, Any] | None:
@@ -354,7 +314,7 @@ def publish_control(actor: Actor, audience: Audience) -> Control:
     permission = can(actor, publish.PUBLISH, audience, context)
     if permission.allowed:
         # The service refuses a second publish while one waits for approval: not offered, with why.
-        pending = audience_services.open_request(audience, publish.PUBLISH)
+        pending = open_request_id(action=publish.PUBLISH, target=audience)
         if pending is not None:
             return Control.refused(
                 f"Publishing “{audience.name}” waits for approval already (request {pending}).",
@@ -387,7 +347,7 @@ def delete_control(actor: Actor, audience: Audience) -> Control:
     permission = can(actor, "audience.archive", audience)
     if permission.allowed and permission.needs_approval:
         # The service refuses a second request while one is open: not offered, with why.
-        pending = audience_services.open_request(audience, "audience.archive")
+        pending = open_request_id(action="audience.archive", target=audience)
         if pending is not None:
             return Control.refused(
                 f"Archiving “{audience.name}” waits for approval already (request {pending}).",
@@ -464,13 +424,13 @@ def _approval_response(
 
 
 def _job_started(
-    request: HttpRequest, audience: Audience, outcome: publish.PublishOutcome, *, what: str
+    request: HttpRequest, audience: Audience, outcome: ActionOutcome[publish.VersionBuild], *, what: str
 ) -> HttpResponse:
     """A publish or rollback job started: the live progress panel (htmx) or its page."""
-    job = outcome.job
-    assert job is not None
+    assert outcome.result is not None
+    job = outcome.result.job
     warnings = list(outcome.warnings)
-    quota = outcome.quota.warning() if outcome.quota is not None else None
+    quota = outcome.result.quota.warning() if outcome.result.quota is not None else None
     if not _is_htmx(request):
         for warning in warnings:
             messages.warning(request, f"{warning['message']} {warning.get('hint', '')}".strip())
@@ -542,22 +502,18 @@ def audience_versions(request: HttpRequest, audience_id: int) -> HttpResponse:
     """Every version, newest first: counts, diff sizes, who and when, which is live."""
     actor = portal_actor(request)
     audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
-    versions = publish_selectors.version_list(actor=actor, audience=audience)
-    before = request.GET.get("before", "").strip()
-    if before:
-        if not before.isdigit():
-            raise _field_error("/before", f"{before!r} is not a version number.", "Use the page links as they are.")
-        versions = versions.filter(number__lt=int(before))
-    rows = list(versions[: PAGE_SIZE + 1])
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
-    rollback = _rollback_control(actor, audience)
+    page = paginate(
+        request,
+        publish_selectors.version_list(actor=actor, audience=audience),
+        page_size=PAGE_SIZE,
+        paginator=VersionPagination(),
+    )
     context = {
         "audience": audience,
-        "versions": [version_view(version, audience.live_version_id) for version in rows],
-        "rollback": rollback,
-        "next_before": rows[-1].number if more else None,
-        "first_page": bool(before),
+        "versions": [version_view(version, audience.live_version_id) for version in page.rows],
+        "rollback": _rollback_control(actor, audience),
+        "next_cursor": page.next_cursor,
+        "first_page": page.later,
         "keep": settings.AUDIENCE_VERSIONS_WITH_MEMBERS,
     }
     return render(request, "portal/audiences/versions.html", context)
@@ -596,7 +552,7 @@ def audience_rollback(request: HttpRequest, audience_id: int) -> HttpResponse:
     number = _version_number(request.GET.get("version", ""))
     target = publish_selectors.version_list(actor=actor, audience=audience).filter(number=number).first()
     if target is None:
-        raise publish.VersionNotFound(
+        raise VersionNotFound(
             f"“{audience.name}” has no version {number}.", hint="The versions page lists its versions."
         )
     context = {
@@ -606,7 +562,7 @@ def audience_rollback(request: HttpRequest, audience_id: int) -> HttpResponse:
         "live": version_view(audience.live_version, audience.live_version_id),
         "rollback": _rollback_control(actor, audience),
         "refusal": _rollback_refusal(audience, target),
-        "rebuild_warning": publish.rebuild_warning(target)["message"] if not target.members_retained else "",
+        "rebuild_warning": rebuild_warning(target)["message"] if not target.members_retained else "",
     }
     return render(request, "portal/audiences/rollback_confirm.html", context)
 
@@ -629,9 +585,10 @@ def audience_members(request: HttpRequest, audience_id: int) -> HttpResponse:
     """The live version's members, a page at a time, masked as the API masks them."""
     actor = portal_actor(request)
     audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
-    cursor = request.GET.get("cursor") or None
-    page = publish_selectors.live_members_page(actor=actor, audience=audience, cursor=cursor, limit=MEMBERS_PAGE)
-    rows, masked = publish_selectors.members_as_seen(actor=actor, page=page)
+    paginator = MembershipPagination()
+    paginator.page_size = MEMBERS_PAGE
+    page = paginator.members_page(actor=actor, audience=audience, request=Request(request))
+    rows, masked = publish_selectors.members_as_seen(actor=actor, members=page.members)
     context = {
         "audience": audience,
         "version": page.version,
@@ -640,7 +597,7 @@ def audience_members(request: HttpRequest, audience_id: int) -> HttpResponse:
         "rows": rows,
         "pii_masked": masked,
         "next_cursor": page.next_cursor,
-        "first_page": bool(cursor),
+        "first_page": bool(request.GET.get("cursor")),
     }
     return render(request, "portal/audiences/members.html", context)
 
@@ -746,7 +703,7 @@ def audience_delete(request: HttpRequest, audience_id: int) -> HttpResponse:
     deletion = audience_services.audience_delete(actor=actor, audience=audience)
     if deletion.approval is not None:
         return _approval_response(request, audience, deletion.approval, what="archive")
-    if deletion.outcome == "deleted":
+    if deletion.result is None:
         messages.success(request, f"Deleted the draft “{audience.name}”.")
         return hx_redirect(request, _url("list"))
     messages.success(request, f"Archived “{audience.name}”: it is kept for the record and its members stop syncing.")

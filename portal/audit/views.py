@@ -3,7 +3,7 @@
 The same selector as GET /api/v1/audit-events/ (`audit_event_list`): the same filters,
 parsed by `audit_filters_parse` (a bad value shows each parameter's hint beside its
 field), and the same read scope (own actions, or everyone's for approvers, compliance
-reviewers and admins). Pages go back in time with an opaque cursor ("Older").
+reviewers and admins). Pages go back in time with the API's cursor pagination ("Older").
 
 `?target=audiences.audience:42` is one object's history; with `HX-Request` the view
 answers the list alone, so other pages can embed it (`hx-get="/audit/?target=…"
@@ -12,8 +12,6 @@ hx-trigger="load"`), optionally with `limit` (1–100).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass, field, replace
 from datetime import UTC
 from typing import Any
@@ -36,7 +34,7 @@ from governance.models import AuditEvent, Outcome
 from governance.roles import AUDIT_READ_ALL_ROLES
 from marketerapi.problems import ApplicationError
 from portal.templatetags.portal_words import PHRASES, as_json, event_words, object_url, outcome_words
-from portal.web import Problem, portal_actor, portal_view
+from portal.web import Problem, paginate, portal_actor, portal_view
 
 PAGE_SIZE = 50
 # "through the API": how each door reads in a sentence.
@@ -49,17 +47,11 @@ DOORS = {
 }
 MAX_LIMIT = 100
 PAGE_PARAMETERS = ("cursor", "limit")
+CURSOR_HINT = "Follow the “Older” link as shown, or start again from the newest events."
 # Suggestions for the action field: the actions services record (any other name works too).
 ACTIONS = sorted(
     {*PHRASES, "audience.published", "audience.rolled_back", "approval.execute", "approval.expire", "audience.*"}
 )
-
-
-class InvalidCursor(ApplicationError):
-    status = 400
-    code = "invalid_cursor"
-    title = "The link to older events is not valid"
-    hint = "Follow the “Older” link as shown, or start again from the newest events."
 
 
 class InvalidLimit(ApplicationError):
@@ -67,21 +59,6 @@ class InvalidLimit(ApplicationError):
     code = "invalid_filter"
     title = "Some filter values are not valid"
     hint = f"`limit` is a whole number from 1 to {MAX_LIMIT}."
-
-
-def encode_cursor(event_id: int) -> str:
-    return base64.urlsafe_b64encode(f"before:{event_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(raw: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        kind, _, value = text.partition(":")
-        if kind != "before" or not value.isdigit():
-            raise ValueError(text)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidCursor(f"{raw!r} is not a cursor this page made.") from None
 
 
 def _limit(raw: str) -> int:
@@ -182,11 +159,7 @@ def _timeline(request: HttpRequest) -> Timeline:
     out = Timeline()
     try:
         events = audit_event_list(actor=actor, params=params, extra_parameters=PAGE_PARAMETERS)
-        limit = _limit(params.get("limit", ""))
-        cursor = params.get("cursor", "")
-        if cursor:
-            events = events.filter(id__lt=decode_cursor(cursor))
-        rows = list(events[: limit + 1])
+        page = paginate(request, events, page_size=_limit(params.get("limit", "")), cursor_hint=CURSOR_HINT)
     except ApplicationError as error:
         if isinstance(error, policy.PolicyDenied):
             raise
@@ -202,9 +175,9 @@ def _timeline(request: HttpRequest) -> Timeline:
         out.problem = problem
         return out
     base = reverse("portal-audit:timeline")
-    out.events = [_entry(event, base) for event in rows[:limit]]
-    if len(rows) > limit:
-        out.older = _query(params, cursor=encode_cursor(rows[limit - 1].pk))
+    out.events = [_entry(event, base) for event in page.rows]
+    if page.next_cursor:
+        out.older = _query(params, cursor=page.next_cursor)
     return out
 
 

@@ -146,3 +146,24 @@ def test_an_archived_audience_stops_syncing(api, pilot, persona, live):
     assert client.get(url(live, "versions")).status_code == 200
     event = OutboxEvent.objects.get(type="audience.archived")
     assert event.data["live_version"] == live.live_version_id and event.data["approval_request"] == request.pk
+
+
+# --- the one outcome of delete and archive (governance.approvals.request_or_run) -----------------
+
+
+def test_delete_returns_the_one_action_outcome(actor, sandbox, pilot):
+    from audiences.definitions.services import audience_delete
+
+    draft = audience_delete(actor=actor("operator"), audience=make_audience(sandbox, "Draft"))
+    published = make_audience(sandbox, "Published")
+    make_live(published)
+    archived = audience_delete(actor=actor("operator"), audience=Audience.objects.get(pk=published.pk))
+    in_pilot = make_audience(pilot, "In pilot")
+    make_live(in_pilot)
+    filed = audience_delete(actor=actor("operator", pilot), audience=Audience.objects.get(pk=in_pilot.pk))
+
+    assert draft.ran and draft.result is None and not Audience.objects.filter(name="Draft").exists()
+    assert archived.ran and archived.result is not None and archived.result.state == AudienceState.ARCHIVED
+    assert not filed.ran and filed.result is None and filed.approval is not None
+    assert filed.approval.action == "audience.archive"
+    assert Audience.objects.get(pk=in_pilot.pk).state != AudienceState.ARCHIVED

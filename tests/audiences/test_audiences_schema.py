@@ -8,6 +8,7 @@ from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.generators import SchemaGenerator
 
 from audiences.api import definitions as audience_api
+from audiences.api import suppressions as suppression_api
 
 ID = r"(?P<audience_id>[0-9]+)"
 PATTERNS = [
@@ -18,7 +19,7 @@ PATTERNS = [
     re_path(rf"^api/v1/audiences/{ID}/validate/?$", audience_api.AudienceValidate.as_view()),
     re_path(rf"^api/v1/audiences/{ID}/share/?$", audience_api.AudienceShare.as_view()),
     re_path(rf"^api/v1/audiences/{ID}/promote/?$", audience_api.AudiencePromote.as_view()),
-    re_path(r"^api/v1/suppressions/?$", audience_api.SuppressionLists.as_view()),
+    re_path(r"^api/v1/suppressions/?$", suppression_api.SuppressionLists.as_view()),
 ]
 
 

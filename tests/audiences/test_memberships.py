@@ -7,9 +7,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from audiences.publishing.selectors import encode_cursor
+from audiences.publishing.pagination import members_cursor
 from governance.models import AuditEvent
-from tests.audiences.test_publish_support import audience, fresh, people, publish_now, set_consent
+from tests.audiences.publish_support import audience, fresh, people, publish_now, set_consent
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +92,7 @@ def test_bad_cursors_and_limits(api, actor, sandbox):
     client = api("analyst")
     url = f"/api/v1/audiences/{target.pk}/memberships"
     assert client.get(url + "?cursor=nonsense").json()["code"] == "invalid_cursor"
-    foreign = encode_cursor(fresh(other).live_version_id, 0)
+    foreign = members_cursor(fresh(other).live_version_id, 0)
     assert client.get(url + f"?cursor={foreign}").json()["code"] == "invalid_cursor"
     assert client.get(url + "?limit=0").status_code == 400
     assert client.get(url + "?limit=1001").status_code == 400
@@ -143,3 +143,23 @@ def test_a_page_costs_the_same_number_of_queries_whatever_its_size(api, actor, s
 def test_memberships_of_another_environment_are_a_404(api, sandbox, pilot):
     target = audience(sandbox)
     assert api("analyst", pilot).get(f"/api/v1/audiences/{target.pk}/memberships").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "querystring",
+    ["p=5", "p=abc&v={version}", "p=5&v=x", "o=-1&v={version}"],
+    ids=["no version", "a position that is no profile id", "a version that is no id", "a negative offset"],
+)
+def test_a_crafted_cursor_is_a_400_problem_not_a_500(api, actor, sandbox, querystring):
+    import base64
+
+    people(sandbox, "eu", 2)
+    target = audience(sandbox)
+    publish_now(actor("operator"), target)
+    raw = querystring.format(version=fresh(target).live_version_id)
+    cursor = base64.b64encode(raw.encode()).decode()
+
+    response = api("analyst").get(f"/api/v1/audiences/{target.pk}/memberships", {"cursor": cursor})
+
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_cursor" and response.json()["hint"]

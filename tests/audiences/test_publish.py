@@ -15,10 +15,11 @@ import pytest
 from django.utils import timezone
 
 from audiences.models import Audience, AudienceState, AudienceVersion, Membership, VersionState
+from audiences.publishing import errors, runner, swap
 from audiences.publishing import services as publish
 from governance.models import ApprovalPolicy, ApprovalRequest, ApprovalState, AuditEvent, OutboxEvent
 from integrations.models import Destination, DestinationPush, Job, JobState
-from tests.audiences.test_publish_support import (
+from tests.audiences.publish_support import (
     audience,
     fresh,
     members_of,
@@ -72,7 +73,7 @@ def test_publish_in_sandbox_end_to_end(api, sandbox, drop, tmp_path, django_capt
     assert response["Location"] == f"/api/v1/jobs/{body['job']['id']}"
     job = Job.objects.get(pk=body["job"]["id"])
     assert job.state == JobState.SUCCEEDED, (job.errors, job.warnings)
-    assert job.progress["done"] == job.progress["total"] == publish.STEPS_TOTAL
+    assert job.progress["done"] == job.progress["total"] == runner.STEPS_TOTAL
 
     target = fresh(target)
     version = target.live_version
@@ -148,7 +149,7 @@ def test_a_second_publish_diffs_against_the_live_version_and_pushes_both_sides(a
 
 
 def test_pushes_are_split_in_batches(actor, sandbox, drop, monkeypatch):
-    monkeypatch.setattr(publish, "PUSH_BATCH", 2)
+    monkeypatch.setattr(swap, "PUSH_BATCH", 2)
     people(sandbox, "eu", 5)
     _, job = publish_now(actor("operator"), audience(sandbox))
     pushes = list(DestinationPush.objects.filter(job=job).order_by("id"))
@@ -187,7 +188,7 @@ def test_consent_revoked_between_request_and_build_is_honoured(actor, sandbox):
     # when: two withdraw consent before the worker gets to the job
     set_consent(everyone[:2], "denied")
     set_consent(everyone[2:3], "unknown")
-    run(outcome.job)
+    run(outcome.result.job)
 
     # then: only the one who still consents is a member
     assert members_of(fresh(target).live_version) == {everyone[3].external_id}
@@ -266,7 +267,7 @@ def test_an_edit_after_the_request_makes_it_stale(api, pilot):
 def test_below_the_threshold_pilot_publishes_at_once(actor, pilot):
     people(pilot, "pilot", 2)
     outcome = publish.audience_publish(actor=actor("operator", pilot), audience=audience(pilot))
-    assert outcome.approval is None and outcome.job is not None
+    assert outcome.approval is None and outcome.result is not None
 
 
 # --- a failed or killed worker leaves the previous version live ------------------------------------
@@ -287,7 +288,7 @@ def test_a_crash_after_materializing_leaves_the_previous_version_live(actor, san
     def crash(*args, **kwargs):
         raise RuntimeError("worker lost its database connection")
 
-    monkeypatch.setattr(publish, "swap_live", crash)
+    monkeypatch.setattr(runner, "swap_live", crash)
     _, job = publish_now(operator, target)
 
     # then: version 1 is live with its members; version 2 failed and says why; so does the job
@@ -319,53 +320,53 @@ def test_a_killed_worker_leaves_the_job_running_and_a_rerun_finishes_it(actor, s
     def killed(*args, **kwargs):
         raise WorkerKilled()
 
-    monkeypatch.setattr(publish, "swap_live", killed)
+    monkeypatch.setattr(runner, "swap_live", killed)
     with pytest.raises(WorkerKilled):
-        publish.publish_job_run(outcome.job.pk)
+        runner.publish_job_run(outcome.result.job.pk)
 
     # the previous version is still live; the job is left running, its version building
     target = fresh(target)
     assert target.live_version.number == 1
-    job = Job.objects.get(pk=outcome.job.pk)
+    job = Job.objects.get(pk=outcome.result.job.pk)
     assert job.state == JobState.RUNNING
-    assert AudienceVersion.objects.get(pk=outcome.version.pk).state == VersionState.BUILDING
+    assert AudienceVersion.objects.get(pk=outcome.result.version.pk).state == VersionState.BUILDING
     # a redelivered message is not run twice while the worker might be alive…
     monkeypatch.undo()
-    assert publish.publish_job_run(job.pk) is None
+    assert runner.publish_job_run(job.pk) is None
     # …and a new publish meanwhile is refused with the job to follow
-    with pytest.raises(publish.PublishInProgress) as refused:
+    with pytest.raises(errors.PublishInProgress) as refused:
         publish.audience_publish(actor=operator, audience=target)
     assert refused.value.extra["job_id"] == job.pk
 
     # when: the heartbeat goes stale, the recovery sweep enqueues it and a worker takes it over
-    later = timezone.now() + publish.STALE_AFTER + timedelta(seconds=1)
-    assert publish.publish_jobs_recover(now=later) == [job.pk]
-    finished = publish.publish_job_run(job.pk, now=later)
+    later = timezone.now() + runner.STALE_AFTER + timedelta(seconds=1)
+    assert runner.publish_jobs_recover(now=later) == [job.pk]
+    finished = runner.publish_job_run(job.pk, now=later)
 
     # then: it finishes from the start of the step it was in
     assert finished.state == JobState.SUCCEEDED and finished.attempts == 2
     target = fresh(target)
-    assert target.live_version_id == outcome.version.pk
+    assert target.live_version_id == outcome.result.version.pk
     assert members_of(target.live_version) == reachable_now(target)
 
 
 def test_a_stale_build_is_superseded_by_a_new_publish(actor, sandbox, monkeypatch):
     operator, target, _ = _published_v1(actor, sandbox)
     outcome = publish.audience_publish(actor=operator, audience=target)
-    monkeypatch.setattr(publish, "swap_live", lambda *a, **k: (_ for _ in ()).throw(WorkerKilled()))
+    monkeypatch.setattr(runner, "swap_live", lambda *a, **k: (_ for _ in ()).throw(WorkerKilled()))
     with pytest.raises(WorkerKilled):
-        publish.publish_job_run(outcome.job.pk)
+        runner.publish_job_run(outcome.result.job.pk)
     monkeypatch.undo()
-    Job.objects.filter(pk=outcome.job.pk).update(heartbeat_at=timezone.now() - publish.STALE_AFTER * 2)
+    Job.objects.filter(pk=outcome.result.job.pk).update(heartbeat_at=timezone.now() - runner.STALE_AFTER * 2)
 
     _, job = publish_now(operator, target)
 
     assert job.state == JobState.SUCCEEDED and fresh(target).live_version.number == 3
-    old = Job.objects.get(pk=outcome.job.pk)
+    old = Job.objects.get(pk=outcome.result.job.pk)
     assert old.state == JobState.FAILED and old.errors[-1]["code"] == "superseded"
-    assert AudienceVersion.objects.get(pk=outcome.version.pk).state == VersionState.FAILED
+    assert AudienceVersion.objects.get(pk=outcome.result.version.pk).state == VersionState.FAILED
     # and the old worker, were it to come back, cannot swap its version live
-    assert publish.publish_job_run(old.pk) is None
+    assert runner.publish_job_run(old.pk) is None
 
 
 def test_a_queued_publish_is_replaced_by_a_newer_one(actor, sandbox):
@@ -374,9 +375,9 @@ def test_a_queued_publish_is_replaced_by_a_newer_one(actor, sandbox):
     target = audience(sandbox)
     first = publish.audience_publish(actor=operator, audience=target)
     second = publish.audience_publish(actor=operator, audience=fresh(target))
-    assert Job.objects.get(pk=first.job.pk).state == JobState.CANCELLED
-    run(second.job)
-    assert fresh(target).live_version_id == second.version.pk
+    assert Job.objects.get(pk=first.result.job.pk).state == JobState.CANCELLED
+    run(second.result.job)
+    assert fresh(target).live_version_id == second.result.version.pk
 
 
 def test_an_archived_audience_is_not_published(actor, sandbox):
@@ -393,7 +394,7 @@ def test_archived_while_building_neither_goes_live_nor_pushes(actor, sandbox, dr
     outcome = publish.audience_publish(actor=actor("operator"), audience=target)
     Audience.objects.filter(pk=target.pk).update(state=AudienceState.ARCHIVED)
 
-    job = run(outcome.job)
+    job = run(outcome.result.job)
 
     assert job.state == JobState.FAILED and job.errors[0]["code"] == "audience_archived"
     assert fresh(target).live_version is None
@@ -479,7 +480,7 @@ def test_production_publishes_wait_for_a_change_window(actor, production):
     now = timezone.now()
     if production.change_windows and now.weekday() == 0 and now.hour == 0 and now.minute == 0:
         pytest.skip("inside the one-minute window")
-    with pytest.raises(publish.OutsideChangeWindow) as refused:
+    with pytest.raises(errors.OutsideChangeWindow) as refused:
         publish.audience_publish(actor=actor("operator", production), audience=target)
     assert "next_window_at" in refused.value.extra
 
@@ -513,14 +514,14 @@ def test_members_are_exactly_the_reachable_set(sandbox, rules):
     RegionalRestriction.objects.create(
         environment=sandbox, region="UK", channel="email", kind="blocked", description="No email to the UK."
     )
-    from audiences.reach import reachable_queryset
+    from audiences.reach import matching_queryset, reachability, reachable_queryset
 
     now = timezone.now()
-    expected = set(reachable_queryset(sandbox, rules, "email", now=now).values_list("pk", flat=True))
-    ours = set(
-        publish.members_queryset(sandbox, rules, "email", now=now, live_versions={}).values_list("pk", flat=True)
+    gated = matching_queryset(sandbox, rules, now=now, live_versions={}).filter(
+        reachability(sandbox, "email").reachable
     )
-    assert ours == expected
+    ours = set(reachable_queryset(sandbox, rules, "email", now=now, live_versions={}).values_list("pk", flat=True))
+    assert ours == set(gated.values_list("pk", flat=True))
 
 
 def test_a_long_statement_of_a_live_worker_is_not_taken_over(actor, sandbox, monkeypatch):
@@ -533,11 +534,11 @@ def test_a_long_statement_of_a_live_worker_is_not_taken_over(actor, sandbox, mon
         pytest.skip("advisory locks are PostgreSQL's")
     operator, target, _ = _published_v1(actor, sandbox)
     outcome = publish.audience_publish(actor=operator, audience=target)
-    monkeypatch.setattr(publish, "swap_live", lambda *a, **k: (_ for _ in ()).throw(WorkerKilled()))
+    monkeypatch.setattr(runner, "swap_live", lambda *a, **k: (_ for _ in ()).throw(WorkerKilled()))
     with pytest.raises(WorkerKilled):
-        publish.publish_job_run(outcome.job.pk)
+        runner.publish_job_run(outcome.result.job.pk)
     monkeypatch.undo()
-    Job.objects.filter(pk=outcome.job.pk).update(heartbeat_at=timezone.now() - publish.STALE_AFTER * 2)
+    Job.objects.filter(pk=outcome.result.job.pk).update(heartbeat_at=timezone.now() - runner.STALE_AFTER * 2)
     later = timezone.now()
     held, release = threading.Event(), threading.Event()
 
@@ -545,7 +546,7 @@ def test_a_long_statement_of_a_live_worker_is_not_taken_over(actor, sandbox, mon
         # Another session, as the worker busy with its INSERT would be.
         other = connections.create_connection("default")
         with other.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [publish._LOCK_CLASS, outcome.job.pk])
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [runner._LOCK_CLASS, outcome.result.job.pk])
             held.set()
             release.wait(10)
         other.close()
@@ -554,10 +555,10 @@ def test_a_long_statement_of_a_live_worker_is_not_taken_over(actor, sandbox, mon
     thread.start()
     try:
         assert held.wait(10)
-        assert publish.publish_job_run(outcome.job.pk, now=later) is None
-        with pytest.raises(publish.PublishInProgress):
+        assert runner.publish_job_run(outcome.result.job.pk, now=later) is None
+        with pytest.raises(errors.PublishInProgress):
             publish.audience_publish(actor=operator, audience=fresh(target))
     finally:
         release.set()
         thread.join()
-    assert publish.publish_job_run(outcome.job.pk, now=later).state == JobState.SUCCEEDED
+    assert runner.publish_job_run(outcome.result.job.pk, now=later).state == JobState.SUCCEEDED

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from audiences.models import SuppressionEntry, SuppressionList
 from audiences.reach import compute_preview
-from audiences.suppressions.services import hash_email
+from audiences.suppressions.entries import hash_email
 from governance.actors import Actor
 from governance.approvals import approval_approve, approval_execute
 from governance.models import ApprovalRequest, AuditEvent, Door
@@ -275,3 +275,28 @@ def test_a_resent_change_with_its_idempotency_key_is_replayed(api, sandbox):
     assert first.json() == again.json() and first.json()["added"] == 1
     assert again["Idempotent-Replayed"] == "true"
     assert AuditEvent.objects.filter(action="suppression.change_global").count() == 1
+
+
+def test_the_global_change_files_or_runs_through_request_or_run(actor, sandbox, pilot):
+    from audiences.suppressions.services import suppression_entries_change
+
+    ran = suppression_entries_change(actor=actor("operator"), list_name="global", add=[("external_id", "x")])
+    filed = suppression_entries_change(actor=actor("operator", pilot), list_name="global", add=[("external_id", "x")])
+
+    assert ran.ran and ran.result is not None and ran.result.added == 1 and ran.result.created
+    assert not filed.ran and filed.result is None and filed.approval is not None
+    assert filed.approval.action == "suppression.change_global" and filed.approval.environment == pilot
+
+
+def test_a_second_global_change_waits_while_one_is_open_in_that_environment_only(api, pilot, production):
+    body = {"list": "global", "entries": [{"external_id": "c-1"}]}
+    first = api("operator", pilot).post(URL, body, format="json")
+    assert first.status_code == 202
+
+    again = api("operator", pilot).post(URL, {"list": "global", "entries": [{"external_id": "c-2"}]}, format="json")
+    elsewhere = api("operator", production).post(URL, body, format="json")
+
+    # pilot has no global list yet: the open request is found by its environment, not by a list id
+    assert code_of(again) == (409, "approval_pending")
+    assert again.json()["approval_url"] == f"/api/v1/approvals/{first.json()['approval']['id']}"
+    assert elsewhere.status_code == 202, elsewhere.content

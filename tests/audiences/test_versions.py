@@ -8,10 +8,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audiences.models import AudienceVersion, Membership, VersionState
-from audiences.publishing import services as publish
+from audiences.publishing import runner
 from governance.models import AuditEvent, OutboxEvent
 from integrations.models import Destination, DestinationPush, JobState
-from tests.audiences.test_publish_support import (
+from tests.audiences.publish_support import (
     audience,
     fresh,
     members_of,
@@ -99,7 +99,7 @@ def test_rollback_restores_the_exact_membership_of_a_kept_version(api, actor, sa
 
     assert response.status_code == 202, response.content
     assert response.json()["warnings"] == []
-    job = publish.publish_job_run(response.json()["job"]["id"])
+    job = runner.publish_job_run(response.json()["job"]["id"])
     assert job.state == JobState.SUCCEEDED, job.errors
     target = fresh(target)
     v4 = target.live_version
@@ -192,5 +192,5 @@ def test_the_live_version_keeps_its_members_even_beyond_the_newest(actor, sandbo
     publish_now(operator, target)
     # a newer version that failed does not count, and never pushes the live one out
     AudienceVersion.objects.create(audience=target, number=2, rules={}, channel="email", state=VersionState.FAILED)
-    assert publish.prune_memberships(target.pk) == []
+    assert runner.prune_memberships(target.pk) == []
     assert Membership.objects.filter(version=fresh(target).live_version).count() == 2

@@ -17,7 +17,7 @@ from audiences.models import Audience, AudienceState
 from governance.models import AuditEvent, Door
 from portal.audiences import views
 from tests.audiences.audience_helpers import make_audience, make_live, team
-from tests.audiences.test_publish_support import people
+from tests.audiences.publish_support import people
 from tests.portal.conftest import htmx
 
 pytestmark = pytest.mark.django_db
@@ -287,6 +287,34 @@ def test_members_page_with_a_cursor_and_bad_cursor(portal, sandbox, monkeypatch)
 
     bad = client.get(f"/audiences/{audience.pk}/members/?cursor=xyz")
     assert bad.status_code == 400 and "The cursor is not valid" in bad.content.decode()
+
+
+def test_the_versions_page_pages_with_a_cursor(portal, sandbox, monkeypatch):
+    monkeypatch.setattr(views, "PAGE_SIZE", 2)
+    audience = make_audience(sandbox)
+    for _ in range(3):
+        make_live(Audience.objects.get(pk=audience.pk))
+    client = portal("analyst")
+
+    first = client.get(f"/audiences/{audience.pk}/versions/").content.decode()
+    older = re.search(r'rel="next" href="([^"]+)">Older versions', first).group(1).replace("&amp;", "&")
+    second = client.get(older).content.decode()
+
+    assert first.count("data-version=") == 2 and second.count("data-version=") == 1
+    assert "Newest versions" in second
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor", "cD1hYmM="], ids=["unreadable", "a position that is no id"])
+@pytest.mark.parametrize("page", ["/audiences/", "/audiences/{id}/versions/", "/audiences/{id}/members/"])
+def test_a_bad_cursor_on_a_portal_list_is_a_400_problem_in_place(portal, sandbox, page, cursor):
+    audience = make_audience(sandbox)
+    make_live(audience, people(sandbox, "eu", 1))
+
+    response = portal("analyst").get(page.format(id=audience.pk), {"cursor": cursor})
+
+    body = response.content.decode()
+    assert response.status_code == 400 and 'class="problem"' in body
+    assert "The cursor is not valid" in body
 
 
 def test_members_of_an_unpublished_audience(portal, sandbox):

@@ -16,7 +16,7 @@ from governance.approvals import approval_approve, approval_cancel, approval_exe
 from governance.models import ApprovalPolicy, ApprovalRequest, AuditEvent, Door
 from integrations.models import Job, JobState
 from tests.audiences.audience_helpers import make_audience, make_live
-from tests.audiences.test_publish_support import audience, fresh, members_of, people, publish_now, run, set_consent
+from tests.audiences.publish_support import audience, fresh, members_of, people, publish_now, run, set_consent
 from tests.portal.conftest import htmx
 from tests.portal.test_audience_pages import enabled, one_audit_event, reason
 
@@ -93,7 +93,7 @@ def test_publish_end_to_end_with_the_task_after_commit(
 
 
 def test_a_failed_job_shows_its_errors_with_hints(portal, sandbox, monkeypatch):
-    from audiences.publishing import services as publish
+    from audiences.publishing import runner
 
     people(sandbox, "eu", 2)
     target = audience(sandbox)
@@ -104,7 +104,7 @@ def test_a_failed_job_shows_its_errors_with_hints(portal, sandbox, monkeypatch):
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(publish, "swap_live", crash)
+    monkeypatch.setattr(runner, "swap_live", crash)
     run(job)
 
     body = htmx(client, "get", f"/audiences/jobs/{job.pk}/").content.decode()
@@ -131,7 +131,7 @@ def test_publishing_invalid_rules_lists_every_problem(portal, sandbox):
 def test_a_job_of_another_environment_is_not_found(portal, pilot, actor):
     people(pilot, "p", 1)
     outcome, _ = publish_now(actor("operator", pilot), audience(pilot))
-    response = portal("operator").get(f"/audiences/jobs/{outcome.job.pk}/")
+    response = portal("operator").get(f"/audiences/jobs/{outcome.result.job.pk}/")
     assert response.status_code == 404 and "No job" in response.content.decode()
 
 

@@ -9,9 +9,11 @@ from typing import Any
 from django.utils import timezone
 
 from audiences.models import Audience, AudienceVersion, Consent, Membership, Profile
-from audiences.publishing.services import PublishOutcome, audience_publish, audience_rollback, publish_job_run
+from audiences.publishing.runner import publish_job_run
+from audiences.publishing.services import VersionBuild, audience_publish, audience_rollback
 from audiences.reach import reachable_queryset
 from governance.actors import Actor
+from governance.approvals import ActionOutcome
 from governance.models import Environment
 from integrations.models import Job
 from tests.audiences.audience_helpers import make_audience
@@ -73,15 +75,17 @@ def run(job: Job | None, **kwargs: Any) -> Job:
     return finished
 
 
-def publish_now(actor: Actor, target: Audience) -> tuple[PublishOutcome, Job]:
+def publish_now(actor: Actor, target: Audience) -> tuple[ActionOutcome[VersionBuild], Job]:
     """Publish and run the job here (the task is enqueued after commit, which tests skip)."""
     outcome = audience_publish(actor=actor, audience=target)
-    return outcome, run(outcome.job)
+    assert outcome.result is not None
+    return outcome, run(outcome.result.job)
 
 
-def rollback_now(actor: Actor, target: Audience, version: int) -> tuple[PublishOutcome, Job]:
+def rollback_now(actor: Actor, target: Audience, version: int) -> tuple[ActionOutcome[VersionBuild], Job]:
     outcome = audience_rollback(actor=actor, audience=Audience.objects.get(pk=target.pk), version=version)
-    return outcome, run(outcome.job)
+    assert outcome.result is not None
+    return outcome, run(outcome.result.job)
 
 
 def fresh(target: Audience) -> Audience:

@@ -1,0 +1,49 @@
+"""The refusals of audience definitions (create, edit, delete or archive, share, promote),
+each with a stable code and a hint. Invalid rules are `audiences.rules.InvalidRules`; an
+approval request already open is `governance.approvals.ApprovalPending`."""
+
+from __future__ import annotations
+
+from marketerapi.problems import ApplicationError
+
+
+class AudienceNameTaken(ApplicationError):
+    status = 409
+    code = "audience_name_taken"
+    title = "An audience with this name already exists in this environment"
+    hint = "Choose another name, or edit the existing audience."
+
+
+class NotTeamMember(ApplicationError):
+    status = 403
+    code = "not_team_member"
+    title = "You can only give an audience to a team you belong to"
+    hint = "Pick one of your teams as owner_team, or ask an admin."
+
+
+class AudienceArchived(ApplicationError):
+    status = 409
+    code = "audience_archived"
+    title = "The audience is archived"
+    hint = "Archived audiences are kept for the record and cannot change; create a new audience instead."
+
+
+class AudienceInUse(ApplicationError):
+    status = 409
+    code = "audience_in_use"
+    title = "The audience is in use"
+    hint = "Remove it from what uses it (listed in `used_by`) first, then try again."
+
+
+class UnknownEnvironment(ApplicationError):
+    status = 422
+    code = "unknown_environment"
+    title = "There is no such environment"
+    hint = "Use the slug of an environment, e.g. production."
+
+
+class ShareNotFound(ApplicationError):
+    status = 404
+    code = "share_not_found"
+    title = "The audience is not shared with them"
+    hint = "GET /api/v1/audiences/{id} lists the audience's shares."

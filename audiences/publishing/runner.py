@@ -1,0 +1,294 @@
+"""The worker side of publishing: claim a publish or rollback job, run its steps, fail it
+with a reason, recover jobs whose worker died.
+
+    publish_job_run(job_id)  (the Celery task `audiences.publish`; also resumes a killed worker's job)
+      1. materialize   build.py: the version's members (one INSERT … SELECT), counts, diff sizes
+      2. swap          swap.py: the version goes live, its diff is queued as pushes
+      3. deliver       integrations' one push runner (destinations/runner.py job_pushes_run)
+                       runs each push once; deferred ones become warnings that the
+                       integrations retry sweep resolves later
+      4. retention     member rows of versions beyond the newest N are deleted set-based
+
+Everything before the swap leaves the previous version live: a failure marks the version
+`failed` with its error and the job `failed` with a hint. A killed worker leaves the job
+`running`, and its heartbeat goes stale — `publish_jobs_recover` (Celery beat,
+`audiences.publish_recover`) enqueues it again, and the next run starts the step it was in
+over. Job rows change only through integrations.jobs.services.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audiences.models import Audience, AudienceVersion, Membership, VersionState
+from audiences.publishing.build import materialize
+from audiences.publishing.errors import BuildFailed, Superseded
+from audiences.publishing.swap import swap_live
+from governance.actors import Actor
+from governance.models import Door
+from integrations.destinations import runner as destination_runner
+from integrations.jobs import services as jobs
+from integrations.models import Job, JobState
+
+logger = logging.getLogger("marketerapi.publish")
+
+# The kinds of job this runner runs: also the names of the actions that start them.
+PUBLISH = "audience.publish"
+ROLLBACK = "audience.rollback"
+JOB_KINDS = (PUBLISH, ROLLBACK)
+# Steps a publish job reports in `progress` (materialize, go live, deliver).
+STEPS_TOTAL = 3
+# A running job whose heartbeat is older than this lost its worker: it may be taken over.
+STALE_AFTER = timedelta(minutes=10)
+# A queued job older than this lost its kick (broker down, process killed after commit).
+LOST_AFTER = timedelta(minutes=2)
+# A job taken over this many times is given up: the worker keeps dying on it.
+MAX_ATTEMPTS = 3
+
+# Two-key advisory locks: this class ("MKPU") and the job id. The audit chain and the relay
+# use classes of their own.
+_LOCK_CLASS = 0x4D4B5055
+
+
+def _try_lock(job_id: int) -> bool:
+    """Take the job's session-level advisory lock (PostgreSQL). The worker holds it while it
+    runs the job; a killed worker's connection closes and releases it, which is how a stale
+    heartbeat is told apart from a long statement of a worker that is still alive."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_CLASS, job_id])
+        return bool(cursor.fetchone()[0])
+
+
+def _unlock(job_id: int) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_CLASS, job_id])
+
+
+def worker_alive(job: Job, now: datetime) -> bool:
+    """Is a worker still on this running job? Its heartbeat is recent, or (PostgreSQL) some
+    session holds the job's lock — one long INSERT … SELECT beats no heartbeat."""
+    if job.heartbeat_at is None or job.heartbeat_at > now - STALE_AFTER:
+        return True
+    if connection.vendor != "postgresql":
+        return False
+    if _try_lock(job.pk):
+        _unlock(job.pk)
+        return False
+    return True
+
+
+def _claim(job_id: int, now: datetime) -> Job | None:
+    """queued → running; or take over a running job whose worker is gone."""
+    job = jobs.job_claim(job_id, now=now)
+    if job is not None:
+        return job
+    running = Job.objects.filter(pk=job_id, kind__in=JOB_KINDS, state=JobState.RUNNING).first()
+    if running is None or worker_alive(running, now):
+        return None
+    return jobs.job_take_over(running, stale_before=now - STALE_AFTER, now=now)
+
+
+def _task_actor(version: AudienceVersion, job: Job) -> Actor:
+    """The requester, through the task door (the system when the user is gone)."""
+    environment = version.audience.environment
+    if version.created_by is None:
+        return Actor.system(environment, door=Door.TASK, request_id=f"job-{job.pk}")
+    return Actor(user=version.created_by, environment=environment, door=Door.TASK, request_id=f"job-{job.pk}")
+
+
+def publish_job_run(job_id: int, *, now: datetime | None = None) -> Job | None:
+    """Build a version, make it live and deliver its diff; None when the job is not this
+    worker's to run (another has it, or it is finished). `now` fixes the clock in tests."""
+    job = _claim(job_id, now or timezone.now())
+    if job is None:
+        return None
+    if not _try_lock(job.pk):
+        return None  # a worker the heartbeat missed is still on it (a race with the takeover)
+    try:
+        return _run(job, now)
+    finally:
+        _unlock(job.pk)
+
+
+def _run(job: Job, now: datetime | None) -> Job:
+    version = (
+        AudienceVersion.objects.select_related(
+            "audience", "audience__environment", "audience__owner_team", "created_by", "rebuilt_from"
+        )
+        .filter(job_id=job.pk)
+        .first()
+    )
+    if version is None:
+        return jobs.job_fail(job, error=jobs.note("version_missing", "The version of this job was deleted.", ""))
+    previous = version.audience.live_version_id
+    if version.state == VersionState.FAILED:
+        return jobs.job_fail(job, error=jobs.note("version_failed", version.error, "Publish again."))
+    warnings: list[dict[str, Any]] = []
+    if version.state == VersionState.BUILDING:
+        if job.attempts > MAX_ATTEMPTS:
+            return _fail(
+                job,
+                version,
+                previous,
+                BuildFailed(
+                    "worker_lost",
+                    f"the worker stopped {job.attempts - 1} times while building it.",
+                    "Publish again; if it stops again, ask a platform engineer to look at the workers' memory and "
+                    f"time limits, quoting job {job.pk}.",
+                ),
+            )
+        try:
+            jobs.job_progress(job, done=0, total=STEPS_TOTAL, phase="materializing", now=now)
+            build = materialize(version)
+            jobs.job_progress(job, done=1, phase="going live", members=build.members, now=now)
+            swap_live(version, job, build, actor=_task_actor(version, job))
+            warnings = build.warnings
+        except Superseded:
+            # A newer publish failed this version while it was built: drop what this run inserted.
+            Membership.objects.filter(version_id=version.pk).delete()
+            return jobs.job_fail(
+                job,
+                error=jobs.note(
+                    "superseded",
+                    f"Version {version.number} was replaced by a newer publish before it went live.",
+                    "Follow the newer publish's job instead.",
+                ),
+            )
+        except BuildFailed as failure:
+            return _fail(job, version, previous, failure)
+        except Exception as exc:
+            logger.exception("publishing version %s of audience %s failed", version.number, version.audience_id)
+            return _fail(
+                job,
+                version,
+                previous,
+                BuildFailed(
+                    "publish_failed",
+                    f"{type(exc).__name__}: {exc}",
+                    f"Nothing went live. Publish again; if it fails again, ask a platform engineer, quoting job "
+                    f"{job.pk}.",
+                ),
+            )
+    # From here the version is live (also when a worker died after the swap and this run
+    # resumes): what is left is delivering the pushes the swap created, and retention.
+    jobs.job_progress(job, done=2, phase="delivering", now=now)
+    try:
+        delivery = destination_runner.job_pushes_run(
+            job,
+            now=now,
+            on_progress=lambda done, total: jobs.job_progress(
+                job, done=2, phase="delivering", pushes_done=done, pushes_total=total, now=now
+            ),
+        )
+        delivery_warnings, delivery_errors, destinations = delivery.warnings, delivery.errors, delivery.destinations
+    except Exception as exc:
+        logger.exception("delivering publish job %s failed", job.pk)
+        delivery_warnings, destinations = [], {}
+        delivery_errors = [
+            jobs.note(
+                "delivery_interrupted",
+                f"Version {version.number} is live, but running its pushes failed ({type(exc).__name__}: {exc}).",
+                "Nothing to do: the pushes are kept and the retry sweep delivers them.",
+            )
+        ]
+    pruned = prune_memberships(version.audience_id)
+    return jobs.job_finish(
+        job,
+        warnings=[*warnings, *delivery_warnings],
+        errors=delivery_errors,
+        result={"destinations": destinations, "pruned_versions": pruned},
+    )
+
+
+def _fail(job: Job, version: AudienceVersion, previous: int | None, failure: BuildFailed) -> Job:
+    live = (
+        AudienceVersion.objects.filter(pk=previous).values_list("number", flat=True).first()
+        if previous is not None
+        else None
+    )
+    stays = f"version {live} stays live" if live is not None else "the audience has no live version yet"
+    message = f"Version {version.number} did not go live ({stays}): {failure.message}"
+    fail_version(version, message)
+    return jobs.job_fail(job, error=jobs.note(failure.code, message, failure.hint))
+
+
+def fail_version(version: AudienceVersion, error: str) -> None:
+    """building → failed with the reason; its member rows, if any, are deleted (set-based)."""
+    with transaction.atomic():
+        failed = AudienceVersion.objects.filter(pk=version.pk, state=VersionState.BUILDING).update(
+            state=VersionState.FAILED, error=error[:2000], members_retained=False
+        )
+        if failed:
+            Membership.objects.filter(version_id=version.pk).delete()
+    version.state = VersionState.FAILED
+    version.error = error
+
+
+# --- step 4: retention ---------------------------------------------------------------------
+
+
+def prune_memberships(audience_id: int, *, keep: int | None = None) -> list[int]:
+    """Delete the member rows of versions beyond the newest `keep` (AUDIENCE_VERSIONS_WITH_MEMBERS)
+    that went live; the live version always keeps its members. Rules, counts and diff sizes stay.
+    Returns the numbers of the versions pruned."""
+    keep = keep or settings.AUDIENCE_VERSIONS_WITH_MEMBERS
+    with transaction.atomic():
+        live = (
+            Audience.objects.select_for_update()
+            .filter(pk=audience_id)
+            .values_list("live_version_id", flat=True)
+            .first()
+        )
+        newest = list(
+            AudienceVersion.objects.filter(audience_id=audience_id, state=VersionState.READY)
+            .order_by("-number")
+            .values_list("pk", flat=True)[:keep]
+        )
+        doomed = list(
+            AudienceVersion.objects.select_for_update()
+            .filter(audience_id=audience_id, state=VersionState.READY, members_retained=True)
+            .exclude(pk__in=[pk for pk in (*newest, live) if pk is not None])
+            .values_list("pk", "number")
+        )
+        if not doomed:
+            return []
+        ids = [pk for pk, _ in doomed]
+        Membership.objects.filter(version_id__in=ids).delete()
+        AudienceVersion.objects.filter(pk__in=ids).update(members_retained=False)
+    return sorted(number for _, number in doomed)
+
+
+# --- recovery --------------------------------------------------------------------------------
+
+
+def publish_jobs_recover(*, now: datetime | None = None) -> list[int]:
+    """Publish jobs whose worker died (running, silent for STALE_AFTER) or whose kick was
+    lost (queued for LOST_AFTER): enqueue them again. The task's claim decides who runs."""
+    now = now or timezone.now()
+    stuck = list(
+        Job.objects.filter(kind__in=JOB_KINDS)
+        .filter(
+            Q(state=JobState.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
+            | Q(state=JobState.QUEUED, created_at__lt=now - LOST_AFTER)
+        )
+        .order_by("id")
+        .values_list("pk", flat=True)[:100]
+    )
+    from audiences.tasks import audience_publish_task
+
+    for job_id in stuck:
+        try:
+            audience_publish_task.delay(job_id)
+        except Exception:
+            logger.warning("could not enqueue publish job %s", job_id, exc_info=True)
+    return stuck
