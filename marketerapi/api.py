@@ -71,14 +71,15 @@ def page_size_from(raw: Any, *, default: int = DEFAULT_PAGE_SIZE, maximum: int =
     return value
 
 
-def _well_formed(raw: str) -> bool:
-    """DRF's cursor is base64 of `o=<offset>&r=<0|1>&p=<position>`; anything else was not
-    taken from a link (DRF itself would read `r=2` as reverse and ignore unknown keys)."""
+def _well_formed(raw: str, extra_keys: frozenset[str] = frozenset()) -> bool:
+    """DRF's cursor is base64 of `o=<offset>&r=<0|1>&p=<position>` (plus a subclass's own
+    keys); anything else was not taken from a link (DRF itself would read `r=2` as reverse
+    and ignore unknown keys)."""
     try:
         fields = parse.parse_qs(b64decode(raw.encode("ascii"), validate=True).decode("ascii"), keep_blank_values=True)
     except (ValueError, UnicodeError):
         return False
-    if not fields or set(fields) - {"o", "r", "p"} or any(len(v) != 1 for v in fields.values()):
+    if not fields or set(fields) - {"o", "r", "p"} - extra_keys or any(len(v) != 1 for v in fields.values()):
         return False
     return fields.get("r", ["0"])[0] in ("0", "1") and fields.get("o", ["0"])[0].isdigit()
 
@@ -98,6 +99,8 @@ class CursorPagination(pagination.CursorPagination):
     ordering = "-id"
 
     _position_field: Any = None
+    # Keys a subclass adds to the cursor (memberships: the version it pages through).
+    cursor_extra_keys: frozenset[str] = frozenset()
 
     def get_page_size(self, request: Request) -> int:
         return page_size_from(
@@ -120,7 +123,7 @@ class CursorPagination(pagination.CursorPagination):
 
     def decode_cursor(self, request: Request) -> Any:
         raw = request.query_params.get(self.cursor_query_param)
-        if raw is not None and not _well_formed(raw):
+        if raw is not None and not _well_formed(raw, self.cursor_extra_keys):
             raise InvalidCursor("The cursor could not be read.")
         try:
             cursor = super().decode_cursor(request)

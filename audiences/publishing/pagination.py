@@ -61,6 +61,7 @@ class VersionPagination(CursorPagination):
 
 class MembershipPagination(CursorPagination):
     ordering = "profile_id"
+    cursor_extra_keys = frozenset({VERSION_TOKEN})
     version_id: int | None = None
 
     def cursor_version(self, request: Request) -> int | None:
