@@ -312,23 +312,7 @@ class ProfileSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Profile
-        fields = [
-            "id",
-            "external_id",
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "locale",
-            "country",
-            "region",
-            "lifecycle_stage",
-            "attributes",
-            "consent",
-            "pii_masked",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", "external_id", *services.PROFILE_FIELDS, "consent", "pii_masked", "created_at", "updated_at"]
 
     @extend_schema_field(serializers.DictField(child=ConsentStateSerializer()))
     def get_consent(self, profile: Profile) -> dict[str, dict[str, Any]]:
