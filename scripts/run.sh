@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 PY=${VENV:-.venv}/bin/python
 ADDR=${ADDR:-127.0.0.1:8000}
 export DEBUG=${DEBUG:-1}
+# Links the app prints (a token's curl line, emails) point at the address it serves.
+export SITE_URL=${SITE_URL:-http://${ADDR/0.0.0.0/127.0.0.1}}
 export PYTHONUNBUFFERED=1
 
 manage() { "$PY" manage.py "$@"; }

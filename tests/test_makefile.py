@@ -124,3 +124,24 @@ def test_the_readme_token_command_works_from_a_second_shell_with_make_runs_setti
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert "mk_sandbox_" in result.stdout and "demo-developer" in result.stdout
+
+
+def test_the_readme_says_how_to_change_the_port_and_run_sh_honours_it():
+    readme = (ROOT / "README.md").read_text()
+    script = (ROOT / "scripts" / "run.sh").read_text()
+
+    assert "ADDR=127.0.0.1:8080 make run" in readme
+    assert 'ADDR=${ADDR:-127.0.0.1:8000}' in script and 'manage runserver "$ADDR"' in script
+    assert "export SITE_URL=${SITE_URL:-http://" in script
+
+
+def test_the_readme_names_only_folders_and_documents_that_exist():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    for folder in re.findall(r"^\| `([a-z_]+)/` \|", readme, flags=re.M):
+        assert (ROOT / folder).is_dir(), folder
+    for link in re.findall(r"\]\(([^)#]+)\)", readme):
+        if not link.startswith("http"):
+            assert (ROOT / link).exists(), link
+    assert "PRODUCT.md" not in readme and "STYLE.md" not in readme
