@@ -57,3 +57,16 @@ def test_every_error_response_is_documented_as_problem_json(client, db):
     ]
     assert documented
     assert [d for d in documented if d[3] and d[3] != ["application/problem+json"]] == []
+
+
+def test_the_schema_says_what_the_flags_list_and_versions_answer(client, db):
+    """Schema drift found by fuzzing (issue 12): GET /flags/ answers {"results": [...]}, and a
+    version's rebuilt_from is null unless it is a rollback."""
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    components = schema["components"]["schemas"]
+
+    flags = schema["paths"]["/api/v1/flags/"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    listed = components[flags["$ref"].rsplit("/", 1)[1]]
+    assert listed["type"] == "object" and listed["properties"]["results"]["type"] == "array"
+    version = components["Version"]["properties"]["rebuilt_from"]
+    assert version.get("nullable") is True or "null" in str(version.get("type"))

@@ -90,7 +90,11 @@ class VersionSerializer(serializers.ModelSerializer):
     is_live = serializers.SerializerMethodField(help_text="The version destinations use now.")
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
     rebuilt_from = serializers.IntegerField(
-        source="rebuilt_from.number", default=None, read_only=True, help_text="For a rollback: the version restored."
+        source="rebuilt_from.number",
+        default=None,
+        read_only=True,
+        allow_null=True,
+        help_text="For a rollback: the version restored.",
     )
     job = serializers.IntegerField(source="job_id", read_only=True, allow_null=True)
     members = serializers.IntegerField(read_only=True, allow_null=True, help_text="Reach: members of the version.")

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.urls import re_path
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -114,7 +114,10 @@ class FlagList(ActorMixin, APIView):
             "per person and flag: who is in stays in as it grows.\n\n"
             "**Permission:** anyone signed in (`flag.view`)."
         ),
-        responses={200: FlagSerializer(many=True), **_problems(401)},
+        responses={
+            200: inline_serializer("FlagListResponse", fields={"results": FlagSerializer(many=True)}),
+            **_problems(401),
+        },
         examples=[OpenApiExample("Flags", response_only=True, value={"results": [FLAG_EXAMPLE]})],
     )
     def get(self, request: Request) -> Response:
