@@ -48,6 +48,15 @@ def _own_rate_limit_counts(settings):
     forget_prefix(settings.RATELIMIT_KEY_PREFIX)
 
 
+@pytest.fixture(autouse=True)
+def _own_sign_in_counts(monkeypatch):
+    """Each test counts failed sign-ins under its own key prefix, so a test's wrong passwords
+    never lock another test's user out (governance/limits/signin.py)."""
+    from governance.limits import signin
+
+    monkeypatch.setattr(signin, "PREFIX", f"test:signin:{uuid.uuid4().hex[:12]}:")
+
+
 @pytest.fixture
 def sandbox(db) -> Environment:
     return Environment.objects.get(slug="sandbox")

@@ -131,7 +131,7 @@ def test_the_readme_says_how_to_change_the_port_and_run_sh_honours_it():
     script = (ROOT / "scripts" / "run.sh").read_text()
 
     assert "ADDR=127.0.0.1:8080 make run" in readme
-    assert 'ADDR=${ADDR:-127.0.0.1:8000}' in script and 'manage runserver "$ADDR"' in script
+    assert "ADDR=${ADDR:-127.0.0.1:8000}" in script and 'manage runserver "$ADDR"' in script
     assert "export SITE_URL=${SITE_URL:-http://" in script
 
 

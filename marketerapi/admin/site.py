@@ -25,6 +25,8 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from governance.limits.signin import ThrottledSignInForm
+
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
@@ -76,7 +78,7 @@ def may_use_admin(user: Any) -> bool:
     return bool(user.is_superuser or user.groups.filter(name__in=ADMIN_SITE_ROLES).exists())
 
 
-class AdminSignInForm(AdminAuthenticationForm):
+class AdminSignInForm(ThrottledSignInForm, AdminAuthenticationForm):
     """The admin's sign-in: a person whose password is right but who has no admin access is
     told so, and sent to the portal, instead of "enter the correct username and password"."""
 
