@@ -2,8 +2,10 @@
 runs once (PRODUCT.md §6, Limits; docs/limits.md for integrators).
 
 Mark a view's handler with `@idempotent`. A request without the header runs as usual.
-With it, the key is scoped to its owner (the token, or the user of a portal session) and
-the request is fingerprinted (SHA-256 over method, path and body):
+With it, the key is scoped to its owner — the person (or service account) and the
+environment, whichever of their tokens or their portal session sends it, so a retry through
+a second token of the same person never does the work twice — and the request is
+fingerprinted (SHA-256 over method, path and body):
 
 - first time: the key is claimed **in the same transaction as the work**, and the
   response is stored in it at the end. A refusal (an exception, any 4xx or 5xx) rolls the
@@ -82,13 +84,16 @@ def validate_key(raw: str) -> str:
 
 
 def owner_of(request: Any) -> str | None:
-    """Keys are scoped to a token, or to the user of a portal session."""
+    """Keys are scoped to a person (or service account) in an environment: `user:<id>:env:<id>`,
+    the same for each of their tokens there and for their portal session in it."""
     auth = getattr(request, "auth", None)
     if isinstance(auth, ApiToken):
-        return f"token:{auth.pk}"
+        return f"user:{auth.user_id}:env:{auth.environment_id}"
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        return f"user:{user.pk}"
+        from governance.access.selectors import environment_for_session
+
+        return f"user:{user.pk}:env:{environment_for_session(request).pk}"
     return None
 
 

@@ -24,7 +24,7 @@ from governance.actors import actor_from_request
 from governance.audit import trail as audit
 from governance.limits import idempotency
 from governance.limits.idempotency import idempotent
-from governance.models import ApiToken, AuditEvent, IdempotencyRecord, IdempotencyState
+from governance.models import ApiToken, AuditEvent, Environment, IdempotencyRecord, IdempotencyState
 from marketerapi.problems import InvalidInput
 from tests.conftest import issue_test_token, require_service
 
@@ -100,7 +100,8 @@ def test_the_same_key_and_body_replays_the_first_response(secret):
     assert runs() == 1
     record = IdempotencyRecord.objects.get()
     assert record.state == IdempotencyState.COMPLETED and record.status_code == 201
-    assert record.owner == f"token:{ApiToken.objects.get().pk}" and record.path == "/api/v1/work"
+    token = ApiToken.objects.get()
+    assert record.owner == f"user:{token.user_id}:env:{token.environment_id}" and record.path == "/api/v1/work"
     assert timedelta(hours=23, minutes=59) < record.expires_at - record.created_at <= timedelta(hours=24)
 
 
@@ -162,6 +163,19 @@ def test_keys_belong_to_their_owner(secret, persona, sandbox):
     assert runs() == 2
 
 
+def test_a_second_token_of_the_same_person_replays_instead_of_working_twice(persona, sandbox, pilot):
+    """Issue 12: the same key from a second token of the same user created a second job."""
+    user = persona("developer")
+    first, second = issue_test_token(user, sandbox), issue_test_token(user, sandbox)
+
+    post(first, {"echo": "a"}, key="retry-1")
+    replayed = post(second, {"echo": "a"}, key="retry-1")
+
+    assert replayed["Idempotent-Replayed"] == "true" and runs() == 1
+    elsewhere = post(issue_test_token(user, pilot), {"echo": "a"}, key="retry-1")
+    assert not elsewhere.has_header("Idempotent-Replayed") and runs() == 2
+
+
 def test_a_portal_session_keys_by_user(persona):
     user = persona("developer")
 
@@ -169,7 +183,7 @@ def test_a_portal_session_keys_by_user(persona):
     replayed = post(None, {"echo": "a"}, key="s-1", user=user)
 
     assert replayed["Idempotent-Replayed"] == "true"
-    assert IdempotencyRecord.objects.get().owner == f"user:{user.pk}"
+    assert IdempotencyRecord.objects.get().owner == f"user:{user.pk}:env:{Environment.objects.get(slug='sandbox').pk}"
 
 
 def test_an_expired_key_runs_again(secret):
