@@ -99,13 +99,16 @@ def flag_fingerprint(flag: Flag) -> str:
 # --- flag_set -----------------------------------------------------------------------------
 
 
-def _flag(name: str) -> Flag:
+def _flag(name: str, actor: Actor, action: str) -> Flag:
+    """The flag to change. A missing one is refused after the permission: someone who may
+    not change flags is told that (403, audited), not whether a name exists; the hint
+    lists no names either."""
     flag = Flag.objects.filter(name=name).select_related("meta").first()
     if flag is None:
-        known = ", ".join(Flag.objects.order_by("name").values_list("name", flat=True)[:20]) or "none yet"
+        policy.require(actor, action)
         raise FlagNotFound(
             f"There is no flag {name!r}.",
-            hint=f"Admins create flags in the admin site (Waffle › Flags). Known flags: {known}.",
+            hint="GET /api/v1/flags/ lists the flags; admins create new ones in the admin site (Waffle › Flags).",
         )
     return flag
 
@@ -184,7 +187,7 @@ def flag_set(
     Switching off a flag that affects personalization files an approval request instead
     (`approval`), or is refused where no approval policy applies.
     """
-    flag = _flag(flag_name)
+    flag = _flag(flag_name, actor, CHANGE)
     before = flag_snapshot(flag)
     new_percent = _percent(percent) if not isinstance(percent, _Keep) else flag.percent
     # None for groups or users means "leave as is" (an empty list clears them).

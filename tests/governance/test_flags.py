@@ -413,3 +413,18 @@ def test_a_change_around_the_services_is_in_the_history_not_in_the_audit_trail(p
     assert not since(start).exists()
     assert not OutboxEvent.objects.filter(id__gt=outbox_start, type="flag.changed").exists()
     assert flag.history.first().everyone is True
+
+
+def test_changing_an_unknown_flag_tells_a_role_that_may_not_change_flags_only_that(api):
+    """Issue 12: PATCH /flags/<unknown> listed every flag name in its hint to any role."""
+    from waffle.models import Flag
+
+    Flag.objects.create(name="secret_project_x")
+
+    refused = api("analyst").patch("/api/v1/flags/no-such-flag", {"everyone": True}, format="json")
+    missing = api("admin").patch("/api/v1/flags/no-such-flag", {"everyone": True}, format="json")
+
+    assert refused.status_code == 403 and refused.json()["code"] == "permission_denied"
+    assert "secret_project_x" not in refused.content.decode()
+    assert missing.status_code == 404 and missing.json()["code"] == "flag_not_found"
+    assert "secret_project_x" not in missing.content.decode() and "GET /api/v1/flags/" in missing.json()["hint"]
