@@ -126,12 +126,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache, Redis, Celery -------------------------------------------------------
 REDIS_URL = env_url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
+# Seconds: a Redis that does not answer (down, or a network that drops packets) is an
+# outage within seconds — a 503 with Retry-After, and GET /status saying so — rather than
+# requests hanging for the system's TCP timeout.
+REDIS_CACHE_OPTIONS: dict[str, Any] = {
+    "CLIENT_CLASS": "django_redis.client.DefaultClient",
+    "SOCKET_CONNECT_TIMEOUT": 1.0,
+    "SOCKET_TIMEOUT": 2.0,
+}
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            "OPTIONS": dict(REDIS_CACHE_OPTIONS),
         }
     }
 else:
