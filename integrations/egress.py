@@ -85,6 +85,7 @@ _COMPATIBLE = ipaddress.ip_network("::/96")
 PUBLIC = "public"
 LOOPBACK = "loopback"
 KIND_TEXT = {
+    "public": "a public address",
     "loopback": "loopback",
     "private": "a private address",
     "link-local": "link-local",
@@ -177,7 +178,7 @@ PRODUCTION = Policy(
     hint="Use the public https address of the receiver or vendor. " + SETTING_HINT,
 )
 SANDBOX = Policy(
-    "sandbox",
+    "a sandbox",
     public=True,
     loopback=True,
     allow_list=True,
@@ -186,7 +187,7 @@ SANDBOX = Policy(
     hint="Use a public address, or a receiver on this machine (127.0.0.1, localhost). " + SETTING_HINT,
 )
 LOCAL = Policy(
-    "sandbox destination",
+    "a sandbox destination",
     public=False,
     loopback=True,
     allow_list=False,
@@ -234,8 +235,8 @@ def address_refusal(ip: Address, policy: Policy, *, scheme: str, host: str) -> s
         permitted = listed
     shown = host if host.strip("[]") == str(ip) else f"{host} ({ip})"
     if not permitted:
-        what = KIND_TEXT.get(kind, "a public address") if kind != PUBLIC else "a public address"
-        if kind != PUBLIC and decisive != ip:
+        what = KIND_TEXT[kind]
+        if decisive != ip:
             what += f", {decisive} inside"
         return f"{shown} is {what}: requests from {policy.name} are not sent there."
     if scheme == "http" and not policy.plain_http and not (kind == LOOPBACK and listed):
