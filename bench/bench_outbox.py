@@ -129,6 +129,7 @@ def _drive(environment: Any, url: str, events: int) -> dict[str, Any]:
 
     from governance import outbox
     from governance.actors import Actor
+    from integrations import egress
     from integrations.models import DeliveryState, WebhookDelivery
     from integrations.outbox import relay
     from integrations.webhooks import delivery, sending, signing
@@ -177,7 +178,7 @@ def _drive(environment: Any, url: str, events: int) -> dict[str, Any]:
     ]
     from concurrent.futures import ThreadPoolExecutor
 
-    client = sending.client()
+    client = sending.client(egress.SANDBOX)
 
     def post(body: bytes) -> int:
         ts = int(time.time())

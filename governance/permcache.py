@@ -293,3 +293,11 @@ def connect() -> None:
         post_delete.connect(bump, sender=model, dispatch_uid=f"permcache.delete.{model.__name__}")
     post_save.connect(_on_user_saved, sender=User, dispatch_uid="permcache.save.User")
     post_delete.connect(bump, sender=User, dispatch_uid="permcache.delete.User")
+
+
+def prime_from_database(user: Any) -> None:
+    """`prime` without the cache: the user's permissions and roles read from the database,
+    nothing written (the health endpoint while Redis is down, governance/access/auth.py)."""
+    perms, roles = _load_user_rights(user)
+    user._perm_cache = set(perms)
+    user._marketerapi_roles = list(roles)

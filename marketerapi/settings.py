@@ -7,6 +7,7 @@ to PostgreSQL, Redis and a real worker.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -125,12 +126,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache, Redis, Celery -------------------------------------------------------
 REDIS_URL = env_url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
+# Seconds: a Redis that does not answer (down, or a network that drops packets) is an
+# outage within seconds — a 503 with Retry-After, and GET /status saying so — rather than
+# requests hanging for the system's TCP timeout.
+REDIS_CACHE_OPTIONS: dict[str, Any] = {
+    "CLIENT_CLASS": "django_redis.client.DefaultClient",
+    "SOCKET_CONNECT_TIMEOUT": 1.0,
+    "SOCKET_TIMEOUT": 2.0,
+}
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
+            "OPTIONS": dict(REDIS_CACHE_OPTIONS),
         }
     }
 else:
@@ -327,6 +336,20 @@ DESTINATION_BREAKER_THRESHOLD = env_int("DESTINATION_BREAKER_THRESHOLD", 5, mini
 DESTINATION_BREAKER_COOLDOWN = env_float("DESTINATION_BREAKER_COOLDOWN", 60.0, minimum=1.0)
 # Directories a sandbox file destination may write under; empty: any local directory.
 DESTINATION_SANDBOX_FILE_ROOTS = env_list("DESTINATION_SANDBOX_FILE_ROOTS", [])
+# Directories a file destination outside a sandbox may write under (symlinks and `..`
+# resolved first); empty: file destinations are refused outside a sandbox.
+DESTINATION_FILE_ROOTS = env_list("DESTINATION_FILE_ROOTS", [])
+# Outbound requests (webhooks, destination adapters: integrations/egress.py) go to public
+# addresses only; these networks (CIDRs, e.g. 10.20.0.0/16,127.0.0.1/32) may be reached as
+# well. Cloud metadata, multicast and unspecified addresses never are.
+OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS", [])
+for _network in OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperSetting(
+            f"OUTBOUND_ALLOWED_NETWORKS: {_network!r} is not a network; use CIDRs such as 10.20.0.0/16 or fd00::/8."
+        ) from None
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 LOGGING: dict[str, Any] = {

@@ -115,3 +115,66 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
 class PortalSessionAuthentication(authentication.SessionAuthentication):
     """The portal's session, with CSRF checks on unsafe methods (DRF's behaviour)."""
+
+
+# --- for the health endpoint: authentication that survives a Redis outage ------------------
+
+
+def _prime_tolerantly(user: Any) -> None:
+    """The user's permissions and roles, from the cache, or from the database when the
+    cache (Redis) does not answer."""
+    from marketerapi.problems import is_service_outage
+
+    try:
+        permcache.prime(user)
+    except Exception as exc:
+        if not is_service_outage(exc):
+            raise
+        permcache.prime_from_database(user)
+
+
+class OutageTolerantTokenAuthentication(BearerTokenAuthentication):
+    """Bearer tokens for `GET /status`, which must report a Redis outage rather than fail
+    with it (every other view answers 503 then, docs/operations.md).
+
+    When the token cache does not answer, the token is read from the database instead,
+    read-only: nothing is cached and last_used_at is not written. The refusals are the same
+    (unknown, revoked, expired, inactive owner); roles and permissions come from the
+    database. Only for read-only views that need nothing else from Redis.
+    """
+
+    def authenticate(self, request: Any) -> tuple[Any, ApiToken] | None:
+        from marketerapi.problems import is_service_outage
+
+        try:
+            return super().authenticate(request)
+        except Exception as exc:
+            if not is_service_outage(exc):
+                raise
+        # The header was parsed before the cache was asked: it holds `Bearer mk_…`.
+        raw = authentication.get_authorization_header(request).decode("latin-1").split()[1]
+        try:
+            token = ApiToken.objects.select_related("user", "environment").get(key_hash=hash_token(raw))
+        except ApiToken.DoesNotExist:
+            # As BearerTokenAuthentication says it.
+            raise TokenProblem(
+                "The token is not known.",
+                "invalid_token",
+                "Check that the whole token was copied; a lost token cannot be shown again, issue a new one.",
+            ) from None
+        problem = _problem(token)
+        if problem is not None:
+            raise problem
+        permcache.prime_from_database(token.user)
+        return token.user, token
+
+
+class OutageTolerantSessionAuthentication(PortalSessionAuthentication):
+    """The portal session for `GET /status`: the user's rights from the database when the
+    cache (Redis) does not answer (the session itself lives in the database)."""
+
+    def authenticate(self, request: Any) -> tuple[Any, None] | None:
+        result = super().authenticate(request)
+        if result is not None:
+            _prime_tolerantly(result[0])
+        return result

@@ -33,17 +33,16 @@ resumes after the last delivered batch instead of starting over.
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import httpx
 
+from integrations import egress
 from integrations.destinations.breakers import OPEN, Breaker, Snapshot
 from integrations.destinations.credentials import redact
 
@@ -176,6 +175,13 @@ class ConfigurationError(AdapterError):
     code = "destination_misconfigured"
 
 
+class TargetRefused(ConfigurationError):
+    """The call would go where the environment's outbound rules forbid (integrations/egress.py):
+    nothing was sent; never retried, never counted on the breaker."""
+
+    code = "destination_target_refused"
+
+
 # --- checkpoints ----------------------------------------------------------------------
 
 
@@ -269,65 +275,16 @@ def _is_kind(value: Any, kind: type | tuple[type, ...]) -> bool:
     return isinstance(value, kinds)
 
 
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
-
-
-def is_loopback_host(host: str) -> bool:
-    host = (host or "").strip("[]").lower()
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def url_problems(value: Any, pointer: str, *, what: str = "URL") -> list[ConfigProblem]:
-    """An absolute http(s) URL without user:password@; https unless the host is loopback;
-    never a link-local, multicast or unspecified address (cloud metadata lives there)."""
-    example = "https://api.example.com/path"
-    if not isinstance(value, str) or not value.strip():
-        return [
-            ConfigProblem(pointer, "invalid_url", f"The {what} must be a non-empty string.", f"Use e.g. {example}.")
-        ]
+    """The shape of a URL: absolute http(s), without user:password@. Where it may point
+    depends on the environment: `Adapter.target_problems` (integrations/egress.py)."""
     try:
-        parts = urlsplit(value.strip())
-        host = parts.hostname or ""
-    except ValueError:
-        parts, host = None, ""
-    if parts is None or parts.scheme not in ("http", "https") or not host:
-        return [ConfigProblem(pointer, "invalid_url", f"{value!r} is not an absolute http(s) URL.", f"Use {example}.")]
-    if parts.username or parts.password:
-        return [
-            ConfigProblem(
-                pointer,
-                "url_has_credentials",
-                f"The {what} carries a user name or password.",
-                "Remove user:password@ from the URL and send the secret in `credentials`.",
-            )
-        ]
-    try:
-        ip = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        ip = None
-    if ip is not None and (ip.is_link_local or ip.is_multicast or ip.is_unspecified):
-        return [
-            ConfigProblem(
-                pointer,
-                "url_not_allowed",
-                f"Destinations are never called at {host} (link-local, multicast or unspecified address).",
-                "Use the vendor's public host name.",
-            )
-        ]
-    if parts.scheme == "http" and not is_loopback_host(host):
-        return [
-            ConfigProblem(
-                pointer,
-                "https_required",
-                f"The {what} must use https; plain http is accepted only for 127.0.0.1/localhost.",
-                f"Use {value.strip().replace('http://', 'https://', 1)}.",
-            )
-        ]
+        egress.parse(value, what=what)
+    except egress.EgressRefused as refused:
+        hint = refused.hint
+        if refused.code == "url_has_credentials":
+            hint = "Remove user:password@ from the URL and send the secret in `credentials`."
+        return [ConfigProblem(pointer, refused.code, refused.message, hint)]
     return []
 
 
@@ -342,6 +299,8 @@ class Adapter:
     # May a sandbox destination use this adapter (with a local target only)?
     sandbox_allowed: ClassVar[bool] = False
     fields: ClassVar[tuple[Field, ...]] = ()
+    # Config keys holding URLs the adapter calls: checked against the outbound rules.
+    url_fields: ClassVar[tuple[str, ...]] = ()
     # Credential keys: name → required. A plain-string credentials variable fills `primary_credential`.
     credential_keys: ClassVar[dict[str, bool]] = {}
     primary_credential: ClassVar[str | None] = None
@@ -357,8 +316,11 @@ class Adapter:
         label: str = "",
         reference: str = "",
         probing: bool = False,
+        policy: egress.Policy = egress.PRODUCTION,
     ) -> None:
         self.probing = probing
+        # Where calls may go (the destination's environment decides; registry.build).
+        self.policy = policy
         self.config = self.resolved(config)
         self.credentials = dict(credentials or {})
         self.breaker = breaker
@@ -446,9 +408,21 @@ class Adapter:
         return []
 
     @classmethod
-    def sandbox_problems(cls, config: dict[str, Any]) -> list[ConfigProblem]:
-        """Why `config` is not a local target (sandbox destinations never reach a vendor)."""
-        return []
+    def target_problems(cls, config: dict[str, Any], *, sandbox: bool) -> list[ConfigProblem]:
+        """Why `config` points where this environment may not send (resolved config): in a
+        sandbox anything but a local target; elsewhere private, loopback, metadata … addresses
+        and plain http (integrations/egress.py). Checked on save and before every call."""
+        policy = egress.destination_policy(sandbox=sandbox)
+        problems = []
+        for name in cls.url_fields:
+            value = config.get(name)
+            if not value:
+                continue
+            try:
+                egress.check_url(value, policy)
+            except egress.EgressRefused as refused:
+                problems.append(ConfigProblem(f"/{name}", refused.code, refused.message, refused.hint))
+        return problems
 
     @classmethod
     def validate_credentials(cls, credentials: Any) -> list[ConfigProblem]:
@@ -572,10 +546,9 @@ class HttpAdapter(Adapter):
     def client(self) -> httpx.Client:
         if self._client is None:
             # Redirects are not followed: a vendor API does not redirect, and following one
-            # could carry the Authorization header somewhere else.
-            self._client = httpx.Client(
-                timeout=self.timeout, follow_redirects=False, headers={"User-Agent": USER_AGENT}
-            )
+            # could carry the Authorization header somewhere else. Every connection obeys the
+            # environment's outbound rules (integrations/egress.py).
+            self._client = egress.client(self.policy, timeout=self.timeout, headers={"User-Agent": USER_AGENT})
         return self._client
 
     def close(self) -> None:
@@ -662,6 +635,8 @@ class HttpAdapter(Adapter):
                 response = self.client.request(
                     method, url, json=json, params=params, headers=call_headers, content=content, timeout=self.timeout
                 )
+            except egress.EgressRefused as refused:
+                raise TargetRefused(f"{self.label}: nothing was sent. {refused.message}", hint=refused.hint) from None
             except httpx.TimeoutException as exc:
                 failure = f"timeout ({type(exc).__name__})"
             except httpx.TransportError as exc:

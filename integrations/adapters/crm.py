@@ -104,6 +104,7 @@ class CrmAdapter(HttpAdapter):
         Field("poll_timeout", (int, float), default=300.0, minimum=0.0, maximum=3600, help="seconds to poll at most"),
         *TIMEOUT_FIELDS,
     )
+    url_fields = ("auth_url", "rest_url")
     credential_keys = {"client_id": True, "client_secret": True}
     primary_credential = None
     batch_sizes = {"rowset": SYNC_MAX, "async rows": ASYNC_MAX, "triggered send": 1}

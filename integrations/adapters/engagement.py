@@ -72,6 +72,7 @@ class EngagementAdapter(HttpAdapter):
         Field("batch_size", int, default=TRACK_MAX, minimum=1, maximum=TRACK_MAX, help="attributes per users/track"),
         *TIMEOUT_FIELDS,
     )
+    url_fields = ("base_url",)
     credential_keys = {"api_key": True}
     primary_credential = "api_key"
     batch_sizes = {"users/track": TRACK_MAX, "subscription/status/set": SUBSCRIPTION_MAX, "trigger": TRIGGER_MAX}

@@ -39,6 +39,7 @@ from integrations.adapters.base import (
     Field,
     HealthResult,
     ServerFailure,
+    TargetRefused,
     VendorRejected,
     chunks,
     external_id,
@@ -60,6 +61,16 @@ def _cell(value: Any) -> str:
 
 def _looks_remote(directory: str) -> bool:
     return "://" in directory or directory.startswith(("//", "\\\\"))
+
+
+def under_roots(directory: str, roots: list[str]) -> bool:
+    """Whether `directory`, with symlinks and `..` resolved, is one of `roots` or below one."""
+    real = os.path.realpath(directory)
+    for root in roots:
+        base = os.path.realpath(root)
+        if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
+            return True
+    return False
 
 
 @register
@@ -102,27 +113,43 @@ class FileAdapter(Adapter):
         return problems
 
     @classmethod
-    def sandbox_problems(cls, config: dict[str, Any]) -> list[ConfigProblem]:
+    def target_problems(cls, config: dict[str, Any], *, sandbox: bool) -> list[ConfigProblem]:
+        """The directory, symlinks and `..` resolved, must lie under a configured root: in a
+        sandbox DESTINATION_SANDBOX_FILE_ROOTS (empty: any local directory), elsewhere
+        DESTINATION_FILE_ROOTS (empty: none)."""
         directory = str(config.get("directory", ""))
-        roots = [str(r) for r in settings.DESTINATION_SANDBOX_FILE_ROOTS]
-        if _looks_remote(directory):
+        setting = "DESTINATION_SANDBOX_FILE_ROOTS" if sandbox else "DESTINATION_FILE_ROOTS"
+        code = "sandbox_target_not_local" if sandbox else "directory_not_allowed"
+        roots = [str(r) for r in getattr(settings, setting)]
+        if _looks_remote(directory) or not os.path.isabs(directory):
             return [
                 ConfigProblem(
                     "/directory",
-                    "sandbox_target_not_local",
-                    "Sandbox destinations write to a local directory only.",
-                    "Use an absolute path on this server, e.g. /tmp/marketerapi-drops.",
+                    code,
+                    "File destinations write to an absolute local directory only.",
+                    "Use an absolute path on this server, e.g. /var/drops/crm.",
                 )
             ]
-        real = os.path.realpath(directory)
-        if roots and not any(
-            real == os.path.realpath(r) or real.startswith(os.path.realpath(r) + os.sep) for r in roots
-        ):
+        if sandbox and not roots:
+            return []
+        if not roots:
             return [
                 ConfigProblem(
                     "/directory",
-                    "sandbox_target_not_local",
-                    "Sandbox file drops must stay under the deployment's sandbox drop directories.",
+                    code,
+                    "This deployment allows no file destinations outside a sandbox.",
+                    f"An operator lists the directories file destinations may write under in {setting} "
+                    "(docs/operations.md).",
+                )
+            ]
+        if not under_roots(directory, roots):
+            where = "Sandbox file drops" if sandbox else "File drops"
+            return [
+                ConfigProblem(
+                    "/directory",
+                    code,
+                    f"{where} must stay under the deployment's drop directories; {directory!r} is not under them "
+                    "once links and '..' are resolved.",
                     f"Use a directory under: {', '.join(roots)}.",
                 )
             ]
@@ -133,6 +160,15 @@ class FileAdapter(Adapter):
     @property
     def directory(self) -> Path:
         return Path(self.config["directory"])
+
+    def checked_directory(self) -> Path:
+        """The directory, links and `..` resolved, checked against the roots right before it
+        is written to (a link changed after the destination was saved is caught here);
+        writes go to this resolved path."""
+        problems = self.target_problems(self.config, sandbox=self.policy.sandbox)
+        if problems:
+            raise TargetRefused(f"{self.label}: nothing was written. {problems[0].message}", hint=problems[0].hint)
+        return Path(os.path.realpath(self.directory))
 
     def _file_name(self, phase: str, part: int) -> str:
         reference = SAFE_NAME.sub("-", self.reference).strip("-") or "adhoc"
@@ -153,9 +189,10 @@ class FileAdapter(Adapter):
 
     def write_atomic(self, name: str, data: bytes) -> Path:
         """Write `data` as `name` in the directory so that it appears whole or not at all."""
-        final = self.directory / name
+        directory = self.checked_directory()
+        final = directory / name
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.tmp-")
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.tmp-")
         except FileNotFoundError:
             raise ServerFailure(
                 f"The drop directory {self.directory} does not exist.",
@@ -180,13 +217,13 @@ class FileAdapter(Adapter):
             except OSError:
                 pass
             raise ServerFailure(f"Writing {name} in {self.directory} failed ({exc.strerror or exc}).") from None
-        self._fsync_directory()
+        self._fsync_directory(directory)
         return final
 
-    def _fsync_directory(self) -> None:
+    def _fsync_directory(self, directory: Path) -> None:
         # Make the rename itself durable; not every platform allows opening a directory.
         try:
-            fd = os.open(self.directory, os.O_RDONLY)
+            fd = os.open(directory, os.O_RDONLY)
         except OSError:
             return
         try:
@@ -264,14 +301,21 @@ class FileAdapter(Adapter):
     def health(self) -> HealthResult:
         started = time.monotonic()
         result = HealthResult(ok=True, message=f"{self.directory} is writable.")
-        if not self.directory.is_dir():
+        try:
+            directory = self.checked_directory()
+        except TargetRefused as refused:
+            result.ok = False
+            result.message = refused.message
+            result.check("directory", False, refused.message)
+            return result
+        if not directory.is_dir():
             result.ok = False
             result.message = f"The drop directory {self.directory} does not exist."
             result.check("directory", False, result.message)
         else:
             result.check("directory", True, f"{self.directory} exists.")
             try:
-                fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".marketerapi-health-")
+                fd, tmp = tempfile.mkstemp(dir=directory, prefix=".marketerapi-health-")
                 os.close(fd)
                 os.unlink(tmp)
                 result.check("writable", True, "A test file was written and removed.")
@@ -282,7 +326,7 @@ class FileAdapter(Adapter):
         if self.breaker is not None:
             if result.ok:
                 self.breaker.record_success()
-            elif not self.directory.is_dir():
+            elif not directory.is_dir():
                 self.breaker.record_failure(result.message)
         result.latency_ms = int((time.monotonic() - started) * 1000)
         return result

@@ -37,7 +37,10 @@ def build(
     reference: str = "",
     probing: bool = False,
 ) -> Adapter:
-    """The adapter of a Destination row, with its credentials (read by the caller)."""
+    """The adapter of a Destination row, with its credentials (read by the caller); its calls
+    obey the outbound rules of the destination's environment (integrations/egress.py)."""
+    from integrations import egress
+
     cls = REGISTRY.get(destination.adapter)
     if cls is None:
         from integrations.adapters.base import ConfigurationError
@@ -47,5 +50,11 @@ def build(
             hint=f"Installed adapters: {', '.join(names())}.",
         )
     return cls(
-        destination.config, credentials, breaker=breaker, label=destination.name, reference=reference, probing=probing
+        destination.config,
+        credentials,
+        breaker=breaker,
+        label=destination.name,
+        reference=reference,
+        probing=probing,
+        policy=egress.destination_policy(sandbox=destination.environment.is_sandbox),
     )

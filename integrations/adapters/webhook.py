@@ -35,7 +35,6 @@ from integrations.adapters.base import (
     HttpAdapter,
     chunks,
     external_id,
-    is_loopback_host,
     member,
     url_problems,
 )
@@ -55,6 +54,7 @@ class WebhookAdapter(HttpAdapter):
         Field("headers", dict, help='extra non-secret headers, e.g. {"X-Team": "growth"}'),
         *TIMEOUT_FIELDS,
     )
+    url_fields = ("url",)
     credential_keys = {"token": False, "signing_secret": False}
     primary_credential = "token"
     batch_sizes = {"members": 1000, "recipients": 1000}
@@ -78,21 +78,6 @@ class WebhookAdapter(HttpAdapter):
                     ConfigProblem(pointer, "invalid_type", f"Header {name!r} must be a string.", "Send a string.")
                 )
         return problems
-
-    @classmethod
-    def sandbox_problems(cls, config: dict[str, Any]) -> list[ConfigProblem]:
-        host = urlsplit(str(config.get("url", ""))).hostname or ""
-        if is_loopback_host(host):
-            return []
-        return [
-            ConfigProblem(
-                "/url",
-                "sandbox_target_not_local",
-                f"Sandbox destinations never reach a real system; {host!r} is not a loopback host.",
-                "Point the webhook at http://127.0.0.1:<port>/… or http://localhost:<port>/… (a receiver on this "
-                "machine), or create the destination in pilot or production.",
-            )
-        ]
 
     def auth_headers(self) -> dict[str, str]:
         token = self.credentials.get("token")

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.access.auth import OutageTolerantSessionAuthentication, OutageTolerantTokenAuthentication
 from integrations.status import selectors
 from marketerapi.api import ActorMixin, problem_responses
 
@@ -24,6 +25,7 @@ _FAILURES = {
 class CheckSerializer(serializers.Serializer):
     status = serializers.CharField(help_text="ok, down or unknown")
     detail = serializers.CharField(required=False)
+    hint = serializers.CharField(required=False, help_text="What to do, when the check is not ok.")
 
 
 class DestinationStatusSerializer(serializers.Serializer):
@@ -45,7 +47,9 @@ class StatusSerializer(serializers.Serializer):
     environment = serializers.CharField()
     database = serializers.DictField()
     broker = serializers.DictField(help_text='kind is "in-process (no broker)" when jobs run in the web process.')
-    cache = serializers.DictField()
+    cache = serializers.DictField(
+        help_text="Redis (tokens, permissions, rate limits, breakers): status ok or down, kind, and a hint when down."
+    )
     workers = serializers.DictField(help_text="Celery workers by heartbeat: alive, workers [{name, last_seen, alive}].")
     destinations = DestinationStatusSerializer(many=True)
 
@@ -83,6 +87,11 @@ EXAMPLE_STATUS: dict[str, Any] = {
 
 
 class StatusView(ActorMixin, APIView):
+    # The health endpoint must report a Redis outage, not fail with it: while the token and
+    # permission cache does not answer, callers are authenticated from the database
+    # (read-only); every other view answers 503 then.
+    authentication_classes = [OutageTolerantTokenAuthentication, OutageTolerantSessionAuthentication]
+
     @extend_schema(
         operation_id="status_retrieve",
         summary="Service status",
@@ -90,7 +99,9 @@ class StatusView(ActorMixin, APIView):
         "process), the shared cache, the Celery workers (by heartbeat) and each destination of your environment "
         "with its circuit breaker and last success. `status` is `ok`, `degraded` (a destination is degraded or "
         "failing, no worker is alive, or the cache is down) or `down` (database or broker). Always 200 when the "
-        "API answers; no secrets or URLs with passwords.\n\n**Permission:** `status.view` — every role.",
+        "API answers, Redis down included: then `cache.status` is `down` with a `hint`, and the caller's token is "
+        "checked against the database (every other endpoint answers 503 meanwhile). No secrets or URLs with "
+        "passwords.\n\n**Permission:** `status.view` — every role.",
         responses={200: StatusSerializer, **problem_responses(401, 403, failures=_FAILURES)},
         examples=[OpenApiExample("One destination down", value=EXAMPLE_STATUS, response_only=True)],
     )

@@ -40,7 +40,7 @@ from integrations.destinations import credentials as credentials_store
 from integrations.destinations import selectors, services
 from integrations.destinations.breakers import OPEN, Breaker, Snapshot
 from integrations.destinations.selectors import clock_text, remaining_text
-from integrations.destinations.validation import sandbox_guard
+from integrations.destinations.validation import target_guard
 from integrations.jobs import services as jobs
 from integrations.models import DeadLetter, DestinationPush, Job, PushState
 from integrations.webhooks.dead_letters import DESTINATION_PUSH
@@ -124,9 +124,10 @@ def push_run(push_id: int, *, now: datetime | None = None) -> PushOutcome | None
             last_saved[0] = time.monotonic()
 
     try:
+        # Where it points first: a refused target is refused whatever the credentials.
+        target_guard(destination)
         cls = adapters.get(destination.adapter)
         credentials = credentials_store.destination_credentials(destination, cls.primary_credential if cls else None)
-        sandbox_guard(destination)
         adapter = adapters.build(destination, credentials=credentials, breaker=breaker, reference=f"push-{push.pk}")
         checkpoint = Checkpoint(progress, on_advance=save_progress)
         with adapter:

@@ -98,7 +98,7 @@ def _explain(destination: Destination, status: str, snap: Snapshot, deferred: in
             parts.append(f"{deferred} push(es) are queued and will be retried{when}; nothing was lost")
         return "; ".join(parts) + "."
     if status == "failing":
-        return f"The last call failed: {destination.last_error or 'see last_error'}."
+        return f"The last call failed: {(destination.last_error or 'see last_error').rstrip('.')}."
     if status == "unknown":
         return "Nothing has been sent yet; POST /api/v1/destinations/{id}/test checks the connection."
     return "Working."

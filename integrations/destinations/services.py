@@ -35,7 +35,7 @@ from integrations.destinations import credentials as credentials_store
 from integrations.destinations import selectors
 from integrations.destinations.breakers import Probe
 from integrations.destinations.errors import PushNotFailed
-from integrations.destinations.validation import sandbox_guard, validate
+from integrations.destinations.validation import target_guard, validate
 from integrations.models import DeadLetter, Destination, DestinationPush, Job, PushState
 from integrations.webhooks.dead_letters import DeadLetterKind
 
@@ -220,9 +220,10 @@ def destination_test(*, actor: Actor, destination: Destination, now: datetime | 
     credentials: dict[str, Any] = {}
     hint = ""
     try:
+        # Where it points first: a refused target is refused whatever the credentials.
+        target_guard(destination)
         cls = adapters.get(destination.adapter)
         credentials = credentials_store.destination_credentials(destination, cls.primary_credential if cls else None)
-        sandbox_guard(destination)
         adapter = adapters.build(
             destination,
             credentials=credentials,

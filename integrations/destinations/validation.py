@@ -1,10 +1,12 @@
 """The checks of a destination's settings, shared by its services (and so by the API and
-the admin), and the sandbox rule checked again before every call.
+the admin), and the target rules checked again before every call.
 
 `validate` reports every problem at once (InvalidDestination, 422): each with a pointer
 (`/name`, `/adapter`, `/config/…`, `/credentials…`), a code and a hint — the adapter's own
-config checks (`validate_config`), its sandbox rule (only file and webhook adapters, at
-local targets) and the credentials' (stored or named as a `DESTINATION_…` variable).
+config checks (`validate_config`), where it may point from its environment
+(`target_problems`: in a sandbox only file and webhook adapters, at local targets; elsewhere
+public https addresses and the configured file roots, integrations/egress.py) and the
+credentials' (stored or named as a `DESTINATION_…` variable).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from governance.models import Environment
 from integrations import adapters
-from integrations.adapters.base import ConfigProblem, ConfigurationError
+from integrations.adapters.base import ConfigProblem, TargetRefused
 from integrations.destinations import credentials as credentials_store
 from integrations.destinations.errors import InvalidDestination
 from integrations.models import Destination
@@ -81,8 +83,9 @@ def validate(
     if cls is not None:
         config_problems = cls.validate_config(config)
         errors.extend(_problems_of(config_problems, "/config"))
-        if not config_problems and environment.is_sandbox and cls.sandbox_allowed:
-            errors.extend(_problems_of(cls.sandbox_problems(cls.resolved(config)), "/config"))
+        if not config_problems and (cls.sandbox_allowed or not environment.is_sandbox):
+            targets = cls.target_problems(cls.resolved(config), sandbox=environment.is_sandbox)
+            errors.extend(_problems_of(targets, "/config"))
         if credentials is not None and credentials_env:
             errors.append(
                 _problem(
@@ -121,14 +124,26 @@ def validate(
         raise InvalidDestination(f"The destination has {len(errors)} problem(s); nothing was saved.", errors=errors)
 
 
-def sandbox_guard(destination: Destination) -> None:
-    """Sandbox work never reaches a vendor, even from a row that predates the rule or was
-    changed behind the services' back."""
-    if not destination.environment.is_sandbox:
-        return
+def target_guard(destination: Destination) -> None:
+    """Before every call: the destination still points where its environment may send, even
+    a row that predates the rules or was changed behind the services' back. (The adapters'
+    HTTP client checks every connection as well: DNS may change after this.)"""
+    sandbox = destination.environment.is_sandbox
     cls = adapters.get(destination.adapter)
-    if cls is None or not cls.sandbox_allowed or cls.sandbox_problems(cls.resolved(destination.config)):
-        raise ConfigurationError(
+    if cls is None:
+        return  # adapters.build reports it
+    if sandbox and not cls.sandbox_allowed:
+        problems = [ConfigProblem("/adapter", "sandbox_adapter_not_allowed", "", "")]
+    else:
+        problems = cls.target_problems(cls.resolved(destination.config), sandbox=sandbox)
+    if not problems:
+        return
+    if sandbox:
+        raise TargetRefused(
             f"{destination.name} is a sandbox destination that does not point at a local target; nothing was sent.",
             hint="In a sandbox use the file adapter or a webhook at 127.0.0.1/localhost (PATCH its config).",
         )
+    raise TargetRefused(
+        f"{destination.name}: nothing was sent. {problems[0].message}",
+        hint=f"{problems[0].hint} Then PATCH the destination's config.",
+    )

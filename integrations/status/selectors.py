@@ -5,6 +5,10 @@ the shared cache, the Celery workers (by heartbeat, status/heartbeats.py) and ev
 destination of the caller's environment with its breaker state and last success.
 Readable by every role; nothing secret is in it (no URLs with passwords, no config, no
 credentials).
+
+It answers while Redis is down — that is what it is for: callers are then authenticated
+from the database (integrations/api/status.py), the cache check says `down` with a hint,
+and the overall status is `degraded` (`down` when the broker is that Redis too).
 """
 
 from __future__ import annotations
@@ -91,6 +95,14 @@ def broker_check() -> dict[str, Any]:
     return {"status": "ok", "kind": _public_url(url), "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
 
+REDIS_DOWN_HINT = (
+    "Redis (REDIS_URL) is not answering: start it, or check REDIS_URL and the network between the web "
+    "processes and Redis. Until it answers, API calls other than GET /status answer 503 with Retry-After; "
+    "rate limits count in each process and circuit breakers keep per-process state; queued jobs wait and "
+    "nothing is lost (docs/operations.md)."
+)
+
+
 def cache_check() -> dict[str, Any]:
     client = None
     try:
@@ -99,7 +111,12 @@ def cache_check() -> dict[str, Any]:
             return {"status": "ok", "kind": "in-process", "detail": "Limits and breakers are per process."}
         client.ping()
     except Exception as exc:
-        return {"status": "down", "kind": "redis", "detail": f"Not reachable ({type(exc).__name__})."}
+        return {
+            "status": "down",
+            "kind": "redis",
+            "detail": f"Not reachable ({type(exc).__name__}).",
+            "hint": REDIS_DOWN_HINT,
+        }
     return {"status": "ok", "kind": _public_url(settings.REDIS_URL)}
 
 
@@ -120,6 +137,7 @@ def workers_check(now: float | None = None) -> dict[str, Any]:
             "status": "unknown",
             "mode": "celery",
             "detail": f"Heartbeats unreadable ({type(exc).__name__}).",
+            "hint": "Worker heartbeats live in Redis: they are known again once Redis answers (see `cache`).",
             "alive": 0,
             "workers": [],
         }

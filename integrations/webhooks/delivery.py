@@ -31,12 +31,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from governance.models import OutboxEvent
+from governance.models import DataKind, OutboxEvent
 from integrations.models import (
     DeadLetter,
     DeliveryAttempt,
@@ -148,6 +147,7 @@ class _Due:
     aggregate_type: str
     aggregate_id: str
     environment_slug: str
+    environment_data_kind: str
 
     @property
     def public_event_id(self) -> str:
@@ -182,6 +182,7 @@ _DUE_FIELDS = (
     "event__aggregate_type",
     "event__aggregate_id",
     "event__environment__slug",
+    "subscription__environment__data_kind",
 )
 
 
@@ -286,6 +287,7 @@ def _claim_deliveries(now: datetime, limit: int) -> tuple[list[Claimed], int]:
             event_public_id=d.public_event_id,
             event_type=d.event_type,
             body=d.body(),
+            sandbox=d.environment_data_kind == DataKind.SYNTHETIC,
         )
         for d in chosen
     ]
@@ -429,7 +431,7 @@ def deliver_batch(
     *,
     now: datetime | None = None,
     batch_size: int = DELIVERY_BATCH,
-    client: httpx.Client | None = None,
+    clients: sending.Clients | None = None,
     pool: ThreadPoolExecutor | None = None,
 ) -> DeliveryOutcome:
     """Claim, send and record one batch of due deliveries."""
@@ -445,14 +447,14 @@ def deliver_batch(
                 secrets[c.subscription_id] = signing.decrypt_secret(c.secret_encrypted)
             except SecretUnreadable as exc:
                 secrets[c.subscription_id] = exc
-    own_client = client is None
-    http = client or sending.client()
+    own_clients = clients is None
+    http = clients or sending.Clients()
     try:
 
         def send(c: Claimed) -> AttemptResult:
             # Signed at the moment of sending (a batch's last request may leave a while
             # after its claim), unless a test fixed the clock.
-            return sending.send(c, secrets[c.subscription_id], http, now if clock_fixed else timezone.now())
+            return sending.send(c, secrets[c.subscription_id], http.of(c), now if clock_fixed else timezone.now())
 
         if len(claimed) == 1 or sending.concurrency() <= 1:
             results = [send(c) for c in claimed]
@@ -462,7 +464,7 @@ def deliver_batch(
             with ThreadPoolExecutor(max_workers=sending.concurrency(), thread_name_prefix="webhook") as own_pool:
                 results = list(own_pool.map(send, claimed))
     finally:
-        if own_client:
+        if own_clients:
             http.close()
     outcome, to_check = _record(results, now)
     outcome.claimed = len(claimed)
@@ -488,11 +490,11 @@ def deliver_webhooks(
     total = DeliveryOutcome()
     started = time.monotonic()
     with (
-        sending.client() as client,
+        sending.Clients() as clients,
         ThreadPoolExecutor(max_workers=max(sending.concurrency(), 1), thread_name_prefix="webhook") as pool,
     ):
         while True:
-            outcome = deliver_batch(now=now, batch_size=batch_size, client=client, pool=pool)
+            outcome = deliver_batch(now=now, batch_size=batch_size, clients=clients, pool=pool)
             total.add(outcome)
             if not outcome.batches:
                 break

@@ -3,13 +3,16 @@
 Runs in the delivery's worker threads and touches no database: `send` never raises, it
 returns an AttemptResult that integrations/webhooks/delivery.py records. Timeouts and the
 thread count are settings (WEBHOOK_CONNECT_TIMEOUT, WEBHOOK_READ_TIMEOUT,
-WEBHOOK_CONCURRENCY); redirects are not followed and the environment's proxies are not
-used, so the URL checks of webhooks/validation.py apply to where the request goes.
+WEBHOOK_CONCURRENCY). Every request goes through a client of integrations/egress.py, one
+per outbound policy (sandbox or not; `Clients`): each connection is checked against the
+environment's rules at the address actually connected to, redirects are not followed and
+the environment's proxies are not used. A refused target is a failed attempt saying why.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +21,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 from django.conf import settings
 
+from integrations import egress
 from integrations.webhooks import signing
 
 logger = logging.getLogger("marketerapi.relay")
@@ -50,6 +54,8 @@ class Claimed:
     event_public_id: str
     event_type: str
     body: bytes
+    # The subscription's environment is a sandbox: its outbound rules (integrations/egress.py).
+    sandbox: bool = False
 
 
 @dataclass
@@ -78,17 +84,45 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max((when - now).total_seconds(), 0.0)
 
 
-def client() -> httpx.Client:
-    return httpx.Client(
+def client(policy: egress.Policy = egress.PRODUCTION) -> httpx.Client:
+    """A client for webhook requests under `policy` (integrations/egress.py)."""
+    return egress.client(
+        policy,
         timeout=httpx.Timeout(
             connect=connect_timeout(), read=read_timeout(), write=read_timeout(), pool=read_timeout()
         ),
-        follow_redirects=False,
-        # Connect straight to the subscriber: the URL checks apply to where the request goes.
-        trust_env=False,
         headers={"User-Agent": USER_AGENT},
         limits=httpx.Limits(max_connections=max(concurrency(), 1) * 2, max_keepalive_connections=max(concurrency(), 1)),
     )
+
+
+class Clients:
+    """One client per outbound policy, made on first use and shared by the sending threads.
+    Never one client for both: a pooled connection opened under one environment's rules
+    must not carry another environment's request."""
+
+    def __init__(self) -> None:
+        self._clients: dict[egress.Policy, httpx.Client] = {}
+        self._lock = threading.Lock()
+
+    def of(self, claimed: Claimed) -> httpx.Client:
+        policy = egress.webhook_policy(sandbox=claimed.sandbox)
+        with self._lock:
+            if policy not in self._clients:
+                self._clients[policy] = client(policy)
+            return self._clients[policy]
+
+    def close(self) -> None:
+        with self._lock:
+            for http in self._clients.values():
+                http.close()
+            self._clients.clear()
+
+    def __enter__(self) -> Clients:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def send(claimed: Claimed, secret: str | Exception, http: httpx.Client, now: datetime) -> AttemptResult:
@@ -114,6 +148,8 @@ def send(claimed: Claimed, secret: str | Exception, http: httpx.Client, now: dat
                 if len(head) >= ERROR_BODY_BYTES:
                     break
         latency = int((time.monotonic() - started) * 1000)
+    except egress.EgressRefused as refused:
+        return failed(claimed, started, f"Not sent: {refused.message} {refused.hint}")
     except httpx.ConnectTimeout:
         return failed(claimed, started, f"Connect timeout: no connection within {connect_timeout():g} s.")
     except httpx.ReadTimeout:

@@ -2,23 +2,22 @@
 and the admin): the URL, the event types and a chosen secret.
 
 Each refusal is an InvalidInput (422) whose `errors` entry points at the field, with one
-of these codes: `invalid_url`, `url_has_credentials`, `url_not_allowed`, `https_required`,
-`no_event_types`, `unknown_event_type` (with `allowed_event_types`), `weak_secret`; the
+of these codes: `invalid_url`, `url_has_credentials`, `url_not_allowed`, `url_not_resolvable`,
+`https_required`, `no_event_types`, `unknown_event_type` (with `allowed_event_types`), `weak_secret`; the
 services add `conflicting_fields` and `invalid_state`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 
 from governance.models import Environment
 from governance.outbox import EVENT_TYPES
+from integrations import egress
 from marketerapi.problems import InvalidInput
 
 MIN_SECRET_LENGTH = 24
@@ -36,30 +35,15 @@ def invalid(pointer: str, code: str, message: str, hint: str, **extra: Any) -> I
     )
 
 
-_LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
-
-
-def _host_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-
-
-def _is_loopback(host: str) -> bool:
-    ip = _host_ip(host)
-    return (ip is not None and ip.is_loopback) or host.lower() in _LOOPBACK_NAMES
-
-
 def validate_url(url: str, environment: Environment) -> str:
     """An absolute http(s) URL we are willing to POST events to from `environment`.
 
-    - https everywhere; plain http only in a sandbox (synthetic data) or to a loopback
-      address (a receiver on the same machine), since outside a sandbox events carry
-      real customers' data.
-    - No user:password@ (it would be stored and shown in clear; the signature proves
-      the sender), and no link-local, multicast or unspecified addresses (cloud metadata
-      endpoints live at 169.254.169.254).
+    - No user:password@ (it would be stored and shown in clear; the signature proves the
+      sender).
+    - Where it may point is integrations/egress.py's: outside a sandbox https only, and the
+      host must resolve to public addresses (or networks the operator allow-listed) — never
+      loopback, private, link-local, metadata … addresses; in a sandbox http too, and a
+      receiver on this machine. Checked again at every delivery (DNS may change).
     """
     url = (url or "").strip()
     shape_hint = "Send an absolute URL such as https://hooks.example.com/marketerapi."
@@ -69,30 +53,15 @@ def validate_url(url: str, environment: Environment) -> str:
         URLValidator(schemes=["http", "https"])(url)
     except DjangoValidationError:
         raise invalid("/url", "invalid_url", f"{url!r} is not an absolute http(s) URL.", shape_hint) from None
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.username or parts.password:
-        raise invalid(
-            "/url",
-            "url_has_credentials",
-            "The URL carries a user name or password.",
-            "Remove user:password@ from the URL: check the Marketerapi-Signature header instead (docs/webhooks.md).",
-        )
-    ip = _host_ip(host)
-    if ip is not None and (ip.is_link_local or ip.is_multicast or ip.is_unspecified):
-        raise invalid(
-            "/url",
-            "url_not_allowed",
-            f"Webhooks are not sent to {host} (link-local, multicast or unspecified address).",
-            "Use the public or loopback address of your receiver.",
-        )
-    if parts.scheme == "http" and not environment.is_sandbox and not _is_loopback(host):
-        raise invalid(
-            "/url",
-            "https_required",
-            f"Outside a sandbox webhooks are sent over https only; {environment.slug} holds real data.",
-            "Use an https:// URL; plain http is accepted in a sandbox, or to 127.0.0.1/localhost for a local receiver.",
-        )
+    try:
+        egress.check_url(url, egress.webhook_policy(sandbox=environment.is_sandbox))
+    except egress.EgressRefused as refused:
+        hint = refused.hint
+        if refused.code == "url_has_credentials":
+            hint = (
+                "Remove user:password@ from the URL: check the Marketerapi-Signature header instead (docs/webhooks.md)."
+            )
+        raise invalid("/url", refused.code, refused.message, hint) from None
     return url
 
 

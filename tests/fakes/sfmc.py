@@ -51,6 +51,8 @@ class FakeSFMC(FakeServer):
         self.client_secret = client_secret
         self.key_field = key_field
         self.expires_in = 1079
+        # What tokens name as the REST host (default: this server).
+        self.rest_instance_url: str | None = None
         self.pending_polls = 1
         self.valid_tokens: set[str] = set()
         self.tokens_issued = 0
@@ -125,7 +127,7 @@ class FakeSFMC(FakeServer):
                 "expires_in": self.expires_in,
                 "scope": "data_extensions_write",
                 "soap_instance_url": self.url + "/",
-                "rest_instance_url": self.url + "/",
+                "rest_instance_url": self.rest_instance_url or self.url + "/",
             },
         )
 

@@ -122,24 +122,37 @@ def test_webhook_config_problems_have_pointers_and_hints():
     assert "credentials" in problems[0].hint
 
     later = WebhookAdapter.validate_config({"url": "http://hooks.example.com/x", "headers": {"X-Api-Key": "abc"}})
-    assert [(p.pointer, p.code) for p in later] == [
-        ("/url", "https_required"),
-        ("/headers/X-Api-Key", "secret_in_config"),
-    ]
-    assert [p.code for p in WebhookAdapter.validate_config({"url": "http://169.254.169.254/latest"})] == [
-        "url_not_allowed"
-    ]
+    assert [(p.pointer, p.code) for p in later] == [("/headers/X-Api-Key", "secret_in_config")]
     assert [p.code for p in WebhookAdapter.validate_config({"url": "https://u:p@hooks.example.com"})] == [
         "url_has_credentials"
     ]
-    assert WebhookAdapter.validate_config({"url": "http://127.0.0.1:8080/hook"}) == []
     assert [p.code for p in WebhookAdapter.validate_config({})] == ["required"]
 
 
+def test_where_a_webhook_may_point_depends_on_the_environment(production_rules):
+    """The shape is the adapter's (validate_config); where it may point, the environment's
+    outbound rules (integrations/egress.py), checked by target_problems."""
+    outside = [
+        (url, [p.code for p in WebhookAdapter.target_problems({"url": url}, sandbox=False)])
+        for url in (
+            "http://hooks.example.com/x",
+            "http://169.254.169.254/latest",
+            "http://127.0.0.1:8080/hook",
+            "https://hooks.example.com/x",
+        )
+    ]
+    assert outside == [
+        ("http://hooks.example.com/x", ["https_required"]),
+        ("http://169.254.169.254/latest", ["url_not_allowed"]),
+        ("http://127.0.0.1:8080/hook", ["url_not_allowed"]),
+        ("https://hooks.example.com/x", []),
+    ]
+
+
 def test_sandbox_rule_for_webhooks_is_a_loopback_host():
-    assert WebhookAdapter.sandbox_problems({"url": "http://localhost:9000/x"}) == []
-    assert WebhookAdapter.sandbox_problems({"url": "http://[::1]:9000/x"}) == []
-    (problem,) = WebhookAdapter.sandbox_problems({"url": "https://hooks.example.com/x"})
+    assert WebhookAdapter.target_problems({"url": "http://localhost:9000/x"}, sandbox=True) == []
+    assert WebhookAdapter.target_problems({"url": "http://[::1]:9000/x"}, sandbox=True) == []
+    (problem,) = WebhookAdapter.target_problems({"url": "https://hooks.example.com/x"}, sandbox=True)
     assert problem.code == "sandbox_target_not_local" and "127.0.0.1" in problem.hint
 
 

@@ -19,6 +19,8 @@ NAMES = [
     "DESTINATION_BREAKER_THRESHOLD",
     "DESTINATION_BREAKER_COOLDOWN",
     "DESTINATION_SANDBOX_FILE_ROOTS",
+    "DESTINATION_FILE_ROOTS",
+    "OUTBOUND_ALLOWED_NETWORKS",
 ]
 
 
@@ -49,6 +51,8 @@ def test_the_defaults_when_nothing_is_set():
         "DESTINATION_BREAKER_THRESHOLD": 5,
         "DESTINATION_BREAKER_COOLDOWN": 60.0,
         "DESTINATION_SANDBOX_FILE_ROOTS": [],
+        "DESTINATION_FILE_ROOTS": [],
+        "OUTBOUND_ALLOWED_NETWORKS": [],
     }
 
 
@@ -60,6 +64,8 @@ def test_each_is_read_from_the_environment():
         DESTINATION_BREAKER_THRESHOLD="3",
         DESTINATION_BREAKER_COOLDOWN="90",
         DESTINATION_SANDBOX_FILE_ROOTS="/srv/drops, /tmp/drops",
+        DESTINATION_FILE_ROOTS="/srv/exports",
+        OUTBOUND_ALLOWED_NETWORKS="10.20.0.0/16, fd00:1::/64,127.0.0.1",
     )
 
     assert result.returncode == 0, result.stderr
@@ -70,6 +76,8 @@ def test_each_is_read_from_the_environment():
         "DESTINATION_BREAKER_THRESHOLD": 3,
         "DESTINATION_BREAKER_COOLDOWN": 90.0,
         "DESTINATION_SANDBOX_FILE_ROOTS": ["/srv/drops", "/tmp/drops"],
+        "DESTINATION_FILE_ROOTS": ["/srv/exports"],
+        "OUTBOUND_ALLOWED_NETWORKS": ["10.20.0.0/16", "fd00:1::/64", "127.0.0.1"],
     }
 
 
@@ -80,6 +88,8 @@ def test_each_is_read_from_the_environment():
         ("WEBHOOK_CONNECT_TIMEOUT", "0", "WEBHOOK_CONNECT_TIMEOUT=0 is below the minimum of 0.1."),
         ("WEBHOOK_CONCURRENCY", "0", "WEBHOOK_CONCURRENCY=0 is below the minimum of 1."),
         ("DESTINATION_BREAKER_THRESHOLD", "five", "DESTINATION_BREAKER_THRESHOLD='five' is not a whole number."),
+        ("OUTBOUND_ALLOWED_NETWORKS", "10.0.0.0/8,intranet", "OUTBOUND_ALLOWED_NETWORKS: 'intranet' is not a network"),
+        ("OUTBOUND_ALLOWED_NETWORKS", "10.0.0.0/33", "OUTBOUND_ALLOWED_NETWORKS: '10.0.0.0/33' is not a network"),
     ],
 )
 def test_a_bad_value_stops_the_process_naming_it(variable, value, message):

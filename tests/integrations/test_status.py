@@ -8,6 +8,7 @@ import time
 import pytest
 from django.conf import settings
 from django.test import override_settings
+from django.utils import timezone
 
 from integrations.destinations import breakers
 from integrations.status import heartbeats
@@ -168,3 +169,134 @@ def test_a_real_worker_process_is_seen_by_its_heartbeat():
             process.communicate()
     with override_settings(CELERY_TASK_ALWAYS_EAGER=False):
         assert not [w for w in status.workers_check()["workers"] if w["name"].startswith(queue)]
+
+
+# --- with Redis down ------------------------------------------------------------------------
+
+
+def _dead_redis_url() -> str:
+    """A Redis URL on a local port nothing listens on."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture
+def redis_down(settings):
+    """Call it to take Redis away (after the test's users and tokens exist): the cache, the
+    rate limiter, the breakers and the heartbeats all point at a port nothing listens on."""
+    from governance import permcache
+
+    def take_away() -> None:
+        url = _dead_redis_url()
+        settings.REDIS_URL = url
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": url,
+                "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient", "SOCKET_CONNECT_TIMEOUT": 0.2},
+            }
+        }
+        permcache.forget_local()
+        breakers.clear_all()
+
+    yield take_away
+    permcache.forget_local()
+    breakers.clear_all()
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold token", "token cached in this process"])
+def test_with_redis_down_the_status_still_answers_and_says_so(api, redis_down, warm):
+    client = api("analyst")
+    if warm:
+        assert client.get(URL).status_code == 200
+    redis_down()
+
+    response = client.get(URL)
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "degraded" and body["database"]["status"] == "ok"
+    assert body["cache"]["status"] == "down" and body["cache"]["kind"] == "redis"
+    assert "REDIS_URL" in body["cache"]["hint"] and "503" in body["cache"]["hint"]
+    assert "127.0.0.1" not in body["cache"].get("detail", ""), "no address of an internal service in the detail"
+
+
+def test_with_redis_down_a_bad_token_is_still_refused(api, redis_down):
+    redis_down()
+    from rest_framework.test import APIClient
+
+    stranger = APIClient()
+    stranger.credentials(HTTP_AUTHORIZATION="Bearer mk_sandbox_not-a-real-token-0000000000")
+
+    assert stranger.get(URL).status_code == 401
+
+
+def test_with_redis_down_a_revoked_token_and_a_roleless_user_are_still_refused(api, redis_down):
+    from governance.models import ApiToken
+
+    revoked, nobody = api("developer"), api("nobody")
+    ApiToken.objects.filter(user=revoked.user).update(revoked_at=timezone.now())
+    redis_down()
+
+    assert revoked.get(URL).status_code == 401
+    assert revoked.get(URL).json()["code"] == "token_revoked"
+    assert nobody.get(URL).status_code == 403
+
+
+def test_with_redis_down_other_endpoints_keep_their_documented_503(api, redis_down):
+    client = api("analyst")
+    redis_down()
+
+    assert client.get("/api/v1/me").status_code == 503
+
+
+def test_with_redis_silent_the_status_answers_within_seconds(api, settings):
+    """Redis accepts connections and never answers (a hung server, a network dropping
+    packets): the deployment's Redis timeouts (settings.REDIS_CACHE_OPTIONS) bound the wait."""
+    import socket
+    import time
+
+    from governance import permcache
+
+    client = api("analyst")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        settings.REDIS_URL = url
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": url,
+                "OPTIONS": settings.REDIS_CACHE_OPTIONS,
+            }
+        }
+        permcache.forget_local()
+        breakers.clear_all()
+        started = time.monotonic()
+
+        response = client.get(URL)
+
+        took = time.monotonic() - started
+    permcache.forget_local()
+    breakers.clear_all()
+    assert response.status_code == 200, response.content
+    assert response.json()["cache"]["status"] == "down"
+    assert took < 10, f"/status took {took:.1f} s with Redis silent"
+
+
+def test_with_redis_down_a_portal_session_may_read_the_status_too(persona, redis_down):
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(persona("operator"))
+    redis_down()
+
+    response = browser.get(URL)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["cache"]["status"] == "down"

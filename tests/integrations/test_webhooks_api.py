@@ -116,14 +116,21 @@ def test_bad_urls_are_a_422_with_a_hint(api, url, code):
     assert problem["code"] == code and problem["hint"] and problem["errors"][0]["pointer"] == "/url"
 
 
-def test_plain_http_is_refused_outside_a_sandbox_except_to_loopback(api, production):
+def test_plain_http_is_refused_outside_a_sandbox_except_to_an_allow_listed_loopback(api, production, settings):
+    """A receiver on the same machine is reached from production only when the operator
+    lists it (OUTBOUND_ALLOWED_NETWORKS); then plain http is fine, nothing leaves the machine.
+    tests/integrations/test_ssrf.py has the rest of the outbound rules."""
     client = api("developer", production)
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    unlisted = create(client, url="http://127.0.0.1:8080/hook")
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
 
     refused = create(client, url="http://hooks.example.com/x")
     loopback = create(client, url="http://127.0.0.1:8080/hook")
     secure = create(client, url="https://hooks.example.com/x")
     in_sandbox = create(api("admin"), url="http://hooks.example.com/x")
 
+    assert unlisted.status_code == 422 and unlisted.json()["code"] == "url_not_allowed"
     assert refused.status_code == 422 and refused.json()["code"] == "https_required"
     assert "https://" in refused.json()["hint"]
     assert loopback.status_code == secure.status_code == in_sandbox.status_code == 201
