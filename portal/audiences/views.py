@@ -282,14 +282,28 @@ def version_view(version: AudienceVersion | None, live_id: int | None) -> dict[s
         "removed": n(version.removed),
         "waterfall": [
             {
-                "label": STEP_LABELS.get(str(step.get("step")), str(step.get("step"))).format(channel=channel),
+                "label": _step_label(str(step.get("step")), channel),
                 "remaining": n(step.get("remaining")),
-                "removed": n(step.get("removed")) if step.get("removed") else "",
+                "removed": _removed_text(step.get("removed")),
             }
             for step in (version.waterfall or [])
             if isinstance(step, dict)
         ],
     }
+
+
+def _step_label(step: str, channel: str) -> str:
+    """A waterfall step as the preview names it; a rollback's own steps ("members of
+    version 1") with a capital."""
+    label = STEP_LABELS.get(step, step).format(channel=channel)
+    return label[:1].upper() + label[1:]
+
+
+def _removed_text(removed: Any) -> str:
+    """What a waterfall step removed: "−56", "0" when it removed nobody (never blank), "—" unknown."""
+    if not isinstance(removed, int):
+        return "—"
+    return f"−{removed:,}" if removed else "0"
 
 
 # --- 2. one audience -------------------------------------------------------------------------------

@@ -343,7 +343,9 @@ def test_promote_to_production_creates_a_draft_there_and_lists_what_could_not_be
     assert copy.state == AudienceState.DRAFT and copy.owner_team == team("growth")
     body = response.content.decode()
     assert f'data-copy-id="{copy.pk}"' in body and "Production" in body
-    assert 'id="promote-unmapped"' in body and "Complainers" in body and "/rules/all/1/not/in_audience" in body
+    assert 'id="promote-unmapped"' in body and "Complainers" in body
+    # the condition in words (issue 11, item 12); the pointer only as the builder's mark
+    assert "Condition 2 (audience): audience" in body and 'data-pointer="/rules/all/1/not/in_audience"' in body
     assert 'name="next" value="/audiences/?q=Spring+EU+buyers"' in body
 
 

@@ -16,7 +16,16 @@ from governance.approvals import approval_approve, approval_cancel, approval_exe
 from governance.models import ApprovalPolicy, ApprovalRequest, AuditEvent, Door
 from integrations.models import Job, JobState
 from tests.audiences.audience_helpers import make_audience, make_live
-from tests.audiences.publish_support import audience, fresh, members_of, people, publish_now, run, set_consent
+from tests.audiences.publish_support import (
+    audience,
+    fresh,
+    members_of,
+    people,
+    publish_now,
+    rollback_now,
+    run,
+    set_consent,
+)
 from tests.portal.conftest import htmx
 from tests.portal.test_audience_pages import enabled, one_audit_event, reason
 
@@ -402,3 +411,36 @@ def test_an_analyst_sees_versions_but_no_rollback(portal, two_versions):
     body = portal("analyst").get(f"/audiences/{target.pk}/versions/").content.decode()
     assert 'id="rollback-reason"' in body and "campaign_operator" in body
     assert "rollback/?version=" not in body
+
+
+def test_after_a_rollback_the_steps_that_removed_nobody_say_0_not_blank(portal, actor, sandbox, api):
+    """Issue 11, item 12: the live version's Removed column and the versions' counts say 0
+    where nobody was removed; the API's versions say 0 too (never null once built)."""
+    operator = actor("operator", door=Door.PORTAL)
+    people(sandbox, "first", 3)
+    target = audience(sandbox)
+    publish_now(operator, target)
+    people(sandbox, "join", 2)
+    publish_now(operator, fresh(target))
+    rollback_now(operator, fresh(target), 1)
+    client = portal("operator")
+
+    detail = client.get(f"/audiences/{target.pk}/").content.decode()
+    steps = re.findall(
+        r'<tr><td>([^<]+)</td><td class="num">([^<]*)</td><td class="num">([^<]*)</td></tr>',
+        detail.split('id="live-version"', 1)[1],
+    )
+    assert steps == [
+        ("Members of version 1", "0", "3"),
+        ("No longer reachable (consent, suppression, restriction)", "0", "3"),
+        ("Reachable", "0", "3"),
+    ]
+    versions = client.get(f"/audiences/{target.pk}/versions/").content.decode()
+    v3 = re.search(r'<tr data-version="3"(.*?)</tr>', versions, re.S).group(0)
+    assert re.findall(r'<td class="num">([^<]*)</td>', v3) == ["3", "3", "0", "−2"]
+
+    # the API: the same counts, 0 and not null
+    body = api("operator").get(f"/api/v1/audiences/{target.pk}/versions").json()
+    rolled_back = next(v for v in body["results"] if v["number"] == 3)
+    assert (rolled_back["added"], rolled_back["removed"]) == (0, 2)
+    assert [step["removed"] for step in rolled_back["waterfall"]] == [0, 0, 0]
