@@ -391,19 +391,26 @@ def _approval_view(request: ApprovalRequest, received: int = 0) -> dict[str, Any
     return {**brief, "request": request, "url": approval_url(request.pk), "runs_when": runs_when}
 
 
-@require_GET
-@portal_view
-def audience_detail(request: HttpRequest, audience_id: int) -> HttpResponse:
-    """Metadata, the rules in words, the live version, what the person may do, history."""
-    actor = portal_actor(request)
-    audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
+# The parts of an audience's page that a publish or rollback changes: the heading with its
+# state badge, the action bar, whether the rules are live, the live version and the history.
+# When its job ends, the job panel sends them again out of band (htmx), so the page never
+# shows a draft badge beside "Version 1 is live".
+DETAIL_PARTS = (
+    "portal/audiences/_heading.html",
+    "portal/audiences/_action_bar.html",
+    "portal/audiences/_rules_state.html",
+    "portal/audiences/_live_version.html",
+    "portal/audiences/_history.html",
+)
+REFRESH_DETAIL = "detail"
+
+
+def detail_parts(actor: Actor, audience: Audience) -> dict[str, Any]:
+    """What the changing parts of an audience's page show (DETAIL_PARTS)."""
     history, history_visible = audience_history(actor, audience.pk)
-    context = {
+    return {
         "audience": audience,
         "live": version_view(audience.live_version, audience.live_version_id),
-        "rules_tree": rules_tree(audience.rules, _referenced_names(actor, audience.rules)),
-        "rules_json": json.dumps(audience.rules, indent=2, ensure_ascii=False),
-        "shares": audience_selectors.audience_shares(audience),
         "controls": {
             "edit": edit_control(actor, audience),
             "publish": publish_control(actor, audience),
@@ -411,11 +418,25 @@ def audience_detail(request: HttpRequest, audience_id: int) -> HttpResponse:
             "promote": Control.of(can(actor, "audience.promote", audience)),
             "share": Control.of(can(actor, "audience.share", audience)),
         },
-        "share_teams": _share_teams(audience),
-        "pending": _pending_requests(actor, audience),
         "history": history,
         "history_visible": history_visible,
         "timeline_url": timeline_url(audience.pk),
+    }
+
+
+@require_GET
+@portal_view
+def audience_detail(request: HttpRequest, audience_id: int) -> HttpResponse:
+    """Metadata, the rules in words, the live version, what the person may do, history."""
+    actor = portal_actor(request)
+    audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
+    context = {
+        **detail_parts(actor, audience),
+        "rules_tree": rules_tree(audience.rules, _referenced_names(actor, audience.rules)),
+        "rules_json": json.dumps(audience.rules, indent=2, ensure_ascii=False),
+        "shares": audience_selectors.audience_shares(audience),
+        "share_teams": _share_teams(audience),
+        "pending": _pending_requests(actor, audience),
     }
     return render(request, "portal/audiences/detail.html", context)
 
@@ -453,7 +474,20 @@ def _job_started(
         return hx_redirect(request, _url("job", job_id=job.pk))
     context = _job_context(job, audience)
     context.update({"started": what, "start_warnings": warnings, "quota_warning": quota})
+    _refresh_parts(request, context, request.POST.get("refresh", ""))
     return render(request, "portal/audiences/_job.html", context, status=202)
+
+
+def _refresh_parts(request: HttpRequest, context: dict[str, Any], refresh: str) -> None:
+    """On the audience's page (`refresh=detail`), the job panel keeps polling with the same
+    flag and, once the job has ended, carries the page's changed parts out of band."""
+    audience = context.get("audience")
+    if refresh != REFRESH_DETAIL or audience is None:
+        return
+    context["refresh"] = REFRESH_DETAIL
+    if context["terminal"]:
+        context["parts"] = DETAIL_PARTS
+        context.update(detail_parts(portal_actor(request), audience))
 
 
 @require_POST
@@ -503,8 +537,11 @@ def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
             audience = audience_selectors.audience_get(actor=actor, audience_id=int(job.target_id))
         except ApplicationError:
             audience = None  # a deleted draft: the job still tells its story
-    template = "portal/audiences/_job.html" if _is_htmx(request) else "portal/audiences/job.html"
-    return render(request, template, _job_context(job, audience))
+    context = _job_context(job, audience)
+    if _is_htmx(request):
+        _refresh_parts(request, context, request.GET.get("refresh", ""))
+        return render(request, "portal/audiences/_job.html", context)
+    return render(request, "portal/audiences/job.html", context)
 
 
 # --- 4. versions and rollback ------------------------------------------------------------------------

@@ -76,6 +76,54 @@ def test_publish_in_sandbox_shows_the_job_until_the_version_is_live(portal, sand
     assert target.state == AudienceState.PUBLISHED and target.live_version.number == 1
 
 
+def oob_part(body: str, element_id: str) -> str:
+    """The element with this id sent out of band (hx-swap-oob), up to the next one."""
+    parts = re.split(r'(?=<\w+[^>]*hx-swap-oob="true")', body)
+    found = [part for part in parts if re.match(rf'<\w+[^>]*\bid="{element_id}"[^>]*hx-swap-oob="true"', part)]
+    assert found, f"#{element_id} is not sent out of band"
+    return found[0]
+
+
+def test_when_the_job_ends_the_audiences_page_gets_its_state_again(portal, sandbox):
+    """Issue 11, item 3: the panel that says "Version 1 is live" also replaces the draft
+    badge, Delete (now Archive), "No version is live yet" and the history, out of band."""
+    people(sandbox, "eu", 4)
+    target = audience(sandbox)
+    client = portal("operator")
+    detail = client.get(f"/audiences/{target.pk}/").content.decode()
+    assert 'name="refresh" value="detail"' in detail  # the publish form asks for the refresh
+
+    started = htmx(client, "post", f"/audiences/{target.pk}/publish/", {"refresh": "detail"}).content.decode()
+    job = Job.objects.get(target_id=str(target.pk))
+    assert f'hx-get="/audiences/jobs/{job.pk}/?refresh=detail"' in started
+    assert "hx-swap-oob" not in started  # nothing has changed yet
+
+    # while it runs, the polls carry nothing more
+    assert "hx-swap-oob" not in htmx(client, "get", f"/audiences/jobs/{job.pk}/?refresh=detail").content.decode()
+    run(job)
+    with CaptureQueriesContext(connection) as queries:
+        ended = htmx(client, "get", f"/audiences/jobs/{job.pk}/?refresh=detail")
+    body = ended.content.decode()
+
+    assert ended.status_code == 200 and "Version 1 is live: 4 members" in body
+    heading = oob_part(body, "audience-name")
+    assert 'data-state="published"' in heading and ">Published</span>" in heading
+    bar = oob_part(body, "action-bar")
+    assert ">Archive…</a>" in bar and ">Delete…<" not in bar
+    assert 'id="publish-button" data-allowed="true"' in bar
+    live = oob_part(body, "live-version")
+    assert "Version 1</strong> is live" in live and 'id="live-reach">4<' in live
+    assert "No version is live yet" not in body
+    assert "went live" in oob_part(body, "history")
+    assert "rules-state" in body
+    # a fixed number of queries, once, when the job has ended
+    assert len(queries) <= 14, len(queries)
+
+    # the job's own page (no refresh asked) gets the panel alone
+    plain = htmx(client, "get", f"/audiences/jobs/{job.pk}/").content.decode()
+    assert "hx-swap-oob" not in plain and 'data-job-state="succeeded"' in plain
+
+
 def test_publish_end_to_end_with_the_task_after_commit(
     portal, sandbox, eager_celery, django_capture_on_commit_callbacks
 ):
