@@ -199,3 +199,9 @@ def test_the_admin_action_copies_each_selected_audience(client, growths, sandbox
     assert copy.owner_team.name == "retention" and copy.state == AudienceState.DRAFT
     assert Audience.objects.get(name="Old list (copy)").state == AudienceState.DRAFT
     assert set(AuditEvent.objects.filter(action="audience.copy").values_list("door", flat=True)) == {"admin"}
+
+
+def test_a_copy_is_a_creation_in_the_audit_export():
+    from governance.audit.exports import ocsf_activity
+
+    assert ocsf_activity("audience.copy") == (1, "Create")

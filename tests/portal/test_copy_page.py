@@ -41,6 +41,11 @@ def test_another_teams_operator_copies_it_from_its_page(portal, growths):
     assert (event.door, event.outcome) == (Door.PORTAL, "allowed")
     page = client.get(response["Location"]).content.decode()
     assert "Copied “Spring EU buyers” as the draft “Spring EU buyers (copy)”, owned by retention" in page
+    history = page.split('id="history"', 1)[1]
+    assert (
+        "p-operator2 made the draft &#x27;Spring EU buyers (copy)&#x27;, a copy of &#x27;Spring EU buyers&#x27;"
+        in history
+    )
     assert enabled(page, "edit-button") and enabled(page, "publish-button")  # the copy is theirs
 
 
@@ -70,8 +75,31 @@ def test_who_may_not_copy_sees_why_and_a_forged_post_is_refused(portal, growths)
     assert forged.status_code == 403 and "needs one of the roles" in forged.content.decode()
     assert AuditEvent.objects.get(action="audience.copy").outcome == "denied"
     assert not Audience.objects.filter(name="Mine").exists()
+    timeline = portal("admin").get("/audit/?action=audience.copy").content.decode()
+    assert "p-analyst tried to copy &#x27;Spring EU buyers&#x27; — denied" in timeline
 
 
 def test_an_audience_of_another_environment_is_not_found(portal, pilot):
     other = make_audience(pilot, "Pilot only")
     assert portal("operator").get(f"/audiences/{other.pk}/copy/").status_code == 404
+
+
+def test_the_copy_form_answers_in_a_fixed_number_of_queries(portal, growths, sandbox):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = portal("operator2")
+
+    def queries() -> int:
+        client.get(f"/audiences/{growths.pk}/copy/")
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(f"/audiences/{growths.pk}/copy/").status_code == 200
+        return len(captured)
+
+    few = queries()
+    for n in range(1, 9):
+        make_audience(sandbox, "Spring EU buyers (copy)" if n == 1 else f"Spring EU buyers (copy {n})")
+    many = queries()
+
+    assert many == few and many <= 10, many
+    assert 'value="Spring EU buyers (copy 9)"' in client.get(f"/audiences/{growths.pk}/copy/").content.decode()
