@@ -17,7 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from governance.access.selectors import SESSION_ENVIRONMENT_KEY, environment_get
-from governance.approvals.selectors import approval_list
+from governance.approvals.selectors import acting_environments, approval_list
 from governance.audit.selectors import audit_events_of_actor, audit_read_scope
 from governance.limits import selectors as quota_selectors
 from governance.limits.quotas import QuotaStatus
@@ -48,8 +48,9 @@ class QuotaBar:
 
 @portal_view
 def home(request: HttpRequest) -> HttpResponse:
-    """My quotas, approvals waiting for me, my recent activity and my recent failures: a
-    fixed number of queries, the same selectors as GET /me/quotas, /approvals/ and /audit-events/."""
+    """My quotas, approvals waiting for me (in every environment I may act in), my recent
+    activity and my recent failures: a fixed number of queries, the same selectors as
+    GET /me/quotas, /approvals/ and /audit-events/."""
     actor = portal_actor(request)
     context: dict[str, Any] = {
         "quotas": [QuotaBar(status) for status in quota_selectors.quota_statuses(actor)],
@@ -64,7 +65,9 @@ def home(request: HttpRequest) -> HttpResponse:
         "audit_scope": audit_read_scope(actor),
     }
     if context["may_see_approvals"]:
-        rows = list(approval_list(actor=actor, waiting_for_me=True)[: HOME_ROWS + 1])
+        # What waits in every environment the person may act in, each row with its own.
+        environments = acting_environments(actor)
+        rows = list(approval_list(actor=actor, waiting_for_me=True, environments=environments)[: HOME_ROWS + 1])
         context["waiting"], context["more_waiting"] = rows[:HOME_ROWS], len(rows) > HOME_ROWS
     if context["may_see_audit"]:
         mine = audit_events_of_actor(actor=actor)
@@ -85,8 +88,10 @@ def environment_switch(request: HttpRequest) -> HttpResponse:
     target = request.POST.get("next") or "/"
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = "/"
-    # An object page of the old environment would be a 404 in the new one.
+    # An object page of the old environment would be a 404 in the new one; a link to an
+    # object of the new one (e.g. "switch to production and open request 41") says so
+    # with `next_in`.
     segments = [part for part in target.split("?")[0].split("/") if part]
-    if any(part.isdigit() for part in segments):
+    if any(part.isdigit() for part in segments) and request.POST.get("next_in") != environment.slug:
         target = f"/{segments[0]}/"
     return redirect(target)

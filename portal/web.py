@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from governance import policy
 from governance.actors import Actor, actor_from_request
 from governance.models import Door
+from governance.policy.actions import ACTIONS
 from marketerapi.api import CursorPagination, InvalidCursor
 from marketerapi.middleware import current_request_id
 from marketerapi.problems import ApplicationError
@@ -50,6 +51,8 @@ class Permission:
     hint: str = ""
     approvals: int = 0
     approver_roles: list[list[str]] = field(default_factory=list)
+    # The action's description in the policy ("Publish audiences"): refusals start with it.
+    what: str = ""
 
     def __bool__(self) -> bool:
         return self.allowed
@@ -67,7 +70,9 @@ def can(actor: Actor, action: str, target: Any = None, context: dict[str, Any] |
             approvals=decision.required_approvals,
             approver_roles=decision.approver_roles,
         )
-    return Permission(allowed=False, reason="; ".join(decision.reasons), hint=decision.hint)
+    return Permission(
+        allowed=False, reason="; ".join(decision.reasons), hint=decision.hint, what=ACTIONS[action].description
+    )
 
 
 @dataclass(frozen=True)

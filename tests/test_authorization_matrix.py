@@ -244,6 +244,13 @@ MATRIX: dict[str, Route] = {
         # The copy belongs to the caller's team: copying another team's work is how one builds on it.
         body=lambda call: {"environment": "production", "owner_team": call.team or "growth"},
     ),
+    "POST /api/v1/audiences/{audience_id}/copy": Route(
+        # A draft of one's own team from any audience one sees: whoever may create audiences here.
+        own=statuses(403, operator=201, operator2=201, outsider=201, developer=201, admin=201),
+        foreign=statuses(403, operator=201, operator2=201, outsider=201, developer=201, admin=201),
+        other_env=hidden(*ROLELESS),
+        body=lambda call: {"team": call.team} if call.team else {"name": f"matrix copy {call.persona}"},
+    ),
     "GET /api/v1/suppressions": Route(own=roles(200)),
     "POST /api/v1/suppressions": Route(
         own=statuses(403, operator=201, operator2=201, outsider=201, developer=201, admin=201),

@@ -110,7 +110,7 @@ class AudienceAdmin(NoDeleteMixin, ServiceFormAdminMixin, SimpleHistoryAdmin):
     search_help_text = "Part of the name, purpose or description."
     list_select_related = ["environment", "owner_team", "live_version"]
     readonly_fields = ["state", "live_version", "reach", "versions_link", "created_by", "created_at", "updated_at"]
-    actions = ["delete_or_archive"]
+    actions = ["delete_or_archive", "copy_into_my_team"]
     show_full_result_count = False
 
     @admin.display(description="reach (live)", ordering="live_version__members")
@@ -135,6 +135,20 @@ class AudienceAdmin(NoDeleteMixin, ServiceFormAdminMixin, SimpleHistoryAdmin):
             return f"{audience.name}: {note}"
 
         for_each(self, request, queryset.select_related("environment", "owner_team"), delete)
+
+    @admin.action(description="Copy into my team as a draft (rules, channel, purpose, description; no members)")
+    def copy_into_my_team(self, request: HttpRequest, queryset: QuerySet[Audience]) -> None:
+        def copy(actor: Actor, audience: Audience) -> str:
+            copied = audience_services.audience_copy(actor=actor, audience=audience)
+            made = copied.audience
+            note = (
+                f"; {len(copied.warnings)} condition(s) name an audience it may not use now (validate it)"
+                if copied.warnings
+                else ""
+            )
+            return f"{audience.name}: copied as the draft {made.name!r} (id {made.pk}), team {made.owner_team}{note}."
+
+        for_each(self, request, queryset.select_related("environment", "owner_team"), copy)
 
 
 # --- suppression lists --------------------------------------------------------------------------

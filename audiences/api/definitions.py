@@ -1,4 +1,4 @@
-"""The audiences API: definitions, preview, validate, share, promote.
+"""The audiences API: definitions, preview, validate, share, promote, copy.
 
 Thin doors (docs/audiences.md tells the whole story to marketers): a strict serializer
 checks the shape (unknown fields 400, bad values 422), one selector reads, one service
@@ -240,6 +240,20 @@ class UnmappedSerializer(serializers.Serializer):
 class PromotionSerializer(serializers.Serializer):
     audience = AudienceSerializer()
     unmapped = UnmappedSerializer(many=True)
+    warnings = PreviewWarningSerializer(many=True)
+
+
+class CopyRequestSerializer(StrictSerializer):
+    name = serializers.CharField(
+        required=False, max_length=120, help_text="Name of the copy; default: the name with “(copy)”."
+    )
+    team = serializers.CharField(
+        required=False, max_length=150, help_text="One of your teams; default: your only team."
+    )
+
+
+class CopySerializer(serializers.Serializer):
+    audience = AudienceSerializer()
     warnings = PreviewWarningSerializer(many=True)
 
 
@@ -512,7 +526,8 @@ class AudienceDetail(ActorMixin, APIView):
                     "detail": "Lapsed EU customers is owned by the team 'growth'; you are not in it and it was not "
                     "shared with you.",
                     "code": "permission_denied",
-                    "hint": "Ask the growth team (or an admin) to share it with you, or make a copy for your team.",
+                    "hint": "Ask the growth team (or an admin) to share it with you, or copy it into your team as a "
+                    "draft and work on the copy (Copy on its page in the portal; POST /api/v1/audiences/42/copy).",
                     "rule": "object_permission",
                     "request_id": "req_5f0c…",
                 },
@@ -776,4 +791,48 @@ class AudiencePromote(ActorMixin, APIView):
             "unmapped": promotion.unmapped,
             "warnings": promotion.warnings,
         }
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class AudienceCopyView(ActorMixin, APIView):
+    @extend_schema(
+        operation_id="audiences_copy",
+        summary="Copy an audience into your team as a draft",
+        description=(
+            "Makes a new **draft** in the same environment with the audience's rules, channel, purpose and "
+            "description — never its members, versions or shares — owned by one of your teams: how you build on "
+            "another team's audience that you may not change. Send `{}`, or `name` and `team` for the copy "
+            "(default: the name with “(copy)”, “(copy 2)” … and your only team). A name that is taken is a 409 "
+            "`audience_name_taken` whose hint names a free one. Conditions that name an audience the copy may not "
+            "use now (archived, never published) are kept and listed in `warnings`; validate fails until you fix "
+            "them.\n\n**Permission:** whoever may create audiences here (`audience.copy`: campaign_operator or "
+            "admin; developers in a sandbox), whatever team owns the original. Audited (`audience.copy`)."
+        ),
+        parameters=[AUDIENCE_ID],
+        request=CopyRequestSerializer,
+        responses={201: CopySerializer, **problem_responses(400, 401, 403, 404, 409, 422, failures=_FAILURES)},
+        examples=[
+            OpenApiExample("Request", request_only=True, value={}),
+            OpenApiExample(
+                "Copied",
+                response_only=True,
+                status_codes=["201"],
+                value={
+                    "audience": {
+                        **AUDIENCE_EXAMPLE,
+                        "id": 97,
+                        "name": "Lapsed EU customers (copy)",
+                        "owner_team": "retention",
+                    },
+                    "warnings": [],
+                },
+            ),
+        ],
+    )
+    @idempotent
+    def post(self, request: Request, audience_id: str) -> Response:
+        audience = audience_selectors.audience_get(actor=self.actor, audience_id=int(audience_id))
+        data = validated(CopyRequestSerializer, request.data)
+        copied = audience_services.audience_copy(actor=self.actor, audience=audience, **data)
+        body = {"audience": AudienceSerializer(copied.audience).data, "warnings": copied.warnings}
         return Response(body, status=status.HTTP_201_CREATED)

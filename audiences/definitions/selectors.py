@@ -113,6 +113,32 @@ def owner_team_choices(actor: Actor) -> list[Group]:
     return sorted(objectperms.teams_of(actor.user), key=lambda g: g.name)
 
 
+# --- names for copies ------------------------------------------------------------------------
+
+NAME_MAX = 120
+
+
+def _copy_candidate(name: str, n: int) -> str:
+    suffix = " (copy)" if n == 1 else f" (copy {n})"
+    return name[: NAME_MAX - len(suffix)].rstrip() + suffix
+
+
+def audience_copy_name(audience: Audience) -> str:
+    """The first free name for a copy of the audience in its environment: "<name> (copy)",
+    then "<name> (copy 2)", … (shortened to fit 120 characters): one query."""
+    # Every candidate starts with this (a suffix is at most " (copy 999999)", 14 characters).
+    stem = audience.name[: NAME_MAX - 14].rstrip()
+    taken = set(
+        Audience.objects.filter(environment_id=audience.environment_id, name__startswith=stem).values_list(
+            "name", flat=True
+        )
+    )
+    n = 1
+    while _copy_candidate(audience.name, n) in taken:
+        n += 1
+    return _copy_candidate(audience.name, n)
+
+
 # --- preview ------------------------------------------------------------------------------
 
 

@@ -16,6 +16,8 @@ the admin site and any future door call these functions; none has logic of its o
   of `change` lets another team or person edit and publish.
 - Promoting copies the definition (never the members) into another environment as a
   draft, mapping `in_audience` references by audience name.
+- Copying makes a draft of the definition in the same environment, owned by one of the
+  actor's teams: how a marketer builds on another team's audience they may not change.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from django.utils import timezone
 from guardian.models import GroupObjectPermission, UserObjectPermission
 from guardian.shortcuts import get_group_perms, get_user_perms
 
-from audiences.definitions.checks import check_text, invalid, resolve_team
+from audiences.definitions.checks import check_text, invalid, picks_any_team, resolve_team
 from audiences.definitions.errors import (
     AudienceArchived,
     AudienceInUse,
@@ -39,7 +41,7 @@ from audiences.definitions.errors import (
     ShareNotFound,
     UnknownEnvironment,
 )
-from audiences.definitions.selectors import audience_queryset, audiences_referring_to, teams
+from audiences.definitions.selectors import audience_copy_name, audience_queryset, audiences_referring_to, teams
 from audiences.models import Audience, AudienceState, RegionalRestriction
 from audiences.rules import rule_references, rules_check, rules_check_or_raise, rules_pointer
 from governance import outbox, policy
@@ -52,7 +54,7 @@ from governance.roles import ADMIN
 from marketerapi.problems import Conflict, NotFound
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import User
+    from django.contrib.auth.models import Group, User
 
 EDITABLE_FIELDS: tuple[str, ...] = ("name", "owner_team", "channel", "purpose", "description", "rules")
 REFERENCE_CODES = frozenset({"audience_not_found", "audience_not_published", "audience_archived", "audience_cycle"})
@@ -620,6 +622,89 @@ def audience_promote(
             },
         )
     return Promotion(audience_queryset().get(pk=copy.pk), unmapped, warnings)
+
+
+# --- copy into my team ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudienceCopy:
+    audience: Audience
+    # Conditions of the copy that name an audience it may not use now (archived, never
+    # published): the copy is saved, and its validate check fails until they are fixed.
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _copy_team(actor: Actor, audience: Audience, team: str | None) -> Group:
+    """The copy's owner: the team named, else the actor's only team; an admin (or the
+    system) without exactly one team of their own keeps the audience's own team."""
+    if team is None and picks_any_team(actor):
+        own = objectperms.teams_of(actor.user) if actor.user is not None else []
+        if len(own) != 1:
+            return audience.owner_team
+    return resolve_team(actor, team, pointer="/team")
+
+
+def audience_copy(
+    *, actor: Actor, audience: Audience, team: str | None = None, name: str | None = None
+) -> AudienceCopy:
+    """Copy an audience's definition — rules, channel, purpose, description; never its
+    members, versions or shares — as a new draft of the same environment, owned by one of
+    the actor's teams (`team`; default: their only team).
+
+    Whoever may create audiences here may copy any audience they can see: it is how a
+    marketer builds on another team's audience instead of asking for a share. The copy is
+    named `name`, or "<name> (copy)" ("(copy 2)", … when taken). Refusals: 403 (role), 422
+    `invalid_input` (team, name), 403 `not_team_member`, 409 `audience_name_taken` whose hint
+    names a free name. Audited as `audience.copy` on the copy, with the audience it came
+    from; no domain event (the product emits none for a new draft).
+    """
+    decision = policy.require(actor, "audience.copy", audience)
+    owner = _copy_team(actor, audience, team)
+    copy_name = check_text({"name": name if name is not None else audience_copy_name(audience)})["name"]
+    environment = audience.environment
+    if Audience.objects.filter(environment=environment, name=copy_name).exists():
+        free = audience_copy_name(audience)
+        raise _name_taken(
+            environment,
+            copy_name,
+            hint=f"Give the copy another name, e.g. {free!r}, or rename the audience named {copy_name!r}.",
+        )
+    checked = rules_check(environment, audience.rules)
+    if any(p["code"] not in REFERENCE_CODES for p in checked.problems):
+        rules_check_or_raise(environment, audience.rules)
+    warnings = list(checked.problems)  # only references are left: warned, fixed in the copy
+
+    now = timezone.now()
+    with transaction.atomic():
+        copy = _save_new(
+            Audience(
+                environment=environment,
+                name=copy_name,
+                owner_team=owner,
+                channel=audience.channel,
+                purpose=audience.purpose,
+                description=audience.description,
+                rules=audience.rules,
+                state=AudienceState.DRAFT,
+                # Actor.user is typed AbstractBaseUser; the user model is auth.User.
+                created_by=cast("User | None", actor.user),
+                created_at=now,
+                updated_at=now,
+            ),
+            hint="Someone took the name a moment ago: give the copy another name.",
+        )
+        audit.record(
+            actor,
+            "audience.copy",
+            copy,
+            decision=decision,
+            changes={
+                "from": {"audience_id": audience.pk, "name": audience.name, "owner_team": audience.owner_team.name},
+                "after": summary(copy),
+            },
+        )
+    return AudienceCopy(audience_queryset().get(pk=copy.pk), warnings)
 
 
 # --- regional restrictions (admin site) ---------------------------------------------------------

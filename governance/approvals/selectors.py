@@ -3,6 +3,12 @@
 Everyone in an environment may see its requests (approvers must see what they judge,
 requesters what they wait for); only eligible people may vote. A request of another
 environment is a 404, never a 403, so ids do not leak.
+
+A person's inboxes (the portal's home and approvals pages, the admin dashboard) look across
+every environment they may act in (`acting_environments`, then `approval_list(environments=…)`):
+an approver working in the sandbox must not miss what waits in production. The policy is asked per
+environment, and a request is still read and voted on in its own environment only
+(`approval_get`); `approval_elsewhere` says where a request of another one lives.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from django.utils import timezone
 from governance import policy
 from governance.actors import Actor
 from governance.approvals import errors, registry, steps
-from governance.models import ApprovalRequest, ApprovalState, ApprovalVote, VoteDecision
+from governance.models import ApprovalRequest, ApprovalState, ApprovalVote, Environment, VoteDecision
 from governance.roles import ROLE_NAMES
 from marketerapi.problems import ApplicationError, NotFound
 
@@ -30,27 +36,75 @@ def _votes_prefetch() -> Prefetch:
 
 
 def approval_queryset(environment: Any) -> QuerySet[ApprovalRequest]:
+    """Requests of an environment (or of a list of them), with what their pages read."""
+    where = {"environment__in": environment} if isinstance(environment, list | tuple) else {"environment": environment}
     return (
-        ApprovalRequest.objects.filter(environment=environment)
+        ApprovalRequest.objects.filter(**where)
         .select_related("requester", "environment")
         .prefetch_related(_votes_prefetch())
     )
 
 
+def actor_in(actor: Actor, environment: Environment) -> Actor:
+    """The same person acting in another environment (their roles are not looked up again)."""
+    if environment.pk == actor.environment.pk:
+        return actor
+    return Actor(
+        user=actor.user,
+        environment=environment,
+        door=actor.door,
+        ip=actor.ip,
+        request_id=actor.request_id,
+        _roles=actor.roles,
+    )
+
+
+def acting_environments(actor: Actor) -> list[Environment]:
+    """The environments whose requests the person may see and vote on, in a fixed order:
+    each where the policy allows them `approval.view` — asked per environment, since a role
+    may hold only in a sandbox. A token, or the system, acts in its own environment only.
+    One query (the environments), whatever their number."""
+    if actor.token is not None or actor.user is None:
+        return [actor.environment]
+    return [
+        environment
+        for environment in Environment.objects.order_by("id")
+        if policy.decide(actor_in(actor, environment), "approval.view").allowed
+    ]
+
+
 def approval_list(
-    *, actor: Actor, state: str | None = None, mine: bool = False, waiting_for_me: bool = False
+    *,
+    actor: Actor,
+    state: str | None = None,
+    mine: bool = False,
+    waiting_for_me: bool = False,
+    environments: Sequence[Environment] | None = None,
 ) -> QuerySet[ApprovalRequest]:
     """Requests of the actor's environment, newest first; `mine`: filed by the actor;
-    `waiting_for_me`: pending requests the actor may vote on now."""
-    policy.require(actor, "approval.view")
-    requests = approval_queryset(actor.environment)
+    `waiting_for_me`: pending requests the actor may vote on now; `environments`: of these
+    instead (`acting_environments(actor)`: every one the person may act in), the policy asked
+    in each. A fixed number of queries whatever the number of environments or requests."""
+    places = list(environments) if environments is not None else [actor.environment]
+    for environment in places or [actor.environment]:  # none at all: refused here, with why
+        policy.require(actor_in(actor, environment), "approval.view")
+    requests = approval_queryset(places)
     if state:
         requests = requests.filter(state=state)
     if mine:
         requests = requests.filter(requester=actor.user) if actor.user is not None else requests.none()
     if waiting_for_me:
-        requests = requests.filter(pk__in=waiting_for(actor))
+        requests = requests.filter(pk__in=waiting_for(actor, places))
     return requests
+
+
+def approval_elsewhere(*, actor: Actor, approval_id: int) -> ApprovalRequest | None:
+    """The request `approval_id` when it lives in another environment the person may act in
+    (to say where it is and offer to switch there), else None: one query more."""
+    others = [env for env in acting_environments(actor) if env.pk != actor.environment.pk]
+    if not others:
+        return None
+    return approval_queryset(others).filter(pk=approval_id).first()
 
 
 def open_request_id(*, action: str, target: Any) -> int | None:
@@ -83,14 +137,17 @@ def approval_get(*, actor: Actor, approval_id: int) -> ApprovalRequest:
     return request
 
 
-def waiting_for(actor: Actor) -> list[int]:
-    """Ids of the pending requests the actor may vote on: a fixed number of queries
-    whatever the number of requests (pending requests live at most 72 hours)."""
+def waiting_for(actor: Actor, environments: Sequence[Environment] | None = None) -> list[int]:
+    """Ids of the pending requests the actor may vote on, in the actor's environment (or in
+    `environments`): a fixed number of queries whatever the number of requests (pending
+    requests live at most 72 hours) or environments."""
     if actor.user is None:
         return []
     pending = list(
         ApprovalRequest.objects.filter(
-            environment=actor.environment, state=ApprovalState.PENDING, expires_at__gt=timezone.now()
+            environment__in=list(environments) if environments is not None else [actor.environment],
+            state=ApprovalState.PENDING,
+            expires_at__gt=timezone.now(),
         )
         .exclude(requester=actor.user)
         .prefetch_related(_votes_prefetch())

@@ -73,7 +73,7 @@ def event_as_dict(event: AuditEvent) -> dict[str, Any]:
 # OCSF "API Activity" (class 6003, category 6 "Application Activity"): the activity is
 # read from the first word of the action's verb, e.g. audience.publish_requested → publish.
 OCSF_ACTIVITIES: dict[str, tuple[int, str]] = {
-    **dict.fromkeys(("create", "ingest", "issue", "add", "promote", "request"), (1, "Create")),
+    **dict.fromkeys(("create", "ingest", "issue", "add", "promote", "copy", "request"), (1, "Create")),
     **dict.fromkeys(("view", "read", "pii", "export", "preview", "validate", "download", "verify"), (2, "Read")),
     **dict.fromkeys(
         (

@@ -73,6 +73,9 @@ ACTIONS: dict[str, Action] = {
             approval=True,
         ),
         Action("audience.promote", "audiences.add_audience", "Copy an audience into another environment", scope=WRITE),
+        # Copying into one's own team needs what creating needs, not the source's team: it is
+        # how another team's audience is built on (the policy engine's ownership hint offers it).
+        Action("audience.copy", "audiences.add_audience", "Copy an audience into your team as a draft", scope=WRITE),
         Action(
             "audience.publish",
             "audiences.publish_audience",

@@ -191,7 +191,19 @@ def _check_object(actor: Actor, spec: Action, target: Any) -> Decision | None:
     return _deny(
         "object_permission",
         f"{target} is owned by the team {team_name!r}; you are not in it and it was not shared with you.",
-        f"Ask the {team_name} team (or an admin) to share it with you, or make a copy for your team.",
+        f"Ask the {team_name} team (or an admin) to share it with you{_copy_offer(spec, target)}.",
+    )
+
+
+def _copy_offer(spec: Action, target: Any) -> str:
+    """ ", or copy it…" when the object's kind has a copy action (`<kind>.copy`, e.g.
+    `audience.copy`), and how; nothing otherwise, so no hint offers what does not exist."""
+    kind = spec.name.split(".", 1)[0]
+    if f"{kind}.copy" not in ACTIONS:
+        return ""
+    return (
+        f", or copy it into your team as a draft and work on the copy (Copy on its page in the portal; "
+        f"POST /api/v1/{kind}s/{target.pk}/copy)"
     )
 
 

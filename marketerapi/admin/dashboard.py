@@ -3,7 +3,9 @@ act in (docs/admin.md §1, "The dashboard").
 
 Five panels, each shown to whoever may view the model behind it, each read through an index:
 
-- pending approvals: the count and the oldest few (`approval_env_state`: environment, state);
+- pending approvals of every environment the person may act in (not only the one they act
+  in: an approval waits wherever it was filed): the count of each and the oldest few, each
+  labelled with its environment (`approval_env_state`: environment, state);
 - dead letters: the open count and the newest few (`deadletter_open`: environment, resolved_at);
 - open circuit breakers: the environment's destinations, then one breaker read each (Redis
   or in-process, no SQL);
@@ -34,8 +36,10 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from governance.actors import Actor
+from governance.approvals.selectors import acting_environments
 from governance.limits import quotas
 from governance.models import ApiToken, ApprovalRequest, ApprovalState, Environment, QuotaPolicy, QuotaUsage
+from marketerapi.admin.site import admin_actor
 
 # How many rows each panel lists.
 PANEL_ROWS = 5
@@ -63,6 +67,7 @@ class Panel:
     more_url: str = ""
     more_label: str = ""
     empty: str = "Nothing here."
+    note: str = ""  # a line under the title (e.g. the count of each environment)
 
 
 def _changelist(model: Any, **params: Any) -> str:
@@ -88,21 +93,23 @@ def _expiry_level(expires_at: datetime, now: datetime) -> str:
     return "warning" if (expires_at - now).total_seconds() < 6 * 3600 else ""
 
 
-def approvals_panel(environment: Environment, now: datetime) -> Panel:
-    pending = ApprovalRequest.objects.filter(environment=environment, state=ApprovalState.PENDING)
-    count = pending.count()
+def approvals_panel(environments: list[Environment], now: datetime) -> Panel:
+    """What waits for votes in every environment the person may act in (not only the one the
+    admin acts in): the count of each, and the oldest requests, each labelled with its own."""
+    pending = ApprovalRequest.objects.filter(environment__in=environments, state=ApprovalState.PENDING)
+    counts = dict(pending.order_by().values_list("environment_id").annotate(n=Count("id")))
     oldest = (
-        pending.select_related("requester")
+        pending.select_related("requester", "environment")
         .defer("change", "policy", "result")
         .annotate(approvals=Count("votes", filter=Q(votes__decision="approve", votes__counts=True)))
         .order_by("created_at", "id")[:PANEL_ROWS]
     )
     rows = [
         Row(
-            label=f"#{r.pk} {r.summary}",
+            label=f"[{r.environment.slug}] #{r.pk} {r.summary}",
             url=_change(r),
-            detail=f"{r.action} · by {r.requester.get_username()} · {min(r.approvals, r.required)} of "
-            f"{r.required} approval(s)" + (" · stale" if r.is_stale else ""),
+            detail=f"{r.environment.slug} · {r.action} · by {r.requester.get_username()} · "
+            f"{min(r.approvals, r.required)} of {r.required} approval(s)" + (" · stale" if r.is_stale else ""),
             when=r.created_at,
             level=_expiry_level(r.expires_at, now),
         )
@@ -112,11 +119,14 @@ def approvals_panel(environment: Environment, now: datetime) -> Panel:
         key="approvals",
         title="Pending approvals",
         rows=rows,
-        count=count,
+        count=sum(counts.values()),
         count_label="waiting for votes",
-        more_url=_changelist(ApprovalRequest, environment__id__exact=environment.pk, state__exact="pending"),
+        note="In every environment: "
+        + ", ".join(f"{environment.slug} {counts.get(environment.pk, 0)}" for environment in environments)
+        + ". Each request is voted on in its own environment.",
+        more_url=_changelist(ApprovalRequest, state__exact="pending"),
         more_label="All pending requests",
-        empty="No request is waiting for a vote.",
+        empty="No request is waiting for a vote in any environment.",
     )
 
 
@@ -337,7 +347,9 @@ def dashboard(request: HttpRequest, environment: Environment) -> dict[str, Any]:
     now = timezone.now()
     panels = []
     if _may_view(request, ApprovalRequest):
-        panels.append(approvals_panel(environment, now))
+        # Approvals are judged in every environment the person may act in (the admin votes
+        # on each in its own): the panel counts them all, not only `environment`'s.
+        panels.append(approvals_panel(acting_environments(admin_actor(request, environment)), now))
     if _may_view(request, DeadLetter):
         panels.append(dead_letters_panel(environment))
     if _may_view(request, Destination):

@@ -22,9 +22,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from governance.approvals import services, windows
-from governance.approvals.selectors import approval_get, approval_list, approval_standing
+from governance.approvals.selectors import (
+    acting_environments,
+    approval_elsewhere,
+    approval_get,
+    approval_list,
+    approval_standing,
+)
 from governance.models import ApprovalRequest, ApprovalState
-from marketerapi.problems import ApplicationError, InvalidInput
+from marketerapi.problems import ApplicationError, InvalidInput, NotFound
 from portal.templatetags.portal_words import (
     approval_words,
     approvals_count,
@@ -93,7 +99,8 @@ def _row(request: ApprovalRequest) -> Row:
 @require_GET
 @portal_view
 def inbox(request: HttpRequest) -> HttpResponse:
-    """Waiting for me, my requests (any state) and all open requests of this environment."""
+    """Waiting for me, my requests (any state) and all open requests, of every environment
+    the person may act in: a fixed number of queries whatever the number of environments."""
     actor = portal_actor(request)
     rows: dict[int, Row] = {}  # a request may be in two sections: its words are made once
 
@@ -105,9 +112,13 @@ def inbox(request: HttpRequest) -> HttpResponse:
             out.append(rows[request_.pk])
         return out
 
-    waiting = section(approval_list(actor=actor, waiting_for_me=True))
-    mine = section(approval_list(actor=actor, mine=True))
-    open_requests = section(approval_list(actor=actor, state="pending"))
+    # Every environment the person may act in (the policy asked per environment): an
+    # approver in the sandbox sees what waits in production, labelled, and votes there.
+    environments = acting_environments(actor)
+    waiting = section(approval_list(actor=actor, waiting_for_me=True, environments=environments))
+    mine = section(approval_list(actor=actor, mine=True, environments=environments))
+    open_requests = section(approval_list(actor=actor, state="pending", environments=environments))
+    names = _names([env.name for env in environments]) or actor.environment.name
     return render(
         request,
         "portal/approvals/inbox.html",
@@ -125,20 +136,25 @@ def inbox(request: HttpRequest) -> HttpResponse:
                     "id": "mine",
                     "title": "My requests",
                     "intro": "What you asked for, and where each request stands.",
-                    "empty": "You have not filed any request in this environment.",
+                    "empty": "You have not filed any request.",
                     "rows": mine,
                 },
                 {
                     "id": "open",
                     "title": "All open",
-                    "intro": f"Every request still waiting for votes in {actor.environment.name}.",
+                    "intro": f"Every request still waiting for votes in {names}.",
                     "empty": "No request is waiting for votes.",
                     "rows": open_requests,
                 },
             ],
             "row_limit": SECTION_ROWS,
+            "acting_in": names,
         },
     )
+
+
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) <= 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 # --- one request ------------------------------------------------------------------------------
@@ -192,7 +208,15 @@ def _render_detail(
 @require_GET
 @portal_view
 def detail(request: HttpRequest, approval_id: int) -> HttpResponse:
-    return _render_detail(request, approval_id)
+    """One request; a request of another environment the person may act in says where it
+    is and offers to switch there (it is read and voted on in its own environment only)."""
+    try:
+        return _render_detail(request, approval_id)
+    except NotFound:
+        elsewhere = approval_elsewhere(actor=portal_actor(request), approval_id=approval_id)
+        if elsewhere is None:
+            raise
+    return render(request, "portal/approvals/elsewhere.html", {"approval": elsewhere})
 
 
 def _refused(request: HttpRequest, approval_id: int, error: ApplicationError, comment: str = "") -> HttpResponse:

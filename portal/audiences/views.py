@@ -17,8 +17,6 @@ the refusal. A service's problem is shown in place (portal.web.portal_view).
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -39,19 +37,28 @@ from audiences.publishing.build import rebuild_warning
 from audiences.publishing.errors import VersionNotFound
 from audiences.publishing.pagination import MembershipPagination, VersionPagination
 from audiences.rules import rule_references
-from governance import policy
 from governance.actors import Actor
 from governance.approvals import ActionOutcome, approval_brief
-from governance.approvals.selectors import approval_list, open_request_id, received_of, request_steps
+from governance.approvals.selectors import approval_list, received_of, request_steps
 from governance.approvals.steps import describe_steps
 from governance.audit.selectors import audit_event_list
 from governance.models import ApprovalRequest
 from integrations.jobs import selectors as jobs
 from integrations.models import JobState
 from marketerapi.problems import ApplicationError, InvalidInput
+from portal.audiences.controls import (
+    Control,
+    action_bar,
+    copy_control,
+    delete_control,
+    edit_control,
+    is_deleted_not_archived,
+    publish_control,
+    rollback_control,
+)
 from portal.audiences.editor import OPERATOR_LABELS, STEP_LABELS
 from portal.templatetags.portal_words import event_words
-from portal.web import Page, Permission, Problem, can, hx_redirect, paginate, portal_actor, portal_view
+from portal.web import Page, Problem, can, hx_redirect, paginate, portal_actor, portal_view
 
 PAGE_SIZE = 50
 MEMBERS_PAGE = 50
@@ -95,37 +102,6 @@ def _field_error(pointer: str, message: str, hint: str, code: str = "invalid") -
     return InvalidInput(
         message, hint=hint, errors=[{"pointer": pointer, "code": code, "message": message, "hint": hint}]
     )
-
-
-@dataclass(frozen=True)
-class Control:
-    """One action of a page: offered, or shown disabled with the reason and who can."""
-
-    allowed: bool
-    reason: str = ""
-    hint: str = ""
-    # Set when the action is allowed but waits for approvals first (the notice to show).
-    approval_note: str = ""
-
-    @classmethod
-    def of(cls, permission: Permission, approval_note: str = "") -> Control:
-        if not permission.allowed:
-            return cls(False, permission.reason, permission.hint)
-        return cls(True, approval_note=approval_note or _approval_note(permission))
-
-    @classmethod
-    def refused(cls, reason: str, hint: str = "") -> Control:
-        return cls(False, reason, hint)
-
-
-def _approval_note(permission: Permission, verb: str = "This") -> str:
-    if not permission.needs_approval:
-        return ""
-    count = permission.approvals or len(permission.approver_roles) or 1
-    who = describe_steps(permission.approver_roles) if permission.approver_roles else "an approver"
-    if count == 1:
-        return f"{verb} needs 1 approval from {who}."
-    return f"{verb} needs {count} approvals: {who}."
 
 
 # --- reading the rules ---------------------------------------------------------------------------
@@ -282,9 +258,9 @@ def version_view(version: AudienceVersion | None, live_id: int | None) -> dict[s
         "removed": n(version.removed),
         "waterfall": [
             {
-                "label": STEP_LABELS.get(str(step.get("step")), str(step.get("step"))).format(channel=channel),
+                "label": _step_label(str(step.get("step")), channel),
                 "remaining": n(step.get("remaining")),
-                "removed": n(step.get("removed")) if step.get("removed") else "",
+                "removed": _removed_text(step.get("removed")),
             }
             for step in (version.waterfall or [])
             if isinstance(step, dict)
@@ -292,74 +268,21 @@ def version_view(version: AudienceVersion | None, live_id: int | None) -> dict[s
     }
 
 
+def _step_label(step: str, channel: str) -> str:
+    """A waterfall step as the preview names it; a rollback's own steps ("members of
+    version 1") with a capital."""
+    label = STEP_LABELS.get(step, step).format(channel=channel)
+    return label[:1].upper() + label[1:]
+
+
+def _removed_text(removed: Any) -> str:
+    """What a waterfall step removed: "−56", "0" when it removed nobody (never blank), "—" unknown."""
+    if not isinstance(removed, int):
+        return "—"
+    return f"−{removed:,}" if removed else "0"
+
+
 # --- 2. one audience -------------------------------------------------------------------------------
-
-
-def _archived(audience: Audience, what: str) -> Control:
-    return Control.refused(
-        f"“{audience.name}” is archived: archived audiences are kept for the record and cannot be {what}.",
-        "Create a new audience instead.",
-    )
-
-
-def publish_control(actor: Actor, audience: Audience) -> Control:
-    """Publish: allowed, waiting for approval (with the notice), or why not.
-
-    The publish policy depends on the reach, which only publishing computes; the page asks
-    with the live version's reach when there is one, and otherwise names the threshold."""
-    if audience.state == AudienceState.ARCHIVED:
-        return _archived(audience, "published")
-    live = audience.live_version
-    context = {"reach": live.members} if live is not None and live.members is not None else {}
-    permission = can(actor, publish.PUBLISH, audience, context)
-    if permission.allowed:
-        # The service refuses a second publish while one waits for approval: not offered, with why.
-        pending = open_request_id(action=publish.PUBLISH, target=audience)
-        if pending is not None:
-            return Control.refused(
-                f"Publishing “{audience.name}” waits for approval already (request {pending}).",
-                "Follow it in Approvals; its requester may cancel it there to publish again.",
-            )
-    if not permission.allowed or permission.needs_approval or actor.environment.is_sandbox:
-        return Control.of(permission, _approval_note(permission, "Publishing this"))
-    # The policy that would apply to the largest reach says whether any threshold exists here.
-    rule = policy.applicable_approval_policy(actor.environment, publish.PUBLISH, {"reach": sys.maxsize})
-    if rule is None:
-        return Control.of(permission)
-    count = len(rule.steps)
-    who = describe_steps(rule.steps)
-    approvals = "1 approval" if count == 1 else f"{count} approvals"
-    if rule.metric and rule.threshold is not None:
-        note = (
-            f"Publishing needs {approvals} from {who} when the {rule.metric} is above {rule.threshold:,}; "
-            "the reach is counted when you publish."
-        )
-    else:
-        note = f"Publishing this needs {approvals} from {who}."
-    return Control(True, approval_note=note)
-
-
-def delete_control(actor: Actor, audience: Audience) -> Control:
-    if audience.state == AudienceState.ARCHIVED:
-        return Control.refused(f"“{audience.name}” is archived already.", "There is nothing left to do.")
-    if audience.state == AudienceState.DRAFT and audience.live_version_id is None:
-        return Control.of(can(actor, "audience.delete", audience))
-    permission = can(actor, "audience.archive", audience)
-    if permission.allowed and permission.needs_approval:
-        # The service refuses a second request while one is open: not offered, with why.
-        pending = open_request_id(action="audience.archive", target=audience)
-        if pending is not None:
-            return Control.refused(
-                f"Archiving “{audience.name}” waits for approval already (request {pending}).",
-                "Follow it in Approvals; its requester may cancel it there to file a new one.",
-            )
-    return Control.of(permission, _approval_note(permission, "Archiving it"))
-
-
-def edit_control(actor: Actor, audience: Audience) -> Control:
-    if audience.state == AudienceState.ARCHIVED:
-        return _archived(audience, "changed")
-    return Control.of(can(actor, "audience.edit", audience))
 
 
 def _pending_requests(actor: Actor, audience: Audience) -> list[dict[str, Any]]:
@@ -377,31 +300,64 @@ def _approval_view(request: ApprovalRequest, received: int = 0) -> dict[str, Any
     return {**brief, "request": request, "url": approval_url(request.pk), "runs_when": runs_when}
 
 
+# The parts of an audience's page that a publish or rollback changes: the heading with its
+# state badge, the action bar, whether the rules are live, the live version and the history.
+# When its job ends, the job panel sends them again out of band (htmx), so the page never
+# shows a draft badge beside "Version 1 is live".
+DETAIL_PARTS = (
+    "portal/audiences/_heading.html",
+    "portal/audiences/_action_bar.html",
+    "portal/audiences/_rules_state.html",
+    "portal/audiences/_live_version.html",
+    "portal/audiences/_history.html",
+)
+REFRESH_DETAIL = "detail"
+
+
+def detail_parts(actor: Actor, audience: Audience) -> dict[str, Any]:
+    """What the changing parts of an audience's page show (DETAIL_PARTS). The action bar
+    says each reason once for the buttons it disables (`reasons`)."""
+    history, history_visible = audience_history(actor, audience.pk)
+    copy = copy_control(actor, audience)
+    delete_label = "Delete" if is_deleted_not_archived(audience) else "Archive"
+    bar, reasons = action_bar(
+        "actions",
+        [
+            ("edit", "Edit", edit_control(actor, audience, copyable=copy.allowed)),
+            ("publish", "Publish", publish_control(actor, audience, copyable=copy.allowed)),
+            ("delete", delete_label, delete_control(actor, audience, copyable=copy.allowed)),
+            ("copy", "Copy", copy),
+        ],
+    )
+    return {
+        "audience": audience,
+        "live": version_view(audience.live_version, audience.live_version_id),
+        "controls": {
+            **bar,
+            "promote": Control.of(can(actor, "audience.promote", audience)),
+            "share": Control.of(can(actor, "audience.share", audience)),
+        },
+        "reasons": reasons,
+        "delete_label": delete_label,
+        "history": history,
+        "history_visible": history_visible,
+        "timeline_url": timeline_url(audience.pk),
+    }
+
+
 @require_GET
 @portal_view
 def audience_detail(request: HttpRequest, audience_id: int) -> HttpResponse:
     """Metadata, the rules in words, the live version, what the person may do, history."""
     actor = portal_actor(request)
     audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
-    history, history_visible = audience_history(actor, audience.pk)
     context = {
-        "audience": audience,
-        "live": version_view(audience.live_version, audience.live_version_id),
+        **detail_parts(actor, audience),
         "rules_tree": rules_tree(audience.rules, _referenced_names(actor, audience.rules)),
         "rules_json": json.dumps(audience.rules, indent=2, ensure_ascii=False),
         "shares": audience_selectors.audience_shares(audience),
-        "controls": {
-            "edit": edit_control(actor, audience),
-            "publish": publish_control(actor, audience),
-            "delete": delete_control(actor, audience),
-            "promote": Control.of(can(actor, "audience.promote", audience)),
-            "share": Control.of(can(actor, "audience.share", audience)),
-        },
         "share_teams": _share_teams(audience),
         "pending": _pending_requests(actor, audience),
-        "history": history,
-        "history_visible": history_visible,
-        "timeline_url": timeline_url(audience.pk),
     }
     return render(request, "portal/audiences/detail.html", context)
 
@@ -439,7 +395,20 @@ def _job_started(
         return hx_redirect(request, _url("job", job_id=job.pk))
     context = _job_context(job, audience)
     context.update({"started": what, "start_warnings": warnings, "quota_warning": quota})
+    _refresh_parts(request, context, request.POST.get("refresh", ""))
     return render(request, "portal/audiences/_job.html", context, status=202)
+
+
+def _refresh_parts(request: HttpRequest, context: dict[str, Any], refresh: str) -> None:
+    """On the audience's page (`refresh=detail`), the job panel keeps polling with the same
+    flag and, once the job has ended, carries the page's changed parts out of band."""
+    audience = context.get("audience")
+    if refresh != REFRESH_DETAIL or audience is None:
+        return
+    context["refresh"] = REFRESH_DETAIL
+    if context["terminal"]:
+        context["parts"] = DETAIL_PARTS
+        context.update(detail_parts(portal_actor(request), audience))
 
 
 @require_POST
@@ -489,8 +458,11 @@ def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
             audience = audience_selectors.audience_get(actor=actor, audience_id=int(job.target_id))
         except ApplicationError:
             audience = None  # a deleted draft: the job still tells its story
-    template = "portal/audiences/_job.html" if _is_htmx(request) else "portal/audiences/job.html"
-    return render(request, template, _job_context(job, audience))
+    context = _job_context(job, audience)
+    if _is_htmx(request):
+        _refresh_parts(request, context, request.GET.get("refresh", ""))
+        return render(request, "portal/audiences/_job.html", context)
+    return render(request, "portal/audiences/job.html", context)
 
 
 # --- 4. versions and rollback ------------------------------------------------------------------------
@@ -511,19 +483,12 @@ def audience_versions(request: HttpRequest, audience_id: int) -> HttpResponse:
     context = {
         "audience": audience,
         "versions": [version_view(version, audience.live_version_id) for version in page.rows],
-        "rollback": _rollback_control(actor, audience),
+        "rollback": rollback_control(actor, audience),
         "next_cursor": page.next_cursor,
         "first_page": page.later,
         "keep": settings.AUDIENCE_VERSIONS_WITH_MEMBERS,
     }
     return render(request, "portal/audiences/versions.html", context)
-
-
-def _rollback_control(actor: Actor, audience: Audience) -> Control:
-    if audience.state == AudienceState.ARCHIVED:
-        return _archived(audience, "rolled back")
-    permission = can(actor, publish.ROLLBACK, audience)
-    return Control.of(permission, _approval_note(permission, "Rolling back"))
 
 
 def _version_number(raw: str) -> int:
@@ -560,7 +525,7 @@ def audience_rollback(request: HttpRequest, audience_id: int) -> HttpResponse:
         "target": target,
         "target_members": n(target.members),
         "live": version_view(audience.live_version, audience.live_version_id),
-        "rollback": _rollback_control(actor, audience),
+        "rollback": rollback_control(actor, audience),
         "refusal": _rollback_refusal(audience, target),
         "rebuild_warning": rebuild_warning(target)["message"] if not target.members_retained else "",
     }

@@ -229,6 +229,7 @@ PHRASES: dict[str, tuple[str, str]] = {
     "audience.share": ("shared {t}", "share {t}"),
     "audience.unshare": ("took back a share of {t}", "take back a share of {t}"),
     "audience.promote": ("promoted {t} into this environment", "promote {t}"),
+    "audience.copy": ("made the draft {t}", "copy {t}"),
     "suppression.create": ("created the suppression list {t}", "create the suppression list {t}"),
     "suppression.change": ("changed the suppression list {t}", "change the suppression list {t}"),
     "suppression.change_global": ("changed the global suppression list", "change the global suppression list"),
@@ -324,6 +325,9 @@ def _details(event: AuditEvent) -> str:
     if action == "audience.promote":
         source = changes.get("from") or {}
         return f" from {source.get('environment')}" if source.get("environment") else ""
+    if action == "audience.copy":
+        source = changes.get("from") or {}
+        return f", a copy of {_quoted(source['name'])}" if source.get("name") else ""
     if action in ("suppression.change", "suppression.change_global"):
         return f": added {_number(changes.get('added') or 0)}, removed {_number(changes.get('removed') or 0)}"
     if action in ("approval.approve", "approval.reject"):

@@ -3,11 +3,11 @@ shows its warning.
 
 demo-analyst (role analyst, no team) opens a published audience of team growth in the
 sandbox. The list offers "New audience" only disabled, with the reason and the roles that
-may; the audience's Edit, Publish and Archive are disabled the same way and pressing them
-does nothing; the versions page offers no rollback and says why; the editor, the new-audience
-page and the rollback confirmation, opened by their addresses, refuse in words instead of an
-error page. Then two of the analyst's quotas are used (one to 82 %, one to 70 %) and home,
-reloaded, warns about the first only."""
+may; the audience's Edit, Publish, Archive and Copy are disabled, the bar saying once why
+(issue 11, item 9), and pressing them does nothing; the versions page offers no rollback
+and says why; the editor, the new-audience page and the rollback confirmation, opened by
+their addresses, refuse in words instead of an error page. Then two of the analyst's quotas
+are used (one to 82 %, one to 70 %) and home, reloaded, warns about the first only."""
 
 from __future__ import annotations
 
@@ -77,13 +77,21 @@ def test_an_analyst_sees_no_edit_controls_and_a_quota_past_80_percent_warns(open
     _expect_disabled_with_reason(page, "new-audience", "New audience", "Create audiences")
     tab.shot("audience-list")
 
-    # --- the audience: Edit, Publish, Archive disabled, each saying who may ---------------------------
+    # --- the audience: Edit, Publish, Archive, Copy disabled, the bar saying once who may --------------
     row.get_by_role("link", name=NAME).click()
     expect(page).to_have_url(re.compile(re.escape(detail_url) + "$"))
     expect(page.locator("#audience-state")).to_have_text("Published")
-    _expect_disabled_with_reason(page, "edit-button", "Edit", "Edit audiences")
-    _expect_disabled_with_reason(page, "publish-button", "Publish", "Publish audiences")
-    _expect_disabled_with_reason(page, "delete-button", "Archive", "Archive or delete a published audience")
+    said_once = f"Edit, Publish, Archive and Copy need {WHO_MAY.removeprefix('needs ')} {ASK}"
+    for element_id, label in (("edit-button", "Edit"), ("publish-button", "Publish"), ("delete-button", "Archive")):
+        control = page.locator(f"#{element_id}")
+        expect(control).to_have_text(label)
+        expect(control).to_have_attribute("aria-disabled", "true")
+        expect(control).to_have_accessible_description(said_once)
+    expect(page.locator("#copy-button")).to_have_accessible_description(said_once)
+    reasons = page.locator("#action-bar .disabled-reason")
+    expect(reasons).to_have_count(1)  # one line for the bar, not a paragraph under each button
+    expect(reasons).to_have_text(said_once)
+    expect(reasons).to_be_visible()
     actions = page.locator("#audience-actions")
     expect(actions.locator('a[href$="/edit/"], a[href$="/delete/"], form[action$="/publish/"]')).to_have_count(0)
     expect(actions.locator('[data-allowed="true"]')).to_have_count(0)

@@ -110,8 +110,8 @@ def test_an_operators_archive_of_a_published_pilot_audience_waits_for_an_approve
         "Waiting for approval: 0 of 2"
     )
     expect(page.locator("#delete-button")).to_have_attribute("data-allowed", "false")
-    expect(page.locator("#delete-button-reason")).to_contain_text(
-        f"Archiving “{NAME}” waits for approval already (request {approval_id})."
+    expect(page.locator("#delete-button")).to_have_accessible_description(
+        re.compile(re.escape(f"Archiving “{NAME}” waits for approval already (request {approval_id})."))
     )
     operator.shot("detail-waiting")
 
@@ -185,8 +185,11 @@ def test_an_operators_archive_of_a_published_pilot_audience_waits_for_an_approve
     expect(page.locator("#audience-name")).to_have_attribute("data-state", "archived")
     expect(page.locator("#audience-state")).to_have_text("Archived")
     expect(page.locator("#delete-button")).to_have_attribute("data-allowed", "false")
-    expect(page.locator("#delete-button-reason")).to_contain_text("archived already")
+    expect(page.locator("#delete-button")).to_have_accessible_description(re.compile("archived already"))
     expect(page.locator("#edit-button")).to_have_attribute("data-allowed", "false")
+    # one line says why for Edit, Publish and Archive; Copy starts a new draft from its rules
+    expect(page.locator("#action-bar .disabled-reason")).to_have_count(1)
+    expect(page.locator("#copy-button")).to_have_attribute("data-allowed", "true")
     expect(page.locator(".approval-notice")).to_have_count(0)
     operator.shot("detail-archived")
     audience.refresh_from_db()

@@ -1,6 +1,7 @@
-"""The dashboard on the admin index (marketerapi/admin/dashboard.py): pending approvals,
-dead letters, open circuit breakers, quota hot spots and recent failed jobs of the
-environment the person acts in, in a fixed number of queries."""
+"""The dashboard on the admin index (marketerapi/admin/dashboard.py): pending approvals of
+every environment the person may act in, and the dead letters, open circuit breakers,
+quota hot spots and recent failed jobs of the environment they act in, in a fixed number of
+queries."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from django.utils import timezone
 from governance.access.selectors import SESSION_ENVIRONMENT_KEY
 from governance.actors import Actor
 from governance.limits.services import quota_consume
-from governance.models import ApprovalRequest, ApprovalState, QuotaPolicy
+from governance.models import ApprovalRequest, ApprovalState, Environment, QuotaPolicy
 from integrations.destinations import breakers
 from integrations.models import DeadLetter, Destination, Job, JobState
 from marketerapi.admin.dashboard import quota_hot_spots
@@ -144,14 +145,14 @@ def test_an_empty_environment_says_so(site, production):
     html = site.get("/admin/").content.decode()
 
     assert "Acting in <strong>production</strong>" in html
-    assert "No request is waiting for a vote." in html
+    assert "No request is waiting for a vote in any environment." in html
     assert "No work is waiting after its last retry." in html
     assert "Every destination&#x27;s breaker is closed." in html
     assert "Nobody is past 80 % of a quota this period." in html
     assert "No job has failed." in html
 
 
-def test_the_dashboard_is_of_the_environment_one_acts_in(site, sandbox, pilot):
+def test_the_dashboard_is_of_the_environment_one_acts_in_but_approvals_of_every_one(site, sandbox, pilot):
     _fill(pilot, 1)
 
     in_sandbox = site.get("/admin/").content.decode()
@@ -160,10 +161,15 @@ def test_the_dashboard_is_of_the_environment_one_acts_in(site, sandbox, pilot):
     session.save()
     in_pilot = site.get("/admin/").content.decode()
 
-    assert "0 waiting for votes" in _panel(in_sandbox, "approvals")
     assert "0 to replay or discard" in _panel(in_sandbox, "dead_letters")
-    assert "1 waiting for votes" in _panel(in_pilot, "approvals")
     assert "1 to replay or discard" in _panel(in_pilot, "dead_letters")
+    # what waits for votes waits wherever one acts (issue 11, item 5), labelled with its environment
+    for html in (in_sandbox, in_pilot):
+        approvals = _panel(html, "approvals")
+        assert "1 waiting for votes" in approvals
+        assert "In every environment: sandbox 0, pilot 1, production 0." in approvals
+        assert "[pilot] #" in approvals and "pilot · audience.archive" in approvals
+        assert "/admin/governance/approvalrequest/?state__exact=pending" in approvals
     # quotas counted across environments are hot wherever one acts
     assert "1 past 80 %" in _panel(in_sandbox, "quotas")
 
@@ -199,6 +205,32 @@ def test_the_dashboard_costs_a_fixed_number_of_queries(site, sandbox, pilot):
     # session, user, roles and permissions, the environment, 2 approvals, 2 dead letters,
     # destinations, 5 for quotas (policies, usage, users, tokens, roles), jobs, the admin log
     assert few <= 20
+
+
+def test_the_approvals_panel_costs_the_same_queries_however_many_environments(site, sandbox, pilot):
+    _fill(pilot, 1)
+    few = _index_queries(site)
+
+    requester = UserFactory(username="far-requester", groups=["campaign_operator"])
+    now = timezone.now()
+    for index in range(5):
+        environment = Environment.objects.create(slug=f"region{index}", name=f"Region {index}", data_kind="real")
+        ApprovalRequest.objects.create(
+            environment=environment,
+            action="audience.archive",
+            target_type="audiences.audience",
+            target_id=str(index),
+            summary=f"Archive far audience {index}",
+            requester=requester,
+            required=2,
+            expires_at=now + timedelta(hours=70),
+        )
+    many = _index_queries(site)
+    html = site.get("/admin/").content.decode()
+
+    assert many == few
+    approvals = _panel(html, "approvals")
+    assert "6 waiting for votes" in approvals and "region4 1" in approvals
 
 
 def test_the_dashboard_links_lead_to_pages_that_open(site, sandbox):

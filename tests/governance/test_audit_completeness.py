@@ -287,6 +287,7 @@ CALLS: dict[str, Call] = {
     "POST /api/v1/audiences/{audience_id}/promote": Call(
         "operator", "audience.promote", {"environment": "production"}, setup=_audience
     ),
+    "POST /api/v1/audiences/{audience_id}/copy": Call("operator", "audience.copy", {}, setup=_audience),
     "POST /api/v1/audiences/{audience_id}/publish": Call("operator", "audience.publish", {}, setup=_audience),
     "POST /api/v1/audiences/{audience_id}/rollback": Call(
         "operator", "audience.rollback", {"version": 1}, setup=_audience_with_versions

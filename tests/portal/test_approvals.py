@@ -131,7 +131,7 @@ def test_the_inbox_has_three_sections_and_the_requester_sees_their_own(portal, p
 
 def test_the_inbox_of_the_sandbox_says_it_never_asks(portal):
     page = text(portal("approver").get("/approvals/"))
-    assert "the sandbox never asks for approval" in page and "Nothing waits for your vote." in page
+    assert "The sandbox never asks for approval" in page and "Nothing waits for your vote." in page
 
 
 def test_someone_without_a_role_is_told_why_not(portal, pilot):
@@ -216,12 +216,17 @@ def test_a_compliance_reviewer_is_told_they_vote_on_exports_only(portal, pilot):
     assert 'id="approve-button"' not in body(response)
 
 
-def test_a_request_of_another_environment_is_not_found(portal, pilot, production):
+def test_a_request_of_another_environment_is_not_shown_there_but_says_where_it_is(portal, pilot, production):
     request = file_archive(portal("operator", pilot), pilot)
+    approver = portal("approver", production)
 
-    response = portal("approver", production).get(detail_url(request))
+    response = approver.get(detail_url(request))
 
-    assert response.status_code == 404 and "No approval request" in text(response)
+    # read and voted on in its own environment only (issue 11, item 5): no vote form here
+    assert response.status_code == 200 and f"Request {request.pk} is in Pilot" in text(response)
+    assert 'id="approve-button"' not in body(response) and 'name="next_in" value="pilot"' in body(response)
+    unknown = approver.get("/approvals/987654/")
+    assert unknown.status_code == 404 and "No approval request" in text(unknown)
 
 
 def test_the_detail_page_answers_in_a_fixed_number_of_queries(portal, pilot, persona):

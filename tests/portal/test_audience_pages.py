@@ -47,9 +47,13 @@ def enabled(body: str, element_id: str) -> bool:
 
 
 def reason(body: str, element_id: str) -> str:
-    match = re.search(rf'id="{element_id}-reason">(.*?)</span>', body, re.S)
+    """The words that say why the control is disabled: what its aria-describedby points at
+    (beside it, or the action bar's one line for every button refused for that reason)."""
+    described = re.search(r'aria-describedby="([^"]+)"', control(body, element_id))
+    assert described, f"#{element_id} says nothing about why"
+    match = re.search(rf'<(span|p)[^>]*\bid="{described.group(1)}"[^>]*>(.*?)</\1>', body, re.S)
     assert match, f"no reason for #{element_id}"
-    return match.group(1)
+    return re.sub(r"<[^>]+>", "", match.group(2))
 
 
 # --- 1. the list ---------------------------------------------------------------------------------
@@ -161,7 +165,7 @@ def test_signed_out_visitors_are_sent_to_sign_in(client):
 # --- 2. one audience -------------------------------------------------------------------------------
 
 
-ACTIONS = ("edit-button", "publish-button", "delete-button", "share-button", "promote-button")
+ACTIONS = ("edit-button", "publish-button", "delete-button", "copy-button", "share-button", "promote-button")
 
 
 def test_the_owning_team_may_do_everything(portal, catalogue):
@@ -184,15 +188,37 @@ def test_another_team_sees_why_it_may_not_change_it_and_who_can(portal, catalogu
         assert "growth" in reason(body, element), element  # the owning team is named
     assert enabled(body, "promote-button")  # copying needs no ownership, only the role
     assert 'id="share-form"' not in body
+    # said once for the bar, and the copy it offers is there to press (issue 11, item 9)
+    bar = action_bar(body)
+    assert bar.count('class="disabled-reason"') == 1 and bar.count("is owned by the team") == 1
+    assert reason(body, "edit-button").startswith("Edit, Publish and Delete: Spring EU buyers is owned by the team")
+    assert "or copy it into your team as a draft" in reason(body, "publish-button")
+    assert enabled(body, "copy-button")
+    assert f'href="/audiences/{catalogue["draft"].pk}/copy/"' in bar
 
 
-def test_an_analyst_sees_no_edit_controls_only_disabled_ones_with_the_reason(portal, catalogue):
+def action_bar(body: str) -> str:
+    return body.split('id="action-bar"', 1)[1].split('<div id="publish-panel"', 1)[0]
+
+
+def test_an_analyst_sees_no_edit_controls_only_disabled_ones_with_the_reason_said_once(portal, catalogue):
+    """Issue 11, item 9: the bar says once why Edit, Publish, Archive and Copy are disabled,
+    not a paragraph under each button."""
     body = portal("analyst").get(f"/audiences/{catalogue['published'].pk}/").content.decode()
 
     for element in ACTIONS:
         assert not enabled(body, element), element
-        assert "needs one of the roles" in reason(body, element) or "owned by the team" in reason(body, element)
-    assert "campaign_operator" in reason(body, "publish-button")
+        assert "need one of the roles" in reason(body, element) or "needs one of the roles" in reason(body, element)
+    bar = action_bar(body)
+    said = (
+        "Edit, Publish, Archive and Copy need one of the roles: campaign_operator, developer, admin. You have: analyst."
+    )
+    assert reason(body, "publish-button").startswith(said)
+    assert bar.count("one of the roles: campaign_operator, developer, admin. You have") == 1
+    assert bar.count('class="disabled-reason"') == 1
+    assert {reason(body, element) for element in ("edit-button", "publish-button", "delete-button", "copy-button")} == {
+        reason(body, "edit-button")
+    }
     assert 'id="validate-button"' in body  # every role may validate
     assert "<form" not in body.split('id="audience-actions"')[1].split("</section>")[0]
 
@@ -202,6 +228,11 @@ def test_an_archived_audience_offers_nothing_that_changes_it(portal, catalogue):
     for element in ("edit-button", "publish-button", "delete-button"):
         assert not enabled(body, element)
     assert "archived" in reason(body, "publish-button")
+    # one line for the three, offering the copy the operator may make
+    assert action_bar(body).count('class="disabled-reason"') == 1
+    assert reason(body, "edit-button").startswith("Edit, Publish and Archive: “Old email list” is archived already")
+    assert "Copy it into your team to start a new draft" in reason(body, "delete-button")
+    assert enabled(body, "copy-button")
 
 
 def test_the_detail_shows_metadata_rules_in_words_the_live_version_and_history(portal, actor, sandbox):
@@ -343,7 +374,9 @@ def test_promote_to_production_creates_a_draft_there_and_lists_what_could_not_be
     assert copy.state == AudienceState.DRAFT and copy.owner_team == team("growth")
     body = response.content.decode()
     assert f'data-copy-id="{copy.pk}"' in body and "Production" in body
-    assert 'id="promote-unmapped"' in body and "Complainers" in body and "/rules/all/1/not/in_audience" in body
+    assert 'id="promote-unmapped"' in body and "Complainers" in body
+    # the condition in words (issue 11, item 12); the pointer only as the builder's mark
+    assert "Condition 2 (audience): audience" in body and 'data-pointer="/rules/all/1/not/in_audience"' in body
     assert 'name="next" value="/audiences/?q=Spring+EU+buyers"' in body
 
 

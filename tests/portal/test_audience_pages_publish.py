@@ -16,7 +16,16 @@ from governance.approvals import approval_approve, approval_cancel, approval_exe
 from governance.models import ApprovalPolicy, ApprovalRequest, AuditEvent, Door
 from integrations.models import Job, JobState
 from tests.audiences.audience_helpers import make_audience, make_live
-from tests.audiences.publish_support import audience, fresh, members_of, people, publish_now, run, set_consent
+from tests.audiences.publish_support import (
+    audience,
+    fresh,
+    members_of,
+    people,
+    publish_now,
+    rollback_now,
+    run,
+    set_consent,
+)
 from tests.portal.conftest import htmx
 from tests.portal.test_audience_pages import enabled, one_audit_event, reason
 
@@ -65,6 +74,54 @@ def test_publish_in_sandbox_shows_the_job_until_the_version_is_live(portal, sand
     assert 'aria-valuenow="100"' in body
     target = fresh(target)
     assert target.state == AudienceState.PUBLISHED and target.live_version.number == 1
+
+
+def oob_part(body: str, element_id: str) -> str:
+    """The element with this id sent out of band (hx-swap-oob), up to the next one."""
+    parts = re.split(r'(?=<\w+[^>]*hx-swap-oob="true")', body)
+    found = [part for part in parts if re.match(rf'<\w+[^>]*\bid="{element_id}"[^>]*hx-swap-oob="true"', part)]
+    assert found, f"#{element_id} is not sent out of band"
+    return found[0]
+
+
+def test_when_the_job_ends_the_audiences_page_gets_its_state_again(portal, sandbox):
+    """Issue 11, item 3: the panel that says "Version 1 is live" also replaces the draft
+    badge, Delete (now Archive), "No version is live yet" and the history, out of band."""
+    people(sandbox, "eu", 4)
+    target = audience(sandbox)
+    client = portal("operator")
+    detail = client.get(f"/audiences/{target.pk}/").content.decode()
+    assert 'name="refresh" value="detail"' in detail  # the publish form asks for the refresh
+
+    started = htmx(client, "post", f"/audiences/{target.pk}/publish/", {"refresh": "detail"}).content.decode()
+    job = Job.objects.get(target_id=str(target.pk))
+    assert f'hx-get="/audiences/jobs/{job.pk}/?refresh=detail"' in started
+    assert "hx-swap-oob" not in started  # nothing has changed yet
+
+    # while it runs, the polls carry nothing more
+    assert "hx-swap-oob" not in htmx(client, "get", f"/audiences/jobs/{job.pk}/?refresh=detail").content.decode()
+    run(job)
+    with CaptureQueriesContext(connection) as queries:
+        ended = htmx(client, "get", f"/audiences/jobs/{job.pk}/?refresh=detail")
+    body = ended.content.decode()
+
+    assert ended.status_code == 200 and "Version 1 is live: 4 members" in body
+    heading = oob_part(body, "audience-name")
+    assert 'data-state="published"' in heading and ">Published</span>" in heading
+    bar = oob_part(body, "action-bar")
+    assert ">Archive…</a>" in bar and ">Delete…<" not in bar
+    assert 'id="publish-button" data-allowed="true"' in bar
+    live = oob_part(body, "live-version")
+    assert "Version 1</strong> is live" in live and 'id="live-reach">4<' in live
+    assert "No version is live yet" not in body
+    assert "went live" in oob_part(body, "history")
+    assert "rules-state" in body
+    # a fixed number of queries, once, when the job has ended
+    assert len(queries) <= 14, len(queries)
+
+    # the job's own page (no refresh asked) gets the panel alone
+    plain = htmx(client, "get", f"/audiences/jobs/{job.pk}/").content.decode()
+    assert "hx-swap-oob" not in plain and 'data-job-state="succeeded"' in plain
 
 
 def test_publish_end_to_end_with_the_task_after_commit(
@@ -402,3 +459,36 @@ def test_an_analyst_sees_versions_but_no_rollback(portal, two_versions):
     body = portal("analyst").get(f"/audiences/{target.pk}/versions/").content.decode()
     assert 'id="rollback-reason"' in body and "campaign_operator" in body
     assert "rollback/?version=" not in body
+
+
+def test_after_a_rollback_the_steps_that_removed_nobody_say_0_not_blank(portal, actor, sandbox, api):
+    """Issue 11, item 12: the live version's Removed column and the versions' counts say 0
+    where nobody was removed; the API's versions say 0 too (never null once built)."""
+    operator = actor("operator", door=Door.PORTAL)
+    people(sandbox, "first", 3)
+    target = audience(sandbox)
+    publish_now(operator, target)
+    people(sandbox, "join", 2)
+    publish_now(operator, fresh(target))
+    rollback_now(operator, fresh(target), 1)
+    client = portal("operator")
+
+    detail = client.get(f"/audiences/{target.pk}/").content.decode()
+    steps = re.findall(
+        r'<tr><td>([^<]+)</td><td class="num">([^<]*)</td><td class="num">([^<]*)</td></tr>',
+        detail.split('id="live-version"', 1)[1],
+    )
+    assert steps == [
+        ("Members of version 1", "0", "3"),
+        ("No longer reachable (consent, suppression, restriction)", "0", "3"),
+        ("Reachable", "0", "3"),
+    ]
+    versions = client.get(f"/audiences/{target.pk}/versions/").content.decode()
+    v3 = re.search(r'<tr data-version="3"(.*?)</tr>', versions, re.S).group(0)
+    assert re.findall(r'<td class="num">([^<]*)</td>', v3) == ["3", "3", "0", "−2"]
+
+    # the API: the same counts, 0 and not null
+    body = api("operator").get(f"/api/v1/audiences/{target.pk}/versions").json()
+    rolled_back = next(v for v in body["results"] if v["number"] == 3)
+    assert (rolled_back["added"], rolled_back["removed"]) == (0, 2)
+    assert [step["removed"] for step in rolled_back["waterfall"]] == [0, 0, 0]
