@@ -313,6 +313,7 @@ class SuppressionEntry(models.Model):
     added_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name_plural = "suppression entries"
         constraints = [
             models.CheckConstraint(
                 condition=Q(external_id__isnull=False) | Q(email_hash__isnull=False), name="suppression_has_key"

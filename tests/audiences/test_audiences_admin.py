@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -225,3 +226,23 @@ def test_regional_restrictions_are_saved_through_the_service(staff, sandbox):
     assert restriction.is_active is False
     changed = AuditEvent.objects.get(action="regional_restriction.change")
     assert changed.changes["before"]["is_active"] is True and changed.changes["after"]["is_active"] is False
+
+
+def test_the_admin_names_every_model_in_proper_english_plurals(staff):
+    """Django adds an "s": "Suppression entrys", "Webhook deliverys" (issue 11, item 12)."""
+    from django.apps import apps
+
+    ours = {"audiences", "governance", "integrations"}
+    wrong = {
+        model._meta.label: str(model._meta.verbose_name_plural)
+        for model in apps.get_models()
+        if model._meta.app_label in ours
+        and not model._meta.auto_created
+        and re.search(r"[^aeiou]ys$|(s|sh|ch|x)s$", str(model._meta.verbose_name_plural))
+        and not model.__name__.startswith("Historical")
+    }
+    assert wrong == {}
+
+    index = staff.get(reverse("admin:index")).content.decode()
+    assert "Suppression entries" in index and "entrys" not in index
+    assert "Webhook deliveries" in index and "deliverys" not in index
