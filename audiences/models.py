@@ -65,6 +65,8 @@ class Profile(models.Model):
     external_id = models.CharField(max_length=255)
     email = models.CharField(max_length=254, null=True, blank=True)
     phone = models.CharField(max_length=32, null=True, blank=True)
+    # The device token push notifications are sent to (APNs/FCM): the push channel's contact point.
+    push_token = models.CharField(max_length=255, null=True, blank=True)
     first_name = models.CharField(max_length=100, null=True, blank=True)
     last_name = models.CharField(max_length=100, null=True, blank=True)
     locale = models.CharField(max_length=16, null=True, blank=True)

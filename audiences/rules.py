@@ -66,6 +66,7 @@ ATTRIBUTES: dict[str, tuple[str, tuple[str, ...]]] = {
     "external_id": (STRING, ()),
     "email": (STRING, ()),
     "phone": (STRING, ()),
+    "push_token": (STRING, ()),
     "first_name": (STRING, ()),
     "last_name": (STRING, ()),
     "locale": (STRING, ()),

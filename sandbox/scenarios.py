@@ -57,6 +57,7 @@ class ScenarioProfile:
     first_name: str | None
     last_name: str | None
     phone: str | None = None
+    push_token: str | None = None
     locale: str | None = "en_GB"
     country: str | None = "GB"
     region: str | None = "UK"

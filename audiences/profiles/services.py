@@ -30,6 +30,7 @@ from governance.audit import trail as audit
 PROFILE_FIELDS: tuple[str, ...] = (
     "email",
     "phone",
+    "push_token",
     "first_name",
     "last_name",
     "locale",
