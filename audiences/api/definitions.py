@@ -147,7 +147,9 @@ class PreviewRequestSerializer(StrictSerializer):
 
 
 class WaterfallStepSerializer(serializers.Serializer):
-    step = serializers.CharField(help_text="matching, without consent, suppressed, regional restriction, reachable.")
+    step = serializers.CharField(
+        help_text="matching, no address, without consent, suppressed, regional restriction, reachable."
+    )
     remaining = serializers.IntegerField()
     removed = serializers.IntegerField()
 
@@ -172,7 +174,9 @@ class PreviewWarningSerializer(serializers.Serializer):
 
 class PreviewSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="Profiles matching the rules.")
-    reachable = serializers.IntegerField(help_text="Reach: what is left after consent, suppressions, restrictions.")
+    reachable = serializers.IntegerField(
+        help_text="Reach: what is left after addresses, consent, suppressions, restrictions."
+    )
     waterfall = WaterfallStepSerializer(many=True)
     breakdowns = BreakdownsSerializer(help_text="Of the matching profiles.")
     sample = SampleProfileSerializer(many=True, help_text="Up to 10 reachable profiles, masked unless you may see PII.")
@@ -182,7 +186,7 @@ class PreviewSerializer(serializers.Serializer):
 
 class ValidationCheckSerializer(serializers.Serializer):
     code = serializers.CharField(
-        help_text="schema, required_metadata, consent, regional_restrictions, suppression_overlap, size."
+        help_text="schema, required_metadata, address, consent, regional_restrictions, suppression_overlap, size."
     )
     passed = serializers.BooleanField()
     status = serializers.CharField(help_text="passed, warning, failed or skipped.")
@@ -325,13 +329,14 @@ INVALID_RULES_EXAMPLE = {
 }
 PREVIEW_EXAMPLE = {
     "count": 12,
-    "reachable": 6,
+    "reachable": 5,
     "waterfall": [
         {"step": "matching", "remaining": 12, "removed": 0},
-        {"step": "without consent", "remaining": 9, "removed": 3},
-        {"step": "suppressed", "remaining": 7, "removed": 2},
-        {"step": "regional restriction", "remaining": 6, "removed": 1},
-        {"step": "reachable", "remaining": 6, "removed": 0},
+        {"step": "no address", "remaining": 11, "removed": 1},
+        {"step": "without consent", "remaining": 8, "removed": 3},
+        {"step": "suppressed", "remaining": 6, "removed": 2},
+        {"step": "regional restriction", "remaining": 5, "removed": 1},
+        {"step": "reachable", "remaining": 5, "removed": 0},
     ],
     "breakdowns": {
         "region": {"EU": 10, "UK": 2},
@@ -355,10 +360,16 @@ PREVIEW_EXAMPLE = {
     "pii_masked": True,
     "warnings": [
         {
+            "code": "no_address",
+            "message": "1 of 12 profiles have no email address; they will not be members.",
+            "hint": 'Add the rule {"attr": "email", "op": "is_null", "value": false} to see exactly who you reach, '
+            "or send their email addresses with POST /api/v1/profiles/bulk.",
+        },
+        {
             "code": "consent_missing",
             "message": "3 of 12 profiles lack email consent; they will not be members.",
             "hint": 'Add the rule {"consent": "email", "is": true} to see exactly who you reach.',
-        }
+        },
     ],
 }
 APPROVAL_EXAMPLE = {
@@ -377,11 +388,12 @@ APPROVAL_EXAMPLE = {
 
 PREVIEW_NOTE = (
     "The answer: `count` (profiles matching the rules), `reachable` (reach for the channel), the reach `waterfall` "
-    "(matching → without consent for the channel → suppressed → regional restriction → reachable, each step with "
-    "`remaining` and `removed`), `breakdowns` of the matching profiles by region, lifecycle stage and consent, a "
-    "`sample` of up to 10 reachable profiles and `warnings`. Emails, phones and names in the sample are masked for "
-    "every role except compliance_reviewer (`pii_masked` says which you got); an unmasked sample is audited "
-    "(`profile.pii_read`). Rate class `preview` (60 a minute)."
+    "(matching → no address for the channel (`no address`: email needs an email address, sms a phone number, push a "
+    "push token, ads an email address or phone number) → without consent for the channel → suppressed → regional "
+    "restriction → reachable, each step with `remaining` and `removed`), `breakdowns` of the matching profiles by "
+    "region, lifecycle stage and consent, a `sample` of up to 10 reachable profiles and `warnings`. Emails, phones "
+    "and names in the sample are masked for every role except compliance_reviewer (`pii_masked` says which you "
+    "got); an unmasked sample is audited (`profile.pii_read`). Rate class `preview` (60 a minute)."
 )
 AUDIENCE_ID = OpenApiParameter("audience_id", int, OpenApiParameter.PATH, description="The audience's `id`.")
 
@@ -618,8 +630,11 @@ class AudienceValidate(ActorMixin, APIView):
         description=(
             "Runs every check and says, for each, what it found and how to fix it: `schema` (the rules are valid; "
             "`errors` lists each problem), `required_metadata` (name, owner team, channel, purpose, description), "
-            "`consent` (matching profiles without consent for the channel), `regional_restrictions` (which apply "
-            "and how many people they remove), `suppression_overlap` (matching profiles on a suppression list) and "
+            "`address` (matching profiles without an address for the channel: an email address for email, a phone "
+            "number for sms, a push token for push, either of the first two for ads), "
+            "`consent` (matching profiles with an address but without consent for the channel), "
+            "`regional_restrictions` (which apply and how many people they remove), `suppression_overlap` (matching "
+            "profiles on a suppression list) and "
             "`size` (reach above zero). `status` is `passed`, `warning` (publishing works; look anyway), `failed` "
             "(publishing would be refused) or `skipped` (not checked until the rules are valid); `valid` is true "
             "when nothing failed or was skipped. Reads only; rate class `preview`.\n\n"

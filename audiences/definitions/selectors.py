@@ -13,6 +13,7 @@ preview through, like the profiles API).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -28,7 +29,7 @@ from audiences.models import (
 )
 from audiences.profiles import selectors, services
 from audiences.profiles.pii import SHOWN_FIELDS, mask_pii
-from audiences.reach import compute_preview, reach_stats
+from audiences.reach import ADDRESS_WORDS, address_rule, compute_preview, reach_stats
 from audiences.rules import rule_references, rules_check, rules_check_or_raise
 from governance import policy
 from governance.access import objectperms
@@ -167,6 +168,11 @@ def _plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
+def _a(words: str) -> str:
+    """The words with their indefinite article: "an email address", "a phone number"."""
+    return f"{'an' if words[:1] in 'aeiou' else 'a'} {words}"
+
+
 def audience_validate(*, actor: Actor, audience: Audience) -> dict[str, Any]:
     """The checks a marketer fixes before publishing, each with a plain message and a hint.
 
@@ -213,15 +219,32 @@ def audience_validate(*, actor: Actor, audience: Audience) -> dict[str, Any]:
         )
 
     if not checked.valid:
-        for code in ("consent", "regional_restrictions", "suppression_overlap", "size"):
+        for code in ("address", "consent", "regional_restrictions", "suppression_overlap", "size"):
             checks.append(
                 _check(code, "skipped", "Not checked: the rules are not valid.", "Fix the rules first (see `schema`).")
             )
         return {"valid": False, "checks": checks}
 
     stats = reach_stats(audience.environment, audience.rules, channel, checked.live_versions)
-    matching, consented, reachable = stats["matching"], stats["consented"], stats["reachable"]
-    lacking = matching - consented
+    matching, addressed, consented = stats["matching"], stats["addressed"], stats["consented"]
+    reachable = stats["reachable"]
+    one, many = ADDRESS_WORDS[channel]
+    unaddressed = matching - addressed
+    if unaddressed:
+        checks.append(
+            _check(
+                "address",
+                "warning",
+                f"{unaddressed:,} of {_plural(matching, 'matching profile')} have no {one}; they will not be members.",
+                f"Add the rule {json.dumps(address_rule(channel))} so that the rules say exactly who you reach, or "
+                f"send their {many} with POST /api/v1/profiles/bulk.",
+                count=unaddressed,
+            )
+        )
+    else:
+        checks.append(_check("address", "passed", f"Every matching profile has {_a(one)}.", count=0))
+
+    lacking = addressed - consented
     if lacking:
         checks.append(
             _check(
@@ -235,7 +258,9 @@ def audience_validate(*, actor: Actor, audience: Audience) -> dict[str, Any]:
             )
         )
     else:
-        checks.append(_check("consent", "passed", f"Every matching profile has {channel} consent.", count=0))
+        checks.append(
+            _check("consent", "passed", f"Every matching profile with {_a(one)} has {channel} consent.", count=0)
+        )
 
     restrictions = stats["restrictions"]
     if not restrictions:
@@ -310,9 +335,15 @@ def _empty_reason(stats: dict[str, Any], channel: str, audience_id: int) -> tupl
             "No profile matches the rules.",
             f"Loosen a condition; POST /api/v1/audiences/{audience_id}/preview shows the breakdowns.",
         )
+    if not stats["addressed"]:
+        one, many = ADDRESS_WORDS[channel]
+        return (
+            f"{_plural(stats['matching'], 'profile')} match, but none has {_a(one)}.",
+            f"Send their {many} with POST /api/v1/profiles/bulk, or choose a channel you have an address for.",
+        )
     if not stats["consented"]:
         return (
-            f"{_plural(stats['matching'], 'profile')} match, but none has {channel} consent.",
+            f"{_plural(stats['matching'], 'profile')} match, but none with an address has {channel} consent.",
             "Choose a channel these people consented to, or target people who did.",
         )
     if stats["consented"] == stats["suppressed_removed"]:

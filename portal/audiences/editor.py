@@ -77,6 +77,7 @@ FIELD_HINTS = {
 }
 STEP_LABELS = {
     "matching": "Matching the rules",
+    "no address": "No address for {channel}",
     "without consent": "Without {channel} consent",
     "suppressed": "Suppressed",
     "regional restriction": "Regional restriction",
@@ -85,6 +86,7 @@ STEP_LABELS = {
 CHECK_LABELS = {
     "schema": "Rules",
     "required_metadata": "Details",
+    "address": "Addresses",
     "consent": "Consent",
     "regional_restrictions": "Regional restrictions",
     "suppression_overlap": "Suppressions",

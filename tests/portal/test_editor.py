@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audiences import rules as rules_language
-from audiences.models import Audience, AudienceState, RegionalRestriction, SuppressionEntry, SuppressionList
+from audiences.models import Audience, AudienceState, Profile, RegionalRestriction, SuppressionEntry, SuppressionList
 from governance.access import objectperms
 from governance.models import AuditEvent, Door, Outcome
 from tests.audiences.audience_helpers import make_audience, make_live, team
@@ -360,10 +360,29 @@ def test_the_waterfall_is_an_accessible_svg_with_text_labels(portal, crowd):
 
     svg = html.split('<svg id="waterfall"')[1].split("</svg>")[0]
     assert 'role="img"' in svg and "<title id=" in svg and "<desc id=" in svg
-    for label in ("Matching the rules", "Without email consent", "Suppressed", "Regional restriction", "Reachable"):
+    for label in (
+        "Matching the rules",
+        "No address for email",
+        "Without email consent",
+        "Suppressed",
+        "Regional restriction",
+        "Reachable",
+    ):
         assert label in svg
     assert "8 profiles match the rules" in svg and "3 reachable by email" in svg
     assert 'id="waterfall-table"' in html and 'id="preview-count">8<' in html
+
+
+def test_the_chart_shows_who_has_no_address_for_the_channel(portal, crowd):
+    eu, _uk = crowd
+    Profile.objects.filter(pk=eu[1].pk).update(email=None)  # consented, not suppressed
+
+    html = preview(portal("analyst"), CUSTOMERS).content.decode()
+
+    step = Elements(html).having("data-step")[1]
+    assert (step["data-step"], step["data-removed"], step["data-remaining"]) == ("no address", "1", "7")
+    assert "no address for email: 1 removed" in html.split("<desc")[1].split("</desc>")[0]
+    assert "2 reachable by email" in html
 
 
 def test_a_compliance_reviewer_sees_the_sample_unmasked_and_the_read_is_audited(portal, crowd):
@@ -449,6 +468,7 @@ def test_validate_lists_every_check_with_its_hint(portal, crowd, sandbox):
     assert checks == {
         "schema": "passed",
         "required_metadata": "passed",
+        "address": "passed",
         "consent": "warning",
         "regional_restrictions": "warning",
         "suppression_overlap": "warning",
