@@ -168,6 +168,9 @@ class SampleProfileSerializer(serializers.ModelSerializer):
 
 class PreviewWarningSerializer(serializers.Serializer):
     code = serializers.CharField()
+    pointer = serializers.CharField(
+        required=False, help_text="Where in the request, for warnings about one condition (e.g. /rules/all/0/attr)."
+    )
     message = serializers.CharField()
     hint = serializers.CharField()
 
@@ -186,7 +189,8 @@ class PreviewSerializer(serializers.Serializer):
 
 class ValidationCheckSerializer(serializers.Serializer):
     code = serializers.CharField(
-        help_text="schema, required_metadata, address, consent, regional_restrictions, suppression_overlap, size."
+        help_text="schema, required_metadata, known_names, address, consent, regional_restrictions, "
+        "suppression_overlap, size."
     )
     passed = serializers.BooleanField()
     status = serializers.CharField(help_text="passed, warning, failed or skipped.")
@@ -195,7 +199,9 @@ class ValidationCheckSerializer(serializers.Serializer):
     count = serializers.IntegerField(required=False, help_text="How many profiles the check is about.")
     # A response field named like Serializer.errors: DRF reads declared fields first.
     errors = serializers.ListField(  # type: ignore[assignment]
-        child=serializers.DictField(), required=False, help_text="schema: each problem with pointer, code, hint."
+        child=serializers.DictField(),
+        required=False,
+        help_text="schema: each problem with pointer, code, hint; known_names: each unknown name, likewise.",
     )
     missing = serializers.ListField(
         child=serializers.CharField(), required=False, help_text="required_metadata: the fields left empty."
@@ -391,7 +397,9 @@ PREVIEW_NOTE = (
     "(matching → no address for the channel (`no address`: email needs an email address, sms a phone number, push a "
     "push token, ads an email address or phone number) → without consent for the channel → suppressed → regional "
     "restriction → reachable, each step with `remaining` and `removed`), `breakdowns` of the matching profiles by "
-    "region, lifecycle stage and consent, a `sample` of up to 10 reachable profiles and `warnings`. Emails, phones "
+    "region, lifecycle stage and consent, a `sample` of up to 10 reachable profiles and `warnings` (a custom "
+    "attribute, event type or event property the environment's data never had is a warning with a `pointer` and a "
+    "did-you-mean: `unknown_custom_attribute`, `unknown_event_type`, `unknown_event_property`). Emails, phones "
     "and names in the sample are masked for every role except compliance_reviewer (`pii_masked` says which you "
     "got); an unmasked sample is audited (`profile.pii_read`). Rate class `preview` (60 a minute)."
 )
@@ -630,6 +638,8 @@ class AudienceValidate(ActorMixin, APIView):
         description=(
             "Runs every check and says, for each, what it found and how to fix it: `schema` (the rules are valid; "
             "`errors` lists each problem), `required_metadata` (name, owner team, channel, purpose, description), "
+            "`known_names` (custom attributes, event types and event properties the environment's data never had: a "
+            "warning with the nearest known names in `errors`, since a name may simply be new), "
             "`address` (matching profiles without an address for the channel: an email address for email, a phone "
             "number for sms, a push token for push, either of the first two for ads), "
             "`consent` (matching profiles with an address but without consent for the channel), "

@@ -22,6 +22,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
+from audiences.catalogue import selectors as catalogue
 from audiences.definitions.filters import audiences_filtered
 from audiences.models import (
     Audience,
@@ -118,16 +119,21 @@ def owner_team_choices(actor: Actor) -> list[Group]:
 
 
 def audience_preview(*, actor: Actor, rules: Any, channel: str, audience: Audience | None = None) -> dict[str, Any]:
-    """Count, reach waterfall, breakdowns, sample (unmasked Profile objects) and warnings.
+    """Count, reach waterfall, breakdowns, sample (unmasked Profile objects) and warnings —
+    among them a did-you-mean for each custom attribute, event type or event property the
+    environment's catalogue has never seen (with a `pointer`).
 
     For a saved audience pass it (its id guards against cycles); rules that do not
     validate are refused with 422 `invalid_rules` before anything is counted.
     """
     policy.require(actor, "audience.preview", audience)
     checked = rules_check_or_raise(actor.environment, rules, self_id=audience.pk if audience else None)
-    return compute_preview(
+    result = compute_preview(
         environment=actor.environment, rules=rules, channel=channel, live_versions=checked.live_versions
     )
+    # Custom attributes and events nobody has: a did-you-mean warning each (a key may be new).
+    result["warnings"].extend(catalogue.unknown_names(actor.environment, rules))
+    return result
 
 
 # The fields of a profile that a preview's sample shows.
@@ -219,12 +225,13 @@ def audience_validate(*, actor: Actor, audience: Audience) -> dict[str, Any]:
         )
 
     if not checked.valid:
-        for code in ("address", "consent", "regional_restrictions", "suppression_overlap", "size"):
+        for code in ("known_names", "address", "consent", "regional_restrictions", "suppression_overlap", "size"):
             checks.append(
                 _check(code, "skipped", "Not checked: the rules are not valid.", "Fix the rules first (see `schema`).")
             )
         return {"valid": False, "checks": checks}
 
+    checks.append(_known_names_check(audience))
     stats = reach_stats(audience.environment, audience.rules, channel, checked.live_versions)
     matching, addressed, consented = stats["matching"], stats["addressed"], stats["consented"]
     reachable = stats["reachable"]
@@ -327,6 +334,30 @@ def audience_validate(*, actor: Actor, audience: Audience) -> dict[str, Any]:
         checks.append(_check("size", "failed", *_empty_reason(stats, channel, audience.pk), count=0))
 
     return {"valid": all(check["status"] in ("passed", "warning") for check in checks), "checks": checks}
+
+
+def _known_names_check(audience: Audience) -> dict[str, Any]:
+    """Custom attributes, event types and event properties the environment has never seen:
+    a warning (a key may be new), each in `errors` with its pointer and nearest names."""
+    unknown = catalogue.unknown_names(audience.environment, audience.rules)
+    if not unknown:
+        return _check(
+            "known_names",
+            "passed",
+            "Every custom attribute and event in the rules occurs in the data (or the rules use none).",
+            count=0,
+        )
+    first = unknown[0]
+    return _check(
+        "known_names",
+        "warning",
+        f"{_plural(len(unknown), 'name')} in the rules never occurred in {audience.environment.slug}'s data, e.g. "
+        f"at {first['pointer']}: {first['message']}",
+        "Check the spelling of each; `errors` lists them with the nearest known names. A name your systems will "
+        "start sending soon is fine as it is.",
+        count=len(unknown),
+        errors=unknown,
+    )
 
 
 def _empty_reason(stats: dict[str, Any], channel: str, audience_id: int) -> tuple[str, str]:

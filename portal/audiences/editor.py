@@ -28,6 +28,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audiences import rules
+from audiences.catalogue import selectors as catalogue
 from audiences.definitions import selectors as audience_selectors
 from audiences.definitions import services as audience_services
 from audiences.models import Audience, AudienceState, Channel, ConsentStatus, Profile
@@ -161,8 +162,9 @@ def _team_names(teams: list[Any], current: str | None = None) -> list[str]:
 
 def rule_catalog(actor: Actor, *, exclude: int | None = None) -> dict[str, Any]:
     """What the builder may offer, from audiences/rules.py: each attribute with its type and
-    the operators that type allows, event property operators, channels, and the
-    environment's audiences for in_audience (one query)."""
+    the operators that type allows, event property operators, channels, the environment's
+    audiences for in_audience (one query), and the custom attribute keys, event types and
+    event properties its data holds (the catalogue, audiences/catalogue/selectors.py)."""
     attributes = []
     for name, (kind, values) in rules.ATTRIBUTES.items():
         field = Profile._meta.get_field(name)
@@ -198,6 +200,7 @@ def rule_catalog(actor: Actor, *, exclude: int | None = None) -> dict[str, Any]:
         ],
         "max_within_days": rules.MAX_WITHIN_DAYS,
         "default_condition": {"attr": "region", "op": "eq", "value": rules.ATTRIBUTES["region"][1][0]},
+        **catalogue.builder_catalogue(actor.environment),
     }
 
 
@@ -504,10 +507,17 @@ def _breakdowns(breakdowns: dict[str, dict[str, int]], count: int) -> list[dict[
 
 
 def _preview_fragment(
-    request: HttpRequest, *, problem: Problem | None = None, preview: dict[str, Any] | None = None, **extra: Any
+    request: HttpRequest,
+    *,
+    problem: Problem | None = None,
+    preview: dict[str, Any] | None = None,
+    warnings: list[dict[str, Any]] | None = None,
+    **extra: Any,
 ) -> HttpResponse:
+    """The preview panel; the builder marks the problems (or the warnings that point at a
+    condition, such as a custom attribute nobody has) beside their conditions."""
     status = problem.status if problem is not None else 200
-    marks = problem_marks("preview", problem.errors if problem is not None else [])
+    marks = problem_marks("preview", problem.errors if problem is not None else warnings or [])
     return render(
         request,
         "portal/audiences/_preview.html",
@@ -550,6 +560,7 @@ def audience_preview(request: HttpRequest) -> HttpResponse:
     return _preview_fragment(
         request,
         preview=shown,
+        warnings=[{**w, "severity": "warning"} for w in shown["warnings"] if w.get("pointer")],
         channel=channel,
         count=f"{shown['count']:,}",
         reachable=f"{shown['reachable']:,}",
@@ -600,7 +611,8 @@ def audience_validate(request: HttpRequest, audience_id: int) -> HttpResponse:
     result = audience_selectors.audience_validate(actor=actor, audience=candidate)
     marked: list[dict[str, Any]] = []
     for check in result["checks"]:
-        marked.extend(check.get("errors", []))
+        severity = {"severity": "warning"} if check["status"] == "warning" else {}
+        marked.extend({**error, **severity} for error in check.get("errors", []))
         for name in check.get("missing", []):
             marked.append(
                 {

@@ -217,6 +217,7 @@ def test_validate_reports_each_check_with_counts_and_hints(api, sandbox, people)
     assert list(checks) == [
         "schema",
         "required_metadata",
+        "known_names",
         "address",
         "consent",
         "regional_restrictions",
@@ -226,6 +227,7 @@ def test_validate_reports_each_check_with_counts_and_hints(api, sandbox, people)
     assert {code: check["status"] for code, check in checks.items()} == {
         "schema": "passed",
         "required_metadata": "passed",
+        "known_names": "passed",
         "address": "passed",
         "consent": "warning",
         "regional_restrictions": "warning",

@@ -146,6 +146,52 @@ def test_the_catalog_comes_from_the_rules_language(portal, sandbox):
     assert [a["label"].split(" (")[0] for a in catalog["audiences"]] == ["Recent buyers"]
 
 
+def test_the_builder_offers_the_custom_attributes_and_events_the_data_holds(portal, api, sandbox):
+    """The attribute and event pickers suggest what ingestion catalogued (issue 11, item 4)."""
+    client = api("developer")
+    client.post(
+        "/api/v1/profiles/bulk",
+        [{"external_id": "c-1", "attributes": {"loyalty_tier": "gold", "lifetime_value": 12.5}}],
+        format="json",
+    )
+    client.post(
+        "/api/v1/profile-events/bulk",
+        [
+            {
+                "external_id": "c-1",
+                "type": "purchase",
+                "occurred_at": "2026-03-04T17:02:00Z",
+                "properties": {"amount": 5},
+            }
+        ],
+        format="json",
+    )
+
+    catalog = script_json(portal("operator").get(NEW).content.decode(), "rule-catalog")
+
+    assert [(a["key"], a["types"]) for a in catalog["custom_attributes"]] == [
+        ("lifetime_value", ["number"]),
+        ("loyalty_tier", ["text"]),
+    ]
+    (purchase,) = catalog["event_types"]
+    assert purchase["key"] == "purchase" and [p["key"] for p in purchase["properties"]] == ["amount"]
+
+
+def test_a_preview_marks_a_custom_attribute_nobody_has_as_a_warning_beside_its_condition(portal, crowd):
+    rules = {"all": [CUSTOMERS, {"attr": "attributes.loyalty_teir", "op": "eq", "value": "gold"}]}
+
+    response = preview(portal("analyst"), rules)
+
+    assert response.status_code == 200  # a warning, not a refusal
+    (mark,) = marks(response)["errors"]
+    assert (mark["pointer"], mark["code"], mark["severity"]) == (
+        "/rules/all/1/attr",
+        "unknown_custom_attribute",
+        "warning",
+    )
+    assert 'data-code="unknown_custom_attribute"' in response.content.decode()
+
+
 def test_owner_team_offers_only_the_teams_the_person_may_pick(portal, sandbox):
     team("retention")
 
@@ -468,6 +514,7 @@ def test_validate_lists_every_check_with_its_hint(portal, crowd, sandbox):
     assert checks == {
         "schema": "passed",
         "required_metadata": "passed",
+        "known_names": "passed",
         "address": "passed",
         "consent": "warning",
         "regional_restrictions": "warning",
