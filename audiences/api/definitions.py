@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from audiences.api.profiles import PolicyAllows
 from audiences.definitions import selectors as audience_selectors
 from audiences.definitions import services as audience_services
+from audiences.definitions.checks import every_problem
 from audiences.definitions.filters import AudienceFilter
 from audiences.models import Audience, Channel, Profile
 from governance.access.objectperms import SHARE_LEVELS
@@ -53,6 +54,26 @@ def validated(serializer_class: type[serializers.Serializer], data: Any, *, part
         errors = flatten_validation(serializer.errors)
         raise InvalidInput(f"{len(errors)} value(s) are not valid; nothing was applied.", errors=errors)
     return dict(serializer.validated_data)
+
+
+def validated_with_rules(
+    serializer_class: type[serializers.Serializer],
+    data: Any,
+    *,
+    actor: Actor,
+    audience: Audience | None = None,
+    partial: bool = False,
+) -> dict[str, Any]:
+    """`validated`, for a body with `rules`: when another value is refused (a missing
+    channel, say), the rules' own problems are listed in the same 422 `invalid_input`, so
+    that one answer names every problem (docs/audiences.md, "Mistakes")."""
+    try:
+        return validated(serializer_class, data, partial=partial)
+    except InvalidInput as error:
+        if isinstance(data, Mapping) and "rules" in data:
+            found = audience_selectors.rules_problems(actor=actor, rules=data["rules"], audience=audience)
+            raise every_problem(error.errors, found) from None
+        raise
 
 
 # --- representations --------------------------------------------------------------------------
@@ -284,7 +305,8 @@ _FAILURES = {
     "(`audience_archived`) or in use (`audience_in_use`, with `used_by`), or an approval is already open "
     "(`approval_pending`).",
     422: "Bad values (`invalid_input`, each with pointer and hint) or invalid rules (`invalid_rules`: every problem "
-    "at once, pointers such as /rules/all/2/attr, with did-you-mean hints).",
+    "at once, pointers such as /rules/all/2/attr, with did-you-mean hints). Both at once is one `invalid_input` "
+    "listing every problem, the rules' among them.",
     429: "Too many requests in the rate class (`rate_limited`; see Retry-After).",
 }
 
@@ -476,7 +498,7 @@ class AudienceListCreate(ActorMixin, generics.ListAPIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        data = validated(AudienceCreateSerializer, request.data)
+        data = validated_with_rules(AudienceCreateSerializer, request.data, actor=self.actor)
         audience = audience_services.audience_create(actor=self.actor, **data)
         response = _audience_response(audience, status_code=status.HTTP_201_CREATED)
         response["Location"] = f"/api/v1/audiences/{audience.pk}"
@@ -541,7 +563,9 @@ class AudienceDetail(ActorMixin, APIView):
     )
     def patch(self, request: Request, audience_id: str) -> Response:
         audience = self._audience(audience_id)
-        data = validated(AudienceUpdateSerializer, request.data, partial=True)
+        data = validated_with_rules(
+            AudienceUpdateSerializer, request.data, actor=self.actor, audience=audience, partial=True
+        )
         return _audience_response(audience_services.audience_update(actor=self.actor, audience=audience, **data))
 
     @extend_schema(
@@ -600,7 +624,7 @@ class AudienceRulesPreview(ActorMixin, APIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        data = validated(PreviewRequestSerializer, request.data)
+        data = validated_with_rules(PreviewRequestSerializer, request.data, actor=self.actor)
         result = audience_selectors.audience_preview(actor=self.actor, rules=data["rules"], channel=data["channel"])
         return Response(preview_response(self.actor, result))
 

@@ -136,6 +136,13 @@ def audience_preview(*, actor: Actor, rules: Any, channel: str, audience: Audien
     return result
 
 
+def rules_problems(*, actor: Actor, rules: Any, audience: Audience | None = None) -> list[dict[str, str]]:
+    """Every problem of `rules` in the actor's environment (pointers under /rules): what a
+    door adds when it refuses other values of the same request, so that one answer lists
+    them all."""
+    return rules_check(actor.environment, rules, self_id=audience.pk if audience else None).problems
+
+
 # The fields of a profile that a preview's sample shows.
 SAMPLE_FIELDS: tuple[str, ...] = ("id", *SHOWN_FIELDS)
 

@@ -31,6 +31,7 @@ from audiences import rules
 from audiences.catalogue import selectors as catalogue
 from audiences.definitions import selectors as audience_selectors
 from audiences.definitions import services as audience_services
+from audiences.definitions.checks import every_problem
 from audiences.models import Audience, AudienceState, Channel, ConsentStatus, Profile
 from governance.actors import Actor
 from governance.limits.errors import RateLimited
@@ -550,7 +551,13 @@ def audience_preview(request: HttpRequest) -> HttpResponse:
                     "hint": f"Use one of: {', '.join(Channel.values)}.",
                 }
             )
-        error = InvalidInput("The preview needs valid rules and a channel.", errors=errors)
+        # Rules that parse are checked too, so that every problem shows at once.
+        found = (
+            []
+            if malformed is not None
+            else audience_selectors.rules_problems(actor=actor, rules=rules_value, audience=audience)
+        )
+        error = every_problem(errors, found)
         return _preview_fragment(request, problem=Problem.of(error))
     try:
         result = audience_selectors.audience_preview(actor=actor, rules=rules_value, channel=channel, audience=audience)

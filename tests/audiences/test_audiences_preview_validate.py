@@ -193,6 +193,32 @@ def test_preview_of_a_saved_audience_whose_reference_was_archived_is_422(api, sa
     }
 
 
+def test_a_preview_without_a_channel_reports_the_rules_problems_too(api, people):
+    """Every problem at once (issue 11, item 8): the missing channel and the misspelt
+    attribute with its did-you-mean, in one 422."""
+    rules = {"all": [{"attr": "regoin", "op": "eq", "value": "EU"}, {"attr": "region", "op": "eq", "value": "Europe"}]}
+
+    response = api("analyst").post(PREVIEW, {"rules": rules}, format="json")
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "invalid_input"
+    assert [(e["pointer"], e["code"]) for e in body["errors"]] == [
+        ("/channel", "required"),
+        ("/rules/all/0/attr", "unknown_attribute"),
+        ("/rules/all/1/value", "unknown_value"),
+    ]
+    assert "did you mean 'region'" in body["errors"][1]["message"]
+
+
+def test_a_preview_whose_only_problem_is_the_rules_stays_invalid_rules(api, people):
+    response = api("analyst").post(
+        PREVIEW, {"rules": {"attr": "regoin", "op": "eq", "value": "EU"}, "channel": "email"}, format="json"
+    )
+
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_rules")
+
+
 def test_a_user_without_a_role_may_not_preview(api, people):
     response = api("nobody").post(PREVIEW, {"rules": CUSTOMERS, "channel": "email"}, format="json")
 

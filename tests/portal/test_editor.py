@@ -177,6 +177,22 @@ def test_the_builder_offers_the_custom_attributes_and_events_the_data_holds(port
     assert purchase["key"] == "purchase" and [p["key"] for p in purchase["properties"]] == ["amount"]
 
 
+def test_a_preview_without_a_channel_marks_the_channel_and_the_rules_problems(portal, sandbox):
+    audience = make_audience(sandbox, "Saved")
+
+    response = htmx(
+        portal("operator"),
+        "post",
+        PREVIEW,
+        {"rules": json.dumps(BAD_RULES), "channel": "", "audience_id": str(audience.pk)},
+    )
+
+    assert response.status_code == 422
+    pointers = [e["pointer"] for e in marks(response)["errors"]]
+    assert pointers[0] == "/channel"
+    assert {"/rules/all/0/attr", "/rules/all/1/op", "/rules/all/2/event"} <= set(pointers)
+
+
 def test_a_preview_marks_a_custom_attribute_nobody_has_as_a_warning_beside_its_condition(portal, crowd):
     rules = {"all": [CUSTOMERS, {"attr": "attributes.loyalty_teir", "op": "eq", "value": "gold"}]}
 
