@@ -162,7 +162,7 @@ def test_a_suppression_list_is_created_with_entries_and_emails_are_hashed(staff,
 
 
 def test_changing_the_global_list_in_production_files_an_approval(staff, production):
-    glob = SuppressionList.objects.create(environment=production, name="global", is_global=True)
+    glob = SuppressionList.objects.get(environment=production, is_global=True)
 
     response = staff.post(
         reverse("admin:audiences_suppressionlist_change", args=[glob.pk]),
@@ -183,7 +183,7 @@ def test_changing_the_global_list_in_production_files_an_approval(staff, product
 
 
 def test_entries_are_found_by_email(staff, sandbox):
-    glob = SuppressionList.objects.create(environment=sandbox, name="global", is_global=True)
+    glob = SuppressionList.objects.get(environment=sandbox, is_global=True)
     SuppressionEntry.objects.create(suppression_list=glob, email_hash=hashlib.sha256(b"zoe@example.test").hexdigest())
     SuppressionEntry.objects.create(suppression_list=glob, external_id="other")
 

@@ -27,7 +27,7 @@ def people(sandbox):
         ConsentFactory(profile=p, channel="email", status="granted", source="web_form")
     ConsentFactory(profile=eu[6], channel="email", status="granted", source="implied")
     ConsentFactory(profile=eu[7], channel="email", status="denied")
-    glob = SuppressionList.objects.create(environment=sandbox, name="global", is_global=True)
+    glob = SuppressionList.objects.get(environment=sandbox, is_global=True)
     SuppressionEntry.objects.create(suppression_list=glob, external_id="eu-0")
     import hashlib
 

@@ -70,7 +70,7 @@ def scene(sandbox, production):
         consent.source = SOURCES[index % len(SOURCES)]
     Consent.objects.bulk_update(consents, ["source"])
 
-    glob = SuppressionList.objects.create(environment=sandbox, name="global", is_global=True)
+    glob = SuppressionList.objects.get(environment=sandbox, is_global=True)
     named = SuppressionList.objects.create(environment=sandbox, name="complaints")
     by_id = {p.external_id for p in profiles[::7]}
     # Some addresses are mixed-case (P3@Mail.Example): listed by the hash of the lower-cased one.
@@ -80,7 +80,7 @@ def scene(sandbox, production):
         + [SuppressionEntry(suppression_list=named, email_hash=digest) for digest in sorted(by_email)]
         + [SuppressionEntry(suppression_list=named, external_id="nobody-here")]
     )
-    elsewhere = SuppressionList.objects.create(environment=production, name="global", is_global=True)
+    elsewhere = SuppressionList.objects.get(environment=production, is_global=True)
     SuppressionEntry.objects.bulk_create(
         [SuppressionEntry(suppression_list=elsewhere, external_id=p.external_id) for p in profiles[1::4]]
     )

@@ -96,7 +96,7 @@ def crowd(sandbox):
     for profile in [*eu[:4], *uk[:2], lapsed]:
         ConsentFactory(profile=profile, channel="email", status="granted", source="web_form")
     ConsentFactory(profile=eu[4], channel="email", status="denied")
-    glob = SuppressionList.objects.create(environment=sandbox, name="global", is_global=True)
+    glob = SuppressionList.objects.get(environment=sandbox, is_global=True)
     SuppressionEntry.objects.create(suppression_list=glob, external_id="eu-0")
     RegionalRestriction.objects.create(
         environment=sandbox, region="UK", channel="email", kind="blocked", description="Email may not target the UK"
