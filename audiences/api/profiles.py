@@ -365,6 +365,7 @@ PROFILE_EXAMPLE = {
     "external_id": "cust-000123",
     "email": "a***@e***.test",
     "phone": "***23",
+    "push_token": None,
     "first_name": "A***",
     "last_name": "E***",
     "locale": "en_GB",
