@@ -6,8 +6,8 @@ the times it was seen — either from the request's batch, bound as ONE JSON par
 (`jsonb_array_elements` on PostgreSQL, `json_each` on SQLite), or from the stored tables
 (a sandbox reset, the backfill). The documents are expanded into (kind, event type, key,
 JSON type) rows with `jsonb_each` / `json_each`, grouped, and merged into what is stored:
-types are OR-ed as bits (`SUM(DISTINCT bit)` is their OR, each bit being a power of two),
-counts added, first and last seen widened. Never a statement per row.
+types are OR-ed as bits (`bit_or`; on SQLite `SUM(DISTINCT bit)`, the same for powers of
+two), counts added, first and last seen widened. Never a statement per row.
 """
 
 # Every statement here is assembled from table names of the models and fixed SQL; every
@@ -137,13 +137,15 @@ def upsert(names: str) -> str:
     """Merge `names` (rows of attribute_names / event_names) into the catalogue, one statement."""
     table = _table(CatalogueEntry)
     if _postgres():
-        earlier, later = "LEAST", "GREATEST"
-    else:  # SQLite's two-argument min() and max() are scalar functions
-        earlier, later = "MIN", "MAX"
+        # bit_or is a plain aggregate, so the few groups are hashed; a DISTINCT aggregate
+        # would sort every name of the batch first (spilling to disk at a million rows).
+        earlier, later, types = "LEAST", "GREATEST", "bit_or(bit)"
+    else:  # SQLite's two-argument min() and max() are scalar functions; SUM(DISTINCT) ORs the bits
+        earlier, later, types = "MIN", "MAX", "SUM(DISTINCT bit)"
     return f"""
         INSERT INTO {table}
             (environment_id, kind, event_type, key, value_types, seen_count, first_seen_at, last_seen_at, pii)
-        SELECT environment_id, kind, event_type, key, SUM(DISTINCT bit), COUNT(*), MIN(first_at), MAX(last_at),
+        SELECT environment_id, kind, event_type, key, {types}, COUNT(*), MIN(first_at), MAX(last_at),
                {"false" if _postgres() else "0"}
         FROM ({names}) names
         WHERE key IS NOT NULL AND key <> '' AND length(key) <= {MAX_KEY} AND length(event_type) <= 64

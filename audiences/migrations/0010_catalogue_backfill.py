@@ -50,7 +50,7 @@ NAMES = {
 UPSERT = """
     INSERT INTO audiences_catalogueentry
         (environment_id, kind, event_type, key, value_types, seen_count, first_seen_at, last_seen_at, pii)
-    SELECT environment_id, kind, event_type, key, SUM(DISTINCT bit), COUNT(*), MIN(first_at), MAX(last_at), {false}
+    SELECT environment_id, kind, event_type, key, {types}, COUNT(*), MIN(first_at), MAX(last_at), {false}
     FROM ({names}) names
     WHERE key IS NOT NULL AND key <> '' AND length(key) <= 255 AND length(event_type) <= 64
     GROUP BY environment_id, kind, event_type, key
@@ -67,9 +67,11 @@ def backfill(apps, schema_editor):
     bit_a = BITS[vendor].format(v="a.value" if vendor == "postgresql" else "a.type")
     bit_q = BITS[vendor].format(v="q.value" if vendor == "postgresql" else "q.type")
     false = "false" if vendor == "postgresql" else "0"
+    # bit_or hashes the few groups; SQLite has none, and SUM(DISTINCT) of powers of two is their OR
+    types = "bit_or(bit)" if vendor == "postgresql" else "SUM(DISTINCT bit)"
     with schema_editor.connection.cursor() as cursor:
         for names in NAMES[vendor]:
-            cursor.execute(UPSERT.format(names=names.format(bit_a=bit_a, bit_q=bit_q), false=false))
+            cursor.execute(UPSERT.format(names=names.format(bit_a=bit_a, bit_q=bit_q), false=false, types=types))
 
 
 def forget(apps, schema_editor):
