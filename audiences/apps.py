@@ -2,10 +2,24 @@
 
 `ready()` registers, in every process (a Celery worker never loads the URL conf), how the
 actions that may wait for approval run once approved — publish, rollback, archive, a change
-of the global suppression list — and the policy hook that keeps sharing with the owners.
+of the global suppression list — the policy hook that keeps sharing with the owners, and
+the receiver that gives every new environment its global suppression list.
 """
 
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_save
+
+
+def _environment_saved(sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any) -> None:
+    """A new environment gets its global suppression list in the same transaction, whichever
+    way it was created (the admin's environment_save, a command, a test): no environment
+    is ever without one. (Existing ones got theirs from migration 0011.)"""
+    if created and not raw:
+        from audiences.suppressions import services as suppressions
+
+        suppressions.global_list_ensure(environment=instance)
 
 
 class AudiencesConfig(AppConfig):
@@ -24,3 +38,6 @@ class AudiencesConfig(AppConfig):
         register_executor(publishing.ROLLBACK, publishing.execute_rollback, fingerprint=publishing.rollback_fingerprint)
         register_executor("suppression.change_global", suppressions.execute_global_change)
         policy.register_hook("audience.share", definitions.share_needs_owner)
+        from governance.models import Environment
+
+        post_save.connect(_environment_saved, sender=Environment, dispatch_uid="audiences.global_suppression_list")

@@ -9,7 +9,9 @@
   `Membership` (who is in a version, composite key) — audiences/publishing/;
 - suppressions and restrictions: `SuppressionList` and `SuppressionEntry` (people never to
   contact), `RegionalRestriction` (what a channel may not do in a region) —
-  audiences/suppressions/services.py and the admin's regional_restriction_save.
+  audiences/suppressions/services.py and the admin's regional_restriction_save;
+- the catalogue: `CatalogueEntry` (each custom attribute key, profile event type and event
+  property seen in an environment) — kept by ingestion through audiences/catalogue/services.py.
 
 The choices (`Region`, `LifecycleStage`, `Channel`, `ConsentStatus`, the states and kinds)
 are here too, and `IMPLIED_CONSENT_SOURCES`: consent that regional restrictions treat as
@@ -65,6 +67,8 @@ class Profile(models.Model):
     external_id = models.CharField(max_length=255)
     email = models.CharField(max_length=254, null=True, blank=True)
     phone = models.CharField(max_length=32, null=True, blank=True)
+    # The device token push notifications are sent to (APNs/FCM): the push channel's contact point.
+    push_token = models.CharField(max_length=255, null=True, blank=True)
     first_name = models.CharField(max_length=100, null=True, blank=True)
     last_name = models.CharField(max_length=100, null=True, blank=True)
     locale = models.CharField(max_length=16, null=True, blank=True)
@@ -313,6 +317,7 @@ class SuppressionEntry(models.Model):
     added_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name_plural = "suppression entries"
         constraints = [
             models.CheckConstraint(
                 condition=Q(external_id__isnull=False) | Q(email_hash__isnull=False), name="suppression_has_key"
@@ -353,3 +358,59 @@ class RegionalRestriction(models.Model):
 
 # Consent sources that do not count as explicit consent where a region demands it.
 IMPLIED_CONSENT_SOURCES = ("implied", "legitimate_interest", "soft_opt_in")
+
+
+class CatalogueKind(models.TextChoices):
+    ATTRIBUTE = "attribute", "Custom attribute"
+    EVENT = "event", "Event type"
+    EVENT_PROPERTY = "event_property", "Event property"
+
+
+# The JSON types a catalogue entry's values were seen with, as bits of `value_types`: a
+# batch's types are OR-ed into what is stored, in SQL (audiences/catalogue/sql.py).
+VALUE_TYPE_BITS: dict[str, int] = {"text": 1, "number": 2, "true/false": 4, "list": 8, "object": 16, "null": 32}
+
+
+class CatalogueEntry(models.Model):
+    """A custom attribute key, a profile event type or an event's property, as seen in one
+    environment's data: what the builder offers and what did-you-mean hints compare with.
+
+    Written set-based by ingestion (profiles, profile events, sandbox resets), one
+    statement per batch; `pii` is set by admins (audiences/catalogue/services.py), audited.
+    """
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="catalogue_entries")
+    kind = models.CharField(max_length=16, choices=CatalogueKind.choices)
+    event_type = models.CharField(
+        max_length=64, blank=True, default="", help_text="For an event property: the type of the events that carry it."
+    )
+    key = models.CharField(max_length=255, help_text="The attribute key, event type or property name.")
+    value_types = models.PositiveSmallIntegerField(
+        default=0, help_text="The JSON types seen (bits of VALUE_TYPE_BITS)."
+    )
+    seen_count = models.PositiveBigIntegerField(
+        default=0, help_text="How many ingested rows (profiles or events) carried it, over all ingestions."
+    )
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    pii = models.BooleanField(
+        default=False,
+        verbose_name="personal data",
+        help_text="The key holds personal data (a home address, a birth date…). Set by admins.",
+    )
+
+    class Meta:
+        verbose_name_plural = "catalogue entries"
+        ordering = ["kind", "event_type", "key"]
+        constraints = [
+            # The conflict target of the set-based upserts; also serves lookups by environment.
+            models.UniqueConstraint(fields=["environment", "kind", "event_type", "key"], name="catalogue_entry_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type}.{self.key}" if self.event_type else self.key
+
+    @property
+    def types(self) -> list[str]:
+        """The JSON types seen, by name ("text", "number", …)."""
+        return [name for name, bit in VALUE_TYPE_BITS.items() if self.value_types & bit]

@@ -2,10 +2,11 @@
 that preview and validate report.
 
     matching    the environment's profiles the rules select (audiences/rules.py compiles them)
-    reachable   those the channel may contact now: consent granted for the channel, on no
+    reachable   those the channel may contact now: with an address for the channel (its
+                contact point, CONTACT_POINTS), consent granted for the channel, on no
                 suppression list of the environment, under no regional restriction
 
-`reachability()` is the three filters as Q objects; `reachable_queryset()` the reachable
+`reachability()` is the four filters as Q objects; `reachable_queryset()` the reachable
 set as one query. Preview's sample, the reach an approval request states, publish's
 members (materialized set-based by audiences/publishing/build.py, which counts its
 waterfall with the same filters) and a rollback rebuilt from rules all read that one
@@ -13,8 +14,8 @@ definition; a rollback that copies an earlier version's members narrows them wit
 `still_reachable()`. The differential tests check rules against a reference evaluator,
 and preview against publish.
 
-Preview (`compute_preview`): the reach waterfall goes matching → without consent for the
-channel → suppressed → regional restriction → reachable. Everything but the sample comes
+Preview (`compute_preview`): the reach waterfall goes matching → no address for the channel
+→ without consent for the channel → suppressed → regional restriction → reachable. Everything but the sample comes
 from one pass over the matching profiles: they are joined to their consent row for the
 channel (one per profile and channel) and grouped by region, lifecycle stage and consent
 status, with a conditional count per waterfall step (`count(*) FILTER (WHERE …)`). The
@@ -25,11 +26,14 @@ aggregate.
 
 from __future__ import annotations
 
+import json
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import reduce
 from typing import Any
 
 from django.db import connection, transaction
@@ -51,16 +55,47 @@ from audiences.rules import compile_rules
 from governance.models import Environment
 
 SAMPLE_SIZE = 10
-STEPS = ("matching", "without consent", "suppressed", "regional restriction")
+STEPS = ("matching", "no address", "without consent", "suppressed", "regional restriction")
 UNKNOWN = "unknown"
+
+# The contact point each channel needs (PRODUCT.md §6): the profile columns of which one
+# must hold a value. Ad platforms match people on their email address or phone number.
+CONTACT_POINTS: dict[str, tuple[str, ...]] = {
+    "email": ("email",),
+    "sms": ("phone",),
+    "push": ("push_token",),
+    "ads": ("email", "phone"),
+}
+# The same in words, for messages and hints: "…have no email address", "send their phone numbers".
+ADDRESS_WORDS: dict[str, tuple[str, str]] = {
+    "email": ("email address", "email addresses"),
+    "sms": ("phone number", "phone numbers"),
+    "push": ("push token", "push tokens"),
+    "ads": ("email address or phone number", "email addresses or phone numbers"),
+}
+
+
+def has_address(channel: str) -> Q:
+    """Profiles with a contact point for `channel`. `column > ''` is false for NULL and for
+    the empty string alike, in one comparison on the row."""
+    return reduce(operator.or_, (Q(**{f"{column}__gt": ""}) for column in CONTACT_POINTS[channel]))
+
+
+def address_rule(channel: str) -> dict[str, Any]:
+    """A rule that says "has an address for `channel`", for hints."""
+    present = [{"attr": column, "op": "is_null", "value": False} for column in CONTACT_POINTS[channel]]
+    return present[0] if len(present) == 1 else {"any": present}
+
+
 # The matching profiles' consent row for the preview's channel (LEFT JOIN: none is "unknown").
 CHANNEL_CONSENT = "channel_consent"
 
 
 @dataclass(frozen=True)
 class Reachability:
-    """The waterfall's three filters for one channel, as Q objects over Profile."""
+    """The waterfall's four filters for one channel, as Q objects over Profile."""
 
+    addressed: Q
     consent: Q
     not_suppressed: Q
     not_restricted: Q
@@ -68,7 +103,7 @@ class Reachability:
 
     @property
     def reachable(self) -> Q:
-        return self.consent & self.not_suppressed & self.not_restricted
+        return self.addressed & self.consent & self.not_suppressed & self.not_restricted
 
 
 def _granted(channel: str, *, explicit: bool = False) -> Exists:
@@ -106,13 +141,14 @@ def restriction_removes(restriction: RegionalRestriction, channel: str) -> Q:
 def reachability(
     environment: Environment, channel: str, *, restrictions: list[RegionalRestriction] | None = None
 ) -> Reachability:
-    """The three filters of `channel` in `environment` (one query for its restrictions, unless given)."""
+    """The four filters of `channel` in `environment` (one query for its restrictions, unless given)."""
     if restrictions is None:
         restrictions = active_restrictions(environment, channel)
     restricted = Q(pk__in=[])
     for rule in restrictions:
         restricted |= restriction_removes(rule, channel)
     return Reachability(
+        addressed=has_address(channel),
         consent=Q(_granted(channel)),
         not_suppressed=~_suppressed(environment),
         not_restricted=~restricted,
@@ -159,20 +195,20 @@ def reachable_queryset(
     gate = gate or reachability(environment, channel)
     matching = matching_queryset(environment, rules, now=now or timezone.now(), live_versions=live_versions or {})
     if consent_required_by(rules, channel):
-        return matching.filter(gate.not_suppressed & gate.not_restricted)
+        return matching.filter(gate.addressed & gate.not_suppressed & gate.not_restricted)
     return matching.filter(gate.reachable)
 
 
 def still_reachable(profiles: QuerySet[Profile], environment: Environment, channel: str) -> QuerySet[Profile]:
     """Those of `profiles` that `channel` may reach now: a rollback copies an earlier
     version's members through this, so consent is never restored to someone who withdrew
-    it, nor contact to someone suppressed since."""
+    it, nor contact to someone suppressed since or whose address is gone."""
     return profiles.filter(reachability(environment, channel).reachable)
 
 
 def waterfall(remaining: Sequence[int]) -> list[dict[str, Any]]:
-    """The waterfall from what is left after each step: [matching, with consent, not
-    suppressed either, reachable]; preview and publish show it alike."""
+    """The waterfall from what is left after each step: [matching, with an address, with
+    consent too, not suppressed either, reachable]; preview and publish show it alike."""
     steps = [{"step": "matching", "remaining": remaining[0], "removed": 0}]
     for step, before, after in zip(STEPS[1:], remaining[:-1], remaining[1:], strict=True):
         steps.append({"step": step, "remaining": after, "removed": max(before - after, 0)})
@@ -250,9 +286,11 @@ def compute_preview(
 
     # One row per (region, lifecycle stage, consent status) among the matching profiles,
     # each with a count per waterfall step. Someone leaves at the first step that applies:
-    # suppression is tested for consented profiles only, restrictions for consented ones
-    # that are not suppressed (the cheap column test first, the EXISTS probes last).
-    granted = Q(**{f"{CHANNEL_CONSENT}__status": ConsentStatus.GRANTED})
+    # consent is counted for profiles with an address only, suppression for those with
+    # consent too, restrictions for those not suppressed either (the cheap column tests
+    # first, the EXISTS probes last).
+    addressed = has_address(channel)
+    granted = addressed & Q(**{f"{CHANNEL_CONSENT}__status": ConsentStatus.GRANTED})
     suppressed = _suppressed(environment)
     restricted: Q | None = None
     for rule in restrictions:
@@ -263,6 +301,7 @@ def compute_preview(
         restricted = applies if restricted is None else restricted | applies
     steps: dict[str, Any] = {
         "matching": Count("pk"),
+        "addressed": Count("pk", filter=addressed),
         "consented": Count("pk", filter=granted),
         "suppressed": Count("pk", filter=granted & suppressed),
     }
@@ -272,7 +311,7 @@ def compute_preview(
         **{CHANNEL_CONSENT: FilteredRelation("consents", condition=Q(consents__channel=channel))}
     )
     if consent_required:
-        joined = joined.filter(granted)
+        joined = joined.filter(Q(**{f"{CHANNEL_CONSENT}__status": ConsentStatus.GRANTED}))
     grouped = (
         joined.values("region", "lifecycle_stage", consent=F(f"{CHANNEL_CONSENT}__status")).annotate(**steps).order_by()
     )
@@ -288,7 +327,7 @@ def compute_preview(
     def total(step: str) -> int:
         return sum(group.get(step, 0) for group in groups)
 
-    matching, consented = total("matching"), total("consented")
+    matching, addressed_count, consented = total("matching"), total("addressed"), total("consented")
     unsuppressed = consented - total("suppressed")
     reachable = unsuppressed - total("restricted")
 
@@ -308,11 +347,23 @@ def compute_preview(
             {
                 "code": "no_reach",
                 "message": f"Profiles match, but none can be reached by {channel}.",
-                "hint": "Check the waterfall: add a consent condition or choose a channel they consented to.",
+                "hint": "Check the waterfall for the step that removes them: no address for the channel, no "
+                "consent, a suppression list or a regional restriction.",
             }
         )
-    if matching and consented < matching:
-        missing = matching - consented
+    if matching and addressed_count < matching:
+        without = matching - addressed_count
+        one, many = ADDRESS_WORDS[channel]
+        warnings.append(
+            {
+                "code": "no_address",
+                "message": f"{without:,} of {matching:,} profiles have no {one}; they will not be members.",
+                "hint": f"Add the rule {json.dumps(address_rule(channel))} to see exactly who you reach, or send "
+                f"their {many} with POST /api/v1/profiles/bulk.",
+            }
+        )
+    if addressed_count and consented < addressed_count:
+        missing = addressed_count - consented
         warnings.append(
             {
                 "code": "consent_missing",
@@ -326,7 +377,7 @@ def compute_preview(
     return {
         "count": matching,
         "reachable": reachable,
-        "waterfall": waterfall([matching, consented, unsuppressed, reachable]),
+        "waterfall": waterfall([matching, addressed_count, consented, unsuppressed, reachable]),
         "breakdowns": breakdowns,
         "sample": sample,
         "warnings": warnings,
@@ -349,16 +400,20 @@ def reach_stats(
     environment: Environment, rules: dict[str, Any], channel: str, live_versions: dict[int, int | None]
 ) -> dict[str, Any]:
     """What validate reports, in two queries: the restrictions that apply and one aggregate
-    over the matching profiles (each step, and the profiles each restriction removes)."""
+    over the matching profiles (each step, and the profiles each restriction removes).
+    Like the waterfall, `consented` counts those with an address and consent, and each
+    removal counts those who were still there at its step."""
     restrictions = sorted(active_restrictions(environment, channel), key=lambda rule: rule.pk)
     gate = reachability(environment, channel, restrictions=restrictions)
     matching = matching_queryset(environment, rules, now=timezone.now(), live_versions=live_versions)
-    consented_unsuppressed = gate.consent & gate.not_suppressed
+    consented = gate.addressed & gate.consent
+    consented_unsuppressed = consented & gate.not_suppressed
     aggregates: dict[str, Any] = {
         "matching": Count("pk"),
-        "consented": Count("pk", filter=gate.consent),
+        "addressed": Count("pk", filter=gate.addressed),
+        "consented": Count("pk", filter=consented),
         "suppressed": Count("pk", filter=~gate.not_suppressed),
-        "suppressed_removed": Count("pk", filter=gate.consent & ~gate.not_suppressed),
+        "suppressed_removed": Count("pk", filter=consented & ~gate.not_suppressed),
         "restricted_removed": Count("pk", filter=consented_unsuppressed & ~gate.not_restricted),
         "reachable": Count("pk", filter=gate.reachable),
     }

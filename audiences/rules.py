@@ -66,6 +66,7 @@ ATTRIBUTES: dict[str, tuple[str, tuple[str, ...]]] = {
     "external_id": (STRING, ()),
     "email": (STRING, ()),
     "phone": (STRING, ()),
+    "push_token": (STRING, ()),
     "first_name": (STRING, ()),
     "last_name": (STRING, ()),
     "locale": (STRING, ()),
@@ -469,6 +470,43 @@ def _references(node: Any, pointer: str = "") -> list[tuple[str, int]]:
         ref = node.get("in_audience")
         if isinstance(ref, int) and not isinstance(ref, bool):
             out.append((_ptr(pointer, "in_audience"), ref))
+    return out
+
+
+@dataclass(frozen=True)
+class NameUse:
+    """A custom attribute key, event type or event property that valid rules use: `kind` is
+    a CatalogueKind value, `event_type` the event of a property ("" otherwise)."""
+
+    pointer: str
+    kind: str
+    event_type: str
+    key: str
+
+
+def names_used(node: Any, pointer: str = "") -> list[NameUse]:
+    """Every custom attribute, event type and event property of a (valid) rule tree, with
+    its pointer inside the rules, in document order."""
+    out: list[NameUse] = []
+    if not isinstance(node, dict):
+        return out
+    for key in ("all", "any"):
+        if isinstance(node.get(key), list):
+            for index, child in enumerate(node[key]):
+                out.extend(names_used(child, _ptr(pointer, key, index)))
+    if "not" in node:
+        out.extend(names_used(node["not"], _ptr(pointer, "not")))
+    name = node.get("attr")
+    if isinstance(name, str) and name.startswith(CUSTOM_PREFIX):
+        out.append(NameUse(_ptr(pointer, "attr"), "attribute", "", name[len(CUSTOM_PREFIX) :]))
+    event = node.get("event")
+    if isinstance(event, str):
+        out.append(NameUse(_ptr(pointer, "event"), "event", "", event))
+        for index, item in enumerate(node.get("where") or []):
+            if isinstance(item, dict) and isinstance(item.get("property"), str):
+                out.append(
+                    NameUse(_ptr(pointer, "where", index, "property"), "event_property", event, item["property"])
+                )
     return out
 
 

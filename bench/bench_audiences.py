@@ -203,6 +203,7 @@ def _setup() -> dict[str, Any]:
 HAND_PREVIEW = """
 WITH m AS MATERIALIZED (
     SELECT p.id, p.region, p.lifecycle_stage, COALESCE(c.status, 'unknown') AS consent,
+           p.email > '' AS addressed,
            c.status IS NOT DISTINCT FROM 'granted' AS consented,
            EXISTS (SELECT 1 FROM audiences_suppressionentry s JOIN audiences_suppressionlist l
                    ON l.id = s.suppression_list_id
@@ -221,8 +222,8 @@ WITH m AS MATERIALIZED (
 )
 SELECT GROUPING(region, lifecycle_stage, consent) AS g, region, lifecycle_stage, consent,
        count(*) AS matching,
-       count(*) FILTER (WHERE consented) AS consented,
-       count(*) FILTER (WHERE consented AND NOT suppressed) AS reachable
+       count(*) FILTER (WHERE addressed AND consented) AS consented,
+       count(*) FILTER (WHERE addressed AND consented AND NOT suppressed) AS reachable
 FROM m
 GROUP BY GROUPING SETS ((), (region), (lifecycle_stage), (consent))
 """
@@ -230,7 +231,7 @@ HAND_SAMPLE = """
 SELECT p.id, p.external_id, p.email, p.phone, p.first_name, p.last_name, p.locale, p.country, p.region,
        p.lifecycle_stage
 FROM audiences_profile p
-WHERE p.environment_id = %(env)s AND p.region IN ('EU', 'UK', 'NA')
+WHERE p.environment_id = %(env)s AND p.region IN ('EU', 'UK', 'NA') AND p.email > ''
   AND EXISTS (SELECT 1 FROM audiences_consent c WHERE c.profile_id = p.id AND c.channel = 'email'
               AND c.status = 'granted')
   AND (p.lifecycle_stage = 'customer'
@@ -333,7 +334,7 @@ HAND_INSERT = """
 INSERT INTO audiences_membership (version_id, profile_id)
 SELECT %(version)s, p.id FROM audiences_profile p
 WHERE p.environment_id = %(env)s AND p.region IN ('EU', 'NA', 'UK', 'APAC', 'LATAM')
-  AND (p.lifecycle_stage IS NULL OR p.lifecycle_stage <> 'churned')
+  AND (p.lifecycle_stage IS NULL OR p.lifecycle_stage <> 'churned') AND p.email > ''
   AND EXISTS (SELECT 1 FROM audiences_consent c WHERE c.profile_id = p.id AND c.channel = 'email'
               AND c.status = 'granted')
   AND NOT EXISTS (SELECT 1 FROM audiences_suppressionentry s JOIN audiences_suppressionlist l

@@ -83,6 +83,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_SUPPRESSION_EDITING,
         "audiences.add_regionalrestriction",
         "audiences.change_regionalrestriction",
+        # The catalogue of custom attributes and events: who marks one as personal data.
+        "audiences.view_catalogueentry",
+        "audiences.change_catalogueentry",
         "governance.change_environment",
         "governance.add_environment",
         "governance.view_auditevent",

@@ -4,8 +4,8 @@
 followed by the named scenarios of `sandbox.scenarios`. It yields plain tuples, which the
 loaders (`sandbox.loaders`) turn into COPY text or batched inserts:
 
-- `ProfileRow`  (position, external_id, email, phone, first_name, last_name, locale, country,
-                 region, lifecycle_stage, attributes_json, created_off, updated_off)
+- `ProfileRow`  (position, external_id, email, phone, push_token, first_name, last_name, locale,
+                 country, region, lifecycle_stage, attributes_json, created_off, updated_off)
 - `ConsentRow`  (position, channel, status, captured_off) — one ledger row is derived from each
 - `EventRow`    (position, type, occurred_off, properties_json, received_off)
 
@@ -172,6 +172,10 @@ SIGNUP_SOURCES: tuple[tuple[str, float], ...] = (
 NEWSLETTER_TOPICS: tuple[str, ...] = ("new_arrivals", "sales", "style_tips", "events", "loyalty_news", "sustainability")
 TOPIC_COUNTS: tuple[tuple[int, float], ...] = ((0, 35), (1, 30), (2, 20), (3, 15))
 ATTRIBUTE_MISSING_RATE = 3  # percent of profiles without a given optional attribute key
+APP_INSTALLED_RATE = 35  # percent of profiles with the app (`app_installed`)
+# Percent of profiles with the app whose device token is known (the rest never allowed
+# notifications, or their token expired): the push channel's contact point.
+PUSH_TOKEN_RATE = 90
 
 PAGE_PATHS: tuple[str, ...] = (
     "/",
@@ -209,6 +213,7 @@ class ProfileRow(NamedTuple):
     external_id: str
     email: str | None
     phone: str | None
+    push_token: str | None
     first_name: str | None
     last_name: str | None
     locale: str | None
@@ -458,14 +463,18 @@ class SandboxData:
             if r() >= missing:
                 k = TOPIC_COUNTS[topic_count_table[int(r() * TABLE_SIZE)]][0]
                 attributes["newsletter_topics"] = sorted(sample(NEWSLETTER_TOPICS, k), key=NEWSLETTER_TOPICS.index)
-            attributes["app_installed"] = r() < 0.35
+            app = r() < APP_INSTALLED_RATE / 100
+            attributes["app_installed"] = app
 
             age = traits.age[i]
+            updated = int(r() * age)
+            push_token = f"{rng.getrandbits(256):064x}" if app and r() < PUSH_TOKEN_RATE / 100 else None
             yield ProfileRow(
                 i,
                 random_external_id(i),
                 email,
                 phone,
+                push_token,
                 first,
                 last,
                 locale,
@@ -474,7 +483,7 @@ class SandboxData:
                 stage or None,
                 dumps(attributes),
                 age,
-                int(r() * age),
+                updated,
             )
 
     def _scenario_profiles(self) -> Iterator[ProfileRow]:
@@ -487,6 +496,7 @@ class SandboxData:
                     scenario.external_id(number),
                     p.email,
                     p.phone,
+                    p.push_token,
                     p.first_name,
                     p.last_name,
                     p.locale,

@@ -266,6 +266,7 @@ COPY_COLUMNS: dict[str, tuple[type[models.Model], tuple[str, ...]]] = {
             "external_id",
             "email",
             "phone",
+            "push_token",
             "first_name",
             "last_name",
             "locale",
@@ -305,7 +306,7 @@ def copy_lines(data: SandboxData, environment_id: int, ids: Sequence[int]) -> di
         for p in data.profiles():
             yield (
                 f"{ids[p.position]}\t{env}\t{text(p.external_id)}\t{text(p.email)}\t{text(p.phone)}\t"
-                f"{text(p.first_name)}\t{text(p.last_name)}\t{text(p.locale)}\t{text(p.country)}\t"
+                f"{text(p.push_token)}\t{text(p.first_name)}\t{text(p.last_name)}\t{text(p.locale)}\t{text(p.country)}\t"
                 f"{text(p.region)}\t{text(p.lifecycle_stage)}\t{_json_text(p.attributes)}\t"
                 f"{ts(p.created_off)}\t{ts(p.updated_off)}\n"
             )
@@ -407,6 +408,7 @@ def load_batched(data: SandboxData, environment_id: int) -> Counts:
                     external_id=p.external_id,
                     email=p.email,
                     phone=p.phone,
+                    push_token=p.push_token,
                     first_name=p.first_name,
                     last_name=p.last_name,
                     locale=p.locale,

@@ -4,8 +4,8 @@ Every sandbox reset loads them beside the random profiles. Each scenario is a ha
 hand-written profiles with recognisable external ids (`scn-mixed-consent-001` …), their
 consent per channel, their profile events, and `expected`: the rules a marketer would
 preview and the figures the preview should show (the reach waterfall of PRODUCT.md §7:
-matching → minus no consent for the channel → minus suppressed → minus regional
-restriction = reachable).
+matching → minus no address for the channel → minus no consent for the channel → minus
+suppressed → minus regional restriction = reachable).
 
 docs/sandbox.md states the same figures in plain English; tests/sandbox checks both the
 data and the docs against `expected`, so neither can drift.
@@ -57,6 +57,7 @@ class ScenarioProfile:
     first_name: str | None
     last_name: str | None
     phone: str | None = None
+    push_token: str | None = None
     locale: str | None = "en_GB"
     country: str | None = "GB"
     region: str | None = "UK"
@@ -204,6 +205,7 @@ MIXED_CONSENT = Scenario(
         "rules": _by_scenario(_MC),
         "channel": "email",
         "matching": 12,
+        "removed_no_address": 0,
         "removed_no_consent": 7,
         "removed_suppressed": 0,
         "removed_regional_restriction": 0,
@@ -259,6 +261,7 @@ DUPLICATE_PROFILE = Scenario(
         "rules": _by_scenario(_DP),
         "channel": "email",
         "matching": 3,
+        "removed_no_address": 0,
         "removed_no_consent": 0,
         "removed_suppressed": 0,
         "removed_regional_restriction": 0,
@@ -360,6 +363,7 @@ REGIONAL_RESTRICTION = Scenario(
         "rules": _by_scenario(_RR),
         "channel": "sms",
         "matching": 8,
+        "removed_no_address": 0,
         "removed_no_consent": 1,
         "removed_suppressed": 0,
         "removed_regional_restriction": 2,
@@ -488,6 +492,7 @@ CART_ABANDONMENT = Scenario(
         ),
         "channel": "email",
         "matching": 7,
+        "removed_no_address": 0,
         "removed_no_consent": 2,
         "removed_suppressed": 0,
         "removed_regional_restriction": 0,
@@ -605,7 +610,9 @@ LOCALE_AND_NULL_EDGE_CASES = Scenario(
         "rules": {"all": [{"attr": "external_id", "op": "in", "value": [f"scn-{_LN}-{n:03d}" for n in range(1, 11)]}]},
         "channel": "email",
         "matching": 10,
-        "removed_no_consent": 2,
+        # -001 has no email address (and no consent: it leaves at the first step that applies)
+        "removed_no_address": 1,
+        "removed_no_consent": 1,
         "removed_suppressed": 0,
         "removed_regional_restriction": 0,
         "reachable": 8,
@@ -676,6 +683,7 @@ OPTED_OUT_EVERYWHERE = Scenario(
         "rules": _by_scenario(_OO),
         "channel": "email",
         "matching": 5,
+        "removed_no_address": 0,
         "removed_no_consent": 5,
         "removed_suppressed": 0,
         "removed_regional_restriction": 0,

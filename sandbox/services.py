@@ -9,6 +9,7 @@ from datetime import date
 
 from django.db import connection, transaction
 
+from audiences.catalogue import services as catalogue
 from governance import outbox, policy
 from governance.actors import Actor
 from governance.audit import trail as audit
@@ -109,6 +110,8 @@ def sandbox_reset(
         Environment.objects.select_for_update(no_key=True).filter(pk=environment.pk).first()
         deleted = loaders.delete_environment_data(environment.pk)
         counts, method = loaders.load(data, environment.pk)
+        # The custom attribute keys, event types and properties of what was loaded: set-based.
+        catalogue.rebuild(environment=environment)
         restrictions = _ensure_scenario_restrictions(environment)
         duration = round(time.monotonic() - started, 3)
         loaded = counts.as_dict()

@@ -80,6 +80,7 @@ class ProfileAdmin(ReadOnlyAdmin):
     inlines = [ConsentInline]
     email_masked = staticmethod(_masked("email"))
     phone_masked = staticmethod(_masked("phone"))
+    push_token_masked = staticmethod(_masked("push_token"))
     first_name_masked = staticmethod(_masked("first_name"))
     last_name_masked = staticmethod(_masked("last_name"))
 

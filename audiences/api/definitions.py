@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from audiences.api.profiles import PolicyAllows
 from audiences.definitions import selectors as audience_selectors
 from audiences.definitions import services as audience_services
+from audiences.definitions.checks import every_problem
 from audiences.definitions.filters import AudienceFilter
 from audiences.models import Audience, Channel, Profile
 from governance.access.objectperms import SHARE_LEVELS
@@ -53,6 +54,26 @@ def validated(serializer_class: type[serializers.Serializer], data: Any, *, part
         errors = flatten_validation(serializer.errors)
         raise InvalidInput(f"{len(errors)} value(s) are not valid; nothing was applied.", errors=errors)
     return dict(serializer.validated_data)
+
+
+def validated_with_rules(
+    serializer_class: type[serializers.Serializer],
+    data: Any,
+    *,
+    actor: Actor,
+    audience: Audience | None = None,
+    partial: bool = False,
+) -> dict[str, Any]:
+    """`validated`, for a body with `rules`: when another value is refused (a missing
+    channel, say), the rules' own problems are listed in the same 422 `invalid_input`, so
+    that one answer names every problem (docs/audiences.md, "Mistakes")."""
+    try:
+        return validated(serializer_class, data, partial=partial)
+    except InvalidInput as error:
+        if isinstance(data, Mapping) and "rules" in data:
+            found = audience_selectors.rules_problems(actor=actor, rules=data["rules"], audience=audience)
+            raise every_problem(error.errors, found) from None
+        raise
 
 
 # --- representations --------------------------------------------------------------------------
@@ -147,7 +168,9 @@ class PreviewRequestSerializer(StrictSerializer):
 
 
 class WaterfallStepSerializer(serializers.Serializer):
-    step = serializers.CharField(help_text="matching, without consent, suppressed, regional restriction, reachable.")
+    step = serializers.CharField(
+        help_text="matching, no address, without consent, suppressed, regional restriction, reachable."
+    )
     remaining = serializers.IntegerField()
     removed = serializers.IntegerField()
 
@@ -166,13 +189,18 @@ class SampleProfileSerializer(serializers.ModelSerializer):
 
 class PreviewWarningSerializer(serializers.Serializer):
     code = serializers.CharField()
+    pointer = serializers.CharField(
+        required=False, help_text="Where in the request, for warnings about one condition (e.g. /rules/all/0/attr)."
+    )
     message = serializers.CharField()
     hint = serializers.CharField()
 
 
 class PreviewSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="Profiles matching the rules.")
-    reachable = serializers.IntegerField(help_text="Reach: what is left after consent, suppressions, restrictions.")
+    reachable = serializers.IntegerField(
+        help_text="Reach: what is left after addresses, consent, suppressions, restrictions."
+    )
     waterfall = WaterfallStepSerializer(many=True)
     breakdowns = BreakdownsSerializer(help_text="Of the matching profiles.")
     sample = SampleProfileSerializer(many=True, help_text="Up to 10 reachable profiles, masked unless you may see PII.")
@@ -182,7 +210,8 @@ class PreviewSerializer(serializers.Serializer):
 
 class ValidationCheckSerializer(serializers.Serializer):
     code = serializers.CharField(
-        help_text="schema, required_metadata, consent, regional_restrictions, suppression_overlap, size."
+        help_text="schema, required_metadata, known_names, address, consent, regional_restrictions, "
+        "suppression_overlap, size."
     )
     passed = serializers.BooleanField()
     status = serializers.CharField(help_text="passed, warning, failed or skipped.")
@@ -191,7 +220,9 @@ class ValidationCheckSerializer(serializers.Serializer):
     count = serializers.IntegerField(required=False, help_text="How many profiles the check is about.")
     # A response field named like Serializer.errors: DRF reads declared fields first.
     errors = serializers.ListField(  # type: ignore[assignment]
-        child=serializers.DictField(), required=False, help_text="schema: each problem with pointer, code, hint."
+        child=serializers.DictField(),
+        required=False,
+        help_text="schema: each problem with pointer, code, hint; known_names: each unknown name, likewise.",
     )
     missing = serializers.ListField(
         child=serializers.CharField(), required=False, help_text="required_metadata: the fields left empty."
@@ -288,7 +319,8 @@ _FAILURES = {
     "(`audience_archived`) or in use (`audience_in_use`, with `used_by`), or an approval is already open "
     "(`approval_pending`).",
     422: "Bad values (`invalid_input`, each with pointer and hint) or invalid rules (`invalid_rules`: every problem "
-    "at once, pointers such as /rules/all/2/attr, with did-you-mean hints).",
+    "at once, pointers such as /rules/all/2/attr, with did-you-mean hints). Both at once is one `invalid_input` "
+    "listing every problem, the rules' among them.",
     429: "Too many requests in the rate class (`rate_limited`; see Retry-After).",
 }
 
@@ -339,13 +371,14 @@ INVALID_RULES_EXAMPLE = {
 }
 PREVIEW_EXAMPLE = {
     "count": 12,
-    "reachable": 6,
+    "reachable": 5,
     "waterfall": [
         {"step": "matching", "remaining": 12, "removed": 0},
-        {"step": "without consent", "remaining": 9, "removed": 3},
-        {"step": "suppressed", "remaining": 7, "removed": 2},
-        {"step": "regional restriction", "remaining": 6, "removed": 1},
-        {"step": "reachable", "remaining": 6, "removed": 0},
+        {"step": "no address", "remaining": 11, "removed": 1},
+        {"step": "without consent", "remaining": 8, "removed": 3},
+        {"step": "suppressed", "remaining": 6, "removed": 2},
+        {"step": "regional restriction", "remaining": 5, "removed": 1},
+        {"step": "reachable", "remaining": 5, "removed": 0},
     ],
     "breakdowns": {
         "region": {"EU": 10, "UK": 2},
@@ -369,10 +402,16 @@ PREVIEW_EXAMPLE = {
     "pii_masked": True,
     "warnings": [
         {
+            "code": "no_address",
+            "message": "1 of 12 profiles have no email address; they will not be members.",
+            "hint": 'Add the rule {"attr": "email", "op": "is_null", "value": false} to see exactly who you reach, '
+            "or send their email addresses with POST /api/v1/profiles/bulk.",
+        },
+        {
             "code": "consent_missing",
             "message": "3 of 12 profiles lack email consent; they will not be members.",
             "hint": 'Add the rule {"consent": "email", "is": true} to see exactly who you reach.',
-        }
+        },
     ],
 }
 APPROVAL_EXAMPLE = {
@@ -391,11 +430,14 @@ APPROVAL_EXAMPLE = {
 
 PREVIEW_NOTE = (
     "The answer: `count` (profiles matching the rules), `reachable` (reach for the channel), the reach `waterfall` "
-    "(matching → without consent for the channel → suppressed → regional restriction → reachable, each step with "
-    "`remaining` and `removed`), `breakdowns` of the matching profiles by region, lifecycle stage and consent, a "
-    "`sample` of up to 10 reachable profiles and `warnings`. Emails, phones and names in the sample are masked for "
-    "every role except compliance_reviewer (`pii_masked` says which you got); an unmasked sample is audited "
-    "(`profile.pii_read`). Rate class `preview` (60 a minute)."
+    "(matching → no address for the channel (`no address`: email needs an email address, sms a phone number, push a "
+    "push token, ads an email address or phone number) → without consent for the channel → suppressed → regional "
+    "restriction → reachable, each step with `remaining` and `removed`), `breakdowns` of the matching profiles by "
+    "region, lifecycle stage and consent, a `sample` of up to 10 reachable profiles and `warnings` (a custom "
+    "attribute, event type or event property the environment's data never had is a warning with a `pointer` and a "
+    "did-you-mean: `unknown_custom_attribute`, `unknown_event_type`, `unknown_event_property`). Emails, phones "
+    "and names in the sample are masked for every role except compliance_reviewer (`pii_masked` says which you "
+    "got); an unmasked sample is audited (`profile.pii_read`). Rate class `preview` (60 a minute)."
 )
 AUDIENCE_ID = OpenApiParameter("audience_id", int, OpenApiParameter.PATH, description="The audience's `id`.")
 
@@ -470,7 +512,7 @@ class AudienceListCreate(ActorMixin, generics.ListAPIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        data = validated(AudienceCreateSerializer, request.data)
+        data = validated_with_rules(AudienceCreateSerializer, request.data, actor=self.actor)
         audience = audience_services.audience_create(actor=self.actor, **data)
         response = _audience_response(audience, status_code=status.HTTP_201_CREATED)
         response["Location"] = f"/api/v1/audiences/{audience.pk}"
@@ -536,7 +578,9 @@ class AudienceDetail(ActorMixin, APIView):
     )
     def patch(self, request: Request, audience_id: str) -> Response:
         audience = self._audience(audience_id)
-        data = validated(AudienceUpdateSerializer, request.data, partial=True)
+        data = validated_with_rules(
+            AudienceUpdateSerializer, request.data, actor=self.actor, audience=audience, partial=True
+        )
         return _audience_response(audience_services.audience_update(actor=self.actor, audience=audience, **data))
 
     @extend_schema(
@@ -595,7 +639,7 @@ class AudienceRulesPreview(ActorMixin, APIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        data = validated(PreviewRequestSerializer, request.data)
+        data = validated_with_rules(PreviewRequestSerializer, request.data, actor=self.actor)
         result = audience_selectors.audience_preview(actor=self.actor, rules=data["rules"], channel=data["channel"])
         return Response(preview_response(self.actor, result))
 
@@ -633,8 +677,13 @@ class AudienceValidate(ActorMixin, APIView):
         description=(
             "Runs every check and says, for each, what it found and how to fix it: `schema` (the rules are valid; "
             "`errors` lists each problem), `required_metadata` (name, owner team, channel, purpose, description), "
-            "`consent` (matching profiles without consent for the channel), `regional_restrictions` (which apply "
-            "and how many people they remove), `suppression_overlap` (matching profiles on a suppression list) and "
+            "`known_names` (custom attributes, event types and event properties the environment's data never had: a "
+            "warning with the nearest known names in `errors`, since a name may simply be new), "
+            "`address` (matching profiles without an address for the channel: an email address for email, a phone "
+            "number for sms, a push token for push, either of the first two for ads), "
+            "`consent` (matching profiles with an address but without consent for the channel), "
+            "`regional_restrictions` (which apply and how many people they remove), `suppression_overlap` (matching "
+            "profiles on a suppression list) and "
             "`size` (reach above zero). `status` is `passed`, `warning` (publishing works; look anyway), `failed` "
             "(publishing would be refused) or `skipped` (not checked until the rules are valid); `valid` is true "
             "when nothing failed or was skipped. Reads only; rate class `preview`.\n\n"

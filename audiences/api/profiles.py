@@ -251,6 +251,12 @@ class ProfileRowSerializer(RowSerializer):
     phone = serializers.RegexField(
         r"^\+?[0-9][0-9 ().-]{2,30}$", max_length=32, required=False, allow_null=True, help_text="e.g. +447700900123"
     )
+    push_token = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_null=True,
+        help_text="The device token push notifications go to (APNs or FCM): the push channel's contact point.",
+    )
     first_name = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
     last_name = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
     locale = serializers.RegexField(
@@ -268,6 +274,7 @@ class ProfileRowSerializer(RowSerializer):
     hints = {
         "email": "Send an address like ann@example.com, or null to clear it.",
         "phone": "Send digits with an optional leading +, e.g. +447700900123, or null to clear it.",
+        "push_token": "Send the device token your push provider gave the app (up to 255 characters), or null.",
         "locale": "Send a locale like en, en_GB or pt-BR, or null to clear it.",
         "country": "Send a two-letter ISO 3166-1 code like GB or DE, or null to clear it.",
         "attributes": 'Send a JSON object, e.g. {"plan": "pro"}; {} clears all attributes.',
@@ -358,6 +365,7 @@ PROFILE_EXAMPLE = {
     "external_id": "cust-000123",
     "email": "a***@e***.test",
     "phone": "***23",
+    "push_token": None,
     "first_name": "A***",
     "last_name": "E***",
     "locale": "en_GB",

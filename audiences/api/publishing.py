@@ -188,6 +188,7 @@ VERSION_EXAMPLE = {
     "removed": 56,
     "waterfall": [
         {"step": "matching", "remaining": 10_412, "removed": 0},
+        {"step": "no address", "remaining": 10_412, "removed": 0},
         {"step": "without consent", "remaining": 9_990, "removed": 422},
         {"step": "suppressed", "remaining": 9_901, "removed": 89},
         {"step": "regional restriction", "remaining": 9_870, "removed": 31},

@@ -13,6 +13,7 @@ preview through, like the profiles API).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
+from audiences.catalogue import selectors as catalogue
 from audiences.definitions.filters import audiences_filtered
 from audiences.models import (
     Audience,
@@ -28,7 +30,7 @@ from audiences.models import (
 )
 from audiences.profiles import selectors, services
 from audiences.profiles.pii import SHOWN_FIELDS, mask_pii
-from audiences.reach import compute_preview, reach_stats
+from audiences.reach import ADDRESS_WORDS, address_rule, compute_preview, reach_stats
 from audiences.rules import rule_references, rules_check, rules_check_or_raise
 from governance import policy
 from governance.access import objectperms
@@ -143,16 +145,28 @@ def audience_copy_name(audience: Audience) -> str:
 
 
 def audience_preview(*, actor: Actor, rules: Any, channel: str, audience: Audience | None = None) -> dict[str, Any]:
-    """Count, reach waterfall, breakdowns, sample (unmasked Profile objects) and warnings.
+    """Count, reach waterfall, breakdowns, sample (unmasked Profile objects) and warnings —
+    among them a did-you-mean for each custom attribute, event type or event property the
+    environment's catalogue has never seen (with a `pointer`).
 
     For a saved audience pass it (its id guards against cycles); rules that do not
     validate are refused with 422 `invalid_rules` before anything is counted.
     """
     policy.require(actor, "audience.preview", audience)
     checked = rules_check_or_raise(actor.environment, rules, self_id=audience.pk if audience else None)
-    return compute_preview(
+    result = compute_preview(
         environment=actor.environment, rules=rules, channel=channel, live_versions=checked.live_versions
     )
+    # Custom attributes and events nobody has: a did-you-mean warning each (a key may be new).
+    result["warnings"].extend(catalogue.unknown_names(actor.environment, rules))
+    return result
+
+
+def rules_problems(*, actor: Actor, rules: Any, audience: Audience | None = None) -> list[dict[str, str]]:
+    """Every problem of `rules` in the actor's environment (pointers under /rules): what a
+    door adds when it refuses other values of the same request, so that one answer lists
+    them all."""
+    return rules_check(actor.environment, rules, self_id=audience.pk if audience else None).problems
 
 
 # The fields of a profile that a preview's sample shows.
@@ -191,6 +205,11 @@ def _missing_metadata(audience: Audience) -> list[str]:
 
 def _plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _a(words: str) -> str:
+    """The words with their indefinite article: "an email address", "a phone number"."""
+    return f"{'an' if words[:1] in 'aeiou' else 'a'} {words}"
 
 
 def audience_validate(*, actor: Actor, audience: Audience) -> dict[str, Any]:
@@ -239,15 +258,33 @@ def audience_validate(*, actor: Actor, audience: Audience) -> dict[str, Any]:
         )
 
     if not checked.valid:
-        for code in ("consent", "regional_restrictions", "suppression_overlap", "size"):
+        for code in ("known_names", "address", "consent", "regional_restrictions", "suppression_overlap", "size"):
             checks.append(
                 _check(code, "skipped", "Not checked: the rules are not valid.", "Fix the rules first (see `schema`).")
             )
         return {"valid": False, "checks": checks}
 
+    checks.append(_known_names_check(audience))
     stats = reach_stats(audience.environment, audience.rules, channel, checked.live_versions)
-    matching, consented, reachable = stats["matching"], stats["consented"], stats["reachable"]
-    lacking = matching - consented
+    matching, addressed, consented = stats["matching"], stats["addressed"], stats["consented"]
+    reachable = stats["reachable"]
+    one, many = ADDRESS_WORDS[channel]
+    unaddressed = matching - addressed
+    if unaddressed:
+        checks.append(
+            _check(
+                "address",
+                "warning",
+                f"{unaddressed:,} of {_plural(matching, 'matching profile')} have no {one}; they will not be members.",
+                f"Add the rule {json.dumps(address_rule(channel))} so that the rules say exactly who you reach, or "
+                f"send their {many} with POST /api/v1/profiles/bulk.",
+                count=unaddressed,
+            )
+        )
+    else:
+        checks.append(_check("address", "passed", f"Every matching profile has {_a(one)}.", count=0))
+
+    lacking = addressed - consented
     if lacking:
         checks.append(
             _check(
@@ -261,7 +298,9 @@ def audience_validate(*, actor: Actor, audience: Audience) -> dict[str, Any]:
             )
         )
     else:
-        checks.append(_check("consent", "passed", f"Every matching profile has {channel} consent.", count=0))
+        checks.append(
+            _check("consent", "passed", f"Every matching profile with {_a(one)} has {channel} consent.", count=0)
+        )
 
     restrictions = stats["restrictions"]
     if not restrictions:
@@ -330,15 +369,45 @@ def audience_validate(*, actor: Actor, audience: Audience) -> dict[str, Any]:
     return {"valid": all(check["status"] in ("passed", "warning") for check in checks), "checks": checks}
 
 
+def _known_names_check(audience: Audience) -> dict[str, Any]:
+    """Custom attributes, event types and event properties the environment has never seen:
+    a warning (a key may be new), each in `errors` with its pointer and nearest names."""
+    unknown = catalogue.unknown_names(audience.environment, audience.rules)
+    if not unknown:
+        return _check(
+            "known_names",
+            "passed",
+            "Every custom attribute and event in the rules occurs in the data (or the rules use none).",
+            count=0,
+        )
+    first = unknown[0]
+    return _check(
+        "known_names",
+        "warning",
+        f"{_plural(len(unknown), 'name')} in the rules never occurred in {audience.environment.slug}'s data, e.g. "
+        f"at {first['pointer']}: {first['message']}",
+        "Check the spelling of each; `errors` lists them with the nearest known names. A name your systems will "
+        "start sending soon is fine as it is.",
+        count=len(unknown),
+        errors=unknown,
+    )
+
+
 def _empty_reason(stats: dict[str, Any], channel: str, audience_id: int) -> tuple[str, str]:
     if not stats["matching"]:
         return (
             "No profile matches the rules.",
             f"Loosen a condition; POST /api/v1/audiences/{audience_id}/preview shows the breakdowns.",
         )
+    if not stats["addressed"]:
+        one, many = ADDRESS_WORDS[channel]
+        return (
+            f"{_plural(stats['matching'], 'profile')} match, but none has {_a(one)}.",
+            f"Send their {many} with POST /api/v1/profiles/bulk, or choose a channel you have an address for.",
+        )
     if not stats["consented"]:
         return (
-            f"{_plural(stats['matching'], 'profile')} match, but none has {channel} consent.",
+            f"{_plural(stats['matching'], 'profile')} match, but none with an address has {channel} consent.",
             "Choose a channel these people consented to, or target people who did.",
         )
     if stats["consented"] == stats["suppressed_removed"]:

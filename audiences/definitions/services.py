@@ -33,7 +33,7 @@ from django.utils import timezone
 from guardian.models import GroupObjectPermission, UserObjectPermission
 from guardian.shortcuts import get_group_perms, get_user_perms
 
-from audiences.definitions.checks import check_text, invalid, picks_any_team, resolve_team
+from audiences.definitions.checks import Problems, check_text, invalid, picks_any_team, resolve_team
 from audiences.definitions.errors import (
     AudienceArchived,
     AudienceInUse,
@@ -133,11 +133,16 @@ def audience_create(
     problem with its pointer), 409 `audience_name_taken`.
     """
     decision = policy.require(actor, "audience.create")
-    values = check_text({"name": name, "channel": channel, "purpose": purpose, "description": description})
-    team = resolve_team(actor, owner_team)
     environment = actor.environment
+    # Every bad value and every problem of the rules at once (one 422), before a conflict.
+    found = Problems()
+    text = {"name": name, "channel": channel, "purpose": purpose, "description": description}
+    checked = found.check(check_text, text)
+    chosen = found.check(resolve_team, actor, owner_team)
+    found.rules(environment, rules)
+    found.raise_all()
+    values, team = cast("dict[str, Any]", checked), cast("Group", chosen)
     _ensure_name_free(environment, values["name"])
-    rules_check_or_raise(environment, rules)
     now = timezone.now()
     with transaction.atomic():
         audience = _save_new(
@@ -168,14 +173,17 @@ def audience_update(*, actor: Actor, audience: Audience, **changes: Any) -> Audi
     decision = policy.require(actor, "audience.edit", audience)
     if audience.state == AudienceState.ARCHIVED:
         raise AudienceArchived(f"{audience.name!r} is archived and cannot be edited.")
-    values = check_text({k: v for k, v in changes.items() if k not in ("owner_team", "rules")})
+    # Every bad value and every problem of the rules at once (one 422), before a conflict.
+    found = Problems()
+    values = found.check(check_text, {k: v for k, v in changes.items() if k not in ("owner_team", "rules")}) or {}
     if "owner_team" in changes:
-        values["owner_team"] = resolve_team(actor, changes["owner_team"])
+        values["owner_team"] = found.check(resolve_team, actor, changes["owner_team"])
+    if "rules" in changes:
+        found.rules(audience.environment, changes["rules"], self_id=audience.pk)
+        values["rules"] = changes["rules"]
+    found.raise_all()
     if "name" in values:
         _ensure_name_free(audience.environment, values["name"], exclude=audience.pk)
-    if "rules" in changes:
-        rules_check_or_raise(audience.environment, changes["rules"], self_id=audience.pk)
-        values["rules"] = changes["rules"]
 
     with transaction.atomic():
         locked = Audience.objects.select_for_update().select_related("owner_team").get(pk=audience.pk)

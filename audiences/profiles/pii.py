@@ -1,4 +1,4 @@
-"""PII masking: how emails, phones and names look to everyone who may not see them.
+"""PII masking: how emails, phones, push tokens and names look to everyone who may not see them.
 
 Used wherever profiles leave the system masked (the profiles API, previews' samples,
 masked exports), so that one profile looks the same masked everywhere.
@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-PII_FIELDS: tuple[str, ...] = ("email", "phone", "first_name", "last_name")
+PII_FIELDS: tuple[str, ...] = ("email", "phone", "push_token", "first_name", "last_name")
 # The profile columns shown to a person who looks at profiles in a list (a preview's
-# sample, an audience's members), PII masked unless they may see it.
+# sample, an audience's members), PII masked unless they may see it. (Not the push token:
+# nobody recognises a person by it.)
 SHOWN_FIELDS: tuple[str, ...] = (
     "external_id",
-    *PII_FIELDS,
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
     "locale",
     "country",
     "region",
@@ -42,6 +46,13 @@ def mask_phone(value: str | None) -> str | None:
     return STARS + "".join(digits[-2:])
 
 
+def mask_token(value: str | None) -> str | None:
+    """A push token → `***9f3c`: only its last four characters, enough to tell two apart."""
+    if not value:
+        return value
+    return STARS + value[-4:]
+
+
 def mask_name(value: str | None) -> str | None:
     """`Ann` → `A***`."""
     if not value:
@@ -49,7 +60,13 @@ def mask_name(value: str | None) -> str | None:
     return value[:1] + STARS
 
 
-MASKS = {"email": mask_email, "phone": mask_phone, "first_name": mask_name, "last_name": mask_name}
+MASKS = {
+    "email": mask_email,
+    "phone": mask_phone,
+    "push_token": mask_token,
+    "first_name": mask_name,
+    "last_name": mask_name,
+}
 
 
 def mask_pii(data: dict[str, Any]) -> dict[str, Any]:

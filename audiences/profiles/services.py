@@ -2,8 +2,9 @@
 
 Every service asks the policy engine before its transaction, then, inside one
 transaction, applies the change set-based (one read of what exists, bulk writes in
-batches, never a query per row), writes exactly one audit event with a summary, and
-emits its domain events to the outbox.
+batches, never a query per row), records the attribute keys and event types it saw in the
+environment's catalogue (one statement, audiences/catalogue/), writes exactly one audit
+event with a summary, and emits its domain events to the outbox.
 
 A batch is all-or-nothing: rows are validated (by the API's serializers for field
 values; here for what needs the database, such as unknown profiles) before anything
@@ -19,6 +20,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from audiences.catalogue import services as catalogue
 from audiences.models import Consent, ConsentChange, Profile, ProfileEvent
 from audiences.profiles.errors import check_batch_size, duplicate_row_errors, raise_row_errors, row_error
 from audiences.profiles.pii import PII_FIELDS
@@ -30,6 +32,7 @@ from governance.audit import trail as audit
 PROFILE_FIELDS: tuple[str, ...] = (
     "email",
     "phone",
+    "push_token",
     "first_name",
     "last_name",
     "locale",
@@ -129,6 +132,8 @@ def profiles_bulk_upsert(*, actor: Actor, rows: Sequence[Mapping[str, Any]]) -> 
             unique_fields=["environment", "external_id"],
             update_fields=[*PROFILE_FIELDS, "updated_at"],
         )
+        # The attribute keys the batch carries, into the environment's catalogue: one statement.
+        catalogue.record_profile_attributes(environment=environment, rows=rows, seen_at=now)
         outcome = UpsertOutcome(created=created, updated=updated, unchanged=unchanged)
         if created or updated:
             outbox.emit(
@@ -258,6 +263,8 @@ def profile_events_ingest(*, actor: Actor, events: Sequence[Mapping[str, Any]]) 
         # A concurrent resend of the same event_id is skipped by the unique index
         # instead of failing the batch.
         ProfileEvent.objects.bulk_create(to_create, batch_size=WRITE_BATCH, ignore_conflicts=True)
+        # The event types and properties the batch carries, into the catalogue: one statement.
+        catalogue.record_events(environment=actor.environment, events=events, seen_at=now)
         outcome = EventIngestOutcome(created=len(to_create), duplicate=duplicate)
         audit.record(
             actor,

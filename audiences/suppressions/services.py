@@ -1,8 +1,9 @@
 """Suppression lists: people never to contact, applied everywhere (preview, publish, send).
 
-Each environment has one **global** list and any number of **named** lists; every list
-applies to every audience of its environment. People are listed by `external_id` or by
-the SHA-256 of their lower-cased email address (entries.py reads them from a request).
+Each environment has one **global** list (made with the environment: `global_list_ensure`)
+and any number of **named** lists; every list applies to every audience of its environment.
+People are listed by `external_id` or by the SHA-256 of their lower-cased email address
+(entries.py reads them from a request).
 
 The writes (`suppression_list_create`, `suppression_entries_change`) ask the policy
 first, then run one transaction with a set-based change (one read of what is listed, one
@@ -29,6 +30,7 @@ from governance import policy
 from governance.actors import Actor
 from governance.approvals import ActionOutcome, Execution, request_or_run
 from governance.audit import trail as audit
+from governance.models import Environment
 from marketerapi.problems import InvalidInput
 
 if TYPE_CHECKING:
@@ -54,6 +56,27 @@ def _with_count(suppression_list: SuppressionList) -> SuppressionList:
 
 
 # --- writes --------------------------------------------------------------------------------
+
+GLOBAL_DESCRIPTION = "People never to contact in this environment"
+
+
+def global_list_ensure(*, environment: Environment) -> SuppressionList:
+    """The environment's global list, created if it has none: every environment has one from
+    the moment it exists (audiences/apps.py calls this when an environment is created;
+    migration 0011 made the lists of the environments that existed before). Part of creating
+    the environment, so no audit event of its own; changing the list is audited."""
+    found = SuppressionList.objects.filter(environment=environment, is_global=True).first()
+    if found is not None:
+        return found
+    try:
+        # A savepoint: a concurrent creation of the same list fails here without breaking
+        # the caller's transaction.
+        with transaction.atomic():
+            return SuppressionList.objects.create(
+                environment=environment, name=GLOBAL, is_global=True, description=GLOBAL_DESCRIPTION
+            )
+    except IntegrityError:
+        return SuppressionList.objects.get(environment=environment, is_global=True)
 
 
 @dataclass
@@ -200,7 +223,7 @@ def suppression_entries_change(
 ) -> ActionOutcome[SuppressionChange]:
     """Add and remove people on a list (`global` or a named one) in one transaction.
 
-    The global list is created on its first change. In environments whose policy asks
+    (A missing global list is created on its first change.) In environments whose policy asks
     for approval of global changes, a request is filed instead (nothing changes yet; a
     second one waits until the first is decided: 409 `approval_pending`).
     """
@@ -246,21 +269,9 @@ def _change_now(
     with transaction.atomic():
         created = False
         if found is None:
-            try:
-                with transaction.atomic():
-                    found = SuppressionList.objects.create(
-                        environment=actor.environment,
-                        name=GLOBAL,
-                        is_global=True,
-                        description="People never to contact in this environment",
-                        # Actor.user is typed AbstractBaseUser; the user model is auth.User.
-                        created_by=cast("User | None", actor.user),
-                    )
-                    created = True
-            except IntegrityError:
-                found = _find_list(actor, GLOBAL)
-                if found is None:
-                    raise
+            # Only an environment whose list was removed by hand lacks one (they are made with it).
+            found = global_list_ensure(environment=actor.environment)
+            created = True
         # One change of a list at a time: the listed-or-not reads below stay true until commit.
         locked = SuppressionList.objects.select_for_update().get(pk=found.pk)
         added, already = _add(locked, add, reason)

@@ -111,6 +111,12 @@ ACTIONS: dict[str, Action] = {
             scope=ADMIN,
         ),
         Action("sandbox.reset", "audiences.reset_sandbox", "Rebuild a sandbox's synthetic data", scope=ADMIN),
+        Action(
+            "catalogue.mark_pii",
+            "audiences.change_catalogueentry",
+            "Mark custom attributes as personal data",
+            scope=ADMIN,
+        ),
         # Tokens, service accounts and environments (governance/access/, governance/configuration/).
         Action("token.view", "governance.view_apitoken", "See API tokens", scope=ADMIN, unsafe=False),
         Action("token.create", "governance.add_apitoken", "Issue an API token", scope=ADMIN),

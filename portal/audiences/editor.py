@@ -28,8 +28,10 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audiences import rules
+from audiences.catalogue import selectors as catalogue
 from audiences.definitions import selectors as audience_selectors
 from audiences.definitions import services as audience_services
+from audiences.definitions.checks import every_problem
 from audiences.models import Audience, AudienceState, Channel, ConsentStatus, Profile
 from governance.actors import Actor
 from governance.limits.errors import RateLimited
@@ -77,6 +79,7 @@ FIELD_HINTS = {
 }
 STEP_LABELS = {
     "matching": "Matching the rules",
+    "no address": "No address for {channel}",
     "without consent": "Without {channel} consent",
     "suppressed": "Suppressed",
     "regional restriction": "Regional restriction",
@@ -85,6 +88,7 @@ STEP_LABELS = {
 CHECK_LABELS = {
     "schema": "Rules",
     "required_metadata": "Details",
+    "address": "Addresses",
     "consent": "Consent",
     "regional_restrictions": "Regional restrictions",
     "suppression_overlap": "Suppressions",
@@ -159,8 +163,9 @@ def _team_names(teams: list[Any], current: str | None = None) -> list[str]:
 
 def rule_catalog(actor: Actor, *, exclude: int | None = None) -> dict[str, Any]:
     """What the builder may offer, from audiences/rules.py: each attribute with its type and
-    the operators that type allows, event property operators, channels, and the
-    environment's audiences for in_audience (one query)."""
+    the operators that type allows, event property operators, channels, the environment's
+    audiences for in_audience (one query), and the custom attribute keys, event types and
+    event properties its data holds (the catalogue, audiences/catalogue/selectors.py)."""
     attributes = []
     for name, (kind, values) in rules.ATTRIBUTES.items():
         field = Profile._meta.get_field(name)
@@ -196,6 +201,7 @@ def rule_catalog(actor: Actor, *, exclude: int | None = None) -> dict[str, Any]:
         ],
         "max_within_days": rules.MAX_WITHIN_DAYS,
         "default_condition": {"attr": "region", "op": "eq", "value": rules.ATTRIBUTES["region"][1][0]},
+        **catalogue.builder_catalogue(actor.environment),
     }
 
 
@@ -502,10 +508,17 @@ def _breakdowns(breakdowns: dict[str, dict[str, int]], count: int) -> list[dict[
 
 
 def _preview_fragment(
-    request: HttpRequest, *, problem: Problem | None = None, preview: dict[str, Any] | None = None, **extra: Any
+    request: HttpRequest,
+    *,
+    problem: Problem | None = None,
+    preview: dict[str, Any] | None = None,
+    warnings: list[dict[str, Any]] | None = None,
+    **extra: Any,
 ) -> HttpResponse:
+    """The preview panel; the builder marks the problems (or the warnings that point at a
+    condition, such as a custom attribute nobody has) beside their conditions."""
     status = problem.status if problem is not None else 200
-    marks = problem_marks("preview", problem.errors if problem is not None else [])
+    marks = problem_marks("preview", problem.errors if problem is not None else warnings or [])
     return render(
         request,
         "portal/audiences/_preview.html",
@@ -538,7 +551,13 @@ def audience_preview(request: HttpRequest) -> HttpResponse:
                     "hint": f"Use one of: {', '.join(Channel.values)}.",
                 }
             )
-        error = InvalidInput("The preview needs valid rules and a channel.", errors=errors)
+        # Rules that parse are checked too, so that every problem shows at once.
+        found = (
+            []
+            if malformed is not None
+            else audience_selectors.rules_problems(actor=actor, rules=rules_value, audience=audience)
+        )
+        error = every_problem(errors, found)
         return _preview_fragment(request, problem=Problem.of(error))
     try:
         result = audience_selectors.audience_preview(actor=actor, rules=rules_value, channel=channel, audience=audience)
@@ -548,6 +567,7 @@ def audience_preview(request: HttpRequest) -> HttpResponse:
     return _preview_fragment(
         request,
         preview=shown,
+        warnings=[{**w, "severity": "warning"} for w in shown["warnings"] if w.get("pointer")],
         channel=channel,
         count=f"{shown['count']:,}",
         reachable=f"{shown['reachable']:,}",
@@ -598,7 +618,8 @@ def audience_validate(request: HttpRequest, audience_id: int) -> HttpResponse:
     result = audience_selectors.audience_validate(actor=actor, audience=candidate)
     marked: list[dict[str, Any]] = []
     for check in result["checks"]:
-        marked.extend(check.get("errors", []))
+        severity = {"severity": "warning"} if check["status"] == "warning" else {}
+        marked.extend({**error, **severity} for error in check.get("errors", []))
         for name in check.get("missing", []):
             marked.append(
                 {

@@ -38,7 +38,7 @@ def version(sandbox):
     audience = make_audience(sandbox, "EU customers")
     make_live(audience, [ProfileFactory(environment=sandbox, region="EU")])
     version = make_live(audience, [ProfileFactory(environment=sandbox, region="EU") for _ in range(2)])
-    glob = SuppressionList.objects.create(environment=sandbox, name="global", is_global=True)
+    glob = SuppressionList.objects.get(environment=sandbox, is_global=True)
     SuppressionEntry.objects.create(suppression_list=glob, external_id="cust-x")
     RegionalRestriction.objects.create(
         environment=sandbox, region="EU", kind="explicit_consent", description="EU profiles need explicit consent"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -161,7 +162,7 @@ def test_a_suppression_list_is_created_with_entries_and_emails_are_hashed(staff,
 
 
 def test_changing_the_global_list_in_production_files_an_approval(staff, production):
-    glob = SuppressionList.objects.create(environment=production, name="global", is_global=True)
+    glob = SuppressionList.objects.get(environment=production, is_global=True)
 
     response = staff.post(
         reverse("admin:audiences_suppressionlist_change", args=[glob.pk]),
@@ -182,7 +183,7 @@ def test_changing_the_global_list_in_production_files_an_approval(staff, product
 
 
 def test_entries_are_found_by_email(staff, sandbox):
-    glob = SuppressionList.objects.create(environment=sandbox, name="global", is_global=True)
+    glob = SuppressionList.objects.get(environment=sandbox, is_global=True)
     SuppressionEntry.objects.create(suppression_list=glob, email_hash=hashlib.sha256(b"zoe@example.test").hexdigest())
     SuppressionEntry.objects.create(suppression_list=glob, external_id="other")
 
@@ -225,3 +226,23 @@ def test_regional_restrictions_are_saved_through_the_service(staff, sandbox):
     assert restriction.is_active is False
     changed = AuditEvent.objects.get(action="regional_restriction.change")
     assert changed.changes["before"]["is_active"] is True and changed.changes["after"]["is_active"] is False
+
+
+def test_the_admin_names_every_model_in_proper_english_plurals(staff):
+    """Django adds an "s": "Suppression entrys", "Webhook deliverys" (issue 11, item 12)."""
+    from django.apps import apps
+
+    ours = {"audiences", "governance", "integrations"}
+    wrong = {
+        model._meta.label: str(model._meta.verbose_name_plural)
+        for model in apps.get_models()
+        if model._meta.app_label in ours
+        and not model._meta.auto_created
+        and re.search(r"[^aeiou]ys$|(s|sh|ch|x)s$", str(model._meta.verbose_name_plural))
+        and not model.__name__.startswith("Historical")
+    }
+    assert wrong == {}
+
+    index = staff.get(reverse("admin:index")).content.decode()
+    assert "Suppression entries" in index and "entrys" not in index
+    assert "Webhook deliveries" in index and "deliverys" not in index

@@ -155,6 +155,61 @@ def test_invalid_rules_list_every_problem_with_a_pointer_under_rules(api):
     assert not Audience.objects.exists()
 
 
+MISSPELT = {"all": [{"attr": "regoin", "op": "eq", "value": "EU"}]}
+
+
+def test_a_bad_value_and_bad_rules_are_reported_together_in_one_422(api):
+    """A missing channel no longer hides the rules' problems (issue 11, item 8): one
+    invalid_input lists both, the rule problem with its did-you-mean."""
+    response = api("operator").post(URL, create_body(channel=None, purpose="", rules=MISSPELT), format="json")
+
+    body = problem(response, 422, "invalid_input")
+    assert [(e["pointer"], e["code"]) for e in body["errors"]] == [
+        ("/channel", "required"),
+        ("/purpose", "blank"),
+        ("/rules/all/0/attr", "unknown_attribute"),
+    ]
+    assert "did you mean 'region'" in body["errors"][2]["message"]
+    assert body["detail"].startswith("3 problems in the request") and "1 of them in the rules" in body["detail"]
+    assert not Audience.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_an_unknown_team_and_bad_rules_are_reported_together(api):
+    # the team is checked by the service, after the serializer: the same one answer
+    response = api("operator").post(URL, create_body(owner_team="nope", rules=MISSPELT), format="json")
+
+    body = problem(response, 422, "invalid_input")
+    assert [(e["pointer"], e["code"]) for e in body["errors"]] == [
+        ("/owner_team", "unknown_team"),
+        ("/rules/all/0/attr", "unknown_attribute"),
+    ]
+    assert not Audience.objects.exists()
+
+
+def test_an_edit_reports_a_bad_channel_and_bad_rules_together(api, sandbox):
+    audience = make_audience(sandbox, "Edited")
+
+    response = api("operator").patch(f"{URL}{audience.pk}", {"channel": "fax", "rules": MISSPELT}, format="json")
+
+    body = problem(response, 422, "invalid_input")
+    assert [e["pointer"] for e in body["errors"]] == ["/channel", "/rules/all/0/attr"]
+    audience.refresh_from_db()
+    assert audience.channel == "email"
+
+
+def test_blank_name_purpose_and_description_are_all_named_by_the_service(actor, sandbox):
+    from audiences.definitions import services
+
+    with pytest.raises(Exception) as refused:
+        services.audience_create(
+            actor=actor("operator"), name=" ", channel="fax", purpose="", description="x", rules=MISSPELT
+        )
+
+    assert refused.value.code == "invalid_input"
+    assert [e["pointer"] for e in refused.value.errors] == ["/name", "/purpose", "/channel", "/rules/all/0/attr"]
+
+
 def test_rules_that_are_not_an_object_point_at_rules(api):
     body = problem(api("operator").post(URL, create_body(rules=[1]), format="json"), 422, "invalid_rules")
 

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from audiences.models import AudienceState, RegionalRestriction, SuppressionEntry, SuppressionList
+from audiences.models import AudienceState, Profile, RegionalRestriction, SuppressionEntry, SuppressionList
 from governance.models import AuditEvent
 from tests.audiences.audience_helpers import make_audience, make_live
 from tests.factories import ConsentFactory, ProfileFactory
@@ -38,7 +38,7 @@ def people(sandbox):
         ConsentFactory(profile=profile, channel="email", status="granted", source="web_form")
     ConsentFactory(profile=eu[6], channel="email", status="granted", source="implied")
     ConsentFactory(profile=eu[7], channel="email", status="denied")
-    glob = SuppressionList.objects.create(environment=sandbox, name="global", is_global=True)
+    glob = SuppressionList.objects.get(environment=sandbox, is_global=True)
     SuppressionEntry.objects.create(suppression_list=glob, external_id="eu-0")
     SuppressionEntry.objects.create(
         suppression_list=glob, email_hash=hashlib.sha256(eu[1].email.lower().encode()).hexdigest()
@@ -61,6 +61,7 @@ def test_preview_of_unsaved_rules_gives_the_hand_counted_waterfall(api, people):
     assert body["reachable"] == 6
     assert [(s["step"], s["remaining"], s["removed"]) for s in body["waterfall"]] == [
         ("matching", 12, 0),
+        ("no address", 12, 0),
         ("without consent", 9, 3),
         ("suppressed", 7, 2),
         ("regional restriction", 6, 1),
@@ -192,6 +193,32 @@ def test_preview_of_a_saved_audience_whose_reference_was_archived_is_422(api, sa
     }
 
 
+def test_a_preview_without_a_channel_reports_the_rules_problems_too(api, people):
+    """Every problem at once (issue 11, item 8): the missing channel and the misspelt
+    attribute with its did-you-mean, in one 422."""
+    rules = {"all": [{"attr": "regoin", "op": "eq", "value": "EU"}, {"attr": "region", "op": "eq", "value": "Europe"}]}
+
+    response = api("analyst").post(PREVIEW, {"rules": rules}, format="json")
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "invalid_input"
+    assert [(e["pointer"], e["code"]) for e in body["errors"]] == [
+        ("/channel", "required"),
+        ("/rules/all/0/attr", "unknown_attribute"),
+        ("/rules/all/1/value", "unknown_value"),
+    ]
+    assert "did you mean 'region'" in body["errors"][1]["message"]
+
+
+def test_a_preview_whose_only_problem_is_the_rules_stays_invalid_rules(api, people):
+    response = api("analyst").post(
+        PREVIEW, {"rules": {"attr": "regoin", "op": "eq", "value": "EU"}, "channel": "email"}, format="json"
+    )
+
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_rules")
+
+
 def test_a_user_without_a_role_may_not_preview(api, people):
     response = api("nobody").post(PREVIEW, {"rules": CUSTOMERS, "channel": "email"}, format="json")
 
@@ -216,6 +243,8 @@ def test_validate_reports_each_check_with_counts_and_hints(api, sandbox, people)
     assert list(checks) == [
         "schema",
         "required_metadata",
+        "known_names",
+        "address",
         "consent",
         "regional_restrictions",
         "suppression_overlap",
@@ -224,6 +253,8 @@ def test_validate_reports_each_check_with_counts_and_hints(api, sandbox, people)
     assert {code: check["status"] for code, check in checks.items()} == {
         "schema": "passed",
         "required_metadata": "passed",
+        "known_names": "passed",
+        "address": "passed",
         "consent": "warning",
         "regional_restrictions": "warning",
         "suppression_overlap": "warning",
@@ -275,12 +306,40 @@ def test_validate_fails_size_when_nothing_matches(api, sandbox, people):
 
 
 def test_validate_says_when_nobody_has_consent(api, sandbox, people):
+    Profile.objects.filter(environment=sandbox).update(push_token="f" * 64)
     audience = make_audience(sandbox, "Push customers", rules=CUSTOMERS, channel="push")
 
     checks = _checks(api("analyst").post(f"/api/v1/audiences/{audience.pk}/validate"))
 
+    assert checks["address"]["status"] == "passed"
     assert checks["consent"]["count"] == 12
-    assert checks["size"]["message"] == "12 profiles match, but none has push consent."
+    assert checks["size"]["message"] == "12 profiles match, but none with an address has push consent."
+
+
+def test_validate_checks_that_people_have_an_address_for_the_channel(api, sandbox, people):
+    """People without an address for the channel are never reachable: a check with a hint
+    (issue 11, item 2)."""
+    eu, uk = people
+    Profile.objects.filter(pk__in=[eu[2].pk, uk[0].pk]).update(email=None)
+    email = make_audience(sandbox, "Customers by email", rules=CUSTOMERS, channel="email")
+    push = make_audience(sandbox, "Customers by push", rules=CUSTOMERS, channel="push")
+
+    checks = _checks(api("analyst").post(f"/api/v1/audiences/{email.pk}/validate"))
+    nobody = _checks(api("analyst").post(f"/api/v1/audiences/{push.pk}/validate"))
+
+    assert checks["address"]["status"] == "warning" and checks["address"]["count"] == 2
+    assert checks["address"]["message"] == (
+        "2 of 12 matching profiles have no email address; they will not be members."
+    )
+    assert '{"attr": "email", "op": "is_null", "value": false}' in checks["address"]["hint"]
+    assert "POST /api/v1/profiles/bulk" in checks["address"]["hint"]
+    assert checks["consent"]["count"] == 3  # of the ten with an address
+    assert checks["size"]["count"] == 4
+    assert nobody["address"]["count"] == 12
+    assert (nobody["size"]["status"], nobody["size"]["message"]) == (
+        "failed",
+        "12 profiles match, but none has a push token.",
+    )
 
 
 def test_validate_flags_missing_metadata(api, sandbox, people):

@@ -172,3 +172,20 @@ def test_ten_thousand_rows_in_one_batch(api, sandbox):
     assert response.status_code == 200
     assert response.json()["created"] == 10_000
     assert Profile.objects.filter(environment=sandbox).count() == 10_000
+
+
+def test_a_push_token_is_ingested_cleared_with_null_and_shown_masked(api, sandbox):
+    # the push channel's contact point (issue 11, item 2)
+    token = "9f3c" * 16
+    client = api("developer")
+
+    created = client.post(URL, {"profiles": [row("c-1", push_token=token)]}, format="json")
+    shown = client.get("/api/v1/profiles/?external_id=c-1").json()["results"][0]
+    blank = client.post(URL, {"profiles": [row("c-1", push_token="")]}, format="json")
+    cleared = client.post(URL, {"profiles": [row("c-1", push_token=None)]}, format="json")
+
+    assert created.json()["created"] == 1
+    assert shown["push_token"] == "***9f3c" and shown["pii_masked"] is True
+    assert blank.status_code == 422 and blank.json()["errors"][0]["pointer"] == "/profiles/0/push_token"
+    assert cleared.json()["updated"] == 1
+    assert Profile.objects.get(environment=sandbox, external_id="c-1").push_token is None

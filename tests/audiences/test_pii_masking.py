@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from audiences.profiles.pii import mask_email, mask_name, mask_phone, mask_pii
+from audiences.profiles.pii import mask_email, mask_name, mask_phone, mask_pii, mask_token
 
 
 @pytest.mark.parametrize(
@@ -25,6 +25,11 @@ def test_mask_email(value, masked):
 @pytest.mark.parametrize(("value", "masked"), [("+44 7700 900123", "***23"), ("5", "***5"), ("", ""), (None, None)])
 def test_mask_phone_keeps_the_last_two_digits(value, masked):
     assert mask_phone(value) == masked
+
+
+@pytest.mark.parametrize(("value", "masked"), [("a" * 60 + "9f3c", "***9f3c"), ("", ""), (None, None)])
+def test_mask_token_keeps_the_last_four_characters(value, masked):
+    assert mask_token(value) == masked
 
 
 def test_mask_name_keeps_the_first_letter():

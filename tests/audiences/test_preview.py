@@ -16,15 +16,18 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def people(sandbox):
-    """Ten EU customers: 7 with email consent (1 of them implied), 3 without; one consented
-    person suppressed by external id and one by email; plus two UK customers, consented."""
+    """Ten EU customers: 7 with email consent (1 of them implied, 1 without an email address),
+    3 without; one consented person suppressed by external id and one by email; plus two UK
+    customers, consented."""
     eu = [ProfileFactory(environment=sandbox, region="EU", external_id=f"eu-{i}") for i in range(10)]
+    eu[5].email = None
+    eu[5].save()
     uk = [ProfileFactory(environment=sandbox, region="UK", external_id=f"uk-{i}") for i in range(2)]
     for p in eu[:6] + uk:
         ConsentFactory(profile=p, channel="email", status="granted", source="web_form")
     ConsentFactory(profile=eu[6], channel="email", status="granted", source="implied")
     ConsentFactory(profile=eu[7], channel="email", status="denied")
-    glob = SuppressionList.objects.create(environment=sandbox, name="global", is_global=True)
+    glob = SuppressionList.objects.get(environment=sandbox, is_global=True)
     SuppressionEntry.objects.create(suppression_list=glob, external_id="eu-0")
     import hashlib
 
@@ -45,16 +48,45 @@ def test_waterfall_counts_each_step(sandbox, people):
     assert result["count"] == 12
     assert [(s["step"], s["remaining"], s["removed"]) for s in result["waterfall"]] == [
         ("matching", 12, 0),
-        ("without consent", 9, 3),
-        ("suppressed", 7, 2),
-        ("regional restriction", 6, 1),
-        ("reachable", 6, 0),
+        ("no address", 11, 1),
+        ("without consent", 8, 3),
+        ("suppressed", 6, 2),
+        ("regional restriction", 5, 1),
+        ("reachable", 5, 0),
     ]
-    assert result["reachable"] == 6
+    assert result["reachable"] == 5
     assert result["breakdowns"]["region"] == {"EU": 10, "UK": 2}
     assert result["breakdowns"]["consent"] == {"granted": 9, "denied": 1, "unknown": 2}
-    assert len(result["sample"]) == 6
-    assert {w["code"] for w in result["warnings"]} == {"consent_missing", "regional_restriction"}
+    assert len(result["sample"]) == 5 and "eu-5" not in {p.external_id for p in result["sample"]}
+    assert {w["code"] for w in result["warnings"]} == {"no_address", "consent_missing", "regional_restriction"}
+    (no_address,) = (w for w in result["warnings"] if w["code"] == "no_address")
+    assert no_address["message"] == "1 of 12 profiles have no email address; they will not be members."
+    assert '{"attr": "email", "op": "is_null", "value": false}' in no_address["hint"]
+    (consent,) = (w for w in result["warnings"] if w["code"] == "consent_missing")
+    assert consent["message"].startswith("3 of 12 profiles lack email consent")
+
+
+@pytest.mark.parametrize(
+    ("channel", "column", "value", "words"),
+    [
+        ("sms", "phone", "+447700900123", "phone number"),
+        ("push", "push_token", "f" * 64, "push token"),
+        ("ads", "phone", "+447700900123", "email address or phone number"),
+    ],
+)
+def test_each_channel_needs_its_own_contact_point(sandbox, channel, column, value, words):
+    """sms needs a phone, push a push token, ads an email or a phone (issue 11, item 2)."""
+    has = ProfileFactory(environment=sandbox, **{"email": None, "phone": None, column: value})
+    empty = ProfileFactory(environment=sandbox, email=None, phone=None, push_token="")
+    for profile in (has, empty):
+        ConsentFactory(profile=profile, channel=channel, status="granted")
+
+    result = compute_preview(environment=sandbox, rules={"all": []}, channel=channel)
+
+    assert result["waterfall"][1] == {"step": "no address", "remaining": 1, "removed": 1}
+    assert [p.pk for p in result["sample"]] == [has.pk]
+    assert f"1 of 2 profiles have no {words}" in {w["code"]: w["message"] for w in result["warnings"]}["no_address"]
+    assert set(reachable_queryset(sandbox, {"all": []}, channel).values_list("pk", flat=True)) == {has.pk}
 
 
 def test_blocked_region_removes_it_for_that_channel_only(sandbox, people):
@@ -66,13 +98,13 @@ def test_blocked_region_removes_it_for_that_channel_only(sandbox, people):
     for p in people[1]:
         ConsentFactory(profile=p, channel="sms", status="granted")
     sms = compute_preview(environment=sandbox, rules=rules, channel="sms")
-    assert sms["waterfall"][3] == {"step": "regional restriction", "remaining": 0, "removed": 2}
+    assert sms["waterfall"][4] == {"step": "regional restriction", "remaining": 0, "removed": 2}
 
 
 def test_reachable_queryset_is_what_preview_counts(sandbox, people):
     rules = {"all": [{"attr": "region", "op": "in", "value": ["EU", "UK"]}]}
     preview = compute_preview(environment=sandbox, rules=rules, channel="email")
-    assert reachable_queryset(sandbox, rules, "email").count() == preview["reachable"] == 7
+    assert reachable_queryset(sandbox, rules, "email").count() == preview["reachable"] == 6
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,10 @@
 members publish would materialize, against a plain-Python evaluation of the same data.
 
 The preview computes everything in one grouped pass (audiences/reach.py); the reference
-here walks the profiles one by one: the rules (tests/audiences/reference.py), then consent
-for the channel, suppression lists by external id and by email hash, and the regional
-restrictions, each person leaving at the first step that applies.
+here walks the profiles one by one: the rules (tests/audiences/reference.py), then an
+address for the channel, consent for the channel, suppression lists by external id and by
+email hash, and the regional restrictions, each person leaving at the first step that
+applies.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from hypothesis import strategies as st
 
 from audiences.models import (
     IMPLIED_CONSENT_SOURCES,
+    Audience,
+    AudienceVersion,
     Consent,
+    Membership,
     RegionalRestriction,
     SuppressionEntry,
     SuppressionList,
@@ -45,6 +49,16 @@ def _hash(email: str | None) -> str | None:
     return hashlib.sha256(email.lower().encode()).hexdigest() if email is not None else None
 
 
+# The contact point of each channel, stated independently of audiences/reach.py: an empty
+# value is no address.
+ADDRESSES = {
+    "email": lambda p: bool(p.email),
+    "sms": lambda p: bool(p.phone),
+    "push": lambda p: bool(p.push_token),
+    "ads": lambda p: bool(p.email) or bool(p.phone),
+}
+
+
 @pytest.fixture
 def scene(sandbox, production):
     """The differential world, plus consent sources (some implied), suppression lists of
@@ -56,7 +70,7 @@ def scene(sandbox, production):
         consent.source = SOURCES[index % len(SOURCES)]
     Consent.objects.bulk_update(consents, ["source"])
 
-    glob = SuppressionList.objects.create(environment=sandbox, name="global", is_global=True)
+    glob = SuppressionList.objects.get(environment=sandbox, is_global=True)
     named = SuppressionList.objects.create(environment=sandbox, name="complaints")
     by_id = {p.external_id for p in profiles[::7]}
     # Some addresses are mixed-case (P3@Mail.Example): listed by the hash of the lower-cased one.
@@ -66,7 +80,7 @@ def scene(sandbox, production):
         + [SuppressionEntry(suppression_list=named, email_hash=digest) for digest in sorted(by_email)]
         + [SuppressionEntry(suppression_list=named, external_id="nobody-here")]
     )
-    elsewhere = SuppressionList.objects.create(environment=production, name="global", is_global=True)
+    elsewhere = SuppressionList.objects.get(environment=production, is_global=True)
     SuppressionEntry.objects.bulk_create(
         [SuppressionEntry(suppression_list=elsewhere, external_id=p.external_id) for p in profiles[1::4]]
     )
@@ -104,34 +118,37 @@ def expected(scene: dict[str, Any], rule: dict[str, Any], channel: str) -> dict[
     """The preview, profile by profile."""
     world = scene["world"]
     matching = sorted((p for p in scene["profiles"] if evaluate(rule, p, world)), key=lambda p: p.pk)
-    remaining = [len(matching), 0, 0, 0]
+    remaining = [len(matching), 0, 0, 0, 0]
     reachable = []
     statuses: Counter[str] = Counter()
     for profile in matching:
         status, source = scene["consents"].get((profile.pk, channel), (None, ""))
         statuses[status or "unknown"] += 1
-        if status != "granted":
+        if not ADDRESSES[channel](profile):
             continue
         remaining[1] += 1
-        if profile.external_id in scene["suppressed_ids"] or _hash(profile.email) in scene["suppressed_hashes"]:
+        if status != "granted":
             continue
         remaining[2] += 1
+        if profile.external_id in scene["suppressed_ids"] or _hash(profile.email) in scene["suppressed_hashes"]:
+            continue
+        remaining[3] += 1
         explicit = source not in IMPLIED_CONSENT_SOURCES
         if any(
             r["region"] == profile.region and r["channel"] in ("", channel) and (r["kind"] == "blocked" or not explicit)
             for r in scene["restrictions"]
         ):
             continue
-        remaining[3] += 1
+        remaining[4] += 1
         reachable.append(profile.pk)
-    steps = ["matching", "without consent", "suppressed", "regional restriction"]
+    steps = ["matching", "no address", "without consent", "suppressed", "regional restriction"]
     waterfall = [{"step": "matching", "remaining": remaining[0], "removed": 0}]
     for step, before, after in zip(steps[1:], remaining[:-1], remaining[1:], strict=True):
         waterfall.append({"step": step, "remaining": after, "removed": before - after})
-    waterfall.append({"step": "reachable", "remaining": remaining[3], "removed": 0})
+    waterfall.append({"step": "reachable", "remaining": remaining[4], "removed": 0})
     return {
         "count": remaining[0],
-        "reachable": remaining[3],
+        "reachable": remaining[4],
         "waterfall": waterfall,
         "breakdowns": {
             "region": dict(Counter(p.region or "unknown" for p in matching)),
@@ -187,18 +204,56 @@ def test_the_preview_matches_the_reference(scene, rule):
         check(scene, rule, channel)
 
 
+@pytest.mark.parametrize("channel", CHANNELS)
+@pytest.mark.parametrize("rule", CONSENT_SHAPES[:4] + HAND_WRITTEN[:3] + HAND_WRITTEN[-3:], ids=lambda r: str(r)[:60])
+def test_publish_materializes_what_the_preview_counts(scene, rule, channel, monkeypatch):
+    """Preview against publish: the version's waterfall, step by step (the address step
+    too), and its members are the preview's."""
+    from django.utils import timezone
+
+    from audiences.publishing.build import materialize
+
+    world = scene["world"]
+    # Publish resolves in_audience through the live version; the preview is told it.
+    Audience.objects.filter(pk=scene["audience_id"]).update(
+        state="published", live_version_id=scene["live"][scene["audience_id"]]
+    )
+    audience = Audience.objects.create(
+        environment=scene["env"],
+        name="differential",
+        owner_team_id=Audience.objects.get(pk=scene["audience_id"]).owner_team_id,
+        channel=channel,
+        purpose="p",
+        description="d",
+        rules=rule,
+    )
+    version = AudienceVersion.objects.create(audience=audience, number=1, rules=rule, channel=channel)
+    monkeypatch.setattr(timezone, "now", lambda: world.now)  # one "now" for both evaluations
+
+    build = materialize(version)
+    preview = compute_preview(
+        environment=scene["env"], rules=rule, channel=channel, live_versions=scene["live"], now=world.now
+    )
+
+    assert build.waterfall == preview["waterfall"] == expected(scene, rule, channel)["waterfall"]
+    members = set(Membership.objects.filter(version=version).values_list("profile_id", flat=True))
+    assert members == expected(scene, rule, channel)["members"]
+
+
 def test_validate_counts_the_same_waterfall(scene):
     rule = {"all": [{"attr": "region", "op": "in", "value": ["EU", "UK", "APAC"]}, {"consent": "sms", "is": True}]}
     for channel in CHANNELS:
         want = expected(scene, rule, channel)
         stats = reach_stats(scene["env"], rule, channel, scene["live"])
         remaining = [step["remaining"] for step in want["waterfall"]]
-        assert (stats["matching"], stats["consented"], stats["reachable"]) == (
+        assert (stats["matching"], stats["addressed"], stats["consented"], stats["reachable"]) == (
             remaining[0],
             remaining[1],
-            remaining[3],
+            remaining[2],
+            remaining[4],
         )
-        assert stats["restricted_removed"] == remaining[2] - remaining[3]
+        assert stats["suppressed_removed"] == remaining[2] - remaining[3]
+        assert stats["restricted_removed"] == remaining[3] - remaining[4]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

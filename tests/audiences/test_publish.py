@@ -83,12 +83,14 @@ def test_publish_in_sandbox_end_to_end(api, sandbox, drop, tmp_path, django_capt
     assert (version.matching, version.members, version.added, version.removed) == (7, 4, 4, 0)
     assert [step["step"] for step in version.waterfall] == [
         "matching",
+        "no address",
         "without consent",
         "suppressed",
         "regional restriction",
         "reachable",
     ]
-    assert version.waterfall[1] == {"step": "without consent", "remaining": 4, "removed": 3}
+    assert version.waterfall[1] == {"step": "no address", "remaining": 7, "removed": 0}
+    assert version.waterfall[2] == {"step": "without consent", "remaining": 4, "removed": 3}
     assert version.rules == target.rules and version.channel == "email" and version.built_at is not None
     assert version.created_by == client.user
 

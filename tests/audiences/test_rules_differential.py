@@ -50,7 +50,9 @@ def build_world(sandbox):
             Profile(
                 environment=sandbox,
                 external_id=f"d-{i:03d}",
-                email=rng.choice([f"p{i}@example.test", f"P{i}@Mail.Example", None]),
+                email=rng.choice([f"p{i}@example.test", f"P{i}@Mail.Example", None, ""]),
+                phone=rng.choice(["+447700900123", None, "", None]),
+                push_token=rng.choice([f"{i:064x}", None, ""]),
                 first_name=rng.choice(["Ann", "ann", "Zoë", "Ökan", None]),
                 locale=rng.choice(LOCALES),
                 country=rng.choice(["GB", "DE", "FR", "JP", None]),

@@ -171,7 +171,7 @@ def test_every_bad_entry_is_listed_and_nothing_is_applied(api, sandbox):
         ("/entries/3/email_hash", "invalid_hash"),
         ("/entries/4/external_id", "blank"),
     ]
-    assert not SuppressionList.objects.exists()
+    assert not SuppressionEntry.objects.exists()
 
 
 def test_a_named_list_name_is_unique(api, sandbox):
@@ -199,7 +199,7 @@ def test_who_may_change_suppressions(api, sandbox, who, status):
 
 
 def test_everyone_lists_the_lists_of_their_environment_with_counts(api, sandbox, production):
-    glob = SuppressionList.objects.create(environment=sandbox, name="global", is_global=True)
+    glob = SuppressionList.objects.get(environment=sandbox, is_global=True)
     SuppressionEntry.objects.bulk_create(
         [SuppressionEntry(suppression_list=glob, external_id=f"c{i}") for i in range(3)]
     )
@@ -277,13 +277,51 @@ def test_a_resent_change_with_its_idempotency_key_is_replayed(api, sandbox):
     assert AuditEvent.objects.filter(action="suppression.change_global").count() == 1
 
 
+# --- every environment has its global list -------------------------------------------------------
+
+
+def test_every_environment_lists_its_global_list_before_any_change(api, sandbox, pilot, production):
+    """The docs say every environment has a global list; GET showed none until the first
+    write (issue 11, item 12). Existing environments got theirs by migration."""
+    for environment in (sandbox, pilot, production):
+        rows = api("analyst", environment).get(URL).json()["results"]
+
+        assert [(r["name"], r["is_global"], r["entries"]) for r in rows] == [("global", True, 0)]
+
+
+def test_a_new_environment_has_its_global_list_from_the_start(api, persona, sandbox):
+    from governance.configuration.services import environment_save
+    from governance.models import DataKind, Environment
+
+    admin_actor = Actor(user=persona("admin"), environment=sandbox, door=Door.ADMIN)
+    staging = environment_save(
+        actor=admin_actor,
+        environment=Environment(slug="staging", name="Staging", data_kind=DataKind.SYNTHETIC, time_zone="UTC"),
+    )
+
+    rows = api("analyst", staging).get(URL).json()["results"]
+
+    assert [(r["name"], r["is_global"]) for r in rows] == [("global", True)]
+    assert SuppressionList.objects.get(environment=staging, is_global=True).description
+
+
+def test_the_global_list_is_made_once_even_when_asked_twice(sandbox):
+    from audiences.suppressions.services import global_list_ensure
+
+    first = global_list_ensure(environment=sandbox)
+    again = global_list_ensure(environment=sandbox)
+
+    assert first.pk == again.pk
+    assert SuppressionList.objects.filter(environment=sandbox, is_global=True).count() == 1
+
+
 def test_the_global_change_files_or_runs_through_request_or_run(actor, sandbox, pilot):
     from audiences.suppressions.services import suppression_entries_change
 
     ran = suppression_entries_change(actor=actor("operator"), list_name="global", add=[("external_id", "x")])
     filed = suppression_entries_change(actor=actor("operator", pilot), list_name="global", add=[("external_id", "x")])
 
-    assert ran.ran and ran.result is not None and ran.result.added == 1 and ran.result.created
+    assert ran.ran and ran.result is not None and ran.result.added == 1 and not ran.result.created
     assert not filed.ran and filed.result is None and filed.approval is not None
     assert filed.approval.action == "suppression.change_global" and filed.approval.environment == pilot
 
@@ -296,7 +334,7 @@ def test_a_second_global_change_waits_while_one_is_open_in_that_environment_only
     again = api("operator", pilot).post(URL, {"list": "global", "entries": [{"external_id": "c-2"}]}, format="json")
     elsewhere = api("operator", production).post(URL, body, format="json")
 
-    # pilot has no global list yet: the open request is found by its environment, not by a list id
+    # the open request is found in its environment: production's global list is not held
     assert code_of(again) == (409, "approval_pending")
     assert again.json()["approval_url"] == f"/api/v1/approvals/{first.json()['approval']['id']}"
     assert elsewhere.status_code == 202, elsewhere.content

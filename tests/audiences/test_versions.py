@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from audiences.models import AudienceVersion, Membership, VersionState
+from audiences.models import AudienceVersion, Membership, Profile, VersionState
 from audiences.publishing import runner
 from governance.models import AuditEvent, OutboxEvent
 from integrations.models import Destination, DestinationPush, JobState
@@ -124,6 +124,25 @@ def test_rollback_never_brings_back_someone_who_withdrew_consent(actor, sandbox)
     assert members_of(fresh(target).live_version) == {p.external_id for p in b}
     assert [w["code"] for w in job.warnings] == ["members_no_longer_reachable"]
     assert job.state == JobState.PARTIALLY_SUCCEEDED
+
+
+def test_rollback_never_copies_someone_whose_address_is_gone(actor, sandbox):
+    """A rollback copies the kept members through the one definition of reach: whoever has
+    no email address any more is left out, with the warning (issue 11, item 2)."""
+    operator, target, a, b, _ = _three_versions(actor, sandbox)
+    set_consent(a, "granted")
+    Profile.objects.filter(pk=b[0].pk).update(email=None)
+
+    _, job = rollback_now(operator, target, 2)
+
+    assert members_of(fresh(target).live_version) == {p.external_id for p in [*a, b[1]]}
+    (warning,) = job.warnings
+    assert warning["code"] == "members_no_longer_reachable"
+    assert "their email address was removed" in warning["message"]
+    assert (
+        fresh(target).live_version.waterfall[1]["step"]
+        == "no longer reachable (address, consent, suppression, restriction)"
+    )
 
 
 def test_rollback_to_a_pruned_version_rebuilds_it_from_its_rules_with_a_warning(actor, sandbox, settings):

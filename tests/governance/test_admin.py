@@ -16,6 +16,7 @@ from waffle.models import Flag, Sample, Switch
 from audiences.models import (
     Audience,
     AudienceVersion,
+    CatalogueEntry,
     ConsentChange,
     RegionalRestriction,
     SuppressionEntry,
@@ -81,6 +82,10 @@ def everything(sandbox, pilot, platform_admin, tmp_path):
     suppression = SuppressionList.objects.create(environment=sandbox, name="complaints")
     SuppressionEntry.objects.create(suppression_list=suppression, external_id="ann")
     RegionalRestriction.objects.create(environment=sandbox, region="EU", kind="blocked", description="No EU")
+    now = timezone.now()
+    CatalogueEntry.objects.create(
+        environment=sandbox, kind="attribute", key="plan", first_seen_at=now, last_seen_at=now
+    )
     event = OutboxEvent.objects.create(
         environment=sandbox, type="consent.updated", aggregate_type="x", aggregate_id="1"
     )

@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audiences import rules as rules_language
-from audiences.models import Audience, AudienceState, RegionalRestriction, SuppressionEntry, SuppressionList
+from audiences.models import Audience, AudienceState, Profile, RegionalRestriction, SuppressionEntry, SuppressionList
 from governance.access import objectperms
 from governance.models import AuditEvent, Door, Outcome
 from tests.audiences.audience_helpers import make_audience, make_live, team
@@ -96,7 +96,7 @@ def crowd(sandbox):
     for profile in [*eu[:4], *uk[:2], lapsed]:
         ConsentFactory(profile=profile, channel="email", status="granted", source="web_form")
     ConsentFactory(profile=eu[4], channel="email", status="denied")
-    glob = SuppressionList.objects.create(environment=sandbox, name="global", is_global=True)
+    glob = SuppressionList.objects.get(environment=sandbox, is_global=True)
     SuppressionEntry.objects.create(suppression_list=glob, external_id="eu-0")
     RegionalRestriction.objects.create(
         environment=sandbox, region="UK", channel="email", kind="blocked", description="Email may not target the UK"
@@ -144,6 +144,68 @@ def test_the_catalog_comes_from_the_rules_language(portal, sandbox):
     assert every_operator | set(rules_language.EVENT_PROPERTY_OPERATORS) <= set(catalog["operator_labels"])
     # archived audiences are not offered for in_audience
     assert [a["label"].split(" (")[0] for a in catalog["audiences"]] == ["Recent buyers"]
+
+
+def test_the_builder_offers_the_custom_attributes_and_events_the_data_holds(portal, api, sandbox):
+    """The attribute and event pickers suggest what ingestion catalogued (issue 11, item 4)."""
+    client = api("developer")
+    client.post(
+        "/api/v1/profiles/bulk",
+        [{"external_id": "c-1", "attributes": {"loyalty_tier": "gold", "lifetime_value": 12.5}}],
+        format="json",
+    )
+    client.post(
+        "/api/v1/profile-events/bulk",
+        [
+            {
+                "external_id": "c-1",
+                "type": "purchase",
+                "occurred_at": "2026-03-04T17:02:00Z",
+                "properties": {"amount": 5},
+            }
+        ],
+        format="json",
+    )
+
+    catalog = script_json(portal("operator").get(NEW).content.decode(), "rule-catalog")
+
+    assert [(a["key"], a["types"]) for a in catalog["custom_attributes"]] == [
+        ("lifetime_value", ["number"]),
+        ("loyalty_tier", ["text"]),
+    ]
+    (purchase,) = catalog["event_types"]
+    assert purchase["key"] == "purchase" and [p["key"] for p in purchase["properties"]] == ["amount"]
+
+
+def test_a_preview_without_a_channel_marks_the_channel_and_the_rules_problems(portal, sandbox):
+    audience = make_audience(sandbox, "Saved")
+
+    response = htmx(
+        portal("operator"),
+        "post",
+        PREVIEW,
+        {"rules": json.dumps(BAD_RULES), "channel": "", "audience_id": str(audience.pk)},
+    )
+
+    assert response.status_code == 422
+    pointers = [e["pointer"] for e in marks(response)["errors"]]
+    assert pointers[0] == "/channel"
+    assert {"/rules/all/0/attr", "/rules/all/1/op", "/rules/all/2/event"} <= set(pointers)
+
+
+def test_a_preview_marks_a_custom_attribute_nobody_has_as_a_warning_beside_its_condition(portal, crowd):
+    rules = {"all": [CUSTOMERS, {"attr": "attributes.loyalty_teir", "op": "eq", "value": "gold"}]}
+
+    response = preview(portal("analyst"), rules)
+
+    assert response.status_code == 200  # a warning, not a refusal
+    (mark,) = marks(response)["errors"]
+    assert (mark["pointer"], mark["code"], mark["severity"]) == (
+        "/rules/all/1/attr",
+        "unknown_custom_attribute",
+        "warning",
+    )
+    assert 'data-code="unknown_custom_attribute"' in response.content.decode()
 
 
 def test_owner_team_offers_only_the_teams_the_person_may_pick(portal, sandbox):
@@ -360,10 +422,29 @@ def test_the_waterfall_is_an_accessible_svg_with_text_labels(portal, crowd):
 
     svg = html.split('<svg id="waterfall"')[1].split("</svg>")[0]
     assert 'role="img"' in svg and "<title id=" in svg and "<desc id=" in svg
-    for label in ("Matching the rules", "Without email consent", "Suppressed", "Regional restriction", "Reachable"):
+    for label in (
+        "Matching the rules",
+        "No address for email",
+        "Without email consent",
+        "Suppressed",
+        "Regional restriction",
+        "Reachable",
+    ):
         assert label in svg
     assert "8 profiles match the rules" in svg and "3 reachable by email" in svg
     assert 'id="waterfall-table"' in html and 'id="preview-count">8<' in html
+
+
+def test_the_chart_shows_who_has_no_address_for_the_channel(portal, crowd):
+    eu, _uk = crowd
+    Profile.objects.filter(pk=eu[1].pk).update(email=None)  # consented, not suppressed
+
+    html = preview(portal("analyst"), CUSTOMERS).content.decode()
+
+    step = Elements(html).having("data-step")[1]
+    assert (step["data-step"], step["data-removed"], step["data-remaining"]) == ("no address", "1", "7")
+    assert "no address for email: 1 removed" in html.split("<desc")[1].split("</desc>")[0]
+    assert "2 reachable by email" in html
 
 
 def test_a_compliance_reviewer_sees_the_sample_unmasked_and_the_read_is_audited(portal, crowd):
@@ -449,6 +530,8 @@ def test_validate_lists_every_check_with_its_hint(portal, crowd, sandbox):
     assert checks == {
         "schema": "passed",
         "required_metadata": "passed",
+        "known_names": "passed",
+        "address": "passed",
         "consent": "warning",
         "regional_restrictions": "warning",
         "suppression_overlap": "warning",

@@ -61,17 +61,32 @@ def matching(environment: Environment, rules: dict[str, Any]) -> QuerySet[Profil
     return Profile.objects.filter(environment=environment).filter(rules_q(rules))
 
 
+# Each channel's contact point: a non-empty value in one of these columns.
+CONTACT = {"email": ["email"], "sms": ["phone"], "push": ["push_token"], "ads": ["email", "phone"]}
+
+
+def _addressed(channel: str) -> Q:
+    q = Q(pk__in=[])
+    for column in CONTACT[channel]:
+        q |= Q(**{f"{column}__isnull": False}) & ~Q(**{column: ""})
+    return q
+
+
 def waterfall(environment: Environment, rules: dict[str, Any], channel: str) -> dict[str, int]:
-    """matching → minus no consent → minus suppressed → minus regional restriction = reachable."""
+    """matching → minus no address → minus no consent → minus suppressed → minus regional
+    restriction = reachable."""
     matched = matching(environment, rules)
-    consented = matched.filter(_granted(channel))
+    addressed = matched.filter(_addressed(channel))
+    consented = addressed.filter(_granted(channel))
     restricted = consented.filter(region__in=REGIONAL_RESTRICTIONS.get(channel, ()))
     n_matching = matched.count()
+    n_addressed = addressed.count()
     n_consented = consented.count()
     n_restricted = restricted.count()
     return {
         "matching": n_matching,
-        "removed_no_consent": n_matching - n_consented,
+        "removed_no_address": n_matching - n_addressed,
+        "removed_no_consent": n_addressed - n_consented,
         "removed_suppressed": 0,  # no suppression lists in a fresh sandbox
         "removed_regional_restriction": n_restricted,
         "reachable": n_consented - n_restricted,

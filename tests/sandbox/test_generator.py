@@ -9,6 +9,7 @@ from datetime import date
 import pytest
 
 from sandbox.generator import (
+    APP_INSTALLED_RATE,
     CHANNELS,
     CONSENT_MIX,
     EVENT_TYPES,
@@ -16,6 +17,7 @@ from sandbox.generator import (
     LOCALES,
     NULL_RATES,
     OPTED_OUT_RATE,
+    PUSH_TOKEN_RATE,
     RESERVED_EMAIL_DOMAINS,
     RESERVED_PHONE_PATTERN,
     STAGES,
@@ -120,6 +122,17 @@ def test_attributes_carry_loyalty_value_source_and_topics(random_profiles):
     assert all(a["loyalty_tier"] in {"silver", "gold", "platinum"} for a in customers if "loyalty_tier" in a)
     assert all(isinstance(a.get("lifetime_value", 0.0), float) for a in attributes)
     assert {t for a in attributes for t in a.get("newsletter_topics", [])} >= {"sales", "new_arrivals"}
+
+
+def test_profiles_with_the_app_mostly_have_a_push_token(random_profiles):
+    # the push channel's contact point: only where the app is installed, for most of them
+    with_app = [p for p in random_profiles if json.loads(p.attributes)["app_installed"]]
+    tokens = [p.push_token for p in random_profiles if p.push_token is not None]
+
+    assert abs(share(len(with_app), N) - APP_INSTALLED_RATE) < 1.5
+    assert abs(share(len(tokens), len(with_app)) - PUSH_TOKEN_RATE) < 1.5
+    assert all(p.push_token is None for p in random_profiles if not json.loads(p.attributes)["app_installed"])
+    assert len(set(tokens)) == len(tokens) and all(len(t) == 64 for t in tokens)
 
 
 def test_consent_mixes_per_channel_and_a_few_percent_opted_out_everywhere(data):

@@ -20,7 +20,16 @@ from sandbox.services import sandbox_reset
 from tests.sandbox.oracle import matching, waterfall
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "sandbox.md"
-FIGURES = ("matching", "removed_no_consent", "removed_suppressed", "removed_regional_restriction", "reachable")
+FIGURES = (
+    "matching",
+    "removed_no_address",
+    "removed_no_consent",
+    "removed_suppressed",
+    "removed_regional_restriction",
+    "reachable",
+)
+# How docs/sandbox.md names each channel's contact point in its figure lines.
+ADDRESS = {"email": "email address", "sms": "phone number", "push": "push token", "ads": "email or phone"}
 NAMES = [s.name for s in SCENARIOS]
 
 
@@ -50,7 +59,11 @@ def test_the_six_scenarios_of_the_product_are_defined():
         assert set(FIGURES) <= set(scenario.expected)
         e = scenario.expected
         assert (
-            e["matching"] - e["removed_no_consent"] - e["removed_suppressed"] - e["removed_regional_restriction"]
+            e["matching"]
+            - e["removed_no_address"]
+            - e["removed_no_consent"]
+            - e["removed_suppressed"]
+            - e["removed_regional_restriction"]
             == e["reachable"]
         )
 
@@ -83,6 +96,7 @@ def test_the_audience_preview_shows_the_documented_waterfall(loaded, name):
     removed = {step["step"]: step["removed"] for step in preview["waterfall"]}
     assert {
         "matching": preview["count"],
+        "removed_no_address": removed["no address"],
         "removed_no_consent": removed["without consent"],
         "removed_suppressed": removed["suppressed"],
         "removed_regional_restriction": removed["regional restriction"],
@@ -161,6 +175,7 @@ def doc_section(name: str) -> str:
 def figure_line(expected: dict) -> str:
     return (
         f"Preview on **{expected['channel']}**: matching **{expected['matching']}**, "
+        f"no {ADDRESS[expected['channel']]} **-{expected['removed_no_address']}**, "
         f"no {expected['channel']} consent **-{expected['removed_no_consent']}**, "
         f"suppressed **-{expected['removed_suppressed']}**, "
         f"regional restriction **-{expected['removed_regional_restriction']}**, "

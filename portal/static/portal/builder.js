@@ -112,6 +112,26 @@
   function opLabel(op) {
     return catalog.operator_labels[op] || op;
   }
+  /* The names the environment's data holds (its catalogue), offered as suggestions in the
+     custom attribute key, event type and property boxes: <datalist> elements made once. */
+  var LISTS = { keys: "rb-custom-keys", events: "rb-event-types" };
+  var propertyLists = {};
+  function suggestion(entry) {
+    var note = [];
+    if (entry.types && entry.types.length) note.push(entry.types.join(" or "));
+    note.push("seen " + Number(entry.seen).toLocaleString("en") + "×");
+    return el("option", { value: entry.key, label: entry.key + " — " + note.join(", ") });
+  }
+  function makeLists() {
+    var holder = el("div", { hidden: true, id: "rb-suggestions" });
+    holder.appendChild(el("datalist", { id: LISTS.keys }, (catalog.custom_attributes || []).map(suggestion)));
+    holder.appendChild(el("datalist", { id: LISTS.events }, (catalog.event_types || []).map(suggestion)));
+    (catalog.event_types || []).forEach(function (event, index) {
+      propertyLists[event.key] = "rb-event-properties-" + index;
+      holder.appendChild(el("datalist", { id: propertyLists[event.key] }, (event.properties || []).map(suggestion)));
+    });
+    document.body.appendChild(holder);
+  }
 
   // --- what each node is --------------------------------------------------------------------
 
@@ -321,7 +341,7 @@
     if (custom) {
       var key = el("input", {
         type: "text", "data-role": "custom-key", "data-path": pointer, "data-pointer": join(pointer, "attr"),
-        placeholder: "e.g. plan", autocomplete: "off", spellcheck: "false",
+        placeholder: "e.g. plan", autocomplete: "off", spellcheck: "false", list: LISTS.keys,
       });
       key.value = node.attr.slice(catalog.custom_prefix.length);
       row.appendChild(labelled(pointer, "custom-key", "Custom attribute key", key));
@@ -426,7 +446,7 @@
 
   function renderEvent(box, row, node, pointer) {
     var type = el("input", { type: "text", "data-role": "event", "data-path": pointer, "data-pointer": join(pointer, "event"),
-      placeholder: "e.g. cart_abandoned", autocomplete: "off", spellcheck: "false" });
+      placeholder: "e.g. cart_abandoned", autocomplete: "off", spellcheck: "false", list: LISTS.events });
     type.value = node.event;
     row.appendChild(labelled(pointer, "event", "Event type", type));
     var within = el("input", { type: "number", min: 1, max: catalog.max_within_days, step: 1, inputmode: "numeric",
@@ -445,7 +465,7 @@
       var at = join(pointer, "where", index);
       var line = el("div", { class: "node-row rb-filter", "data-path": at });
       var property = el("input", { type: "text", "data-role": "property", "data-path": at, "data-pointer": join(at, "property"),
-        placeholder: "e.g. amount", autocomplete: "off", spellcheck: "false" });
+        placeholder: "e.g. amount", autocomplete: "off", spellcheck: "false", list: propertyLists[node.event] || null });
       property.value = shown(item.property);
       line.appendChild(labelled(at, "property", "Property", property));
       var op = el("select", { "data-role": "filter-op", "data-path": at, "data-pointer": join(at, "op") });
@@ -760,23 +780,31 @@
     return pointer === "/rules" || String(pointer).indexOf("/rules/") === 0;
   }
 
-  function describe(control, id) {
+  /* A problem makes its control invalid; a warning (severity "warning": a name the data
+     never had, say) only describes it. */
+  function describe(control, id, warning) {
     var ids = (control.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
     if (ids.indexOf(id) < 0) ids.push(id);
     control.setAttribute("aria-describedby", ids.join(" "));
-    control.setAttribute("aria-invalid", "true");
+    if (!warning) control.setAttribute("aria-invalid", "true");
+  }
+
+  function isWarning(problem) {
+    return problem.severity === "warning";
   }
 
   function problemItem(problem) {
     problemSeq += 1;
-    var item = el("li", { id: "rb-problem-" + problemSeq, "data-pointer": problem.pointer, "data-code": problem.code },
-      el("strong", { text: problem.message || problem.detail || problem.code }));
+    var item = el("li", { id: "rb-problem-" + problemSeq, "data-pointer": problem.pointer, "data-code": problem.code,
+      class: isWarning(problem) ? "warning" : null },
+      el("strong", { text: (isWarning(problem) ? "Warning: " : "") + (problem.message || problem.detail || problem.code) }));
     if (problem.hint) item.appendChild(el("span", { class: "hint", text: " " + problem.hint }));
     return item;
   }
 
   function showProblems() {
     document.querySelectorAll(".has-problem").forEach(function (n) { n.classList.remove("has-problem"); });
+    document.querySelectorAll(".has-warning").forEach(function (n) { n.classList.remove("has-warning"); });
     document.querySelectorAll("#audience-form [aria-invalid]").forEach(function (n) {
       if (n !== textarea || valid) n.removeAttribute("aria-invalid");
     });
@@ -792,11 +820,14 @@
       });
     });
     var inRules = 0;
+    var warned = 0;
     all.forEach(function (problem) {
       var pointer = String(problem.pointer || "");
       var item = problemItem(problem);
+      var warning = isWarning(problem);
       if (isRulePointer(pointer) && valid) {
-        inRules += 1;
+        if (warning) warned += 1;
+        else inRules += 1;
         var rel = pointer.slice("/rules".length);
         var at = rel;
         var node = null;
@@ -807,14 +838,14 @@
         }
         if (!node) node = tree.querySelector(".rule-node");
         if (!node) return;
-        node.classList.add("has-problem");
+        node.classList.add(warning ? "has-warning" : "has-problem");
         node.querySelector(".node-problems[id='" + idFor(node.getAttribute("data-path"), "problems") + "']").appendChild(item);
         var probe = rel;
         while (probe.length >= at.length) {
           var control = node.querySelector('[data-pointer="' + probe + '"]');
           if (control) {
             if (control.tagName === "FIELDSET") control = control.querySelector("input, select") || control;
-            describe(control, item.id);
+            describe(control, item.id, warning);
             break;
           }
           if (probe === "") break;
@@ -824,17 +855,22 @@
       }
       var field = document.querySelector('#audience-form [data-field-pointer="' + pointer.split("/").slice(0, 2).join("/") + '"]');
       if (!field) field = document.getElementById("builder-problems");
-      if (isRulePointer(pointer)) inRules += 1;
-      field.classList.add("has-problem");
+      if (isRulePointer(pointer) && warning) warned += 1;
+      else if (isRulePointer(pointer)) inRules += 1;
+      field.classList.add(warning ? "has-warning" : "has-problem");
       var list = field.querySelector(".field-problems");
       if (list) list.appendChild(item);
       var input = field.querySelector("input, select, textarea");
-      if (input && field.id !== "builder-problems") describe(input, item.id);
+      if (input && field.id !== "builder-problems") describe(input, item.id, warning);
     });
     var summary = document.getElementById("builder-problems-summary");
     if (summary) {
-      summary.textContent = inRules ? inRules + (inRules === 1 ? " problem" : " problems") +
-        " in the rules" + (valid ? ", marked beside " + (inRules === 1 ? "its condition." : "their conditions.") : ":") : "";
+      var parts = [];
+      if (inRules) parts.push(inRules + (inRules === 1 ? " problem" : " problems"));
+      if (warned) parts.push(warned + (warned === 1 ? " warning" : " warnings"));
+      var marked = inRules + warned;
+      summary.textContent = parts.length ? parts.join(" and ") + " in the rules" + (valid ? ", marked beside " +
+        (marked === 1 ? "its condition." : "their conditions.") : ":") : "";
     }
   }
 
@@ -883,6 +919,7 @@
     var catalogScript = document.getElementById("rule-catalog");
     if (!textarea || !tree || !catalogScript) return;
     catalog = JSON.parse(catalogScript.textContent);
+    makeLists();
     statusLine = document.getElementById("rules-json-status");
     var parsed = parseText(textarea.value);
     valid = parsed.ok;
