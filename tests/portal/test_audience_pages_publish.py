@@ -480,7 +480,7 @@ def test_after_a_rollback_the_steps_that_removed_nobody_say_0_not_blank(portal, 
     )
     assert steps == [
         ("Members of version 1", "0", "3"),
-        ("No longer reachable (consent, suppression, restriction)", "0", "3"),
+        ("No longer reachable (address, consent, suppression, restriction)", "0", "3"),
         ("Reachable", "0", "3"),
     ]
     versions = client.get(f"/audiences/{target.pk}/versions/").content.decode()
