@@ -644,3 +644,15 @@ def test_validate_of_rules_that_are_not_json_says_where_it_breaks(portal, sandbo
     assert response.status_code == 422
     assert "The rules are not valid JSON" in response.content.decode()
     assert [e["code"] for e in marks(response)["errors"]] == ["malformed_json"]
+
+
+def test_the_preview_names_conditions_in_words_not_json_pointers(portal):
+    """Issue 11, item 12: marketers read "Condition 2", not /rules/all/1/attr."""
+    client = portal("operator")
+    rules = {"all": [{"attr": "region", "op": "eq", "value": "EU"}, {"attr": "regoin", "op": "eq", "value": "EU"}]}
+
+    page = preview(client, rules).content.decode()
+
+    listed = page.split("</script>", 1)[1]  # the problem list, after the builder's marks
+    assert "Condition 2" in listed
+    assert "<code>/rules/all/1/attr</code>" not in listed
