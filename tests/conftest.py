@@ -12,9 +12,9 @@ from django.db.backends.signals import connection_created
 from rest_framework.test import APIClient
 
 from governance.actors import Actor
-from governance.models import ApiToken, Door, Environment, hash_token
+from governance.models import Door, Environment
 from governance.roles import ROLE_NAMES
-from tests.factories import UserFactory
+from tests.factories import ALL_SCOPES, ApiTokenFactory, UserFactory
 
 PERSONAS = {
     "analyst": ["analyst", "growth"],
@@ -73,23 +73,12 @@ def persona(db) -> Callable[[str], object]:
     return make
 
 
-ALL_SCOPES = ["read", "write", "publish", "export", "ingest", "admin"]
-
-
 def issue_test_token(user, environment: Environment, scopes: list[str] | None = None) -> str:
-    """A token with every scope by default: what it may do is then bounded by its owner's roles."""
-    secret = ApiToken.generate_secret(environment)
-    ApiToken.objects.create(
-        environment=environment,
-        user=user,
-        owner=user,
-        scopes=list(ALL_SCOPES if scopes is None else scopes),
-        name="test",
-        prefix=secret[:20],
-        key_hash=hash_token(secret),
-        expires_at=ApiToken.default_expiry(),
-    )
-    return secret
+    """The Bearer secret of a new token of `user`: every scope by default, so what it may do
+    is then bounded by its owner's roles."""
+    return ApiTokenFactory(
+        user=user, environment=environment, scopes=list(ALL_SCOPES if scopes is None else scopes)
+    ).secret
 
 
 @pytest.fixture

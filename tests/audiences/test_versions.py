@@ -12,7 +12,6 @@ from audiences.publishing import runner
 from governance.models import AuditEvent, OutboxEvent
 from integrations.models import Destination, DestinationPush, JobState
 from tests.audiences.publish_support import (
-    audience,
     fresh,
     members_of,
     people,
@@ -20,6 +19,7 @@ from tests.audiences.publish_support import (
     rollback_now,
     set_consent,
 )
+from tests.factories import AudienceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 def _three_versions(actor, sandbox):
     """v1 = a, v2 = a + b, v3 = b + c (a withdrew consent)."""
     operator = actor("operator")
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     a = people(sandbox, "a", 2)
     publish_now(operator, target)
     b = people(sandbox, "b", 2)
@@ -61,7 +61,7 @@ def test_versions_list_counts_diff_sizes_who_and_when(api, actor, sandbox, djang
 def test_the_versions_list_costs_the_same_for_one_version_or_many(api, actor, sandbox):
     operator = actor("operator")
     people(sandbox, "eu", 1)
-    one, many = audience(sandbox, name="One"), audience(sandbox, name="Many")
+    one, many = AudienceFactory(environment=sandbox, name="One"), AudienceFactory(environment=sandbox, name="Many")
     publish_now(operator, one)
     for _ in range(4):
         publish_now(operator, fresh(many))
@@ -77,7 +77,7 @@ def test_the_versions_list_costs_the_same_for_one_version_or_many(api, actor, sa
 
 
 def test_versions_of_another_environment_are_a_404(api, sandbox, pilot):
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     response = api("analyst", pilot).get(f"/api/v1/audiences/{target.pk}/versions")
     assert response.status_code == 404
 
@@ -129,7 +129,7 @@ def test_rollback_never_brings_back_someone_who_withdrew_consent(actor, sandbox)
 def test_rollback_to_a_pruned_version_rebuilds_it_from_its_rules_with_a_warning(actor, sandbox, settings):
     settings.AUDIENCE_VERSIONS_WITH_MEMBERS = 1
     operator = actor("operator")
-    target = audience(sandbox, rules={"all": [{"attr": "region", "op": "eq", "value": "EU"}]})
+    target = AudienceFactory(environment=sandbox, rules={"all": [{"attr": "region", "op": "eq", "value": "EU"}]})
     people(sandbox, "eu", 2)
     publish_now(operator, target)
     target.rules = {"all": [{"attr": "region", "op": "eq", "value": "UK"}]}
@@ -170,7 +170,7 @@ def test_rollback_refusals(api, actor, sandbox):
 def test_retention_keeps_members_of_the_newest_versions_only(actor, sandbox, settings):
     settings.AUDIENCE_VERSIONS_WITH_MEMBERS = 2
     operator = actor("operator")
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     people(sandbox, "eu", 3)
     for _ in range(4):
         _, job = publish_now(operator, fresh(target))
@@ -187,7 +187,7 @@ def test_retention_keeps_members_of_the_newest_versions_only(actor, sandbox, set
 def test_the_live_version_keeps_its_members_even_beyond_the_newest(actor, sandbox, settings):
     settings.AUDIENCE_VERSIONS_WITH_MEMBERS = 1
     operator = actor("operator")
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     people(sandbox, "eu", 2)
     publish_now(operator, target)
     # a newer version that failed does not count, and never pushes the live one out
