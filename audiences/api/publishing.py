@@ -258,6 +258,8 @@ def _body(request: Request) -> Any:
 
 
 class AudiencePublish(_AudienceView):
+    policy_actions: ClassVar[dict[str, str]] = {"POST": "audience.publish"}
+
     @extend_schema(
         operation_id="audiences_publish",
         summary="Publish an audience",
@@ -306,6 +308,8 @@ class AudiencePublish(_AudienceView):
 
 
 class AudienceRollback(_AudienceView):
+    policy_actions: ClassVar[dict[str, str]] = {"POST": "audience.rollback"}
+
     @extend_schema(
         operation_id="audiences_rollback",
         summary="Make an earlier version live again",
