@@ -201,6 +201,7 @@ def test_validate_counts_the_same_waterfall(scene):
         assert stats["restricted_removed"] == remaining[2] - remaining[3]
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_generated_rules_preview_like_the_reference(scene, data):

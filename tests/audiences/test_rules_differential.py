@@ -229,6 +229,7 @@ def _trees(audience_id: int):
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_generated_rules_match_the_reference(world, data):

@@ -168,6 +168,7 @@ def test_hooks_from_domain_apps_can_refuse(persona, sandbox, monkeypatch):
     assert policy.decide(actor, "audience.create", None, {"channel": "email"}).allowed
 
 
+@pytest.mark.slow
 def test_every_action_is_known_whatever_a_process_imported():
     # A Celery worker imports neither the URL conf nor the API modules: the table must not
     # depend on them (governance/policy/actions.py).

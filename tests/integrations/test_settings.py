@@ -38,6 +38,7 @@ def settings_in_a_process(**env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_the_defaults_when_nothing_is_set():
     result = settings_in_a_process()
 
@@ -52,6 +53,7 @@ def test_the_defaults_when_nothing_is_set():
     }
 
 
+@pytest.mark.slow
 def test_each_is_read_from_the_environment():
     result = settings_in_a_process(
         WEBHOOK_CONNECT_TIMEOUT="1.5",
@@ -82,6 +84,7 @@ def test_each_is_read_from_the_environment():
         ("DESTINATION_BREAKER_THRESHOLD", "five", "DESTINATION_BREAKER_THRESHOLD='five' is not a whole number."),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_value_stops_the_process_naming_it(variable, value, message):
     result = settings_in_a_process(**{variable: value})
 

@@ -80,6 +80,7 @@ def test_the_python_snippet_verifies_a_real_delivery(verify, db, sandbox, monkey
     assert not verify(got.body, got.headers["marketerapi-signature"], "whsec_wrong-secret-0123456789abcdef")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_the_node_snippet(tmp_path):
     script = tmp_path / "verify.js"
