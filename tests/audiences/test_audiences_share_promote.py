@@ -10,6 +10,7 @@ from governance.actors import Actor
 from governance.approvals import approval_approve, approval_execute
 from governance.models import ApprovalRequest, AuditEvent, Door, OutboxEvent
 from tests.factories import AudienceFactory, AudienceVersionFactory, ProfileFactory, UserFactory, team
+from tests.refusals import denied_event, refused
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +29,8 @@ def code_of(response) -> tuple[int, str]:
 def test_the_owning_team_shares_change_and_the_other_team_may_then_edit(api, sandbox):
     audience = AudienceFactory(environment=sandbox)
     owner, other = api("operator"), api("operator2")
-    assert other.patch(url(audience), {"purpose": "x"}, format="json").status_code == 403
+    refused(other.patch(url(audience), {"purpose": "x"}, format="json"), 403, "permission_denied")
+    denied_event(other.user, "audience.edit")
 
     response = owner.post(url(audience, "share"), {"team": "retention", "level": "change"}, format="json")
 
@@ -47,7 +49,8 @@ def test_sharing_again_replaces_the_level(api, sandbox):
     response = owner.post(url(audience, "share"), {"team": "retention", "level": "view"}, format="json")
 
     assert response.json()["shares"] == [{"team": "retention", "level": "view"}]
-    assert other.patch(url(audience), {"purpose": "x"}, format="json").status_code == 403
+    refused(other.patch(url(audience), {"purpose": "x"}, format="json"), 403, "permission_denied")
+    denied_event(other.user, "audience.edit")
 
 
 def test_a_person_can_be_shared_with(api, sandbox):

@@ -11,6 +11,7 @@ from audiences.publishing.pagination import members_cursor
 from governance.models import AuditEvent
 from tests.audiences.publish_support import fresh, people, publish_now, set_consent
 from tests.factories import AudienceFactory
+from tests.refusals import refused
 
 pytestmark = pytest.mark.django_db
 
@@ -143,7 +144,7 @@ def test_a_page_costs_the_same_number_of_queries_whatever_its_size(api, actor, s
 
 def test_memberships_of_another_environment_are_a_404(api, sandbox, pilot):
     target = AudienceFactory(environment=sandbox)
-    assert api("analyst", pilot).get(f"/api/v1/audiences/{target.pk}/memberships").status_code == 404
+    refused(api("analyst", pilot).get(f"/api/v1/audiences/{target.pk}/memberships"), 404, "audience_not_found")
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from audiences.models import Audience, AudienceState, AudienceVersion, Membership, VersionState
@@ -29,6 +30,7 @@ from tests.audiences.publish_support import (
     set_consent,
 )
 from tests.factories import AudienceFactory
+from tests.refusals import denied_event, refused
 
 # What publishing does is tested here (tasks in-process); the broker is tested elsewhere.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
@@ -413,8 +415,10 @@ def test_who_may_publish(api, sandbox, pilot):
     assert analyst.status_code == 403 and analyst.json()["code"] == "permission_denied"
 
     other_team = api("operator2").post(url, format="json")
-    assert other_team.status_code == 403
+    refused(other_team, 403, "permission_denied")
     assert "growth" in other_team.json()["detail"]
+    for who in ("p-analyst", "p-operator2"):
+        denied_event(User.objects.get(username=who), "audience.publish")
 
     elsewhere = api("operator", pilot).post(url, format="json")
     assert elsewhere.status_code == 404 and elsewhere.json()["code"] == "audience_not_found"
@@ -436,7 +440,8 @@ def test_a_token_without_the_publish_scope_is_refused(db, persona, sandbox):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_test_token(persona('operator'), sandbox, ['read', 'write'])}")
     response = client.post(f"/api/v1/audiences/{target.pk}/publish", format="json")
-    assert response.status_code == 403 and "publish" in response.json()["detail"]
+    assert "publish" in refused(response, 403, "permission_denied")["detail"]
+    denied_event(persona("operator"), "audience.publish")
 
 
 def test_idempotency_key_replays_the_first_answer(api, sandbox):

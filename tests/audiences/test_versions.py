@@ -20,6 +20,7 @@ from tests.audiences.publish_support import (
     set_consent,
 )
 from tests.factories import AudienceFactory
+from tests.refusals import denied_event, refused
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +80,7 @@ def test_the_versions_list_costs_the_same_for_one_version_or_many(api, actor, sa
 def test_versions_of_another_environment_are_a_404(api, sandbox, pilot):
     target = AudienceFactory(environment=sandbox)
     response = api("analyst", pilot).get(f"/api/v1/audiences/{target.pk}/versions")
-    assert response.status_code == 404
+    refused(response, 404, "audience_not_found")
 
 
 # --- rollback -------------------------------------------------------------------------------------
@@ -159,9 +160,13 @@ def test_rollback_refusals(api, actor, sandbox):
     assert client.post(url, {"version": 3}, format="json").json()["code"] == "version_already_live"
     assert client.post(url, {"version": 9}, format="json").json()["code"] == "version_not_ready"
     assert client.post(url, {}, format="json").status_code == 422
-    assert api("analyst").post(url, {"version": 1}, format="json").status_code == 403
-    other_team = api("operator2").post(url, {"version": 1}, format="json")
-    assert other_team.status_code == 403 and "growth" in other_team.json()["detail"]
+    analyst = api("analyst")
+    refused(analyst.post(url, {"version": 1}, format="json"), 403, "permission_denied")
+    denied_event(analyst.user, "audience.rollback")
+    operator2 = api("operator2")
+    other_team = operator2.post(url, {"version": 1}, format="json")
+    assert "growth" in refused(other_team, 403, "permission_denied")["detail"]
+    denied_event(operator2.user, "audience.rollback")
 
 
 # --- retention ------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from governance.tasks import approvals_expire_task, approvals_run_due_task
 from marketerapi.problems import ApplicationError
 from tests.conftest import issue_test_token
 from tests.factories import AudienceFactory, UserFactory
+from tests.refusals import denied_event, refused
 
 # What the approved action does is tested here; the broker is tested elsewhere.
 pytestmark = pytest.mark.usefixtures("eager_celery")
@@ -575,7 +576,7 @@ def test_api_another_environment_is_a_404(filed, people, pilot, api):
     client = _client(api, people["approver"], pilot)
     response = client.get(f"/api/v1/approvals/{filed.pk}")
     assert response.status_code == 404 and response.json()["code"] == "approval_not_found"
-    assert client.post(f"/api/v1/approvals/{filed.pk}/approve", {}, format="json").status_code == 404
+    refused(client.post(f"/api/v1/approvals/{filed.pk}/approve", {}, format="json"), 404, "approval_not_found")
 
 
 def test_api_approve_reject_and_cancel(filed, people, production, api, django_capture_on_commit_callbacks):
@@ -616,7 +617,8 @@ def test_api_a_read_only_token_cannot_vote(filed, people, production, api):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_test_token(people['approver'], production, ['read'])}")
     response = client.post(f"/api/v1/approvals/{filed.pk}/approve")
-    assert response.status_code == 403 and "'write' scope" in response.json()["detail"]
+    assert "'write' scope" in refused(response, 403, "permission_denied")["detail"]
+    denied_event(people["approver"], "approval.vote", environment=production)
 
 
 def test_api_list_filters(executor, people, production, api):

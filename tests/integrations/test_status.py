@@ -13,6 +13,7 @@ from integrations.destinations import breakers
 from integrations.status import heartbeats
 from integrations.status import selectors as status
 from tests.factories import DestinationFactory
+from tests.refusals import refused
 
 pytest_plugins = ["tests.fakes.fixtures"]
 pytestmark = pytest.mark.usefixtures("clean_state")
@@ -40,7 +41,7 @@ def test_every_role_may_read_the_status(api, who):
 
 
 def test_a_user_without_a_role_may_not(api):
-    assert api("nobody").get(URL).status_code == 403
+    refused(api("nobody").get(URL), 403, "permission_denied")
 
 
 def test_the_broker_is_named_or_in_process(api):

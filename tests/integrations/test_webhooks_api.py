@@ -22,6 +22,7 @@ from integrations.webhooks import delivery as webhook_delivery
 from integrations.webhooks import signing
 from tests.conftest import issue_test_token
 from tests.factories import WebhookSubscriptionFactory
+from tests.refusals import denied_event, refused
 from tests.reliability import fixtures
 from tests.reliability.fixtures import SECRET, emit
 from tests.reliability.receivers import Answer
@@ -155,7 +156,7 @@ def test_a_token_without_the_admin_scope_gets_403(persona, sandbox):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_test_token(persona('developer'), sandbox, ['read'])}")
     response = client.get(URL)
-    assert response.status_code == 403 and "admin" in response.json()["detail"]
+    assert "admin" in refused(response, 403, "permission_denied")["detail"]
 
 
 def test_another_environments_subscription_is_404(api, pilot):
@@ -313,7 +314,7 @@ def test_dead_letters_are_listed_and_filtered(api, sandbox, pilot, no_kicks):
     assert replayed == []
     assert listed[0]["state"] == "open" and listed[0]["last_error"] == "HTTP 500: nope"
     assert listed[0]["payload"]["event_id"].startswith("evt_")
-    assert api("analyst").get("/api/v1/dead-letters/").status_code == 403
+    refused(api("analyst").get("/api/v1/dead-letters/"), 403, "permission_denied")
 
 
 def test_replay_requeues_a_fresh_delivery_and_it_is_sent(api, sandbox, receiver, no_kicks):
@@ -368,7 +369,9 @@ def test_replay_of_a_paused_subscriptions_delivery_waits_for_resume(api, sandbox
 
 def test_dead_letters_permissions(api, sandbox, pilot, no_kicks):
     _, letter = _dead_letter(sandbox)
-    assert api("analyst").post(f"/api/v1/dead-letters/{letter.pk}/replay").status_code == 403
+    analyst = api("analyst")
+    refused(analyst.post(f"/api/v1/dead-letters/{letter.pk}/replay"), 403, "permission_denied")
+    denied_event(analyst.user, "dead_letter.replay")
     other = api("developer", pilot).post(f"/api/v1/dead-letters/{letter.pk}/discard")
     assert other.status_code == 404 and other.json()["code"] == "dead_letter_not_found"
     letter.refresh_from_db()
