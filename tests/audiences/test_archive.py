@@ -14,9 +14,9 @@ from audiences.models import Audience, AudienceState
 from governance.actors import Actor
 from governance.approvals import approval_approve, approval_execute, approval_reject
 from governance.models import ApprovalRequest, ApprovalState, AuditEvent, Door, OutboxEvent
-from integrations.models import Destination, DestinationPush, Job
+from integrations.models import DestinationPush, Job
 from marketerapi.problems import ApplicationError
-from tests.factories import AudienceFactory, AudienceVersionFactory, ProfileFactory
+from tests.factories import AudienceFactory, AudienceVersionFactory, DestinationFactory, ProfileFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 
@@ -35,9 +35,7 @@ def live(pilot):
     AudienceVersionFactory(
         audience=audience, live=True, memberships=[*first, ProfileFactory(environment=pilot, region="EU")]
     )
-    Destination.objects.create(
-        environment=pilot, name="crm", adapter="file", config={"directory": "/nonexistent", "format": "jsonl"}
-    )
+    DestinationFactory(environment=pilot, name="crm", config={"directory": "/nonexistent", "format": "jsonl"})
     return audience
 
 

@@ -19,7 +19,7 @@ from audiences.models import Audience, AudienceState, AudienceVersion, Membershi
 from audiences.publishing import errors, runner, swap
 from audiences.publishing import services as publish
 from governance.models import ApprovalPolicy, ApprovalRequest, ApprovalState, AuditEvent, OutboxEvent
-from integrations.models import Destination, DestinationPush, Job, JobState
+from integrations.models import DestinationPush, Job, JobState
 from tests.audiences.publish_support import (
     fresh,
     members_of,
@@ -29,7 +29,7 @@ from tests.audiences.publish_support import (
     run,
     set_consent,
 )
-from tests.factories import AudienceFactory
+from tests.factories import AudienceFactory, DestinationFactory
 from tests.refusals import denied_event, refused
 
 # What publishing does is tested here (tasks in-process); the broker is tested elsewhere.
@@ -39,9 +39,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 @pytest.fixture
 def drop(sandbox, tmp_path, settings):
     settings.DESTINATION_SANDBOX_FILE_ROOTS = [str(tmp_path)]
-    return Destination.objects.create(
-        environment=sandbox, name="drop", adapter="file", config={"directory": str(tmp_path), "format": "jsonl"}
-    )
+    return DestinationFactory(environment=sandbox, name="drop", config={"directory": str(tmp_path), "format": "jsonl"})
 
 
 def _dropped_rows(directory: Path) -> list[dict]:

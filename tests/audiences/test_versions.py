@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from audiences.models import AudienceVersion, Membership, VersionState
 from audiences.publishing import runner
 from governance.models import AuditEvent, OutboxEvent
-from integrations.models import Destination, DestinationPush, JobState
+from integrations.models import DestinationPush, JobState
 from tests.audiences.publish_support import (
     fresh,
     members_of,
@@ -19,7 +19,7 @@ from tests.audiences.publish_support import (
     rollback_now,
     set_consent,
 )
-from tests.factories import AudienceFactory
+from tests.factories import AudienceFactory, DestinationFactory
 from tests.refusals import denied_event, refused
 
 pytestmark = pytest.mark.django_db
@@ -91,9 +91,7 @@ def test_rollback_restores_the_exact_membership_of_a_kept_version(api, actor, sa
     _, target, a, b, c = _three_versions(actor, sandbox)
     set_consent(a, "granted")  # everyone of v2 may be reached again
     v2 = AudienceVersion.objects.get(audience=target, number=2)
-    drop = Destination.objects.create(
-        environment=sandbox, name="drop", adapter="file", config={"directory": str(tmp_path), "format": "jsonl"}
-    )
+    drop = DestinationFactory(environment=sandbox, name="drop", config={"directory": str(tmp_path), "format": "jsonl"})
     client = api("operator")
 
     response = client.post(f"/api/v1/audiences/{target.pk}/rollback", {"version": 2}, format="json")
