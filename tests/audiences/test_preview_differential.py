@@ -181,6 +181,7 @@ CONSENT_SHAPES = [
 ]
 
 
+@pytest.mark.slow  # 36 rules × 4 channels, each on a fresh scene: about 9 seconds
 @pytest.mark.parametrize("rule", CONSENT_SHAPES + HAND_WRITTEN, ids=lambda r: str(r)[:60])
 def test_the_preview_matches_the_reference(scene, rule):
     for channel in CHANNELS:
