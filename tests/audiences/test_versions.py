@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from audiences.models import AudienceVersion, Membership, VersionState
+from audiences.models import AudienceVersion, Membership
 from audiences.publishing import runner
 from governance.models import AuditEvent, OutboxEvent
 from integrations.models import DestinationPush, JobState
@@ -19,7 +19,7 @@ from tests.audiences.publish_support import (
     rollback_now,
     set_consent,
 )
-from tests.factories import AudienceFactory, DestinationFactory
+from tests.factories import AudienceFactory, AudienceVersionFactory, DestinationFactory
 from tests.refusals import denied_event, refused
 
 pytestmark = pytest.mark.django_db
@@ -151,7 +151,7 @@ def test_rollback_to_a_pruned_version_rebuilds_it_from_its_rules_with_a_warning(
 
 def test_rollback_refusals(api, actor, sandbox):
     _, target, *_ = _three_versions(actor, sandbox)
-    AudienceVersion.objects.create(audience=target, number=9, rules={}, channel="email", state=VersionState.FAILED)
+    AudienceVersionFactory(audience=target, number=9, failed=True)
     client = api("operator")
     url = f"/api/v1/audiences/{target.pk}/rollback"
     assert client.post(url, {"version": 42}, format="json").json()["code"] == "version_not_found"
@@ -194,6 +194,6 @@ def test_the_live_version_keeps_its_members_even_beyond_the_newest(actor, sandbo
     people(sandbox, "eu", 2)
     publish_now(operator, target)
     # a newer version that failed does not count, and never pushes the live one out
-    AudienceVersion.objects.create(audience=target, number=2, rules={}, channel="email", state=VersionState.FAILED)
+    AudienceVersionFactory(audience=target, number=2, failed=True)
     assert runner.prune_memberships(target.pk) == []
     assert Membership.objects.filter(version=fresh(target).live_version).count() == 2

@@ -265,13 +265,12 @@ def test_distinct_indexed_values_lists_each_value_once(sandbox):
 @pytest.mark.parametrize("per_page", [100, 1], ids=["bounds-from-the-page", "bounds-from-the-first-and-last-id"])
 def test_the_date_hierarchy_drills_down_within_the_rows_bounds(root, sandbox, monkeypatch, per_page):
     from integrations.admin.jobs import JobAdmin
-    from integrations.models import Job
 
     monkeypatch.setattr(JobAdmin, "list_per_page", per_page)
 
     first = timezone.now().replace(month=3, day=10, hour=12)
-    Job.objects.create(environment=sandbox, kind="export", created_at=first)
-    Job.objects.create(environment=sandbox, kind="export", created_at=first + timedelta(days=2))
+    JobFactory(environment=sandbox, kind="export", created_at=first)
+    JobFactory(environment=sandbox, kind="export", created_at=first + timedelta(days=2))
 
     by_month = root.get("/admin/integrations/job/", {"created_at__year": first.year, "created_at__month": 3})
     html = by_month.content.decode()
@@ -282,7 +281,6 @@ def test_the_date_hierarchy_drills_down_within_the_rows_bounds(root, sandbox, mo
 
 def test_exact_search_fields_compare_exactly_and_typed(root, sandbox):
     from governance.models import OutboxEvent
-    from integrations.models import Job
 
     event = OutboxEvent.objects.create(
         environment=sandbox, type="consent.updated", aggregate_type="x", aggregate_id="7"
@@ -290,7 +288,7 @@ def test_exact_search_fields_compare_exactly_and_typed(root, sandbox):
     other = OutboxEvent.objects.create(
         environment=sandbox, type="consent.updated", aggregate_type="x", aggregate_id="8"
     )
-    job = Job.objects.create(environment=sandbox, kind="export", target_type="audiences.audience", target_id="AbC")
+    job = JobFactory(environment=sandbox, kind="export", target_type="audiences.audience", target_id="AbC")
 
     def found(url: str, term: str) -> list[int]:
         response = root.get(url, {"q": term})
