@@ -7,7 +7,7 @@ from __future__ import annotations
 from base64 import b64decode
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib import parse
 
 from django.conf import settings
@@ -29,13 +29,51 @@ if TYPE_CHECKING:
 
 
 class ActorMixin(APIView):
-    """`self.actor`: who calls this API view (token or portal session), built once per request."""
+    """`self.actor`: who calls this API view (token or portal session), built once per request.
+
+    `policy_actions` names the policy action of each method that changes state
+    (`{"PATCH": "webhook.update"}`). A refusal raised before the service is reached — the role
+    check of the selector that loads the object asks about *reading* it, and a read refusal is
+    not audited — is then recorded as a denied attempt of that action, as the service's own
+    refusal would have been: every refused change leaves its audit row, whichever check said no.
+    """
+
+    policy_actions: ClassVar[dict[str, str]] = {}
 
     @cached_property
     def actor(self) -> Actor:
         from governance.actors import actor_from_request
 
         return actor_from_request(self.request)
+
+    def handle_exception(self, exc: Exception) -> Any:
+        _audit_refused_change(self, exc)
+        return super().handle_exception(exc)
+
+
+def _audit_refused_change(view: ActorMixin, exc: Exception) -> None:
+    from governance.policy.actions import ACTIONS
+    from governance.policy.engine import PolicyDenied
+
+    method = view.request.method or ""
+    action = view.policy_actions.get(method)
+    if action is None or not isinstance(exc, PolicyDenied) or getattr(exc, "denial", None) is not None:
+        return  # not a change, not a policy refusal, or already audited by policy.require
+    if not ACTIONS[action].unsafe:
+        return
+    from django.db import transaction
+
+    from governance.audit import trail as audit
+    from governance.models import Outcome
+
+    with transaction.atomic():
+        audit.record(
+            view.actor,
+            action,
+            outcome=Outcome.DENIED,
+            reasons=[exc.detail],
+            changes={"refused": {"method": method, "path": view.request.path, "rule": exc.extra.get("rule", "")}},
+        )
 
 
 # --- pagination -------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Callable
 
@@ -12,9 +13,9 @@ from django.db.backends.signals import connection_created
 from rest_framework.test import APIClient
 
 from governance.actors import Actor
-from governance.models import ApiToken, Door, Environment, hash_token
+from governance.models import Door, Environment
 from governance.roles import ROLE_NAMES
-from tests.factories import UserFactory
+from tests.factories import ALL_SCOPES, ApiTokenFactory, UserFactory
 
 PERSONAS = {
     "analyst": ["analyst", "growth"],
@@ -35,6 +36,46 @@ def require_service(name: str, reason: str) -> None:
     if settings.REQUIRE_SERVICES or os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(f"{name} is required (REQUIRE_SERVICES=1) but unavailable: {reason}")
     pytest.skip(f"{name} unavailable: {reason}")
+
+
+# --- the `slow` marker ----------------------------------------------------------------------
+#
+# `make test ARGS='-m "not slow"'` is the quick run (about two minutes); CI runs everything.
+# Slow are: the browser suite (tests/e2e marks itself), property-based tests (hypothesis), tests
+# that start a process (manage.py, a Celery worker, gunicorn, make, node, `python -c`) and the
+# few big matrices that take seconds. The first two kinds are checked here, the third when the
+# test runs: a test that is not marked slow and starts a process fails, saying so.
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [
+        item.nodeid
+        for item in items
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False) and not item.get_closest_marker("slow")
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "Property-based (hypothesis) tests run for seconds: mark them @pytest.mark.slow so that "
+            '-m "not slow" stays quick:\n  ' + "\n  ".join(unmarked)
+        )
+
+
+@pytest.fixture(autouse=True)
+def _processes_are_slow(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test not marked slow may not start a process: starting one fails the test with the fix."""
+    if request.node.get_closest_marker("slow"):
+        return
+    nodeid = request.node.nodeid
+
+    class NotInAQuickTest(subprocess.Popen):
+        def __init__(self, args: object, *rest: object, **kwargs: object) -> None:
+            pytest.fail(
+                f"{nodeid} starts a process ({args!r}): mark the test @pytest.mark.slow, so that "
+                '`-m "not slow"` stays quick (tests/conftest.py)',
+                pytrace=False,
+            )
+
+    monkeypatch.setattr(subprocess, "Popen", NotInAQuickTest)
 
 
 @pytest.fixture(autouse=True)
@@ -82,23 +123,12 @@ def persona(db) -> Callable[[str], object]:
     return make
 
 
-ALL_SCOPES = ["read", "write", "publish", "export", "ingest", "admin"]
-
-
 def issue_test_token(user, environment: Environment, scopes: list[str] | None = None) -> str:
-    """A token with every scope by default: what it may do is then bounded by its owner's roles."""
-    secret = ApiToken.generate_secret(environment)
-    ApiToken.objects.create(
-        environment=environment,
-        user=user,
-        owner=user,
-        scopes=list(ALL_SCOPES if scopes is None else scopes),
-        name="test",
-        prefix=secret[:20],
-        key_hash=hash_token(secret),
-        expires_at=ApiToken.default_expiry(),
-    )
-    return secret
+    """The Bearer secret of a new token of `user`: every scope by default, so what it may do
+    is then bounded by its owner's roles."""
+    return ApiTokenFactory(
+        user=user, environment=environment, scopes=list(ALL_SCOPES if scopes is None else scopes)
+    ).secret
 
 
 @pytest.fixture

@@ -18,6 +18,12 @@ prints a template to fill in. An entry says what each persona gets (PRODUCT.md �
 
 Routes without a path parameter have only `own`. Each call runs in a savepoint that is
 rolled back, so every persona meets the same world, built once for the whole module.
+
+A refusal is checked as the caller meets it, not only by its status: its problem `code`
+(`permission_denied` for a 403, the kind's `<kind>_not_found` for a 404, unless the entry
+says otherwise in `codes`), and, for a refused change (a route whose `action` is unsafe in
+governance/policy/actions.py), exactly one audit event: outcome `denied`, the action, the
+caller, the environment — whichever check said no.
 """
 
 from __future__ import annotations
@@ -27,24 +33,35 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from rest_framework.test import APIClient
 from waffle.models import Flag
 
-from audiences.models import Audience, AudienceState, AudienceVersion
+from audiences.models import Audience
 from governance.access.objectperms import share
-from governance.models import ApiToken, ApprovalRequest, Environment, OutboxEvent, hash_token
-from integrations.models import DeadLetter, Destination, Job, WebhookSubscription
+from governance.models import ApiToken, ApprovalRequest, AuditEvent, Environment, OutboxEvent
+from governance.policy.actions import ACTIONS
+from integrations.models import DeadLetter
 from tests import routes
-from tests.conftest import ALL_SCOPES, PERSONAS
-from tests.factories import ProfileFactory, UserFactory
-from tests.routes import METHODS, dotted
+from tests.conftest import PERSONAS
+from tests.factories import (
+    ApiTokenFactory,
+    ApprovalRequestFactory,
+    AudienceFactory,
+    AudienceVersionFactory,
+    DestinationFactory,
+    JobFactory,
+    ProfileFactory,
+    UserFactory,
+    WebhookSubscriptionFactory,
+)
+from tests.routes import METHODS, UNSAFE, dotted
 
 MATRIX_PERSONAS = (
     "analyst",
@@ -89,6 +106,8 @@ def hidden(*refused: str) -> dict[str, int]:
 
 ROLELESS = ("nobody",)
 NOT_INTEGRATORS = ("analyst", "operator", "operator2", "approver", "compliance", "outsider", "nobody")
+# Who has a role but none that fills a step of the matrix's requests (approver; developer or admin).
+VOTERS_NOT_ELIGIBLE = ("analyst", "operator", "operator2", "compliance", "outsider")
 
 
 @dataclass(frozen=True)
@@ -100,12 +119,50 @@ class Route:
     body: Any = None
     query: str = ""
     note: str = ""
+    # The policy action a change asks for (every route with an unsafe method names one); a
+    # refusal of an unsafe action is audited as denied under it, or under one of `audited`.
+    action: str | None = None
+    audited: tuple[str, ...] = ()
+    # Where a refusal is audited: the caller's environment (the tokens are sandbox tokens),
+    # or the one the change was meant for.
+    audited_in: tuple[str, ...] = ("sandbox",)
+    # ownership → persona → the problem code of a refusal, where it is not the default.
+    codes: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def ownerships(self) -> list[str]:
         return [o for o, e in ((OWN, self.own), (FOREIGN, self.foreign), (OTHER_ENV, self.other_env)) if e is not None]
 
     def expected(self, ownership: str) -> dict[str, int]:
         return {OWN: self.own, FOREIGN: self.foreign, OTHER_ENV: self.other_env}[ownership]  # type: ignore[return-value]
+
+    def code(self, key: str, ownership: str, persona: str, status: int) -> str | None:
+        """The problem code a refusal with `status` must carry (None: not a refusal)."""
+        if status < 400:
+            return None
+        if persona in self.codes.get(ownership, {}) and status == 403:
+            return self.codes[ownership][persona]
+        if status == 404:
+            return NOT_FOUND[_PARAM.findall(key)[0]]
+        return {401: "not_authenticated", 403: "permission_denied"}[status]
+
+
+def codes(code: str, *personas: str) -> dict[str, str]:
+    """These personas' refusals carry `code` (everyone's with a role, when none are named)."""
+    return dict.fromkeys(personas or [p for p in MATRIX_PERSONAS if p not in ROLELESS], code)
+
+
+# {parameter} of a path → the code of its 404 (tokens answer the generic `not_found`).
+NOT_FOUND = {
+    "audience_id": "audience_not_found",
+    "token_id": "not_found",
+    "approval_id": "approval_not_found",
+    "profile_id": "profile_not_found",
+    "webhook_id": "webhook_not_found",
+    "dead_letter_id": "dead_letter_not_found",
+    "destination_id": "destination_not_found",
+    "job_id": "job_not_found",
+    "name": "flag_not_found",
+}
 
 
 def _now() -> str:
@@ -131,7 +188,9 @@ MATRIX: dict[str, Route] = {
     "GET /api/v1/me": Route(own=statuses(200)),
     "GET /api/v1/me/quotas": Route(own=statuses(200)),
     "GET /api/v1/tokens": Route(own=integrators(200)),
-    "POST /api/v1/tokens": Route(own=integrators(201), body={"name": "matrix", "scopes": ["read"]}),
+    "POST /api/v1/tokens": Route(
+        own=integrators(201), body={"name": "matrix", "scopes": ["read"]}, action="token.create"
+    ),
     "GET /api/v1/tokens/{token_id}": Route(
         own=integrators(200),
         # A colleague's token: only admins see every token; a developer answers for their own.
@@ -139,24 +198,31 @@ MATRIX: dict[str, Route] = {
         other_env=hidden(*NOT_INTEGRATORS),
     ),
     "DELETE /api/v1/tokens/{token_id}": Route(
+        action="token.revoke",
         own=integrators(204),
         foreign=statuses(403, developer=404, admin=204),
         other_env=hidden(*NOT_INTEGRATORS),
     ),
     "GET /api/v1/flags": Route(own=statuses(200), note="anyone signed in sees the flags and whether they have them"),
     "GET /api/v1/flags/{name}": Route(own=statuses(200)),
-    "PATCH /api/v1/flags/{name}": Route(own=statuses(403, admin=200), body={"everyone": True}),
+    "PATCH /api/v1/flags/{name}": Route(own=statuses(403, admin=200), body={"everyone": True}, action="flag.change"),
     # --- approvals ---
     "GET /api/v1/approvals": Route(own=roles(200)),
     "GET /api/v1/approvals/{approval_id}": Route(own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)),
     "POST /api/v1/approvals/{approval_id}/approve": Route(
         # Never your own request; the colleague's asks for an approver, then a developer or admin.
+        action="approval.vote",
+        audited=("approval.approve",),
+        codes={OWN: codes("self_approval"), FOREIGN: codes("not_eligible", *VOTERS_NOT_ELIGIBLE)},
         own=statuses(403),
         foreign=statuses(403, approver=200, developer=200, admin=200),
         other_env=hidden(*ROLELESS),
         body={"comment": "matrix"},
     ),
     "POST /api/v1/approvals/{approval_id}/reject": Route(
+        action="approval.vote",
+        audited=("approval.reject",),
+        codes={OWN: codes("self_approval"), FOREIGN: codes("not_eligible", *VOTERS_NOT_ELIGIBLE)},
         own=statuses(403),
         foreign=statuses(403, approver=200, developer=200, admin=200),
         other_env=hidden(*ROLELESS),
@@ -164,6 +230,8 @@ MATRIX: dict[str, Route] = {
     ),
     "POST /api/v1/approvals/{approval_id}/cancel": Route(
         # Only the requester cancels (PRODUCT.md §5), admins included.
+        action="approval.cancel",
+        codes={FOREIGN: codes("not_requester")},
         own=roles(200),
         foreign=statuses(403),
         other_env=hidden(*ROLELESS),
@@ -175,15 +243,19 @@ MATRIX: dict[str, Route] = {
     # --- profiles, ingestion, consent ---
     "GET /api/v1/profiles": Route(own=roles(200)),
     "POST /api/v1/profiles/bulk": Route(
-        own=integrators(200), body={"profiles": [{"external_id": "matrix-new", "region": "EU"}]}
+        own=integrators(200),
+        body={"profiles": [{"external_id": "matrix-new", "region": "EU"}]},
+        action="profile.ingest",
     ),
     "GET /api/v1/profiles/{profile_id}": Route(own=roles(200), other_env=hidden(*ROLELESS)),
     "GET /api/v1/profiles/{profile_id}/consent-history": Route(own=roles(200), other_env=hidden(*ROLELESS)),
     "POST /api/v1/profile-events/bulk": Route(
+        action="profile_event.ingest",
         own=integrators(200),
         body=lambda call: {"events": [{"external_id": "matrix-1", "type": "purchase", "occurred_at": _now()}]},
     ),
     "POST /api/v1/consent/sync": Route(
+        action="consent.sync",
         own=integrators(200),
         body=lambda call: {
             "updates": [
@@ -203,34 +275,43 @@ MATRIX: dict[str, Route] = {
         # Developers author only in a sandbox (the matrix's tokens are sandbox tokens).
         own=statuses(403, operator=201, operator2=201, outsider=201, developer=201, admin=201),
         body=_audience_body,
+        action="audience.create",
     ),
-    "POST /api/v1/audiences/preview": Route(own=roles(200), body={"rules": RULES, "channel": "email"}),
+    "POST /api/v1/audiences/preview": Route(
+        own=roles(200), body={"rules": RULES, "channel": "email"}, action="audience.preview"
+    ),
     "GET /api/v1/audiences/{audience_id}": Route(own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)),
     "PATCH /api/v1/audiences/{audience_id}": Route(
+        action="audience.edit",
         own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
         foreign=statuses(403, admin=200),
         other_env=hidden(*ROLELESS),
         body={"purpose": "matrix"},
     ),
     "DELETE /api/v1/audiences/{audience_id}": Route(
-        # The fixtures are published: deleting archives them (sandbox: no approval).
+        # The fixtures are published: deleting archives them (sandbox: no approval). A refusal
+        # before the audience is read is a refused delete; after, a refused archive.
+        action="audience.delete",
+        audited=("audience.archive",),
         own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
         foreign=statuses(403, admin=200),
         other_env=hidden(*ROLELESS),
     ),
     "POST /api/v1/audiences/{audience_id}/preview": Route(
-        own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)
+        own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS), action="audience.preview"
     ),
     "POST /api/v1/audiences/{audience_id}/validate": Route(
-        own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)
+        own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS), action="audience.view"
     ),
     "POST /api/v1/audiences/{audience_id}/share": Route(
+        action="audience.share",
         own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
         foreign=statuses(403, admin=200),
         other_env=hidden(*ROLELESS),
         body={"team": "partners", "level": "change"},
     ),
     "DELETE /api/v1/audiences/{audience_id}/share": Route(
+        action="audience.share",
         own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
         foreign=statuses(403, admin=200),
         other_env=hidden(*ROLELESS),
@@ -238,6 +319,9 @@ MATRIX: dict[str, Route] = {
     ),
     "POST /api/v1/audiences/{audience_id}/promote": Route(
         # Into production: whoever may create audiences there (not developers: sandbox only).
+        action="audience.promote",
+        audited=("audience.create",),
+        audited_in=("sandbox", "production"),  # creating the copy is refused in production
         own=statuses(403, operator=201, operator2=201, outsider=201, admin=201),
         foreign=statuses(403, operator=201, operator2=201, outsider=201, admin=201),
         other_env=hidden(*ROLELESS),
@@ -246,6 +330,7 @@ MATRIX: dict[str, Route] = {
     ),
     "POST /api/v1/audiences/{audience_id}/copy": Route(
         # A draft of one's own team from any audience one sees: whoever may create audiences here.
+        action="audience.copy",
         own=statuses(403, operator=201, operator2=201, outsider=201, developer=201, admin=201),
         foreign=statuses(403, operator=201, operator2=201, outsider=201, developer=201, admin=201),
         other_env=hidden(*ROLELESS),
@@ -253,10 +338,12 @@ MATRIX: dict[str, Route] = {
     ),
     "GET /api/v1/suppressions": Route(own=roles(200)),
     "POST /api/v1/suppressions": Route(
+        action="suppression.change",
         own=statuses(403, operator=201, operator2=201, outsider=201, developer=201, admin=201),
         body={"name": "matrix-list", "description": "made by the matrix"},
     ),
     "POST /api/v1/audiences/{audience_id}/publish": Route(
+        action="audience.publish",
         own=statuses(403, operator=202, operator2=202, outsider=202, developer=202, admin=202),
         foreign=statuses(403, admin=202),
         other_env=hidden(*ROLELESS),
@@ -266,6 +353,7 @@ MATRIX: dict[str, Route] = {
         own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)
     ),
     "POST /api/v1/audiences/{audience_id}/rollback": Route(
+        action="audience.rollback",
         own=statuses(403, operator=202, operator2=202, outsider=202, developer=202, admin=202),
         foreign=statuses(403, admin=202),
         other_env=hidden(*ROLELESS),
@@ -278,24 +366,32 @@ MATRIX: dict[str, Route] = {
     "GET /api/v1/events": Route(own=roles(200)),
     "GET /api/v1/webhooks": Route(own=integrators(200)),
     "POST /api/v1/webhooks": Route(
-        own=integrators(201), body={"url": "http://127.0.0.1:9/hook", "event_types": ["audience.published"]}
+        own=integrators(201),
+        body={"url": "http://127.0.0.1:9/hook", "event_types": ["audience.published"]},
+        action="webhook.create",
     ),
     "GET /api/v1/webhooks/{webhook_id}": Route(own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)),
     "PATCH /api/v1/webhooks/{webhook_id}": Route(
-        own=integrators(200), other_env=hidden(*NOT_INTEGRATORS), body={"description": "matrix"}
+        own=integrators(200),
+        other_env=hidden(*NOT_INTEGRATORS),
+        body={"description": "matrix"},
+        action="webhook.update",
     ),
-    "DELETE /api/v1/webhooks/{webhook_id}": Route(own=integrators(204), other_env=hidden(*NOT_INTEGRATORS)),
+    "DELETE /api/v1/webhooks/{webhook_id}": Route(
+        own=integrators(204), other_env=hidden(*NOT_INTEGRATORS), action="webhook.delete"
+    ),
     "GET /api/v1/webhooks/{webhook_id}/deliveries": Route(own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)),
     "GET /api/v1/dead-letters": Route(own=integrators(200)),
     "POST /api/v1/dead-letters/{dead_letter_id}/replay": Route(
-        own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)
+        own=integrators(200), other_env=hidden(*NOT_INTEGRATORS), action="dead_letter.replay"
     ),
     "POST /api/v1/dead-letters/{dead_letter_id}/discard": Route(
-        own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)
+        own=integrators(200), other_env=hidden(*NOT_INTEGRATORS), action="dead_letter.discard"
     ),
     # --- destinations, jobs, status ---
     "GET /api/v1/destinations": Route(own=integrators(200)),
     "POST /api/v1/destinations": Route(
+        action="destination.create",
         own=integrators(201),
         body=lambda call: {
             "name": "matrix-drop",
@@ -305,9 +401,11 @@ MATRIX: dict[str, Route] = {
     ),
     "GET /api/v1/destinations/{destination_id}": Route(own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)),
     "PATCH /api/v1/destinations/{destination_id}": Route(
-        own=integrators(200), other_env=hidden(*NOT_INTEGRATORS), body={"is_active": False}
+        own=integrators(200), other_env=hidden(*NOT_INTEGRATORS), body={"is_active": False}, action="destination.update"
     ),
-    "POST /api/v1/destinations/{destination_id}/test": Route(own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)),
+    "POST /api/v1/destinations/{destination_id}/test": Route(
+        own=integrators(200), other_env=hidden(*NOT_INTEGRATORS), action="destination.test"
+    ),
     "GET /api/v1/destinations/{destination_id}/health": Route(own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)),
     "GET /api/v1/jobs/{job_id}": Route(own=roles(200), other_env=hidden(*ROLELESS)),
     "GET /api/v1/status": Route(own=roles(200)),
@@ -373,6 +471,15 @@ def test_every_route_and_method_has_an_entry():
         message += "These entries of MATRIX name routes that no longer exist; remove or rename them:\n" + "".join(
             f"  {key}\n" for key in stale
         )
+    unnamed = sorted(k for k in set(routes) & set(MATRIX) if k.split(" ", 1)[0] in UNSAFE and not MATRIX[k].action)
+    if unnamed:
+        message += (
+            "These entries of MATRIX change state but name no policy `action`, so their refusals' audit rows "
+            "go unchecked: " + ", ".join(unnamed) + "\n"
+        )
+    unknown_actions = sorted({r.action for r in MATRIX.values() if r.action} - set(ACTIONS))
+    if unknown_actions:
+        message += "These actions of MATRIX are not in governance/policy/actions.py: " + ", ".join(unknown_actions)
     unknown_params = sorted({p for key in routes for p in _PARAM.findall(key)} - set(PARAM_BUILDERS))
     if unknown_params:
         message += (
@@ -420,57 +527,25 @@ class Call:
 
 
 def _token(user: Any, environment: Environment, name: str) -> tuple[ApiToken, str]:
-    secret = ApiToken.generate_secret(environment)
-    token = ApiToken.objects.create(
-        environment=environment,
-        user=user,
-        owner=user,
-        scopes=list(ALL_SCOPES),
-        # The matrix makes hundreds of calls per persona within a minute; rate limits are
-        # tested in tests/governance/test_ratelimit.py.
-        rate_limits={"read": 100_000, "write": 100_000, "preview": 100_000, "bulk": 100_000},
-        name=name,
-        prefix=secret[:20],
-        key_hash=hash_token(secret),
-        expires_at=ApiToken.default_expiry(),
-    )
-    return token, secret
+    # The matrix makes hundreds of calls per persona within a minute; rate limits are
+    # tested in tests/governance/test_ratelimit.py.
+    limits = {"read": 100_000, "write": 100_000, "preview": 100_000, "bulk": 100_000}
+    token = ApiTokenFactory(user=user, environment=environment, name=name, rate_limits=limits)
+    return token, token.secret
 
 
 def _published_audience(environment: Environment, team: Group, partners: Group) -> Audience:
-    audience = Audience.objects.create(
-        environment=environment,
-        name=f"{team.name} winback",
-        owner_team=team,
-        channel="email",
-        purpose="winback",
-        description="The matrix's audience.",
-        rules=RULES,
-    )
-    for number in (1, 2):
-        version = AudienceVersion.objects.create(
-            audience=audience, number=number, rules=RULES, channel="email", state="ready", matching=0, members=0
-        )
-    audience.live_version = version
-    audience.state = AudienceState.PUBLISHED
-    audience.save(update_fields=["live_version", "state"])
+    """The team's published audience (versions 1 and 2, so a rollback has somewhere to go),
+    which the partners team may view."""
+    audience = AudienceFactory(environment=environment, name=f"{team.name} winback", owner_team=team, rules=RULES)
+    AudienceVersionFactory(audience=audience)
+    AudienceVersionFactory(audience=audience, live=True)
     share(audience, partners, "view")
     return audience
 
 
 def _approval(environment: Environment, requester: Any) -> ApprovalRequest:
-    return ApprovalRequest.objects.create(
-        environment=environment,
-        action="audience.archive",
-        target_type="audiences.audience",
-        target_id="0",
-        target_label="Spring sale",
-        summary="Archive the published audience 'Spring sale'",
-        policy={"steps": [["approver"], ["developer", "admin"]]},
-        requester=requester,
-        required=2,
-        expires_at=timezone.now() + timedelta(hours=72),
-    )
+    return ApprovalRequestFactory(environment=environment, requester=requester, target_id="0")
 
 
 def build_world(tmp_dir: str) -> World:
@@ -496,11 +571,8 @@ def build_world(tmp_dir: str) -> World:
     for environment in (sandbox, pilot):
         slug = environment.slug
         world.objects[("profile", slug)] = ProfileFactory(environment=environment, external_id="matrix-1").pk
-        hook = WebhookSubscription.objects.create(
-            environment=environment,
-            url="http://127.0.0.1:9/hook",
-            event_types=["audience.published"],
-            secret_encrypted=_encrypted_secret(),
+        hook = WebhookSubscriptionFactory(
+            environment=environment, url="http://127.0.0.1:9/hook", event_types=["audience.published"]
         )
         world.objects[("webhook", slug)] = hook.pk
         event = OutboxEvent.objects.create(
@@ -514,21 +586,12 @@ def build_world(tmp_dir: str) -> World:
             attempts=8,
             last_error="connection refused",
         ).pk
-        world.objects[("destination", slug)] = Destination.objects.create(
-            environment=environment,
-            name="drop",
-            adapter="file",
-            config={"directory": tmp_dir, "format": "jsonl"},
+        world.objects[("destination", slug)] = DestinationFactory(
+            environment=environment, name="drop", config={"directory": tmp_dir, "format": "jsonl"}
         ).pk
-        world.objects[("job", slug)] = Job.objects.create(environment=environment, kind="destination.push").pk
+        world.objects[("job", slug)] = JobFactory(environment=environment).pk
     Flag.objects.create(name="matrix_flag", everyone=None)
     return world
-
-
-def _encrypted_secret() -> str:
-    from integrations.webhooks.signing import encrypt_secret
-
-    return encrypt_secret("s" * 32)
 
 
 def _audience_param(call: Call) -> int:
@@ -603,6 +666,9 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory):
 class Outcome:
     status: int
     detail: str
+    code: str | None = None
+    # The audit events the call wrote: (action, outcome, actor user id, environment id).
+    audits: tuple[tuple[str, str, int | None, int | None], ...] = ()
 
 
 def _call(world: World, key: str, route: Route, persona: str, ownership: str, missing: bool = False) -> Outcome:
@@ -616,6 +682,7 @@ def _call(world: World, key: str, route: Route, persona: str, ownership: str, mi
     client = APIClient(raise_request_exception=False)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {world.secrets[persona]}")
     with transaction.atomic():
+        last_event = AuditEvent.objects.aggregate(last=Max("id"))["last"] or 0
         response = client.generic(
             method,
             path,
@@ -623,16 +690,43 @@ def _call(world: World, key: str, route: Route, persona: str, ownership: str, mi
             content_type="application/json",
             HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
         )
+        audits = tuple(
+            AuditEvent.objects.filter(id__gt=last_event)
+            .order_by("id")
+            .values_list("action", "outcome", "actor_user_id", "environment_id")
+        )
         # Every persona meets the same world: undo what the call changed.
         transaction.set_rollback(True)
-    detail = ""
+    detail, code = "", None
     if response.status_code >= 300 and response.get("Content-Type", "").startswith("application/"):
         try:
             problem = json.loads(b"".join(response.streaming_content) if response.streaming else response.content)
-            detail = f"{problem.get('code', '')}: {problem.get('detail', '')}"[:200]
+            code = problem.get("code")
+            detail = f"{code or ''}: {problem.get('detail', '')}"[:200]
         except (ValueError, AttributeError):
             detail = ""
-    return Outcome(response.status_code, detail)
+    return Outcome(response.status_code, detail, code, audits)
+
+
+def _refusal_mismatches(world: World, key: str, route: Route, persona: str, ownership: str, got: Outcome) -> list[str]:
+    """What a refused caller meets beyond the status: the problem code, and for a refused
+    change one audit event — denied, the action, the caller, the environment."""
+    found = []
+    expected_code = route.code(key, ownership, persona, got.status)
+    if expected_code is not None and got.code != expected_code:
+        found.append(f"  {persona:<10} {ownership:<9} {got.status} with code {got.code!r}, expected {expected_code!r}")
+    change = key.split(" ", 1)[0] in UNSAFE and route.action is not None and ACTIONS[route.action].unsafe
+    if got.status == 403 and change:
+        wanted = {route.action, *route.audited}
+        user = world.users[persona].pk
+        places = set(Environment.objects.filter(slug__in=route.audited_in).values_list("pk", flat=True))
+        denied = [a for a in got.audits if a[:3] in {(w, "denied", user) for w in wanted} and a[3] in places]
+        if len(denied) != 1 or len(got.audits) != 1:
+            found.append(
+                f"  {persona:<10} {ownership:<9} refused change wrote {list(got.audits)}, expected one denied "
+                f"{' or '.join(sorted(wanted))} event of user {user} in {' or '.join(route.audited_in)}"
+            )
+    return found
 
 
 @pytest.mark.parametrize("key", sorted(MATRIX))
@@ -656,6 +750,8 @@ def test_who_may_call_what(world, db, key):
                 mismatches.append(
                     f"  {persona:<10} {ownership:<9} expected {expected[persona]}, got {got.status}  {got.detail}"
                 )
+            else:
+                mismatches += _refusal_mismatches(world, key, route, persona, ownership, got)
             if ownership == OTHER_ENV:
                 absent = _call(world, key, route, persona, ownership, missing=True)
                 if absent.status != got.status:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import re
 import secrets
 
+import pytest
+
 from tests.processes import clean_env, manage
+
+# Each test runs manage.py in a process.
+pytestmark = pytest.mark.slow
 
 
 def production_env(tmp_path, **overrides: str) -> dict[str, str]:

@@ -11,6 +11,7 @@ import pytest
 from tests.processes import ROOT
 
 
+@pytest.mark.slow
 def test_make_lists_the_documented_targets():
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
@@ -28,6 +29,7 @@ def test_make_run_calls_sandbox_reset_and_seed_demo_as_documented():
     assert "export DEBUG=${DEBUG:-1}" in script
 
 
+@pytest.mark.slow
 def test_bootstrap_refuses_an_old_python_with_a_clear_message(tmp_path):
     # given a PATH whose only python3 is 3.9, and no virtualenv yet
     bin_dir = tmp_path / "bin"
@@ -54,6 +56,7 @@ def test_bootstrap_refuses_an_old_python_with_a_clear_message(tmp_path):
     assert not (tmp_path / "venv").exists()
 
 
+@pytest.mark.slow
 def test_bootstrap_installs_once_and_again_only_when_the_interpreter_or_requirements_change(tmp_path):
     # given a virtualenv whose python records what pip is asked to do
     venv = tmp_path / "venv"

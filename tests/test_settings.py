@@ -92,6 +92,7 @@ def test_env_list_and_str():
         ("REDIS_URL", "http://127.0.0.1:6379", "REDIS_URL='http://127.0.0.1:6379' has scheme 'http'"),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_value_stops_manage_py_with_the_message(variable, value, message):
     # given a development environment with one bad value
     env = clean_env(**{"DEBUG": "1", variable: value})
@@ -105,6 +106,7 @@ def test_a_bad_value_stops_manage_py_with_the_message(variable, value, message):
     assert message in result.stderr
 
 
+@pytest.mark.slow
 def test_settings_import_fails_with_the_message_for_a_bad_database_url():
     env = clean_env(DEBUG="1", DATABASE_URL="oracle://db/x", DJANGO_SETTINGS_MODULE="marketerapi.settings")
     result = subprocess.run(

@@ -520,6 +520,8 @@ class AudienceListCreate(ActorMixin, generics.ListAPIView):
 
 
 class AudienceDetail(ActorMixin, APIView):
+    policy_actions: ClassVar[dict[str, str]] = {"PATCH": "audience.edit", "DELETE": "audience.delete"}
+
     def _audience(self, audience_id: str) -> Audience:
         return audience_selectors.audience_get(actor=self.actor, audience_id=int(audience_id))
 
@@ -734,6 +736,8 @@ class AudienceValidate(ActorMixin, APIView):
 
 
 class AudienceShare(ActorMixin, APIView):
+    policy_actions: ClassVar[dict[str, str]] = {"POST": "audience.share", "DELETE": "audience.share"}
+
     def _shares(self, audience: Audience) -> Response:
         return Response({"audience": audience.pk, "shares": audience_selectors.audience_shares(audience)})
 
@@ -791,6 +795,8 @@ class AudienceShare(ActorMixin, APIView):
 
 
 class AudiencePromote(ActorMixin, APIView):
+    policy_actions: ClassVar[dict[str, str]] = {"POST": "audience.promote"}
+
     @extend_schema(
         operation_id="audiences_promote",
         summary="Copy an audience into another environment",
@@ -844,6 +850,8 @@ class AudiencePromote(ActorMixin, APIView):
 
 
 class AudienceCopyView(ActorMixin, APIView):
+    policy_actions: ClassVar[dict[str, str]] = {"POST": "audience.copy"}
+
     @extend_schema(
         operation_id="audiences_copy",
         summary="Copy an audience into your team as a draft",

@@ -263,6 +263,8 @@ def _body(request: Request) -> Any:
 
 
 class AudiencePublish(_AudienceView):
+    policy_actions: ClassVar[dict[str, str]] = {"POST": "audience.publish"}
+
     @extend_schema(
         operation_id="audiences_publish",
         summary="Publish an audience",
@@ -311,6 +313,8 @@ class AudiencePublish(_AudienceView):
 
 
 class AudienceRollback(_AudienceView):
+    policy_actions: ClassVar[dict[str, str]] = {"POST": "audience.rollback"}
+
     @extend_schema(
         operation_id="audiences_rollback",
         summary="Make an earlier version live again",

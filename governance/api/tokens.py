@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from django.urls import re_path
 from django.utils import timezone
@@ -144,6 +144,8 @@ class TokenListView(ActorMixin, APIView):
 
 
 class TokenDetailView(ActorMixin, APIView):
+    policy_actions: ClassVar[dict[str, str]] = {"DELETE": "token.revoke"}
+
     @extend_schema(summary="Show one API token", responses=TokenSerializer)
     def get(self, request: Request, token_id: int) -> Response:
         token = selectors.token_get(actor=self.actor, token_id=token_id)

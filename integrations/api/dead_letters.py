@@ -134,6 +134,8 @@ class DeadLetterList(ActorMixin, generics.ListAPIView):
 
 
 class DeadLetterReplay(ActorMixin, APIView):
+    policy_actions: ClassVar[dict[str, str]] = {"POST": "dead_letter.replay"}
+
     @extend_schema(
         operation_id="dead_letters_replay",
         summary="Replay a dead letter",
@@ -166,6 +168,8 @@ class DeadLetterReplay(ActorMixin, APIView):
 
 
 class DeadLetterDiscard(ActorMixin, APIView):
+    policy_actions: ClassVar[dict[str, str]] = {"POST": "dead_letter.discard"}
+
     @extend_schema(
         operation_id="dead_letters_discard",
         summary="Discard a dead letter",

@@ -292,6 +292,8 @@ class DestinationList(ActorMixin, generics.ListAPIView):
 
 
 class DestinationDetail(ActorMixin, APIView):
+    policy_actions: ClassVar[dict[str, str]] = {"PATCH": "destination.update"}
+
     @extend_schema(
         operation_id="destinations_retrieve",
         summary="Show one destination",
@@ -345,6 +347,8 @@ class DestinationDetail(ActorMixin, APIView):
 
 
 class DestinationTest(ActorMixin, APIView):
+    policy_actions: ClassVar[dict[str, str]] = {"POST": "destination.test"}
+
     @extend_schema(
         operation_id="destinations_test",
         summary="Test a destination's connection",

@@ -254,6 +254,8 @@ def _with_secret(change: services.SubscriptionChange) -> dict[str, Any]:
 
 
 class WebhookDetail(ActorMixin, APIView):
+    policy_actions: ClassVar[dict[str, str]] = {"PATCH": "webhook.update", "DELETE": "webhook.delete"}
+
     @extend_schema(
         operation_id="webhooks_retrieve",
         summary="Show one webhook subscription",

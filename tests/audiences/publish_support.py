@@ -1,5 +1,8 @@
 """Helpers for the publish, versions and memberships tests (no tests of its own): people with
-consent, audiences, and running a publish or rollback job to its end in the test's process."""
+consent, and running a publish or rollback job to its end in the test's process.
+
+Audiences come from tests/factories.py (AudienceFactory: EU customers by email, growth's).
+"""
 
 from __future__ import annotations
 
@@ -16,10 +19,7 @@ from governance.actors import Actor
 from governance.approvals import ActionOutcome
 from governance.models import Environment
 from integrations.models import Job
-from tests.audiences.audience_helpers import make_audience
 from tests.factories import ProfileFactory
-
-RULES_EU = {"all": [{"attr": "region", "op": "in", "value": ["EU"]}]}
 
 
 def people(
@@ -31,16 +31,20 @@ def people(
     consent: str | None = "granted",
     channel: str = "email",
 ) -> list[Profile]:
-    """`count` profiles `<prefix>-<n>` in `region`, with `consent` on `channel` (None: no row)."""
-    made = []
-    for n in range(count):
-        profile = ProfileFactory(environment=environment, external_id=f"{prefix}-{n}", region=region)
-        if consent is not None:
-            Consent.objects.create(
-                profile=profile, channel=channel, status=consent, source="test", captured_at=timezone.now()
-            )
-        made.append(profile)
-    return made
+    """`count` profiles `<prefix>-<n>` in `region`, with `consent` on `channel` (None: no row).
+
+    Kept beside ProfileFactory for its names: the tests compare members by these ids
+    (`members_of(version) == {"eu-0", "eu-1"}`)."""
+    return [
+        ProfileFactory(
+            environment=environment,
+            external_id=f"{prefix}-{n}",
+            region=region,
+            consent=consent,
+            consent__channel=channel,
+        )
+        for n in range(count)
+    ]
 
 
 def set_consent(profiles: Iterable[Profile], status: str, channel: str = "email") -> None:
@@ -50,11 +54,6 @@ def set_consent(profiles: Iterable[Profile], status: str, channel: str = "email"
             channel=channel,
             defaults={"status": status, "source": "test", "captured_at": timezone.now()},
         )
-
-
-def audience(environment: Environment, name: str = "Spring EU buyers", **extra: Any) -> Audience:
-    extra.setdefault("rules", RULES_EU)
-    return make_audience(environment, name, **extra)
 
 
 def members_of(version: AudienceVersion | int) -> set[str]:

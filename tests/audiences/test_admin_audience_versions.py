@@ -8,8 +8,7 @@ import pytest
 from django.urls import reverse
 
 from audiences.models import AudienceVersion, RegionalRestriction, SuppressionEntry, SuppressionList
-from tests.audiences.audience_helpers import make_audience, make_live
-from tests.factories import ProfileFactory, UserFactory
+from tests.factories import AudienceFactory, AudienceVersionFactory, ProfileFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -35,9 +34,11 @@ def staff(request, client, db):
 
 @pytest.fixture
 def version(sandbox):
-    audience = make_audience(sandbox, "EU customers")
-    make_live(audience, [ProfileFactory(environment=sandbox, region="EU")])
-    version = make_live(audience, [ProfileFactory(environment=sandbox, region="EU") for _ in range(2)])
+    audience = AudienceFactory(environment=sandbox, name="EU customers")
+    AudienceVersionFactory(audience=audience, live=True, memberships=[ProfileFactory(environment=sandbox, region="EU")])
+    version = AudienceVersionFactory(
+        audience=audience, live=True, memberships=[ProfileFactory(environment=sandbox, region="EU") for _ in range(2)]
+    )
     glob = SuppressionList.objects.get(environment=sandbox, is_global=True)
     SuppressionEntry.objects.create(suppression_list=glob, external_id="cust-x")
     RegionalRestriction.objects.create(

@@ -14,10 +14,9 @@ from audiences.models import Audience, AudienceState
 from governance.actors import Actor
 from governance.approvals import approval_approve, approval_execute, approval_reject
 from governance.models import ApprovalRequest, ApprovalState, AuditEvent, Door, OutboxEvent
-from integrations.models import Destination, DestinationPush, Job
+from integrations.models import DestinationPush, Job
 from marketerapi.problems import ApplicationError
-from tests.audiences.audience_helpers import make_audience, make_live
-from tests.factories import ProfileFactory
+from tests.factories import AudienceFactory, AudienceVersionFactory, DestinationFactory, ProfileFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 
@@ -30,13 +29,13 @@ def url(audience: Audience, suffix: str = "") -> str:
 def live(pilot):
     """A published pilot audience with two versions (so a rollback has somewhere to go) and
     an active destination that would receive its diffs."""
-    audience = make_audience(pilot, "Pilot EU")
+    audience = AudienceFactory(environment=pilot, name="Pilot EU")
     first = [ProfileFactory(environment=pilot, region="EU") for _ in range(2)]
-    make_live(audience, first)
-    make_live(audience, [*first, ProfileFactory(environment=pilot, region="EU")])
-    Destination.objects.create(
-        environment=pilot, name="crm", adapter="file", config={"directory": "/nonexistent", "format": "jsonl"}
+    AudienceVersionFactory(audience=audience, live=True, memberships=first)
+    AudienceVersionFactory(
+        audience=audience, live=True, memberships=[*first, ProfileFactory(environment=pilot, region="EU")]
     )
+    DestinationFactory(environment=pilot, name="crm", config={"directory": "/nonexistent", "format": "jsonl"})
     return audience
 
 
@@ -154,12 +153,12 @@ def test_an_archived_audience_stops_syncing(api, pilot, persona, live):
 def test_delete_returns_the_one_action_outcome(actor, sandbox, pilot):
     from audiences.definitions.services import audience_delete
 
-    draft = audience_delete(actor=actor("operator"), audience=make_audience(sandbox, "Draft"))
-    published = make_audience(sandbox, "Published")
-    make_live(published)
+    draft = audience_delete(actor=actor("operator"), audience=AudienceFactory(environment=sandbox, name="Draft"))
+    published = AudienceFactory(environment=sandbox, name="Published")
+    AudienceVersionFactory(audience=published, live=True)
     archived = audience_delete(actor=actor("operator"), audience=Audience.objects.get(pk=published.pk))
-    in_pilot = make_audience(pilot, "In pilot")
-    make_live(in_pilot)
+    in_pilot = AudienceFactory(environment=pilot, name="In pilot")
+    AudienceVersionFactory(audience=in_pilot, live=True)
     filed = audience_delete(actor=actor("operator", pilot), audience=Audience.objects.get(pk=in_pilot.pk))
 
     assert draft.ran and draft.result is None and not Audience.objects.filter(name="Draft").exists()

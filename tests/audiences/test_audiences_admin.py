@@ -12,8 +12,7 @@ from django.urls import reverse
 
 from audiences.models import Audience, RegionalRestriction, SuppressionEntry, SuppressionList
 from governance.models import ApprovalRequest, AuditEvent
-from tests.audiences.audience_helpers import make_audience, make_live, team
-from tests.factories import UserFactory
+from tests.factories import AudienceFactory, AudienceVersionFactory, UserFactory, team
 
 pytestmark = pytest.mark.django_db
 
@@ -57,12 +56,12 @@ def audience_form(environment, **overrides):
     ],
 )
 def test_pages_load(staff, sandbox, path):
-    make_audience(sandbox)
+    AudienceFactory(environment=sandbox)
     assert staff.get(f"/admin/{path}/").status_code == 200
 
 
 def test_an_audience_change_page_and_its_history_load(staff, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
 
     assert staff.get(reverse("admin:audiences_audience_change", args=[audience.pk])).status_code == 200
     assert staff.get(reverse("admin:audiences_audience_history", args=[audience.pk])).status_code == 200
@@ -89,7 +88,7 @@ def test_invalid_rules_are_shown_on_the_form_and_nothing_is_saved(staff, sandbox
 
 
 def test_a_name_clash_is_shown_on_the_name_field(staff, sandbox):
-    make_audience(sandbox, "Admin made")
+    AudienceFactory(environment=sandbox, name="Admin made")
 
     response = staff.post(reverse("admin:audiences_audience_add"), audience_form(sandbox))
 
@@ -99,7 +98,7 @@ def test_a_name_clash_is_shown_on_the_name_field(staff, sandbox):
 
 
 def test_changing_an_audience_is_audited_with_the_changed_fields(staff, sandbox):
-    audience = make_audience(sandbox, "Admin made")
+    audience = AudienceFactory(environment=sandbox, name="Admin made")
 
     response = staff.post(
         reverse("admin:audiences_audience_change", args=[audience.pk]),
@@ -114,9 +113,9 @@ def test_changing_an_audience_is_audited_with_the_changed_fields(staff, sandbox)
 
 
 def test_the_delete_action_deletes_drafts_and_files_approvals_for_published_audiences(staff, sandbox, production):
-    draft = make_audience(sandbox, "Draft")
-    live = make_audience(production, "Live")
-    make_live(live)
+    draft = AudienceFactory(environment=sandbox, name="Draft")
+    live = AudienceFactory(environment=production, name="Live")
+    AudienceVersionFactory(audience=live, live=True)
 
     response = staff.post(
         reverse("admin:audiences_audience_changelist"),
@@ -134,7 +133,7 @@ def test_the_delete_action_deletes_drafts_and_files_approvals_for_published_audi
 
 
 def test_the_default_delete_is_not_offered(staff, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
 
     assert staff.get(reverse("admin:audiences_audience_delete", args=[audience.pk])).status_code == 403
 

@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from audiences.models import Audience, AudienceState
 from governance.access.objectperms import share
 from governance.models import AuditEvent
-from tests.audiences.audience_helpers import create_body, make_audience, make_live, team
-from tests.factories import ProfileFactory
+from tests.audiences.audience_helpers import create_body
+from tests.factories import AudienceFactory, AudienceVersionFactory, ProfileFactory, team
 
 pytestmark = pytest.mark.django_db
 
@@ -188,7 +188,7 @@ def test_an_unknown_team_and_bad_rules_are_reported_together(api):
 
 
 def test_an_edit_reports_a_bad_channel_and_bad_rules_together(api, sandbox):
-    audience = make_audience(sandbox, "Edited")
+    audience = AudienceFactory(environment=sandbox, name="Edited")
 
     response = api("operator").patch(f"{URL}{audience.pk}", {"channel": "fax", "rules": MISSPELT}, format="json")
 
@@ -217,10 +217,12 @@ def test_rules_that_are_not_an_object_point_at_rules(api):
 
 
 def test_in_audience_must_name_a_published_audience_of_the_same_environment(api, sandbox, production):
-    elsewhere = make_live(make_audience(production, "VIP"))  # published, but in production
-    draft = make_audience(sandbox, "Draft only")
-    live = make_audience(sandbox, "VIP sandbox")
-    make_live(live)
+    elsewhere = AudienceVersionFactory(
+        audience=AudienceFactory(environment=production, name="VIP"), live=True
+    )  # published, but in production
+    draft = AudienceFactory(environment=sandbox, name="Draft only")
+    live = AudienceFactory(environment=sandbox, name="VIP sandbox")
+    AudienceVersionFactory(audience=live, live=True)
     rules = {
         "all": [
             {"in_audience": elsewhere.audience_id},
@@ -238,8 +240,8 @@ def test_in_audience_must_name_a_published_audience_of_the_same_environment(api,
 
 
 def test_in_audience_to_an_archived_audience_says_so(api, sandbox):
-    archived = make_audience(sandbox, "Old")
-    make_live(archived)
+    archived = AudienceFactory(environment=sandbox, name="Old")
+    AudienceVersionFactory(audience=archived, live=True)
     archived.state = AudienceState.ARCHIVED
     archived.save()
 
@@ -251,10 +253,10 @@ def test_in_audience_to_an_archived_audience_says_so(api, sandbox):
 
 
 def test_a_cycle_through_in_audience_is_refused_on_edit(api, sandbox):
-    first = make_audience(sandbox, "First")
-    make_live(first)
-    second = make_audience(sandbox, "Second", rules={"in_audience": first.pk})
-    make_live(second)  # second's live version refers to first
+    first = AudienceFactory(environment=sandbox, name="First")
+    AudienceVersionFactory(audience=first, live=True)
+    second = AudienceFactory(environment=sandbox, name="Second", rules={"in_audience": first.pk})
+    AudienceVersionFactory(audience=second, live=True)  # second's live version refers to first
 
     response = api("operator").patch(f"{URL}{first.pk}", {"rules": {"in_audience": second.pk}}, format="json")
 
@@ -265,8 +267,8 @@ def test_a_cycle_through_in_audience_is_refused_on_edit(api, sandbox):
 
 
 def test_a_name_is_unique_per_environment(api, sandbox, production):
-    make_audience(sandbox, "Lapsed EU customers")
-    make_audience(production, "Taken in production only")
+    AudienceFactory(environment=sandbox, name="Lapsed EU customers")
+    AudienceFactory(environment=production, name="Taken in production only")
 
     clash = problem(api("operator").post(URL, create_body(), format="json"), 409, "audience_name_taken")
     fine = api("operator").post(URL, create_body(name="Taken in production only"), format="json")
@@ -310,11 +312,11 @@ def test_a_read_only_token_cannot_create(api, persona, sandbox):
 
 @pytest.fixture
 def several(sandbox, production):
-    make_audience(sandbox, "EU email", owner="growth", channel="email")
-    make_audience(sandbox, "UK sms", owner="retention", channel="sms")
-    live = make_audience(sandbox, "VIP push", owner="growth", channel="push")
-    make_live(live)
-    make_audience(production, "Production only")
+    AudienceFactory(environment=sandbox, name="EU email", owner_team__name="growth", channel="email")
+    AudienceFactory(environment=sandbox, name="UK sms", owner_team__name="retention", channel="sms")
+    live = AudienceFactory(environment=sandbox, name="VIP push", owner_team__name="growth", channel="push")
+    AudienceVersionFactory(audience=live, live=True)
+    AudienceFactory(environment=production, name="Production only")
     return live
 
 
@@ -350,7 +352,7 @@ def test_unknown_filters_and_bad_choices_are_400(api):
 
 def test_the_list_is_cursor_paginated(api, sandbox):
     for index in range(5):
-        make_audience(sandbox, f"A{index}")
+        AudienceFactory(environment=sandbox, name=f"A{index}")
     client = api("analyst")
 
     first = client.get(f"{URL}?limit=2").json()
@@ -364,12 +366,12 @@ def test_listing_takes_the_same_number_of_queries_for_2_and_20_audiences(api, sa
     client = api("analyst")
     client.get(URL)  # warm the caches every request shares (token, roles)
     for index in range(2):
-        make_live(make_audience(sandbox, f"Small {index}"))
+        AudienceFactory(environment=sandbox, name=f"Small {index}", published=True)
 
     with CaptureQueriesContext(connection) as few:
         assert client.get(URL).status_code == 200
     for index in range(18):
-        make_live(make_audience(sandbox, f"More {index}"))
+        AudienceFactory(environment=sandbox, name=f"More {index}", published=True)
     with CaptureQueriesContext(connection) as many:
         response = client.get(URL)
 
@@ -382,7 +384,7 @@ def test_listing_takes_the_same_number_of_queries_for_2_and_20_audiences(api, sa
 def test_list_query_count(api, sandbox, django_assert_num_queries):
     client = api("analyst")
     for index in range(3):
-        make_live(make_audience(sandbox, f"A{index}"))
+        AudienceFactory(environment=sandbox, name=f"A{index}", published=True)
     client.get(URL)  # the token, roles and permissions are cached after the first request
 
     # one page with owner team, creator and live version joined
@@ -393,7 +395,7 @@ def test_list_query_count(api, sandbox, django_assert_num_queries):
 
 
 def test_get_shows_the_audience_with_its_shares(api, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     share(audience, team("retention"), "change")
 
     body = api("analyst").get(f"{URL}{audience.pk}").json()
@@ -403,7 +405,7 @@ def test_get_shows_the_audience_with_its_shares(api, sandbox):
 
 
 def test_an_audience_of_another_environment_is_404(api, production):
-    audience = make_audience(production)
+    audience = AudienceFactory(environment=production)
     client = api("admin")
 
     for response in (
@@ -419,7 +421,7 @@ def test_an_audience_of_another_environment_is_404(api, production):
 
 
 def test_paths_answer_with_and_without_a_trailing_slash(api, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     client = api("analyst")
 
     assert client.get("/api/v1/audiences").status_code == 200
@@ -430,7 +432,7 @@ def test_paths_answer_with_and_without_a_trailing_slash(api, sandbox):
 
 
 def test_the_owning_team_edits_and_the_audit_has_before_and_after(api, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     new_rules = {"attr": "region", "op": "eq", "value": "UK"}
 
     response = api("operator").patch(
@@ -446,7 +448,7 @@ def test_the_owning_team_edits_and_the_audit_has_before_and_after(api, sandbox):
 
 
 def test_an_edit_that_changes_nothing_writes_no_audit_event(api, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
 
     response = api("operator").patch(f"{URL}{audience.pk}", {"purpose": "winback"}, format="json")
 
@@ -455,7 +457,7 @@ def test_an_edit_that_changes_nothing_writes_no_audit_event(api, sandbox):
 
 
 def test_another_team_cannot_edit_until_shared_and_the_403_names_the_team(api, sandbox):
-    audience = make_audience(sandbox, "Growth's", owner="growth")
+    audience = AudienceFactory(environment=sandbox, name="Growth's", owner_team__name="growth")
     client = api("operator2")
 
     refused = problem(client.patch(f"{URL}{audience.pk}", {"purpose": "mine"}, format="json"), 403, "permission_denied")
@@ -469,33 +471,33 @@ def test_another_team_cannot_edit_until_shared_and_the_403_names_the_team(api, s
 
 
 def test_a_share_of_view_does_not_allow_editing(api, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     share(audience, team("retention"), "view")
 
     problem(api("operator2").patch(f"{URL}{audience.pk}", {"purpose": "x"}, format="json"), 403, "permission_denied")
 
 
 def test_an_admin_edits_any_team_s_audience(api, sandbox):
-    audience = make_audience(sandbox, owner="retention")
+    audience = AudienceFactory(environment=sandbox, owner_team__name="retention")
 
     assert api("admin").patch(f"{URL}{audience.pk}", {"purpose": "admin fix"}, format="json").status_code == 200
 
 
 def test_an_analyst_cannot_edit(api, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
 
     problem(api("analyst").patch(f"{URL}{audience.pk}", {"purpose": "x"}, format="json"), 403, "permission_denied")
 
 
 def test_renaming_onto_a_taken_name_is_409(api, sandbox):
-    make_audience(sandbox, "Taken")
-    audience = make_audience(sandbox, "Mine")
+    AudienceFactory(environment=sandbox, name="Taken")
+    audience = AudienceFactory(environment=sandbox, name="Mine")
 
     problem(api("operator").patch(f"{URL}{audience.pk}", {"name": "Taken"}, format="json"), 409, "audience_name_taken")
 
 
 def test_edit_refuses_unknown_fields_and_state(api, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
 
     body = problem(
         api("operator").patch(f"{URL}{audience.pk}", {"state": "published"}, format="json"), 400, "unknown_fields"
@@ -504,7 +506,7 @@ def test_edit_refuses_unknown_fields_and_state(api, sandbox):
 
 
 def test_handing_an_audience_to_a_team_one_is_not_in_is_refused(api, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     team("retention")
 
     problem(
@@ -513,14 +515,16 @@ def test_handing_an_audience_to_a_team_one_is_not_in_is_refused(api, sandbox):
 
 
 def test_an_archived_audience_cannot_be_edited(api, sandbox):
-    audience = make_audience(sandbox, state=AudienceState.ARCHIVED)
+    audience = AudienceFactory(environment=sandbox, state=AudienceState.ARCHIVED)
 
     problem(api("operator").patch(f"{URL}{audience.pk}", {"purpose": "x"}, format="json"), 409, "audience_archived")
 
 
 def test_editing_a_published_audience_keeps_its_live_version(api, sandbox):
-    audience = make_audience(sandbox)
-    version = make_live(audience, [ProfileFactory(environment=sandbox, region="EU")])
+    audience = AudienceFactory(environment=sandbox)
+    version = AudienceVersionFactory(
+        audience=audience, live=True, memberships=[ProfileFactory(environment=sandbox, region="EU")]
+    )
 
     response = api("operator").patch(
         f"{URL}{audience.pk}", {"rules": {"attr": "region", "op": "eq", "value": "UK"}}, format="json"
@@ -536,7 +540,7 @@ def test_editing_a_published_audience_keeps_its_live_version(api, sandbox):
 def test_deleting_a_draft_deletes_it_and_its_shares_and_is_audited(api, sandbox):
     from guardian.models import GroupObjectPermission
 
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     share(audience, team("retention"), "change")
     pk = audience.pk
 
@@ -551,7 +555,7 @@ def test_deleting_a_draft_deletes_it_and_its_shares_and_is_audited(api, sandbox)
 
 
 def test_another_team_cannot_delete(api, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
 
     problem(api("operator2").delete(f"{URL}{audience.pk}"), 403, "permission_denied")
     assert Audience.objects.filter(pk=audience.pk).exists()
@@ -560,8 +564,8 @@ def test_another_team_cannot_delete(api, sandbox):
 def test_a_published_audience_is_archived_in_a_sandbox_at_once(api, sandbox):
     from governance.models import OutboxEvent
 
-    audience = make_audience(sandbox)
-    make_live(audience)
+    audience = AudienceFactory(environment=sandbox)
+    AudienceVersionFactory(audience=audience, live=True)
 
     response = api("operator").delete(f"{URL}{audience.pk}")
 
@@ -576,15 +580,15 @@ def test_a_published_audience_is_archived_in_a_sandbox_at_once(api, sandbox):
 
 
 def test_deleting_an_archived_audience_is_409(api, sandbox):
-    audience = make_audience(sandbox, state=AudienceState.ARCHIVED)
+    audience = AudienceFactory(environment=sandbox, state=AudienceState.ARCHIVED)
 
     problem(api("operator").delete(f"{URL}{audience.pk}"), 409, "audience_archived")
 
 
 def test_an_audience_another_uses_is_neither_deleted_nor_archived(api, sandbox):
-    used = make_audience(sandbox, "Used")
-    make_live(used)
-    make_audience(sandbox, "User", rules={"not": {"in_audience": used.pk}})
+    used = AudienceFactory(environment=sandbox, name="Used")
+    AudienceVersionFactory(audience=used, live=True)
+    AudienceFactory(environment=sandbox, name="User", rules={"not": {"in_audience": used.pk}})
 
     body = problem(api("operator").delete(f"{URL}{used.pk}"), 409, "audience_in_use")
 
@@ -598,7 +602,7 @@ def test_registered_in_use_checks_block_deletion(api, sandbox, monkeypatch):
 
     monkeypatch.setattr(audience_services, "_IN_USE_CHECKS", [])
     audience_services.register_in_use_check(lambda audience: ["campaign 'Spring sale' (active)"])
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
 
     body = problem(api("operator").delete(f"{URL}{audience.pk}"), 409, "audience_in_use")
 
@@ -607,7 +611,7 @@ def test_registered_in_use_checks_block_deletion(api, sandbox, monkeypatch):
 
 
 def test_the_outsider_sees_but_cannot_change_and_never_reaches_across_environments(api, sandbox, production):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     here, there = api("outsider"), api("outsider", production)
 
     assert here.get(f"{URL}{audience.pk}").status_code == 200

@@ -11,8 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from audiences.models import AudienceState, Profile, RegionalRestriction, SuppressionEntry, SuppressionList
 from governance.models import AuditEvent
-from tests.audiences.audience_helpers import make_audience, make_live
-from tests.factories import ConsentFactory, ProfileFactory
+from tests.factories import AudienceFactory, AudienceVersionFactory, ConsentFactory, ProfileFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -157,7 +156,7 @@ def test_preview_takes_a_fixed_number_of_queries(api, sandbox, people):
 
 
 def test_preview_of_a_saved_audience_uses_its_rules_and_channel(api, sandbox, people):
-    audience = make_audience(sandbox, "Customers", rules=CUSTOMERS, channel="email")
+    audience = AudienceFactory(environment=sandbox, name="Customers", rules=CUSTOMERS, channel="email")
 
     body = api("analyst").post(f"/api/v1/audiences/{audience.pk}/preview").json()
 
@@ -166,9 +165,11 @@ def test_preview_of_a_saved_audience_uses_its_rules_and_channel(api, sandbox, pe
 
 def test_preview_follows_in_audience_to_the_live_members(api, sandbox, people):
     eu, uk = people
-    vip = make_audience(sandbox, "VIP")
-    make_live(vip, [eu[2], eu[3], uk[0]])
-    audience = make_audience(sandbox, "VIP customers", rules={"all": [CUSTOMERS, {"in_audience": vip.pk}]})
+    vip = AudienceFactory(environment=sandbox, name="VIP")
+    AudienceVersionFactory(audience=vip, live=True, memberships=[eu[2], eu[3], uk[0]])
+    audience = AudienceFactory(
+        environment=sandbox, name="VIP customers", rules={"all": [CUSTOMERS, {"in_audience": vip.pk}]}
+    )
 
     body = api("analyst").post(f"/api/v1/audiences/{audience.pk}/preview").json()
 
@@ -176,9 +177,9 @@ def test_preview_follows_in_audience_to_the_live_members(api, sandbox, people):
 
 
 def test_preview_of_a_saved_audience_whose_reference_was_archived_is_422(api, sandbox, people):
-    vip = make_audience(sandbox, "VIP")
-    make_live(vip)
-    audience = make_audience(sandbox, "Uses VIP", rules={"in_audience": vip.pk})
+    vip = AudienceFactory(environment=sandbox, name="VIP")
+    AudienceVersionFactory(audience=vip, live=True)
+    audience = AudienceFactory(environment=sandbox, name="Uses VIP", rules={"in_audience": vip.pk})
     vip.state = AudienceState.ARCHIVED
     vip.save()
 
@@ -234,7 +235,7 @@ def _checks(response) -> dict[str, dict]:
 
 
 def test_validate_reports_each_check_with_counts_and_hints(api, sandbox, people):
-    audience = make_audience(sandbox, "Customers", rules=CUSTOMERS, channel="email")
+    audience = AudienceFactory(environment=sandbox, name="Customers", rules=CUSTOMERS, channel="email")
 
     response = api("analyst").post(f"/api/v1/audiences/{audience.pk}/validate")
 
@@ -279,7 +280,9 @@ def test_validate_lists_only_the_restrictions_of_the_channel(api, sandbox, peopl
     _eu, uk = people
     for profile in uk:
         ConsentFactory(profile=profile, channel="sms", status="granted")
-    audience = make_audience(sandbox, "UK sms", rules={"attr": "region", "op": "eq", "value": "UK"}, channel="sms")
+    audience = AudienceFactory(
+        environment=sandbox, name="UK sms", rules={"attr": "region", "op": "eq", "value": "UK"}, channel="sms"
+    )
 
     checks = _checks(api("analyst").post(f"/api/v1/audiences/{audience.pk}/validate"))
 
@@ -294,7 +297,9 @@ def test_validate_lists_only_the_restrictions_of_the_channel(api, sandbox, peopl
 
 
 def test_validate_fails_size_when_nothing_matches(api, sandbox, people):
-    audience = make_audience(sandbox, "Nobody", rules={"attr": "region", "op": "eq", "value": "APAC"})
+    audience = AudienceFactory(
+        environment=sandbox, name="Nobody", rules={"attr": "region", "op": "eq", "value": "APAC"}
+    )
 
     response = api("analyst").post(f"/api/v1/audiences/{audience.pk}/validate")
 
@@ -307,7 +312,7 @@ def test_validate_fails_size_when_nothing_matches(api, sandbox, people):
 
 def test_validate_says_when_nobody_has_consent(api, sandbox, people):
     Profile.objects.filter(environment=sandbox).update(push_token="f" * 64)
-    audience = make_audience(sandbox, "Push customers", rules=CUSTOMERS, channel="push")
+    audience = AudienceFactory(environment=sandbox, name="Push customers", rules=CUSTOMERS, channel="push")
 
     checks = _checks(api("analyst").post(f"/api/v1/audiences/{audience.pk}/validate"))
 
@@ -321,8 +326,8 @@ def test_validate_checks_that_people_have_an_address_for_the_channel(api, sandbo
     (issue 11, item 2)."""
     eu, uk = people
     Profile.objects.filter(pk__in=[eu[2].pk, uk[0].pk]).update(email=None)
-    email = make_audience(sandbox, "Customers by email", rules=CUSTOMERS, channel="email")
-    push = make_audience(sandbox, "Customers by push", rules=CUSTOMERS, channel="push")
+    email = AudienceFactory(environment=sandbox, name="Customers by email", rules=CUSTOMERS, channel="email")
+    push = AudienceFactory(environment=sandbox, name="Customers by push", rules=CUSTOMERS, channel="push")
 
     checks = _checks(api("analyst").post(f"/api/v1/audiences/{email.pk}/validate"))
     nobody = _checks(api("analyst").post(f"/api/v1/audiences/{push.pk}/validate"))
@@ -343,7 +348,7 @@ def test_validate_checks_that_people_have_an_address_for_the_channel(api, sandbo
 
 
 def test_validate_flags_missing_metadata(api, sandbox, people):
-    audience = make_audience(sandbox, "Thin", rules=CUSTOMERS, purpose="", description="  ")
+    audience = AudienceFactory(environment=sandbox, name="Thin", rules=CUSTOMERS, purpose="", description="  ")
 
     response = api("analyst").post(f"/api/v1/audiences/{audience.pk}/validate")
 
@@ -355,9 +360,11 @@ def test_validate_flags_missing_metadata(api, sandbox, people):
 
 
 def test_validate_of_invalid_rules_fails_schema_and_skips_the_data_checks(api, sandbox, people):
-    vip = make_audience(sandbox, "VIP draft")
-    audience = make_audience(
-        sandbox, "Broken", rules={"all": [{"in_audience": vip.pk}, {"attr": "region", "op": "eq", "value": "Europe"}]}
+    vip = AudienceFactory(environment=sandbox, name="VIP draft")
+    audience = AudienceFactory(
+        environment=sandbox,
+        name="Broken",
+        rules={"all": [{"in_audience": vip.pk}, {"attr": "region", "op": "eq", "value": "Europe"}]},
     )
 
     response = api("analyst").post(f"/api/v1/audiences/{audience.pk}/validate")
@@ -382,7 +389,7 @@ def test_validate_passes_cleanly_with_consent_in_the_rules(api, sandbox, people)
             {"attr": "region", "op": "eq", "value": "UK"},
         ]
     }
-    audience = make_audience(sandbox, "UK customers with consent", rules=rules)
+    audience = AudienceFactory(environment=sandbox, name="UK customers with consent", rules=rules)
 
     response = api("analyst").post(f"/api/v1/audiences/{audience.pk}/validate")
 
@@ -393,7 +400,7 @@ def test_validate_passes_cleanly_with_consent_in_the_rules(api, sandbox, people)
 
 
 def test_validate_takes_a_fixed_number_of_queries(api, sandbox, people):
-    audience = make_audience(sandbox, "Customers", rules=CUSTOMERS)
+    audience = AudienceFactory(environment=sandbox, name="Customers", rules=CUSTOMERS)
     client = api("analyst")
     client.post(f"/api/v1/audiences/{audience.pk}/validate")
 

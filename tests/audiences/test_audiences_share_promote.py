@@ -9,8 +9,8 @@ from audiences.models import Audience, Membership
 from governance.actors import Actor
 from governance.approvals import approval_approve, approval_execute
 from governance.models import ApprovalRequest, AuditEvent, Door, OutboxEvent
-from tests.audiences.audience_helpers import make_audience, make_live, team
-from tests.factories import ProfileFactory, UserFactory
+from tests.factories import AudienceFactory, AudienceVersionFactory, ProfileFactory, UserFactory, team
+from tests.refusals import denied_event, refused
 
 pytestmark = pytest.mark.django_db
 
@@ -27,9 +27,10 @@ def code_of(response) -> tuple[int, str]:
 
 
 def test_the_owning_team_shares_change_and_the_other_team_may_then_edit(api, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     owner, other = api("operator"), api("operator2")
-    assert other.patch(url(audience), {"purpose": "x"}, format="json").status_code == 403
+    refused(other.patch(url(audience), {"purpose": "x"}, format="json"), 403, "permission_denied")
+    denied_event(other.user, "audience.edit")
 
     response = owner.post(url(audience, "share"), {"team": "retention", "level": "change"}, format="json")
 
@@ -41,18 +42,19 @@ def test_the_owning_team_shares_change_and_the_other_team_may_then_edit(api, san
 
 
 def test_sharing_again_replaces_the_level(api, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     owner, other = api("operator"), api("operator2")
     owner.post(url(audience, "share"), {"team": "retention", "level": "change"}, format="json")
 
     response = owner.post(url(audience, "share"), {"team": "retention", "level": "view"}, format="json")
 
     assert response.json()["shares"] == [{"team": "retention", "level": "view"}]
-    assert other.patch(url(audience), {"purpose": "x"}, format="json").status_code == 403
+    refused(other.patch(url(audience), {"purpose": "x"}, format="json"), 403, "permission_denied")
+    denied_event(other.user, "audience.edit")
 
 
 def test_a_person_can_be_shared_with(api, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     other = api("operator2")
 
     api("operator").post(url(audience, "share"), {"user": "p-operator2", "level": "change"}, format="json")
@@ -62,7 +64,7 @@ def test_a_person_can_be_shared_with(api, sandbox):
 
 
 def test_a_share_of_change_does_not_allow_sharing_further(api, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     other = api("operator2")
     api("operator").post(url(audience, "share"), {"team": "retention", "level": "change"}, format="json")
     team("other")
@@ -76,7 +78,7 @@ def test_a_share_of_change_does_not_allow_sharing_further(api, sandbox):
 
 @pytest.mark.parametrize(("who", "status"), [("admin", 200), ("analyst", 403), ("operator2", 403), ("developer", 200)])
 def test_who_may_share(api, sandbox, who, status):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     team("retention")
 
     response = api(who).post(url(audience, "share"), {"team": "retention", "level": "view"}, format="json")
@@ -97,7 +99,7 @@ def test_who_may_share(api, sandbox, who, status):
     ],
 )
 def test_bad_shares(api, sandbox, body, status, code):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     team("retention")
     UserFactory(username="p-operator2")
 
@@ -105,7 +107,7 @@ def test_bad_shares(api, sandbox, body, status, code):
 
 
 def test_unsharing_by_query_or_body_and_a_missing_share_is_404(api, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     owner = api("operator")
     UserFactory(username="p-operator2", groups=["campaign_operator", "retention"])
     owner.post(url(audience, "share"), {"team": "retention", "level": "change"}, format="json")
@@ -125,8 +127,8 @@ def test_unsharing_by_query_or_body_and_a_missing_share_is_404(api, sandbox):
 
 
 def test_archiving_a_published_audience_in_pilot_needs_two_approvals(api, pilot, persona):
-    audience = make_audience(pilot)
-    make_live(audience)
+    audience = AudienceFactory(environment=pilot)
+    AudienceVersionFactory(audience=audience, live=True)
     client = api("operator", pilot)
 
     response = client.delete(url(audience))
@@ -156,7 +158,7 @@ def test_archiving_a_published_audience_in_pilot_needs_two_approvals(api, pilot,
 
 
 def test_a_draft_is_deleted_in_pilot_without_approval(api, pilot):
-    audience = make_audience(pilot)
+    audience = AudienceFactory(environment=pilot)
 
     assert api("operator", pilot).delete(url(audience)).status_code == 204
 
@@ -165,8 +167,10 @@ def test_a_draft_is_deleted_in_pilot_without_approval(api, pilot):
 
 
 def test_promote_copies_the_definition_as_a_draft_not_the_members(api, sandbox, production):
-    audience = make_audience(sandbox, "Lapsed EU", description="Lapsed, EU.", purpose="winback", channel="sms")
-    make_live(audience, [ProfileFactory(environment=sandbox)])
+    audience = AudienceFactory(
+        environment=sandbox, name="Lapsed EU", description="Lapsed, EU.", purpose="winback", channel="sms"
+    )
+    AudienceVersionFactory(audience=audience, live=True, memberships=[ProfileFactory(environment=sandbox)])
 
     response = api("operator").post(url(audience, "promote"), {"environment": "production"}, format="json")
 
@@ -190,15 +194,15 @@ def test_promote_copies_the_definition_as_a_draft_not_the_members(api, sandbox, 
 
 
 def test_promote_maps_in_audience_by_name_and_reports_the_rest(api, sandbox, production):
-    vip_here = make_audience(sandbox, "VIP")
-    make_live(vip_here)
-    complainers = make_audience(sandbox, "Complainers")
-    make_live(complainers)
-    drafts_here = make_audience(sandbox, "Drafts")
-    make_live(drafts_here)
-    vip_there = make_audience(production, "VIP")
-    make_live(vip_there)
-    drafts_there = make_audience(production, "Drafts")  # exists, not published
+    vip_here = AudienceFactory(environment=sandbox, name="VIP")
+    AudienceVersionFactory(audience=vip_here, live=True)
+    complainers = AudienceFactory(environment=sandbox, name="Complainers")
+    AudienceVersionFactory(audience=complainers, live=True)
+    drafts_here = AudienceFactory(environment=sandbox, name="Drafts")
+    AudienceVersionFactory(audience=drafts_here, live=True)
+    vip_there = AudienceFactory(environment=production, name="VIP")
+    AudienceVersionFactory(audience=vip_there, live=True)
+    drafts_there = AudienceFactory(environment=production, name="Drafts")  # exists, not published
     rules = {
         "all": [
             {"in_audience": vip_here.pk},
@@ -206,7 +210,7 @@ def test_promote_maps_in_audience_by_name_and_reports_the_rest(api, sandbox, pro
             {"any": [{"in_audience": drafts_here.pk}, {"attr": "region", "op": "eq", "value": "EU"}]},
         ]
     }
-    audience = make_audience(sandbox, "VIP not complaining", rules=rules)
+    audience = AudienceFactory(environment=sandbox, name="VIP not complaining", rules=rules)
 
     body = api("operator").post(url(audience, "promote"), {"environment": "production"}, format="json").json()
 
@@ -230,8 +234,8 @@ def test_promote_maps_in_audience_by_name_and_reports_the_rest(api, sandbox, pro
 
 
 def test_a_name_clash_in_the_target_is_409_with_a_hint_and_a_new_name_works(api, sandbox, production):
-    audience = make_audience(sandbox, "Lapsed EU")
-    make_audience(production, "Lapsed EU")
+    audience = AudienceFactory(environment=sandbox, name="Lapsed EU")
+    AudienceFactory(environment=production, name="Lapsed EU")
     client = api("operator")
 
     clash = client.post(url(audience, "promote"), {"environment": "production"}, format="json")
@@ -246,7 +250,7 @@ def test_a_name_clash_in_the_target_is_409_with_a_hint_and_a_new_name_works(api,
 
 
 def test_developers_cannot_promote_into_production_and_the_refusal_is_audited_there(api, sandbox, production):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
 
     response = api("developer").post(url(audience, "promote"), {"environment": "production"}, format="json")
 
@@ -258,7 +262,7 @@ def test_developers_cannot_promote_into_production_and_the_refusal_is_audited_th
 
 
 def test_an_analyst_cannot_promote(api, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
 
     assert code_of(api("analyst").post(url(audience, "promote"), {"environment": "production"}, format="json")) == (
         403,
@@ -267,7 +271,7 @@ def test_an_analyst_cannot_promote(api, sandbox):
 
 
 def test_another_team_promotes_into_its_own_team(api, sandbox, production):
-    audience = make_audience(sandbox, owner="growth")
+    audience = AudienceFactory(environment=sandbox, owner_team__name="growth")
     client = api("operator2")
 
     refused = client.post(url(audience, "promote"), {"environment": "production"}, format="json")
@@ -289,13 +293,13 @@ def test_another_team_promotes_into_its_own_team(api, sandbox, production):
     ],
 )
 def test_bad_promotions(api, sandbox, body, status, code):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
 
     assert code_of(api("operator").post(url(audience, "promote"), body, format="json")) == (status, code)
 
 
 def test_a_promotion_resent_with_its_idempotency_key_is_replayed(api, sandbox, production):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     client = api("operator")
     headers = {"HTTP_IDEMPOTENCY_KEY": "promote-1"}
 

@@ -20,8 +20,7 @@ from audiences.catalogue import services as catalogue_services
 from audiences.models import CatalogueEntry
 from governance.actors import Actor
 from governance.models import AuditEvent, Door, Outcome
-from tests.audiences.audience_helpers import make_audience
-from tests.factories import ProfileEventFactory, ProfileFactory, UserFactory
+from tests.factories import AudienceFactory, ProfileEventFactory, ProfileFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -241,7 +240,7 @@ def test_an_empty_catalogue_says_nothing_was_seen_yet(sandbox):
 
 def test_validate_warns_about_unknown_names_and_stays_valid(api, sandbox, seen):
     ProfileFactory(environment=sandbox, attributes={"loyalty_tier": "gold"})
-    audience = make_audience(sandbox, "Typos", rules=TYPOS)
+    audience = AudienceFactory(environment=sandbox, name="Typos", rules=TYPOS)
 
     response = api("analyst").post(f"/api/v1/audiences/{audience.pk}/validate")
 

@@ -12,8 +12,7 @@ from audiences.definitions.services import audience_copy
 from audiences.models import Audience, AudienceState
 from governance.models import AuditEvent, OutboxEvent
 from governance.policy.actions import ACTIONS
-from tests.audiences.audience_helpers import make_audience, make_live, team
-from tests.factories import UserFactory
+from tests.factories import AudienceFactory, AudienceVersionFactory, UserFactory, team
 
 pytestmark = pytest.mark.django_db
 
@@ -23,15 +22,15 @@ RULES = {"all": [{"attr": "region", "op": "eq", "value": "EU"}, {"consent": "ema
 @pytest.fixture
 def growths(sandbox):
     """Team growth's published audience in the sandbox."""
-    audience = make_audience(
-        sandbox,
-        "Spring EU buyers",
-        owner="growth",
+    audience = AudienceFactory(
+        environment=sandbox,
+        name="Spring EU buyers",
+        owner_team=team("growth"),
         rules=RULES,
         purpose="spring sale",
         description="EU customers who may hear from us by email.",
     )
-    make_live(audience)
+    AudienceVersionFactory(audience=audience, live=True)
     return Audience.objects.select_related("environment", "owner_team", "live_version").get(pk=audience.pk)
 
 
@@ -86,7 +85,7 @@ def test_each_copy_gets_the_next_free_name_and_a_taken_name_says_which_is_free(a
 
 
 def test_a_long_name_is_shortened_to_fit_with_its_copy_mark(actor, sandbox):
-    long = make_audience(sandbox, "x" * 120)
+    long = AudienceFactory(environment=sandbox, name="x" * 120)
 
     copied = audience_copy(actor=actor("operator"), audience=long)
 
@@ -136,7 +135,7 @@ def test_who_may_not_create_audiences_may_not_copy_and_the_refusal_is_audited(ap
 
 
 def test_an_audience_of_another_environment_is_not_found(api, pilot):
-    other = make_audience(pilot, "Pilot only")
+    other = AudienceFactory(environment=pilot, name="Pilot only")
 
     response = api("operator").post(f"/api/v1/audiences/{other.pk}/copy", {}, format="json")
 
@@ -144,8 +143,8 @@ def test_an_audience_of_another_environment_is_not_found(api, pilot):
 
 
 def test_a_condition_naming_an_archived_audience_is_copied_with_a_warning(actor, sandbox):
-    gone = make_audience(sandbox, "Gone", state=AudienceState.ARCHIVED)
-    source = make_audience(sandbox, "Uses gone", rules={"all": [{"not": {"in_audience": gone.pk}}]})
+    gone = AudienceFactory(environment=sandbox, name="Gone", state=AudienceState.ARCHIVED)
+    source = AudienceFactory(environment=sandbox, name="Uses gone", rules={"all": [{"not": {"in_audience": gone.pk}}]})
 
     copied = audience_copy(actor=actor("operator"), audience=source)
 
@@ -185,7 +184,7 @@ def test_no_refusal_offers_a_copy_where_no_copy_action_exists(api, growths, monk
 def test_the_admin_action_copies_each_selected_audience(client, growths, sandbox):
     admin = UserFactory(username="root", is_staff=True, is_superuser=True, groups=["admin", "retention"])
     client.force_login(admin)
-    archived = make_audience(sandbox, "Old list", state=AudienceState.ARCHIVED)
+    archived = AudienceFactory(environment=sandbox, name="Old list", state=AudienceState.ARCHIVED)
 
     response = client.post(
         reverse("admin:audiences_audience_changelist"),

@@ -9,7 +9,9 @@ from django.test.utils import CaptureQueriesContext
 
 from audiences.publishing.pagination import members_cursor
 from governance.models import AuditEvent
-from tests.audiences.publish_support import audience, fresh, people, publish_now, set_consent
+from tests.audiences.publish_support import fresh, people, publish_now, set_consent
+from tests.factories import AudienceFactory
+from tests.refusals import refused
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +31,7 @@ def _walk(client, url: str) -> list[dict]:
 def test_memberships_are_the_live_versions_members_in_pages(api, actor, sandbox):
     members = people(sandbox, "eu", 5)
     people(sandbox, "eu-denied", 2, consent="denied")
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     publish_now(actor("operator"), target)
     client = api("analyst")
 
@@ -46,7 +48,7 @@ def test_pagination_is_stable_while_a_new_version_goes_live(api, actor, sandbox)
     # given: v1 = six people, and a client half-way through its pages
     v1_people = people(sandbox, "eu", 6)
     operator = actor("operator")
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     publish_now(operator, target)
     client = api("analyst")
     first = client.get(f"/api/v1/audiences/{target.pk}/memberships?limit=3").json()
@@ -72,7 +74,7 @@ def test_a_cursor_of_a_version_no_longer_kept_is_410(api, actor, sandbox, settin
     settings.AUDIENCE_VERSIONS_WITH_MEMBERS = 1
     people(sandbox, "eu", 3)
     operator = actor("operator")
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     publish_now(operator, target)
     client = api("analyst")
     first = client.get(f"/api/v1/audiences/{target.pk}/memberships?limit=1").json()
@@ -86,7 +88,7 @@ def test_a_cursor_of_a_version_no_longer_kept_is_410(api, actor, sandbox, settin
 def test_bad_cursors_and_limits(api, actor, sandbox):
     people(sandbox, "eu", 1)
     operator = actor("operator")
-    target, other = audience(sandbox), audience(sandbox, name="Other")
+    target, other = AudienceFactory(environment=sandbox), AudienceFactory(environment=sandbox, name="Other")
     publish_now(operator, target)
     publish_now(operator, other)
     client = api("analyst")
@@ -100,14 +102,14 @@ def test_bad_cursors_and_limits(api, actor, sandbox):
 
 
 def test_an_unpublished_audience_has_no_members(api, sandbox):
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     body = api("analyst").get(f"/api/v1/audiences/{target.pk}/memberships").json()
     assert body == {"version": None, "next": None, "pii_masked": True, "results": []}
 
 
 def test_pii_is_masked_except_for_compliance_whose_read_is_audited(api, actor, sandbox):
     people(sandbox, "eu", 2)
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     publish_now(actor("operator"), target)
     url = f"/api/v1/audiences/{target.pk}/memberships"
 
@@ -124,7 +126,7 @@ def test_pii_is_masked_except_for_compliance_whose_read_is_audited(api, actor, s
 
 def test_a_page_costs_the_same_number_of_queries_whatever_its_size(api, actor, sandbox):
     people(sandbox, "eu", 30)
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     publish_now(actor("operator"), target)
     client = api("analyst")
     url = f"/api/v1/audiences/{target.pk}/memberships"
@@ -141,8 +143,8 @@ def test_a_page_costs_the_same_number_of_queries_whatever_its_size(api, actor, s
 
 
 def test_memberships_of_another_environment_are_a_404(api, sandbox, pilot):
-    target = audience(sandbox)
-    assert api("analyst", pilot).get(f"/api/v1/audiences/{target.pk}/memberships").status_code == 404
+    target = AudienceFactory(environment=sandbox)
+    refused(api("analyst", pilot).get(f"/api/v1/audiences/{target.pk}/memberships"), 404, "audience_not_found")
 
 
 @pytest.mark.parametrize(
@@ -154,7 +156,7 @@ def test_a_crafted_cursor_is_a_400_problem_not_a_500(api, actor, sandbox, querys
     import base64
 
     people(sandbox, "eu", 2)
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     publish_now(actor("operator"), target)
     raw = querystring.format(version=fresh(target).live_version_id)
     cursor = base64.b64encode(raw.encode()).decode()

@@ -198,6 +198,7 @@ CONSENT_SHAPES = [
 ]
 
 
+@pytest.mark.slow  # 36 rules × 4 channels, each on a fresh scene: about 9 seconds
 @pytest.mark.parametrize("rule", CONSENT_SHAPES + HAND_WRITTEN, ids=lambda r: str(r)[:60])
 def test_the_preview_matches_the_reference(scene, rule):
     for channel in CHANNELS:
@@ -256,6 +257,7 @@ def test_validate_counts_the_same_waterfall(scene):
         assert stats["restricted_removed"] == remaining[3] - remaining[4]
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_generated_rules_preview_like_the_reference(scene, data):

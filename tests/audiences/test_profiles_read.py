@@ -12,6 +12,7 @@ from audiences.models import ConsentChange, Profile
 from governance.models import AuditEvent
 from tests.audiences.helpers import queries_of
 from tests.factories import ConsentFactory, ProfileFactory
+from tests.refusals import refused
 
 LIST = "/api/v1/profiles/"
 
@@ -84,7 +85,7 @@ def test_an_empty_page_is_no_pii_read(api):
 def test_a_user_without_a_role_may_not_list(api, ann):
     response = api("nobody").get(LIST)
 
-    assert response.status_code == 403
+    refused(response, 403, "permission_denied")
 
 
 def test_list_queries_do_not_grow_with_the_page(api, django_assert_num_queries):

@@ -12,15 +12,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from audiences.models import Audience, AudienceState, AudienceVersion, Membership, VersionState
 from audiences.publishing import errors, runner, swap
 from audiences.publishing import services as publish
 from governance.models import ApprovalPolicy, ApprovalRequest, ApprovalState, AuditEvent, OutboxEvent
-from integrations.models import Destination, DestinationPush, Job, JobState
+from integrations.models import DestinationPush, Job, JobState
 from tests.audiences.publish_support import (
-    audience,
     fresh,
     members_of,
     people,
@@ -29,6 +29,8 @@ from tests.audiences.publish_support import (
     run,
     set_consent,
 )
+from tests.factories import AudienceFactory, DestinationFactory
+from tests.refusals import denied_event, refused
 
 # What publishing does is tested here (tasks in-process); the broker is tested elsewhere.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
@@ -37,9 +39,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 @pytest.fixture
 def drop(sandbox, tmp_path, settings):
     settings.DESTINATION_SANDBOX_FILE_ROOTS = [str(tmp_path)]
-    return Destination.objects.create(
-        environment=sandbox, name="drop", adapter="file", config={"directory": str(tmp_path), "format": "jsonl"}
-    )
+    return DestinationFactory(environment=sandbox, name="drop", config={"directory": str(tmp_path), "format": "jsonl"})
 
 
 def _dropped_rows(directory: Path) -> list[dict]:
@@ -58,7 +58,7 @@ def test_publish_in_sandbox_end_to_end(api, sandbox, drop, tmp_path, django_capt
     people(sandbox, "eu-denied", 2, consent="denied")
     people(sandbox, "eu-none", 1, consent=None)
     people(sandbox, "uk", 2, region="UK")
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     client = api("operator")
 
     # when: published through the API, the Celery task running eagerly after commit
@@ -123,7 +123,7 @@ def test_a_second_publish_diffs_against_the_live_version_and_pushes_both_sides(a
     stay = people(sandbox, "stay", 3)
     leave = people(sandbox, "leave", 2)
     operator = actor("operator")
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     _, first = publish_now(operator, target)
     assert first.state == JobState.SUCCEEDED
 
@@ -153,7 +153,7 @@ def test_a_second_publish_diffs_against_the_live_version_and_pushes_both_sides(a
 def test_pushes_are_split_in_batches(actor, sandbox, drop, monkeypatch):
     monkeypatch.setattr(swap, "PUSH_BATCH", 2)
     people(sandbox, "eu", 5)
-    _, job = publish_now(actor("operator"), audience(sandbox))
+    _, job = publish_now(actor("operator"), AudienceFactory(environment=sandbox))
     pushes = list(DestinationPush.objects.filter(job=job).order_by("id"))
     assert [len(p.payload["added"]) for p in pushes] == [2, 2, 1]
     assert job.state == JobState.SUCCEEDED
@@ -168,7 +168,7 @@ def test_a_destination_that_is_down_makes_the_job_partially_succeed(actor, sandb
 
     monkeypatch.setattr(FileAdapter, "push_members", down)
     people(sandbox, "eu", 2)
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     _, job = publish_now(actor("operator"), target)
 
     # the version is live all the same; the job says the delivery is deferred and retried
@@ -184,7 +184,7 @@ def test_a_destination_that_is_down_makes_the_job_partially_succeed(actor, sandb
 def test_consent_revoked_between_request_and_build_is_honoured(actor, sandbox):
     # given: a publish accepted while everyone had consent
     everyone = people(sandbox, "eu", 4)
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     outcome = publish.audience_publish(actor=actor("operator"), audience=target)
 
     # when: two withdraw consent before the worker gets to the job
@@ -201,7 +201,7 @@ def test_no_published_version_ever_holds_someone_without_granted_consent(actor, 
     people(sandbox, "denied", 2, consent="denied")
     people(sandbox, "sms-only", 2, consent="granted", channel="sms")
     rules = {"any": [{"attr": "region", "op": "eq", "value": "EU"}, {"consent": "email", "is": False}]}
-    target = audience(sandbox, rules=rules)
+    target = AudienceFactory(environment=sandbox, rules=rules)
     publish_now(actor("operator"), target)
     for version in AudienceVersion.objects.filter(state=VersionState.READY):
         without = Membership.objects.filter(version=version).exclude(
@@ -219,7 +219,7 @@ def test_publish_in_pilot_above_the_threshold_asks_for_approval_then_runs(
 ):
     ApprovalPolicy.objects.filter(environment=pilot, action="audience.publish").update(threshold=2)
     in_pilot = people(pilot, "pilot", 3)
-    target = audience(pilot)
+    target = AudienceFactory(environment=pilot, name="Spring EU buyers")
     operator = api("operator", pilot)
 
     response = operator.post(f"/api/v1/audiences/{target.pk}/publish", format="json")
@@ -256,7 +256,7 @@ def test_publish_in_pilot_above_the_threshold_asks_for_approval_then_runs(
 def test_an_edit_after_the_request_makes_it_stale(api, pilot):
     ApprovalPolicy.objects.filter(environment=pilot, action="audience.publish").update(threshold=0)
     people(pilot, "pilot", 1)
-    target = audience(pilot)
+    target = AudienceFactory(environment=pilot)
     response = api("operator", pilot).post(f"/api/v1/audiences/{target.pk}/publish", format="json")
     request = ApprovalRequest.objects.get(pk=response.json()["approval"]["id"])
     before = request.target_fingerprint
@@ -268,7 +268,7 @@ def test_an_edit_after_the_request_makes_it_stale(api, pilot):
 
 def test_below_the_threshold_pilot_publishes_at_once(actor, pilot):
     people(pilot, "pilot", 2)
-    outcome = publish.audience_publish(actor=actor("operator", pilot), audience=audience(pilot))
+    outcome = publish.audience_publish(actor=actor("operator", pilot), audience=AudienceFactory(environment=pilot))
     assert outcome.approval is None and outcome.result is not None
 
 
@@ -278,7 +278,7 @@ def test_below_the_threshold_pilot_publishes_at_once(actor, pilot):
 def _published_v1(actor, sandbox):
     first = people(sandbox, "first", 2)
     operator = actor("operator")
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     publish_now(operator, target)
     people(sandbox, "later", 3)
     return operator, fresh(target), first
@@ -374,7 +374,7 @@ def test_a_stale_build_is_superseded_by_a_new_publish(actor, sandbox, monkeypatc
 def test_a_queued_publish_is_replaced_by_a_newer_one(actor, sandbox):
     people(sandbox, "eu", 1)
     operator = actor("operator")
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     first = publish.audience_publish(actor=operator, audience=target)
     second = publish.audience_publish(actor=operator, audience=fresh(target))
     assert Job.objects.get(pk=first.result.job.pk).state == JobState.CANCELLED
@@ -384,7 +384,7 @@ def test_a_queued_publish_is_replaced_by_a_newer_one(actor, sandbox):
 
 def test_an_archived_audience_is_not_published(actor, sandbox):
     people(sandbox, "eu", 1)
-    target = audience(sandbox, state=AudienceState.ARCHIVED)
+    target = AudienceFactory(environment=sandbox, state=AudienceState.ARCHIVED)
     with pytest.raises(Exception) as refused:
         publish.audience_publish(actor=actor("operator"), audience=target)
     assert getattr(refused.value, "code", "") == "audience_archived"
@@ -392,7 +392,7 @@ def test_an_archived_audience_is_not_published(actor, sandbox):
 
 def test_archived_while_building_neither_goes_live_nor_pushes(actor, sandbox, drop):
     people(sandbox, "eu", 2)
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     outcome = publish.audience_publish(actor=actor("operator"), audience=target)
     Audience.objects.filter(pk=target.pk).update(state=AudienceState.ARCHIVED)
 
@@ -408,15 +408,17 @@ def test_archived_while_building_neither_goes_live_nor_pushes(actor, sandbox, dr
 
 def test_who_may_publish(api, sandbox, pilot):
     people(sandbox, "eu", 1)
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     url = f"/api/v1/audiences/{target.pk}/publish"
 
     analyst = api("analyst").post(url, format="json")
     assert analyst.status_code == 403 and analyst.json()["code"] == "permission_denied"
 
     other_team = api("operator2").post(url, format="json")
-    assert other_team.status_code == 403
+    refused(other_team, 403, "permission_denied")
     assert "growth" in other_team.json()["detail"]
+    for who in ("p-analyst", "p-operator2"):
+        denied_event(User.objects.get(username=who), "audience.publish")
 
     elsewhere = api("operator", pilot).post(url, format="json")
     assert elsewhere.status_code == 404 and elsewhere.json()["code"] == "audience_not_found"
@@ -434,16 +436,17 @@ def test_a_token_without_the_publish_scope_is_refused(db, persona, sandbox):
     from tests.conftest import issue_test_token
 
     people(sandbox, "eu", 1)
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_test_token(persona('operator'), sandbox, ['read', 'write'])}")
     response = client.post(f"/api/v1/audiences/{target.pk}/publish", format="json")
-    assert response.status_code == 403 and "publish" in response.json()["detail"]
+    assert "publish" in refused(response, 403, "permission_denied")["detail"]
+    denied_event(persona("operator"), "audience.publish")
 
 
 def test_idempotency_key_replays_the_first_answer(api, sandbox):
     people(sandbox, "eu", 1)
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     client = api("operator")
     url = f"/api/v1/audiences/{target.pk}/publish"
     first = client.post(url, {}, format="json", HTTP_IDEMPOTENCY_KEY="publish-1")
@@ -454,7 +457,7 @@ def test_idempotency_key_replays_the_first_answer(api, sandbox):
 
 
 def test_unknown_fields_are_refused(api, sandbox):
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     response = api("operator").post(f"/api/v1/audiences/{target.pk}/publish", {"force": True}, format="json")
     assert response.status_code == 400 and response.json()["code"] == "unknown_fields"
 
@@ -464,8 +467,8 @@ def test_each_accepted_publish_counts_against_the_daily_quota(api, sandbox):
 
     QuotaPolicy.objects.filter(name="publish").update(limit=1)
     people(sandbox, "eu", 1)
-    first_audience = audience(sandbox)
-    second_audience = audience(sandbox, name="Second")
+    first_audience = AudienceFactory(environment=sandbox)
+    second_audience = AudienceFactory(environment=sandbox, name="Second")
     client = api("operator")
     first = client.post(f"/api/v1/audiences/{first_audience.pk}/publish", format="json")
     assert first.status_code == 202 and first.json()["quota_warning"]["name"] == "publish"
@@ -478,7 +481,7 @@ def test_production_publishes_wait_for_a_change_window(actor, production):
     production.change_windows = [{"days": [0], "start": "00:00", "end": "00:01"}]
     production.save(update_fields=["change_windows"])
     people(production, "prod", 1)
-    target = audience(production)
+    target = AudienceFactory(environment=production)
     now = timezone.now()
     if production.change_windows and now.weekday() == 0 and now.hour == 0 and now.minute == 0:
         pytest.skip("inside the one-minute window")

@@ -17,7 +17,8 @@ from governance import policy
 from governance.approvals import ActionOutcome
 from governance.models import ApprovalPolicy, AuditEvent
 from governance.policy import engine
-from tests.audiences.publish_support import audience, fresh, people, publish_now
+from tests.audiences.publish_support import fresh, people, publish_now
+from tests.factories import AudienceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +44,7 @@ def _profile_queries(captured: CaptureQueriesContext) -> list[str]:
 def test_a_publish_that_runs_asks_the_policy_once(actor, sandbox, decisions):
     people(sandbox, "eu", 2)
 
-    outcome = publish.audience_publish(actor=actor("operator"), audience=audience(sandbox))
+    outcome = publish.audience_publish(actor=actor("operator"), audience=AudienceFactory(environment=sandbox))
 
     assert isinstance(outcome, ActionOutcome) and outcome.ran and outcome.approval is None
     assert outcome.result is not None and outcome.result.version.number == 1
@@ -53,7 +54,7 @@ def test_a_publish_that_runs_asks_the_policy_once(actor, sandbox, decisions):
 def test_a_publish_held_for_approval_asks_once_and_files_the_request(actor, pilot, decisions):
     ApprovalPolicy.objects.filter(environment=pilot, action="audience.publish").update(threshold=1)
     people(pilot, "pilot", 2)
-    target = audience(pilot)
+    target = AudienceFactory(environment=pilot)
 
     outcome = publish.audience_publish(actor=actor("operator", pilot), audience=target)
 
@@ -68,7 +69,7 @@ def test_a_publish_held_for_approval_asks_once_and_files_the_request(actor, pilo
 def test_below_the_threshold_the_reach_is_still_recorded(actor, pilot, decisions):
     people(pilot, "pilot", 3)
 
-    outcome = publish.audience_publish(actor=actor("operator", pilot), audience=audience(pilot))
+    outcome = publish.audience_publish(actor=actor("operator", pilot), audience=AudienceFactory(environment=pilot))
 
     assert outcome.ran and decisions.count("audience.publish") == 1
     assert AuditEvent.objects.get(action="audience.publish").changes["reach_at_request"] == 3
@@ -77,7 +78,7 @@ def test_below_the_threshold_the_reach_is_still_recorded(actor, pilot, decisions
 def test_a_caller_who_may_not_publish_never_makes_the_database_evaluate_the_audience(actor, pilot, decisions):
     ApprovalPolicy.objects.filter(environment=pilot, action="audience.publish").update(threshold=1)
     people(pilot, "pilot", 2)
-    target = audience(pilot)
+    target = AudienceFactory(environment=pilot)
 
     with CaptureQueriesContext(connection) as captured, pytest.raises(policy.PolicyDenied) as refused:
         publish.audience_publish(actor=actor("analyst", pilot), audience=target)
@@ -92,7 +93,7 @@ def test_a_caller_who_may_not_publish_never_makes_the_database_evaluate_the_audi
 def test_a_rollback_asks_the_policy_once(actor, sandbox, decisions):
     people(sandbox, "eu", 2)
     operator = actor("operator")
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     publish_now(operator, target)
     publish_now(operator, fresh(target))
     decisions.clear()
@@ -105,7 +106,7 @@ def test_a_rollback_asks_the_policy_once(actor, sandbox, decisions):
 
 def test_a_caller_who_may_not_roll_back_is_refused_before_the_version_is_looked_up(actor, sandbox, decisions):
     people(sandbox, "eu", 1)
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     publish_now(actor("operator"), target)
 
     with pytest.raises(policy.PolicyDenied):
@@ -122,7 +123,7 @@ def test_a_rollback_held_for_approval_carries_its_warning(actor, pilot, settings
     )
     people(pilot, "pilot", 1)
     operator = actor("operator", pilot)
-    target = audience(pilot)
+    target = AudienceFactory(environment=pilot)
     publish_now(operator, target)
     publish_now(operator, fresh(target))
 

@@ -12,9 +12,10 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audiences.models import Audience, AudienceVersion, Consent, Membership, Profile, ProfileEvent
+from audiences.models import Consent, Profile, ProfileEvent
 from audiences.rules import compile_rules, validate
 from tests.audiences.reference import World, evaluate
+from tests.factories import AudienceFactory, AudienceVersionFactory
 
 REGIONS = ["EU", "UK", "NA", "APAC", None]
 STAGES = ["lead", "prospect", "customer", "loyal", "lapsed", "churned", None]
@@ -80,14 +81,9 @@ def build_world(sandbox):
             w.events.setdefault(p.pk, []).append((kind, when, props))
     Consent.objects.bulk_create(consents)
     ProfileEvent.objects.bulk_create(events)
-    other = Audience.objects.create(
-        environment=sandbox, name="buyers", owner_team=team, channel="email", purpose="p", description="d"
-    )
-    version = AudienceVersion.objects.create(
-        audience=other, number=1, rules={"all": []}, channel="email", state="ready"
-    )
+    other = AudienceFactory(environment=sandbox, name="buyers", owner_team=team)
     chosen = [p for p in profiles if rng.random() < 0.4]
-    Membership.objects.bulk_create([Membership(version=version, profile=p) for p in chosen])
+    version = AudienceVersionFactory(audience=other, rules={"all": []}, memberships=chosen)
     w.members[other.pk] = {p.pk for p in chosen}
     return {"profiles": profiles, "world": w, "live": {other.pk: version.pk}, "audience_id": other.pk, "env": sandbox}
 
@@ -231,6 +227,7 @@ def _trees(audience_id: int):
     )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_generated_rules_match_the_reference(world, data):

@@ -7,12 +7,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from audiences.models import AudienceVersion, Membership, Profile, VersionState
+from audiences.models import AudienceVersion, Membership, Profile
 from audiences.publishing import runner
 from governance.models import AuditEvent, OutboxEvent
-from integrations.models import Destination, DestinationPush, JobState
+from integrations.models import DestinationPush, JobState
 from tests.audiences.publish_support import (
-    audience,
     fresh,
     members_of,
     people,
@@ -20,6 +19,8 @@ from tests.audiences.publish_support import (
     rollback_now,
     set_consent,
 )
+from tests.factories import AudienceFactory, AudienceVersionFactory, DestinationFactory
+from tests.refusals import denied_event, refused
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.django_db
 def _three_versions(actor, sandbox):
     """v1 = a, v2 = a + b, v3 = b + c (a withdrew consent)."""
     operator = actor("operator")
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     a = people(sandbox, "a", 2)
     publish_now(operator, target)
     b = people(sandbox, "b", 2)
@@ -61,7 +62,7 @@ def test_versions_list_counts_diff_sizes_who_and_when(api, actor, sandbox, djang
 def test_the_versions_list_costs_the_same_for_one_version_or_many(api, actor, sandbox):
     operator = actor("operator")
     people(sandbox, "eu", 1)
-    one, many = audience(sandbox, name="One"), audience(sandbox, name="Many")
+    one, many = AudienceFactory(environment=sandbox, name="One"), AudienceFactory(environment=sandbox, name="Many")
     publish_now(operator, one)
     for _ in range(4):
         publish_now(operator, fresh(many))
@@ -77,9 +78,9 @@ def test_the_versions_list_costs_the_same_for_one_version_or_many(api, actor, sa
 
 
 def test_versions_of_another_environment_are_a_404(api, sandbox, pilot):
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     response = api("analyst", pilot).get(f"/api/v1/audiences/{target.pk}/versions")
-    assert response.status_code == 404
+    refused(response, 404, "audience_not_found")
 
 
 # --- rollback -------------------------------------------------------------------------------------
@@ -90,9 +91,7 @@ def test_rollback_restores_the_exact_membership_of_a_kept_version(api, actor, sa
     _, target, a, b, c = _three_versions(actor, sandbox)
     set_consent(a, "granted")  # everyone of v2 may be reached again
     v2 = AudienceVersion.objects.get(audience=target, number=2)
-    drop = Destination.objects.create(
-        environment=sandbox, name="drop", adapter="file", config={"directory": str(tmp_path), "format": "jsonl"}
-    )
+    drop = DestinationFactory(environment=sandbox, name="drop", config={"directory": str(tmp_path), "format": "jsonl"})
     client = api("operator")
 
     response = client.post(f"/api/v1/audiences/{target.pk}/rollback", {"version": 2}, format="json")
@@ -148,7 +147,7 @@ def test_rollback_never_copies_someone_whose_address_is_gone(actor, sandbox):
 def test_rollback_to_a_pruned_version_rebuilds_it_from_its_rules_with_a_warning(actor, sandbox, settings):
     settings.AUDIENCE_VERSIONS_WITH_MEMBERS = 1
     operator = actor("operator")
-    target = audience(sandbox, rules={"all": [{"attr": "region", "op": "eq", "value": "EU"}]})
+    target = AudienceFactory(environment=sandbox, rules={"all": [{"attr": "region", "op": "eq", "value": "EU"}]})
     people(sandbox, "eu", 2)
     publish_now(operator, target)
     target.rules = {"all": [{"attr": "region", "op": "eq", "value": "UK"}]}
@@ -171,16 +170,20 @@ def test_rollback_to_a_pruned_version_rebuilds_it_from_its_rules_with_a_warning(
 
 def test_rollback_refusals(api, actor, sandbox):
     _, target, *_ = _three_versions(actor, sandbox)
-    AudienceVersion.objects.create(audience=target, number=9, rules={}, channel="email", state=VersionState.FAILED)
+    AudienceVersionFactory(audience=target, number=9, failed=True)
     client = api("operator")
     url = f"/api/v1/audiences/{target.pk}/rollback"
     assert client.post(url, {"version": 42}, format="json").json()["code"] == "version_not_found"
     assert client.post(url, {"version": 3}, format="json").json()["code"] == "version_already_live"
     assert client.post(url, {"version": 9}, format="json").json()["code"] == "version_not_ready"
     assert client.post(url, {}, format="json").status_code == 422
-    assert api("analyst").post(url, {"version": 1}, format="json").status_code == 403
-    other_team = api("operator2").post(url, {"version": 1}, format="json")
-    assert other_team.status_code == 403 and "growth" in other_team.json()["detail"]
+    analyst = api("analyst")
+    refused(analyst.post(url, {"version": 1}, format="json"), 403, "permission_denied")
+    denied_event(analyst.user, "audience.rollback")
+    operator2 = api("operator2")
+    other_team = operator2.post(url, {"version": 1}, format="json")
+    assert "growth" in refused(other_team, 403, "permission_denied")["detail"]
+    denied_event(operator2.user, "audience.rollback")
 
 
 # --- retention ------------------------------------------------------------------------------------
@@ -189,7 +192,7 @@ def test_rollback_refusals(api, actor, sandbox):
 def test_retention_keeps_members_of_the_newest_versions_only(actor, sandbox, settings):
     settings.AUDIENCE_VERSIONS_WITH_MEMBERS = 2
     operator = actor("operator")
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     people(sandbox, "eu", 3)
     for _ in range(4):
         _, job = publish_now(operator, fresh(target))
@@ -206,10 +209,10 @@ def test_retention_keeps_members_of_the_newest_versions_only(actor, sandbox, set
 def test_the_live_version_keeps_its_members_even_beyond_the_newest(actor, sandbox, settings):
     settings.AUDIENCE_VERSIONS_WITH_MEMBERS = 1
     operator = actor("operator")
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     people(sandbox, "eu", 2)
     publish_now(operator, target)
     # a newer version that failed does not count, and never pushes the live one out
-    AudienceVersion.objects.create(audience=target, number=2, rules={}, channel="email", state=VersionState.FAILED)
+    AudienceVersionFactory(audience=target, number=2, failed=True)
     assert runner.prune_memberships(target.pk) == []
     assert Membership.objects.filter(version=fresh(target).live_version).count() == 2

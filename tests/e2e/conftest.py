@@ -5,6 +5,7 @@ Playwright's download; its path is what `which chromium` prints, or CHROMIUM_PAT
 Without Chromium (or Playwright) the tests skip with the reason, unless REQUIRE_BROWSER is
 set — CI sets it, so there a missing browser fails the run instead of hiding the suite.
 
+Every test here is marked `e2e` and `slow` (so `-m "not slow"` leaves the suite out).
 Each test gets a live server on a fresh database with the demo users of `seed_demo`
 (password `demo`) and a small sandbox; Celery tasks run in-process. A screenshot of each
 page a flow visits is written to tests/e2e/screenshots/ (ignored by git).
@@ -49,6 +50,7 @@ def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None
         if not str(item.fspath).startswith(here):
             continue
         item.add_marker(pytest.mark.e2e)
+        item.add_marker(pytest.mark.slow)
         if reason and not os.environ.get("REQUIRE_BROWSER"):
             item.add_marker(pytest.mark.skip(reason=f"{reason}; set REQUIRE_BROWSER=1 to fail instead"))
 

@@ -1,29 +1,15 @@
-"""Helpers for the destination tests: fake vendors' configs and credentials, and destination rows."""
+"""Helpers for the destination tests: fake vendors' configs and credentials (the rows:
+DestinationFactory in tests/factories.py, with `credentials=` stored encrypted)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from integrations.destinations.credentials import encrypt_credentials
-from integrations.models import Destination
 from tests.fakes.braze import FakeBraze
 from tests.fakes.sfmc import FakeSFMC
 
 SFMC_CREDENTIALS = {"client_id": "sfmc-client-id", "client_secret": "sfmc-client-secret-xyz"}
 BRAZE_CREDENTIALS = {"api_key": "braze-rest-key-123"}
-
-
-def make_destination(
-    environment: Any, adapter: str, config: dict[str, Any], credentials: dict | None = None, name: str | None = None
-) -> Destination:
-    """A destination row straight in the database (adapter tests; the API tests use the API)."""
-    return Destination.objects.create(
-        environment=environment,
-        name=name or f"{adapter}-dest",
-        adapter=adapter,
-        config=config,
-        credentials_encrypted=encrypt_credentials(credentials) if credentials else "",
-    )
 
 
 def braze_config(fake: FakeBraze, **extra: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ others stay out, and every change goes through a service that audits it (door `a
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import pytest
 from django.contrib import admin
@@ -15,7 +14,6 @@ from waffle.models import Flag, Sample, Switch
 
 from audiences.models import (
     Audience,
-    AudienceVersion,
     CatalogueEntry,
     ConsentChange,
     RegionalRestriction,
@@ -37,14 +35,22 @@ from governance.models import (
 from integrations.models import (
     DeadLetter,
     DeliveryAttempt,
-    Destination,
     DestinationPush,
-    Job,
     WebhookDelivery,
-    WebhookSubscription,
 )
 from tests.conftest import issue_test_token
-from tests.factories import ConsentFactory, ProfileEventFactory, ProfileFactory, UserFactory
+from tests.factories import (
+    ApprovalRequestFactory,
+    AudienceFactory,
+    AudienceVersionFactory,
+    ConsentFactory,
+    DestinationFactory,
+    JobFactory,
+    ProfileEventFactory,
+    ProfileFactory,
+    UserFactory,
+    WebhookSubscriptionFactory,
+)
 
 
 @pytest.fixture
@@ -75,10 +81,8 @@ def everything(sandbox, pilot, platform_admin, tmp_path):
         profile=profile, channel="email", status="granted", source="test", captured_at=timezone.now()
     )
     ProfileEventFactory(profile=profile)
-    lapsed = Audience.objects.create(
-        environment=sandbox, name="Lapsed", owner_team=growth, channel="email", purpose="p", description="d"
-    )
-    AudienceVersion.objects.create(audience=lapsed, number=1, rules={}, channel="email")
+    lapsed = AudienceFactory(environment=sandbox, name="Lapsed", owner_team=growth)
+    AudienceVersionFactory(audience=lapsed)
     suppression = SuppressionList.objects.create(environment=sandbox, name="complaints")
     SuppressionEntry.objects.create(suppression_list=suppression, external_id="ann")
     RegionalRestriction.objects.create(environment=sandbox, region="EU", kind="blocked", description="No EU")
@@ -89,27 +93,16 @@ def everything(sandbox, pilot, platform_admin, tmp_path):
     event = OutboxEvent.objects.create(
         environment=sandbox, type="consent.updated", aggregate_type="x", aggregate_id="1"
     )
-    hook = WebhookSubscription.objects.create(
-        environment=sandbox, url="http://127.0.0.1:9/hook", event_types=["consent.updated"], secret_encrypted="x"
-    )
+    hook = WebhookSubscriptionFactory(environment=sandbox, url="http://127.0.0.1:9/hook")
     delivery = WebhookDelivery.objects.create(subscription=hook, event=event)
     DeliveryAttempt.objects.create(delivery=delivery, attempt=1, status_code=500)
     DeadLetter.objects.create(environment=sandbox, kind="outbox_dispatch", reference_id=str(event.pk))
-    destination = Destination.objects.create(
-        environment=sandbox, name="drop", adapter="file", config={"directory": str(tmp_path), "format": "jsonl"}
+    destination = DestinationFactory(
+        environment=sandbox, name="drop", config={"directory": str(tmp_path), "format": "jsonl"}
     )
-    job = Job.objects.create(environment=sandbox, kind="destination.push")
+    job = JobFactory(environment=sandbox)
     DestinationPush.objects.create(destination=destination, job=job, kind="members", payload={})
-    request = ApprovalRequest.objects.create(
-        environment=pilot,
-        action="audience.archive",
-        target_type="audiences.audience",
-        target_id="1",
-        summary="Archive 'Lapsed'",
-        requester=operator,
-        required=2,
-        expires_at=timezone.now() + timedelta(hours=72),
-    )
+    request = ApprovalRequestFactory(environment=pilot, requester=operator, target_id="1", target_label="Lapsed")
     ApprovalVote.objects.create(request=request, voter=platform_admin, decision="approve", role="admin")
     QuotaUsage.objects.create(quota="publish", subject=f"user:{operator.pk}", period_start=timezone.now(), used=3)
     flag = Flag.objects.create(name="next_best_offer", everyone=True)

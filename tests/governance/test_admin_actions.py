@@ -4,17 +4,14 @@ does. tests/integrations/test_admin_actions.py covers the integrations pages' ac
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.contrib import admin
-from django.utils import timezone
 from waffle.models import Flag, Sample, Switch
 
 from governance.access.selectors import SESSION_ENVIRONMENT_KEY
 from governance.models import ApprovalRequest, ApprovalState, AuditEvent, Door, Environment, FlagMeta, OutboxEvent
 from tests.conftest import issue_test_token
-from tests.factories import UserFactory
+from tests.factories import ApprovalRequestFactory, UserFactory
 
 # Every action of every page outside audiences/ (whose pages have their own suite), and the
 # test that covers it.
@@ -128,24 +125,10 @@ def test_revoke(site, pilot, platform_admin):
     assert not OutboxEvent.objects.exists()  # token_revoke emits no domain event
 
 
-def _request(environment, requester, **extra) -> ApprovalRequest:
-    return ApprovalRequest.objects.create(
-        environment=environment,
-        action="audience.archive",
-        target_type="audiences.audience",
-        target_id="999999",
-        target_label="Lapsed",
-        summary="Archive 'Lapsed'",
-        requester=requester,
-        required=2,
-        policy={"steps": [["approver"], ["developer", "admin"]]},
-        expires_at=timezone.now() + timedelta(hours=72),
-        **extra,
-    )
-
-
 def test_approve(site, pilot, platform_admin):
-    request = _request(pilot, UserFactory(username="op", groups=["campaign_operator"]))
+    request = ApprovalRequestFactory(
+        environment=pilot, requester=UserFactory(username="op", groups=["campaign_operator"])
+    )
 
     page = _act(site, "/admin/governance/approvalrequest/", "approve", [request])
     assert "Approve 1 request(s)" in page.content.decode()
@@ -178,7 +161,9 @@ def test_approve(site, pilot, platform_admin):
 
 
 def test_reject_asks_for_a_comment_then_rejects(site, pilot, platform_admin):
-    request = _request(pilot, UserFactory(username="op", groups=["campaign_operator"]))
+    request = ApprovalRequestFactory(
+        environment=pilot, requester=UserFactory(username="op", groups=["campaign_operator"])
+    )
     url = "/admin/governance/approvalrequest/"
 
     without = _act(site, url, "reject", [request], vote_comment_sent="yes", comment=" ")
@@ -198,7 +183,7 @@ def test_reject_asks_for_a_comment_then_rejects(site, pilot, platform_admin):
 
 
 def test_approving_ones_own_request_is_refused_and_the_attempt_audited(site, pilot, platform_admin):
-    request = _request(pilot, platform_admin)
+    request = ApprovalRequestFactory(environment=pilot, requester=platform_admin)
 
     response = _act(
         site, "/admin/governance/approvalrequest/", "approve", [request], vote_comment_sent="yes", comment=""

@@ -30,7 +30,13 @@ from governance.models import (
 )
 from marketerapi.admin.large_tables import distinct_indexed_values
 from tests.conftest import issue_test_token
-from tests.factories import UserFactory
+from tests.factories import (
+    ApprovalRequestFactory,
+    DestinationFactory,
+    JobFactory,
+    UserFactory,
+    WebhookSubscriptionFactory,
+)
 from tests.governance.test_admin import everything  # noqa: F401  (one row of every model)
 from tests.governance.test_admin import platform_admin as platform_admin
 
@@ -130,16 +136,7 @@ def _rows_for(model, sandbox, n: int) -> None:
             account = ServiceAccount.objects.create(user=user, owner=UserFactory(username=f"o-{key}"))
             issue_test_token(account.user, sandbox)
         elif model is ApprovalRequest:
-            request = ApprovalRequest.objects.create(
-                environment=sandbox,
-                action="audience.archive",
-                target_type="audiences.audience",
-                target_id=key,
-                summary=key,
-                requester=user,
-                required=2,
-                expires_at=timezone.now() + timedelta(hours=1),
-            )
+            request = ApprovalRequestFactory(environment=sandbox, target_id=key, summary=key, requester=user)
             ApprovalVote.objects.create(request=request, voter=UserFactory(username=f"v-{key}"), decision="approve")
         elif model is AuditEvent:
             AuditEvent.objects.create(
@@ -162,12 +159,7 @@ def _rows_for(model, sandbox, n: int) -> None:
                 environment=sandbox, type="consent.updated", aggregate_type="x", aggregate_id=key
             )
         elif model in (WebhookSubscription, WebhookDelivery):
-            hook = WebhookSubscription.objects.create(
-                environment=sandbox,
-                url=f"http://127.0.0.1:9/{key}",
-                event_types=["consent.updated"],
-                secret_encrypted="x",
-            )
+            hook = WebhookSubscriptionFactory(environment=sandbox, url=f"http://127.0.0.1:9/{key}")
             event = OutboxEvent.objects.create(
                 environment=sandbox, type="consent.updated", aggregate_type="x", aggregate_id=key
             )
@@ -176,17 +168,15 @@ def _rows_for(model, sandbox, n: int) -> None:
         elif model is DeadLetter:
             DeadLetter.objects.create(environment=sandbox, kind="webhook_delivery", reference_id=key, resolved_by=user)
         elif model in (Destination, DestinationPush):
-            destination = Destination.objects.create(environment=sandbox, name=key, adapter="file", config={})
+            destination = DestinationFactory(environment=sandbox, name=key)
             breakers.Breaker.for_destination(destination).record_failure("503")
-            job = Job.objects.create(environment=sandbox, kind="destination.push")
+            job = JobFactory(environment=sandbox)
             DestinationPush.objects.create(
                 destination=destination, job=job, kind="members", payload={"added": [{"external_id": "a"}]}
             )
             DestinationPush.objects.create(destination=destination, kind="send", payload={}, state="pending")
         elif model is Job:
-            Job.objects.create(
-                environment=sandbox, kind="export", state="failed", requested_by=user, errors=[{"message": "x"}]
-            )
+            JobFactory(environment=sandbox, kind="export", failed=True, requested_by=user)
         else:  # pragma: no cover - a model added to MAIN_MODELS without rows here
             raise AssertionError(f"no rows for {model}")
 
@@ -275,13 +265,12 @@ def test_distinct_indexed_values_lists_each_value_once(sandbox):
 @pytest.mark.parametrize("per_page", [100, 1], ids=["bounds-from-the-page", "bounds-from-the-first-and-last-id"])
 def test_the_date_hierarchy_drills_down_within_the_rows_bounds(root, sandbox, monkeypatch, per_page):
     from integrations.admin.jobs import JobAdmin
-    from integrations.models import Job
 
     monkeypatch.setattr(JobAdmin, "list_per_page", per_page)
 
     first = timezone.now().replace(month=3, day=10, hour=12)
-    Job.objects.create(environment=sandbox, kind="export", created_at=first)
-    Job.objects.create(environment=sandbox, kind="export", created_at=first + timedelta(days=2))
+    JobFactory(environment=sandbox, kind="export", created_at=first)
+    JobFactory(environment=sandbox, kind="export", created_at=first + timedelta(days=2))
 
     by_month = root.get("/admin/integrations/job/", {"created_at__year": first.year, "created_at__month": 3})
     html = by_month.content.decode()
@@ -292,7 +281,6 @@ def test_the_date_hierarchy_drills_down_within_the_rows_bounds(root, sandbox, mo
 
 def test_exact_search_fields_compare_exactly_and_typed(root, sandbox):
     from governance.models import OutboxEvent
-    from integrations.models import Job
 
     event = OutboxEvent.objects.create(
         environment=sandbox, type="consent.updated", aggregate_type="x", aggregate_id="7"
@@ -300,7 +288,7 @@ def test_exact_search_fields_compare_exactly_and_typed(root, sandbox):
     other = OutboxEvent.objects.create(
         environment=sandbox, type="consent.updated", aggregate_type="x", aggregate_id="8"
     )
-    job = Job.objects.create(environment=sandbox, kind="export", target_type="audiences.audience", target_id="AbC")
+    job = JobFactory(environment=sandbox, kind="export", target_type="audiences.audience", target_id="AbC")
 
     def found(url: str, term: str) -> list[int]:
         response = root.get(url, {"q": term})

@@ -18,10 +18,10 @@ from governance.actors import Actor
 from governance.limits.services import quota_consume
 from governance.models import ApprovalRequest, ApprovalState, Environment, QuotaPolicy
 from integrations.destinations import breakers
-from integrations.models import DeadLetter, Destination, Job, JobState
+from integrations.models import DeadLetter
 from marketerapi.admin.dashboard import quota_hot_spots
 from tests.conftest import issue_test_token
-from tests.factories import UserFactory
+from tests.factories import ApprovalRequestFactory, DestinationFactory, JobFactory, UserFactory
 
 pytest_plugins = ["tests.fakes.fixtures"]
 pytestmark = pytest.mark.usefixtures("clean_state")
@@ -53,21 +53,15 @@ def _fill(environment, n: int) -> None:
     now = timezone.now()
     for i in range(n):
         k = next(_serial)
-        ApprovalRequest.objects.create(
+        ApprovalRequestFactory(
             environment=environment,
-            action="audience.archive",
-            target_type="audiences.audience",
             target_id=str(k),
             summary=f"Archive audience {k}",
             requester=requester,
-            required=2,
             created_at=now - timedelta(hours=i + 1),
-            expires_at=now + timedelta(hours=71 - i),
         )
-        ApprovalRequest.objects.create(
+        ApprovalRequestFactory(
             environment=environment,
-            action="audience.archive",
-            target_type="audiences.audience",
             target_id=str(k),
             summary=f"Done {k}",
             requester=requester,
@@ -80,18 +74,18 @@ def _fill(environment, n: int) -> None:
         DeadLetter.objects.create(
             environment=environment, kind="webhook_delivery", reference_id=f"r{k}", resolved_at=now
         )
-        tripped = Destination.objects.create(environment=environment, name=f"crm-{k}", adapter="crm")
+        tripped = DestinationFactory(environment=environment, name=f"crm-{k}", adapter="crm")
         for _ in range(breakers.failure_threshold()):
             breakers.Breaker.for_destination(tripped).record_failure("503 Service Unavailable")
-        Destination.objects.create(environment=environment, name=f"file-{k}", adapter="file")
-        Job.objects.create(
+        DestinationFactory(environment=environment, name=f"file-{k}")
+        JobFactory(
             environment=environment,
             kind="export",
-            state=JobState.FAILED,
+            failed=True,
             errors=[{"code": "boom", "message": f"the export {k} failed"}],
             finished_at=now,
         )
-        Job.objects.create(environment=environment, kind="export", state=JobState.SUCCEEDED)
+        JobFactory(environment=environment, kind="export", succeeded=True)
         # A person at 90 % of the default publish quota (100 a day), another at 10 %.
         hot = UserFactory(username=f"hot-{k}", groups=["campaign_operator"])
         cold = UserFactory(username=f"cold-{k}", groups=["campaign_operator"])

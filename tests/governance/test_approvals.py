@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -45,7 +44,8 @@ from governance.models import (
 from governance.tasks import approvals_expire_task, approvals_run_due_task
 from marketerapi.problems import ApplicationError
 from tests.conftest import issue_test_token
-from tests.factories import UserFactory
+from tests.factories import AudienceFactory, UserFactory
+from tests.refusals import denied_event, refused
 
 # What the approved action does is tested here; the broker is tested elsewhere.
 pytestmark = pytest.mark.usefixtures("eager_celery")
@@ -77,18 +77,6 @@ class Recorder:
 
 def audience_fingerprint(audience: Audience) -> str:
     return fingerprint_of(audience.name, audience.rules, audience.state)
-
-
-def make_audience(environment: Environment, name: str = "Spring sale EU") -> Audience:
-    return Audience.objects.create(
-        environment=environment,
-        name=name,
-        owner_team=Group.objects.get_or_create(name="growth")[0],
-        channel="email",
-        purpose="test",
-        description="test",
-        rules={"all": [{"attr": "region", "op": "in", "value": ["EU"]}]},
-    )
 
 
 @pytest.fixture
@@ -150,7 +138,7 @@ def file_request(user, environment: Environment, target: Audience, action: str =
 
 @pytest.fixture
 def filed(executor, people, production):
-    audience = make_audience(production)
+    audience = AudienceFactory(environment=production, name="Spring sale EU", description="test")
     return file_request(people["requester"], production, audience)
 
 
@@ -203,7 +191,7 @@ def test_an_action_without_an_executor_cannot_be_filed(monkeypatch, people, prod
 
 
 def test_self_approval_is_refused_even_with_an_approver_role(executor, people, production):
-    audience = make_audience(production)
+    audience = AudienceFactory(environment=production)
     request = file_request(people["operator_approver"], production, audience)
 
     with pytest.raises(errors.SelfApproval) as raised:
@@ -255,7 +243,7 @@ def test_compliance_reviewers_approve_exports(monkeypatch, people, production):
     monkeypatch.setitem(policy.ACTIONS, action, policy.Action(action, None, "Export test", approval=True))
     monkeypatch.setitem(registry._EXECUTORS, action, registry.ExecutorSpec(action, lambda e: {"ok": True}))
     ApprovalPolicy.objects.create(environment=production, action=action, steps=[["compliance_reviewer"]])
-    request = file_request(people["requester"], production, make_audience(production), action=action)
+    request = file_request(people["requester"], production, AudienceFactory(environment=production), action=action)
 
     with pytest.raises(errors.NotEligible):
         approval_approve(actor=act(people["admin"], production), request=request)
@@ -411,7 +399,7 @@ def test_a_publish_outside_the_change_window_waits_for_the_next_opening(
         "audience.publish",
         registry.ExecutorSpec("audience.publish", recorder, fingerprint=audience_fingerprint),
     )
-    audience = make_audience(production)
+    audience = AudienceFactory(environment=production)
     request = file_request(people["requester"], production, audience, "audience.publish", {"reach": 60_000})
 
     # when: approved on a Friday at 18:00 London time
@@ -440,7 +428,11 @@ def test_a_request_approved_inside_the_window_runs_at_once(clock, monkeypatch, p
     monkeypatch.setitem(registry._EXECUTORS, "audience.publish", registry.ExecutorSpec("audience.publish", Recorder()))
     clock.now = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)  # a Wednesday morning
     request = file_request(
-        people["requester"], production, make_audience(production), "audience.publish", {"reach": 60_000}
+        people["requester"],
+        production,
+        AudienceFactory(environment=production),
+        "audience.publish",
+        {"reach": 60_000},
     )
 
     outcome = approval_approve(actor=act(people["approver"], production), request=request)
@@ -453,7 +445,11 @@ def test_a_late_pickup_outside_the_window_is_rescheduled_not_run(clock, monkeypa
     monkeypatch.setitem(registry._EXECUTORS, "audience.publish", registry.ExecutorSpec("audience.publish", recorder))
     clock.now = datetime(2026, 3, 5, 16, 59, tzinfo=UTC)  # Thursday, a minute before closing
     request = file_request(
-        people["requester"], production, make_audience(production), "audience.publish", {"reach": 60_000}
+        people["requester"],
+        production,
+        AudienceFactory(environment=production),
+        "audience.publish",
+        {"reach": 60_000},
     )
     approval_approve(actor=act(people["approver"], production), request=request)  # kick not run here
 
@@ -523,7 +519,11 @@ def test_a_lost_kick_is_picked_up_by_the_sweep(filed, people, production, execut
 def test_an_approved_request_waiting_for_a_window_may_be_cancelled(clock, monkeypatch, people, production):
     monkeypatch.setitem(registry._EXECUTORS, "audience.publish", registry.ExecutorSpec("audience.publish", Recorder()))
     request = file_request(
-        people["requester"], production, make_audience(production), "audience.publish", {"reach": 60_000}
+        people["requester"],
+        production,
+        AudienceFactory(environment=production),
+        "audience.publish",
+        {"reach": 60_000},
     )
     approval_approve(actor=act(people["approver"], production), request=request)
 
@@ -576,7 +576,7 @@ def test_api_another_environment_is_a_404(filed, people, pilot, api):
     client = _client(api, people["approver"], pilot)
     response = client.get(f"/api/v1/approvals/{filed.pk}")
     assert response.status_code == 404 and response.json()["code"] == "approval_not_found"
-    assert client.post(f"/api/v1/approvals/{filed.pk}/approve", {}, format="json").status_code == 404
+    refused(client.post(f"/api/v1/approvals/{filed.pk}/approve", {}, format="json"), 404, "approval_not_found")
 
 
 def test_api_approve_reject_and_cancel(filed, people, production, api, django_capture_on_commit_callbacks):
@@ -617,14 +617,15 @@ def test_api_a_read_only_token_cannot_vote(filed, people, production, api):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_test_token(people['approver'], production, ['read'])}")
     response = client.post(f"/api/v1/approvals/{filed.pk}/approve")
-    assert response.status_code == 403 and "'write' scope" in response.json()["detail"]
+    assert "'write' scope" in refused(response, 403, "permission_denied")["detail"]
+    denied_event(people["approver"], "approval.vote", environment=production)
 
 
 def test_api_list_filters(executor, people, production, api):
-    first = file_request(people["requester"], production, make_audience(production, "A"))
-    second = file_request(people["operator_approver"], production, make_audience(production, "B"))
+    first = file_request(people["requester"], production, AudienceFactory(environment=production, name="A"))
+    second = file_request(people["operator_approver"], production, AudienceFactory(environment=production, name="B"))
     approval_approve(actor=act(people["approver"], production), request=second)
-    third = file_request(people["requester"], production, make_audience(production, "C"))
+    third = file_request(people["requester"], production, AudienceFactory(environment=production, name="C"))
     approval_reject(actor=act(people["approver"], production), request=third, comment="no")
 
     def ids(client, **params):
@@ -651,7 +652,7 @@ def test_api_list_filters(executor, people, production, api):
 
 def test_api_list_takes_the_same_queries_whatever_the_number_of_requests(executor, people, production, api):
     client = _client(api, people["developer"], production)
-    first = file_request(people["requester"], production, make_audience(production, "A"))
+    first = file_request(people["requester"], production, AudienceFactory(environment=production, name="A"))
     approval_approve(actor=act(people["approver"], production), request=first)
     client.get("/api/v1/approvals/")  # warm up: last_used_at, permission cache
 
@@ -662,7 +663,9 @@ def test_api_list_takes_the_same_queries_whatever_the_number_of_requests(executo
 
     few, few_waiting = count(), count(waiting_for_me="true")
     for index in range(6):
-        request = file_request(people["requester"], production, make_audience(production, f"More {index}"))
+        request = file_request(
+            people["requester"], production, AudienceFactory(environment=production, name=f"More {index}")
+        )
         approval_approve(actor=act(people["approver"], production), request=request)
 
     assert count() == few

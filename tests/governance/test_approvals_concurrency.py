@@ -15,8 +15,8 @@ from governance.approvals import approval_approve, approval_execute, registry
 from governance.models import ApprovalPolicy, ApprovalRequest, AuditEvent, Door, Environment, OutboxEvent
 from marketerapi.problems import ApplicationError
 from tests.conftest import require_service
-from tests.factories import UserFactory
-from tests.governance.test_approvals import audience_fingerprint, file_request, make_audience
+from tests.factories import AudienceFactory, UserFactory
+from tests.governance.test_approvals import audience_fingerprint, file_request
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.usefixtures("eager_celery")]
 
@@ -82,7 +82,7 @@ def test_twenty_concurrent_approvals_make_one_transition_and_one_execution(postg
     ApprovalPolicy.objects.create(environment=production, action=ACTION, steps=[["approver"]])
     requester = UserFactory(username="c-requester", groups=["campaign_operator", "growth"])
     approvers = [UserFactory(username=f"c-approver-{i}", groups=["approver"]) for i in range(VOTERS)]
-    request = file_request(requester, production, make_audience(production), action=ACTION)
+    request = file_request(requester, production, AudienceFactory(environment=production), action=ACTION)
 
     outcomes: list[str] = []
     lock = threading.Lock()
@@ -115,7 +115,7 @@ def test_twenty_workers_handed_one_approved_request_run_it_once(postgres, one_ap
     production = Environment.objects.get(slug="production")
     ApprovalPolicy.objects.create(environment=production, action=ACTION, steps=[["approver"]])
     requester = UserFactory(username="c-requester", groups=["campaign_operator", "growth"])
-    request = file_request(requester, production, make_audience(production), action=ACTION)
+    request = file_request(requester, production, AudienceFactory(environment=production), action=ACTION)
     # Approved without running: the kick is replaced by the workers below.
     ApprovalRequest.objects.filter(pk=request.pk).update(state="approved")
 

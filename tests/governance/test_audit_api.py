@@ -22,6 +22,7 @@ from governance.audit.exports import CSV_COLUMNS, ocsf_activity
 from governance.models import ApiToken, AuditEvent
 from tests.conftest import issue_test_token
 from tests.governance.test_audit_chain import _tamper
+from tests.refusals import refused
 
 URL = "/api/v1/audit-events/"
 EXPORT = "/api/v1/audit-events/export"
@@ -464,8 +465,7 @@ def test_export_needs_the_export_scope_and_a_refusal_is_audited(persona, sandbox
 
     response = client.get(EXPORT)
 
-    assert response.status_code == 403
-    assert "'export' scope" in response.json()["detail"]
+    assert "'export' scope" in refused(response, 403, "permission_denied")["detail"]
     denied = AuditEvent.objects.get()
     assert (denied.action, denied.outcome, denied.actor_label) == ("audit.export", "denied", "p-admin")
     # Reading the list needs only the read scope.

@@ -28,10 +28,18 @@ from django.utils import timezone
 from simple_history.models import registered_models
 
 from governance.models import AuditEvent, Environment, OutboxEvent
-from integrations.models import DeadLetter, Destination, WebhookSubscription
+from integrations.models import DeadLetter
 from tests import routes
 from tests.conftest import issue_test_token
-from tests.factories import ProfileFactory
+from tests.factories import (
+    ApprovalRequestFactory,
+    AudienceFactory,
+    AudienceVersionFactory,
+    DestinationFactory,
+    ProfileFactory,
+    WebhookSubscriptionFactory,
+    team,
+)
 from tests.routes import UNSAFE, dotted
 
 # --- 1. every unsafe route writes one audit event -------------------------------------
@@ -72,14 +80,8 @@ def _own_token(user: Any, environment: Environment) -> dict[str, Any]:
 
 
 def _webhook(user: Any, environment: Environment) -> dict[str, Any]:
-    from integrations.webhooks.signing import encrypt_secret
-
-    subscription = WebhookSubscription.objects.create(
-        environment=environment,
-        url="http://127.0.0.1:9/hook",
-        event_types=["audience.published"],
-        secret_encrypted=encrypt_secret("s" * 32),
-        created_by=user,
+    subscription = WebhookSubscriptionFactory(
+        environment=environment, url="http://127.0.0.1:9/hook", event_types=["audience.published"], created_by=user
     )
     return {"webhook_id": subscription.pk}
 
@@ -100,20 +102,10 @@ def _dead_letter(user: Any, environment: Environment) -> dict[str, Any]:
 
 
 def _audience(user: Any, environment: Environment) -> dict[str, Any]:
-    from django.contrib.auth.models import Group
-
-    from audiences.models import Audience
-
-    audience = Audience.objects.create(
-        environment=environment,
-        name="Audit completeness",
-        owner_team=Group.objects.get_or_create(name="growth")[0],
-        channel="email",
-        purpose="test",
-        description="test",
-        rules={"attr": "region", "op": "eq", "value": "EU"},
+    audience = AudienceFactory(
+        environment=environment, name="Audit completeness", rules={"attr": "region", "op": "eq", "value": "EU"}
     )
-    Group.objects.get_or_create(name="retention")
+    team("retention")
     return {"audience_id": audience.pk}
 
 
@@ -130,15 +122,12 @@ def _shared_audience(user: Any, environment: Environment) -> dict[str, Any]:
 
 def _audience_with_versions(user: Any, environment: Environment) -> dict[str, Any]:
     """A published audience whose version 2 is live and version 1 can be rolled back to."""
-    from audiences.models import Audience, AudienceState, AudienceVersion
+    from audiences.models import Audience
 
     params = _audience(user, environment)
     audience = Audience.objects.get(pk=params["audience_id"])
-    for number in (1, 2):
-        version = AudienceVersion.objects.create(
-            audience=audience, number=number, rules=audience.rules, channel="email", state="ready", members=0
-        )
-    Audience.objects.filter(pk=audience.pk).update(live_version=version, state=AudienceState.PUBLISHED)
+    AudienceVersionFactory(audience=audience)
+    AudienceVersionFactory(audience=audience, live=True)
     return params
 
 
@@ -152,34 +141,15 @@ def _drop_directory(user: Any, environment: Environment) -> dict[str, Any]:
 
 def _destination(user: Any, environment: Environment) -> dict[str, Any]:
     directory = _drop_directory(user, environment)["directory"]
-    destination = Destination.objects.create(
-        environment=environment,
-        name="drop",
-        adapter="file",
-        config={"directory": directory, "format": "jsonl"},
-        created_by=user,
+    destination = DestinationFactory(
+        environment=environment, name="drop", config={"directory": directory, "format": "jsonl"}, created_by=user
     )
     return {"destination_id": destination.pk}
 
 
 def _approval_request(requester: Any, environment: Environment) -> dict[str, Any]:
     """A pending dual-control request (an approver's vote leaves it pending, so nothing runs)."""
-    from datetime import timedelta
-
-    from governance.models import ApprovalRequest
-
-    request = ApprovalRequest.objects.create(
-        environment=environment,
-        action="audience.archive",
-        target_type="audiences.audience",
-        target_id="0",
-        target_label="Spring sale",
-        summary="Archive the published audience 'Spring sale'",
-        policy={"steps": [["approver"], ["developer", "admin"]]},
-        requester=requester,
-        required=2,
-        expires_at=timezone.now() + timedelta(hours=72),
-    )
+    request = ApprovalRequestFactory(environment=environment, requester=requester, target_id="0")
     return {"approval_id": request.pk}
 
 

@@ -5,6 +5,7 @@ around the services leaves: history, no audit event."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -27,6 +28,7 @@ from governance.flags.rollout import evaluate, narrows, rollout_bucket
 from governance.flags.selectors import flag_active_for
 from governance.flags.services import KEEP, flag_set
 from governance.models import ApprovalRequest, AuditEvent, Door, Environment, FlagMeta, OutboxEvent
+from tests import refusals
 from tests.conftest import issue_test_token
 from tests.factories import UserFactory
 
@@ -170,6 +172,7 @@ def test_flag_required_on_a_portal_page_and_a_plain_api_view(persona):
     api_request.user = page.user
     problem = gated_page(api_request)
     assert problem.status_code == 403 and problem["Content-Type"] == "application/problem+json"
+    assert json.loads(problem.content)["code"] == "feature_disabled"
 
 
 # --- GET /flags/ ------------------------------------------------------------------------------------
@@ -250,15 +253,17 @@ def test_a_change_to_the_same_settings_writes_nothing(persona, sandbox):
 
 def test_only_admins_change_flags_and_bad_values_are_explained(api, persona, sandbox):
     new_flag()
-    refused = api("developer").patch("/api/v1/flags/beta_preview", {"everyone": True}, format="json")
-    assert refused.status_code == 403 and "admin" in refused.json()["detail"]
+    developer = api("developer")
+    refusal = developer.patch("/api/v1/flags/beta_preview", {"everyone": True}, format="json")
+    assert "admin" in refusals.refused(refusal, 403, "permission_denied")["detail"]
+    refusals.denied_event(developer.user, "flag.change")
 
     admin = api("admin")
     assert admin.patch("/api/v1/flags/beta_preview", {"percent": 120}, format="json").status_code == 400
     unknown = admin.patch("/api/v1/flags/beta_preview", {"groups": ["nope"]}, format="json")
     assert unknown.status_code == 422 and "nope" in unknown.json()["detail"]
     assert admin.patch("/api/v1/flags/beta_preview", {"colour": "red"}, format="json").status_code == 400
-    assert admin.patch("/api/v1/flags/missing", {"everyone": True}, format="json").status_code == 404
+    refusals.refused(admin.patch("/api/v1/flags/missing", {"everyone": True}, format="json"), 404, "flag_not_found")
 
 
 def test_patch_applies_a_change_with_one_audit_event(api):

@@ -220,7 +220,7 @@ def test_a_policy_refusal_inside_the_claim_is_still_audited_once(persona, sandbo
 
     response = post(analyst, {"deny": True}, key="d-1")
 
-    assert response.status_code == 403
+    assert response.status_code == 403 and response.data["code"] == "permission_denied"
     assert AuditEvent.objects.filter(action="token.create", outcome="denied").count() == 1
     assert not IdempotencyRecord.objects.exists() and runs() == 0
 

@@ -5,25 +5,12 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
-from audiences.models import Audience
 from governance import policy
 from governance.access.objectperms import share
 from governance.actors import Actor
 from governance.models import AuditEvent, Door, Environment
 from tests.conftest import issue_test_token
-
-
-def audience(env: Environment, team: str = "growth", **kw) -> Audience:
-    return Audience.objects.create(
-        environment=env,
-        name=kw.pop("name", f"aud-{env.slug}-{team}"),
-        owner_team=Group.objects.get_or_create(name=team)[0],
-        channel="email",
-        purpose="test",
-        description="test",
-        **kw,
-    )
-
+from tests.factories import AudienceFactory
 
 # persona, action, environment, owner team of the target (None: no target), context → outcome, rule
 TABLE = [
@@ -68,7 +55,7 @@ TABLE = [
 @pytest.mark.parametrize(("who", "action", "env", "team", "context", "outcome", "rule"), TABLE)
 def test_policy_table(persona, who, action, env, team, context, outcome, rule):
     environment = Environment.objects.get(slug=env)
-    target = audience(environment, team) if team else None
+    target = AudienceFactory(environment=environment, owner_team__name=team) if team else None
     actor = Actor(user=persona(who), environment=environment, door=Door.API)
 
     decision = policy.decide(actor, action, target, context)
@@ -81,14 +68,14 @@ def test_policy_table(persona, who, action, env, team, context, outcome, rule):
 
 def test_needs_approval_says_how_many_and_whom(persona, production):
     actor = Actor(user=persona("operator"), environment=production)
-    decision = policy.decide(actor, "audience.archive", audience(production), {})
+    decision = policy.decide(actor, "audience.archive", AudienceFactory(environment=production), {})
     assert decision.required_approvals == 2
     assert decision.approver_roles == [["approver"], ["developer", "admin"]]
     assert "2 approval" in decision.reasons[0]
 
 
 def test_a_share_of_change_lets_another_team_edit(persona, sandbox):
-    target = audience(sandbox, "growth")
+    target = AudienceFactory(environment=sandbox, owner_team__name="growth")
     outsider = persona("operator2")
     actor = Actor(user=outsider, environment=sandbox)
     assert policy.decide(actor, "audience.edit", target).rule == "object_permission"
@@ -99,7 +86,7 @@ def test_a_share_of_change_lets_another_team_edit(persona, sandbox):
 
 
 def test_a_share_of_view_does_not_let_anyone_edit(persona, sandbox):
-    target = audience(sandbox, "growth")
+    target = AudienceFactory(environment=sandbox, owner_team__name="growth")
     outsider = persona("operator2")
     share(target, outsider, "view")
     decision = policy.decide(Actor(user=outsider, environment=sandbox), "audience.edit", target)
@@ -108,7 +95,7 @@ def test_a_share_of_view_does_not_let_anyone_edit(persona, sandbox):
 
 
 def test_object_of_another_environment_is_refused(persona, sandbox, pilot):
-    target = audience(pilot, "growth")
+    target = AudienceFactory(environment=pilot, owner_team__name="growth")
     decision = policy.decide(Actor(user=persona("admin"), environment=sandbox), "audience.edit", target)
     assert (decision.outcome, decision.rule) == ("deny", "environment")
 
@@ -181,6 +168,7 @@ def test_hooks_from_domain_apps_can_refuse(persona, sandbox, monkeypatch):
     assert policy.decide(actor, "audience.create", None, {"channel": "email"}).allowed
 
 
+@pytest.mark.slow
 def test_every_action_is_known_whatever_a_process_imported():
     # A Celery worker imports neither the URL conf nor the API modules: the table must not
     # depend on them (governance/policy/actions.py).

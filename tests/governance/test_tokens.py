@@ -12,6 +12,7 @@ from governance.access.services import service_account_create, token_issue
 from governance.actors import Actor
 from governance.models import ApiToken, AuditEvent, ServiceAccount, hash_token
 from marketerapi.problems import InvalidInput
+from tests.refusals import denied_event, refused
 
 
 def bearer(secret: str) -> APIClient:
@@ -35,7 +36,7 @@ def test_issue_shows_the_secret_once_and_stores_its_hash(api):
     listed = client.get("/api/v1/tokens").json()["results"]
     assert all("token" not in item for item in listed)
     assert AuditEvent.objects.filter(action="token.create", outcome="allowed").count() == 1
-    assert bearer(secret).get("/api/v1/tokens/").status_code == 403  # read+ingest, no admin scope
+    refused(bearer(secret).get("/api/v1/tokens/"), 403, "permission_denied")  # read+ingest, no admin scope
 
 
 def test_unknown_scope_and_scopes_beyond_the_owners_roles_are_refused(api):
@@ -57,9 +58,10 @@ def test_unknown_fields_are_listed(api):
 
 
 def test_roles_without_token_rights_get_403_with_the_roles_named(api):
-    response = api("analyst").post("/api/v1/tokens/", {"name": "x"}, format="json")
-    assert response.status_code == 403
-    assert "developer, admin" in response.json()["hint"]
+    client = api("analyst")
+    response = client.post("/api/v1/tokens/", {"name": "x"}, format="json")
+    assert "developer, admin" in refused(response, 403, "permission_denied")["hint"]
+    denied_event(client.user, "token.create")
 
 
 def test_revoked_and_expired_tokens_get_401_with_a_hint(api, persona, sandbox):
@@ -94,7 +96,7 @@ def test_one_cannot_see_or_revoke_someone_elses_token(api, persona, sandbox):
     from tests.conftest import issue_test_token
 
     intruder = bearer(issue_test_token(dev2, sandbox))
-    assert intruder.delete(f"/api/v1/tokens/{theirs['id']}").status_code == 404
+    refused(intruder.delete(f"/api/v1/tokens/{theirs['id']}"), 404, "not_found")
     assert other.delete(f"/api/v1/tokens/{theirs['id']}").status_code == 204  # admins may
 
 
@@ -182,7 +184,7 @@ def test_token_rate_limits_may_be_lowered_but_only_admins_raise_them(api):
     lowered = developer.post("/api/v1/tokens/", {"name": "slow", "rate_limits": {"bulk": 5}}, format="json")
     assert lowered.status_code == 201 and lowered.json()["rate_limits"] == {"bulk": 5}
     raised = developer.post("/api/v1/tokens/", {"name": "fast", "rate_limits": {"bulk": 10_000}}, format="json")
-    assert raised.status_code == 403 and "admin" in raised.json()["hint"]
+    assert "admin" in refused(raised, 403, "permission_denied")["hint"]
     admin = api("admin")
     assert (
         admin.post("/api/v1/tokens/", {"name": "fast", "rate_limits": {"bulk": 10_000}}, format="json").status_code

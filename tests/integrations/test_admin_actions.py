@@ -22,8 +22,7 @@ from integrations.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
-from tests.factories import UserFactory
-from tests.fakes.helpers import make_destination
+from tests.factories import DestinationFactory, UserFactory, WebhookSubscriptionFactory
 
 pytest_plugins = ["tests.fakes.fixtures"]
 pytestmark = pytest.mark.usefixtures("clean_state")
@@ -63,7 +62,7 @@ def _assert_by_admin(event: AuditEvent, user, environment, target) -> None:
 
 
 def test_test_connection(site, developer, sandbox, tmp_path):
-    drop = make_destination(sandbox, "file", {"directory": str(tmp_path)}, name="drop")
+    drop = DestinationFactory(environment=sandbox, adapter="file", config={"directory": str(tmp_path)}, name="drop")
 
     page = _act(site, "/admin/integrations/destination/", "test_connection", [drop])
 
@@ -73,7 +72,9 @@ def test_test_connection(site, developer, sandbox, tmp_path):
 
 
 def test_reset_breaker(site, developer, pilot):
-    hook = make_destination(pilot, "webhook", {"url": "http://127.0.0.1:9/in"}, name="hook")
+    hook = DestinationFactory(
+        environment=pilot, adapter="webhook", config={"url": "http://127.0.0.1:9/in"}, name="hook"
+    )
     for _ in range(breakers.failure_threshold()):
         breakers.Breaker.for_destination(hook).record_failure("503")
 
@@ -88,7 +89,9 @@ def test_reset_breaker(site, developer, pilot):
 
 
 def test_switch_off_and_on(site, developer, pilot):
-    hook = make_destination(pilot, "webhook", {"url": "http://127.0.0.1:9/in"}, name="hook")
+    hook = DestinationFactory(
+        environment=pilot, adapter="webhook", config={"url": "http://127.0.0.1:9/in"}, name="hook"
+    )
 
     _act(site, "/admin/integrations/destination/", "switch_off", [hook])
     off = Destination.objects.get(pk=hook.pk).is_active
@@ -103,7 +106,9 @@ def test_switch_off_and_on(site, developer, pilot):
 
 
 def test_retry_now(site, developer, pilot):
-    hook = make_destination(pilot, "webhook", {"url": "http://127.0.0.1:9/in"}, name="hook")
+    hook = DestinationFactory(
+        environment=pilot, adapter="webhook", config={"url": "http://127.0.0.1:9/in"}, name="hook"
+    )
     push = DestinationPush.objects.create(
         destination=hook,
         kind="members",
@@ -121,18 +126,8 @@ def test_retry_now(site, developer, pilot):
     assert event.changes["push_id"] == push.pk
 
 
-def _subscription(environment, **extra) -> WebhookSubscription:
-    return WebhookSubscription.objects.create(
-        environment=environment,
-        url="http://127.0.0.1:9/hook",
-        event_types=["consent.updated"],
-        secret_encrypted="x",
-        **extra,
-    )
-
-
 def test_pause_and_resume(site, developer, pilot):
-    sub = _subscription(pilot)
+    sub = WebhookSubscriptionFactory(environment=pilot, url="http://127.0.0.1:9/hook")
 
     paused = _act(site, "/admin/integrations/webhooksubscription/", "pause", [sub])
     state_after_pause = WebhookSubscription.objects.get(pk=sub.pk).state
@@ -151,7 +146,7 @@ def test_pause_and_resume(site, developer, pilot):
 
 
 def _dead_delivery(environment) -> DeadLetter:
-    sub = _subscription(environment)
+    sub = WebhookSubscriptionFactory(environment=environment, url="http://127.0.0.1:9/hook")
     event = OutboxEvent.objects.create(
         environment=environment, type="consent.updated", aggregate_type="x", aggregate_id="1"
     )

@@ -7,9 +7,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.processes import ROOT, clean_env
 
 
+@pytest.mark.slow
 def test_a_fresh_process_knows_every_dead_letter_kind_and_adapter():
     code = (
         "import json, django; django.setup(); "

@@ -8,8 +8,7 @@ import pytest
 from governance.models import AuditEvent, Door
 from integrations.destinations import breakers, runner
 from integrations.models import Destination, DestinationPush, PushState
-from tests.factories import UserFactory
-from tests.fakes.helpers import make_destination
+from tests.factories import DestinationFactory, UserFactory
 
 pytest_plugins = ["tests.fakes.fixtures"]
 pytestmark = pytest.mark.usefixtures("clean_state")
@@ -26,12 +25,18 @@ def staff(client, db):
 
 @pytest.fixture
 def drop(sandbox, tmp_path):
-    return make_destination(sandbox, "file", {"directory": str(tmp_path)}, name="drop")
+    return DestinationFactory(environment=sandbox, adapter="file", config={"directory": str(tmp_path)}, name="drop")
 
 
 @pytest.fixture
 def hook(sandbox):
-    return make_destination(sandbox, "webhook", {"url": "http://127.0.0.1:9/in"}, {"token": SECRET}, name="hook")
+    return DestinationFactory(
+        environment=sandbox,
+        adapter="webhook",
+        config={"url": "http://127.0.0.1:9/in"},
+        credentials={"token": SECRET},
+        name="hook",
+    )
 
 
 def test_the_pages_load_show_the_breaker_and_never_the_credentials(staff, drop, hook):

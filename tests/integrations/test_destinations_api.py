@@ -11,6 +11,7 @@ from governance.models import AuditEvent, Outcome
 from integrations.destinations.credentials import decrypt_credentials
 from integrations.models import Destination
 from tests.fakes.helpers import BRAZE_CREDENTIALS, braze_config
+from tests.refusals import denied_event, refused
 
 pytest_plugins = ["tests.fakes.fixtures"]
 pytestmark = pytest.mark.usefixtures("clean_state")
@@ -191,9 +192,10 @@ def test_duplicate_names_and_unknown_fields(api, tmp_path):
 @pytest.mark.parametrize("who", ["analyst", "operator", "approver", "compliance"])
 def test_roles_without_the_permission_get_403(api, who, tmp_path):
     client = api(who)
-    assert client.get(URL).status_code == 403
+    refused(client.get(URL), 403, "permission_denied")
     response = client.post(URL, file_body(tmp_path), format="json")
     assert response.status_code == 403 and response.json()["code"] == "permission_denied"
+    denied_event(client.user, "destination.create")
     assert "developer" in response.json()["detail"]
 
 

@@ -17,8 +17,9 @@ from integrations.jobs import selectors as job_selectors
 from integrations.jobs import services as jobs
 from integrations.models import DeadLetter, Destination, DestinationPush, JobState, PushState
 from integrations.webhooks import services as webhooks
+from tests.factories import DestinationFactory
 from tests.fakes.braze import FakeBraze
-from tests.fakes.helpers import BRAZE_CREDENTIALS, braze_config, make_destination
+from tests.fakes.helpers import BRAZE_CREDENTIALS, braze_config
 
 pytest_plugins = ["tests.fakes.fixtures"]
 pytestmark = pytest.mark.usefixtures("clean_state")
@@ -30,12 +31,14 @@ def members(n: int) -> list[dict]:
 
 @pytest.fixture
 def engagement(pilot, braze):
-    return make_destination(pilot, "engagement", braze_config(braze), BRAZE_CREDENTIALS, name="Braze")
+    return DestinationFactory(
+        environment=pilot, adapter="engagement", config=braze_config(braze), credentials=BRAZE_CREDENTIALS, name="Braze"
+    )
 
 
 @pytest.fixture
 def drop(pilot, tmp_path):
-    return make_destination(pilot, "file", {"directory": str(tmp_path)}, name="sftp-drop")
+    return DestinationFactory(environment=pilot, adapter="file", config={"directory": str(tmp_path)}, name="sftp-drop")
 
 
 def start(environment, added=(), removed=(), destinations_=None):
@@ -158,7 +161,13 @@ def test_an_open_breaker_defers_new_work_without_calling_the_vendor(pilot, engag
 
 
 def test_a_vendor_4xx_fails_the_push_into_the_dead_letter_list(pilot, braze, sleeps, persona):
-    wrong = make_destination(pilot, "engagement", braze_config(braze), {"api_key": "wrong-key-000"}, name="Braze")
+    wrong = DestinationFactory(
+        environment=pilot,
+        adapter="engagement",
+        config=braze_config(braze),
+        credentials={"api_key": "wrong-key-000"},
+        name="Braze",
+    )
     job = start(pilot, members(5), destinations_=[wrong])
 
     finished = runner.destination_job_run(job.pk)
@@ -225,7 +234,13 @@ class FailsAfterTwoBatches(FakeBraze):
 def test_a_deferred_push_resumes_after_the_last_delivered_batch(pilot, sleeps, monkeypatch):
     monkeypatch.setattr(pushing, "PROGRESS_EVERY", 0.0)
     with FailsAfterTwoBatches() as fake:
-        dest = make_destination(pilot, "engagement", braze_config(fake), BRAZE_CREDENTIALS, name="Braze")
+        dest = DestinationFactory(
+            environment=pilot,
+            adapter="engagement",
+            config=braze_config(fake),
+            credentials=BRAZE_CREDENTIALS,
+            name="Braze",
+        )
         job = start(pilot, members(300), destinations_=[dest])
         runner.destination_job_run(job.pk)
         push = DestinationPush.objects.get(destination=dest)
@@ -324,7 +339,9 @@ def test_the_job_task_runs_after_commit(pilot, drop, django_capture_on_commit_ca
 
 
 def test_pushes_never_cross_environments(pilot, sandbox, tmp_path):
-    sandbox_drop = make_destination(sandbox, "file", {"directory": str(tmp_path)}, name="sandbox-drop")
+    sandbox_drop = DestinationFactory(
+        environment=sandbox, adapter="file", config={"directory": str(tmp_path)}, name="sandbox-drop"
+    )
     with pytest.raises(ValueError):
         start(pilot, members(1), destinations_=[sandbox_drop])
     job = start(pilot, members(1))
@@ -344,7 +361,13 @@ def test_a_connection_test_tries_once_and_never_waits(pilot, engagement, braze, 
 
 
 def test_a_sandbox_row_pointing_at_a_vendor_is_never_called(sandbox, braze, sleeps):
-    rogue = make_destination(sandbox, "engagement", braze_config(braze), BRAZE_CREDENTIALS, name="rogue")
+    rogue = DestinationFactory(
+        environment=sandbox,
+        adapter="engagement",
+        config=braze_config(braze),
+        credentials=BRAZE_CREDENTIALS,
+        name="rogue",
+    )
 
     finished = runner.destination_job_run(start(sandbox, members(1), destinations_=[rogue]).pk)
 

@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from governance.models import OutboxEvent
+from tests.refusals import refused
 
 URL = "/api/v1/events/"
 
@@ -101,11 +102,11 @@ def test_requires_a_token(db):
 
     response = APIClient().get(URL)
 
-    assert response.status_code == 401
+    refused(response, 401, "not_authenticated")
 
 
 def test_a_user_without_a_role_is_403(api):
-    assert api("nobody").get(URL).status_code == 403
+    refused(api("nobody").get(URL), 403, "permission_denied")
 
 
 @pytest.mark.parametrize("page", [2, 40])

@@ -8,6 +8,7 @@ import pytest
 from integrations.jobs import selectors as job_selectors
 from integrations.jobs import services as jobs
 from integrations.models import Job, JobState
+from tests.refusals import refused
 
 
 def test_a_job_is_claimed_once(sandbox):
@@ -101,9 +102,9 @@ def test_a_job_of_another_environment_is_404(api, pilot):
     job = jobs.job_create(environment=pilot, kind="export")
     response = api("admin").get(f"/api/v1/jobs/{job.pk}")
     assert response.status_code == 404 and response.json()["code"] == "job_not_found"
-    assert api("admin").get("/api/v1/jobs/999999").status_code == 404
+    refused(api("admin").get("/api/v1/jobs/999999"), 404, "job_not_found")
 
 
 def test_a_user_without_a_role_may_not(api, sandbox):
     job = jobs.job_create(environment=sandbox, kind="export")
-    assert api("nobody").get(f"/api/v1/jobs/{job.pk}").status_code == 403
+    refused(api("nobody").get(f"/api/v1/jobs/{job.pk}"), 403, "permission_denied")

@@ -13,7 +13,8 @@ from django.db import transaction
 from integrations.destinations import runner
 from integrations.jobs import services as jobs
 from integrations.models import Destination, DestinationPush, JobState, PushState
-from tests.fakes.helpers import BRAZE_CREDENTIALS, braze_config, make_destination
+from tests.factories import DestinationFactory
+from tests.fakes.helpers import BRAZE_CREDENTIALS, braze_config
 
 pytest_plugins = ["tests.fakes.fixtures"]
 pytestmark = pytest.mark.usefixtures("clean_state")
@@ -21,12 +22,14 @@ pytestmark = pytest.mark.usefixtures("clean_state")
 
 @pytest.fixture
 def engagement(pilot, braze):
-    return make_destination(pilot, "engagement", braze_config(braze), BRAZE_CREDENTIALS, name="Braze")
+    return DestinationFactory(
+        environment=pilot, adapter="engagement", config=braze_config(braze), credentials=BRAZE_CREDENTIALS, name="Braze"
+    )
 
 
 @pytest.fixture
 def drop(pilot, tmp_path):
-    return make_destination(pilot, "file", {"directory": str(tmp_path)}, name="sftp-drop")
+    return DestinationFactory(environment=pilot, adapter="file", config={"directory": str(tmp_path)}, name="sftp-drop")
 
 
 def publish_job(environment):
@@ -41,7 +44,7 @@ def ids(prefix: str, n: int) -> Iterator[str]:
 
 
 def test_the_diff_is_queued_removed_first_in_batches_for_each_active_destination(pilot, engagement, drop):
-    off = make_destination(pilot, "file", {"directory": "/tmp"}, name="switched-off")
+    off = DestinationFactory(environment=pilot, adapter="file", config={"directory": "/tmp"}, name="switched-off")
     Destination.objects.filter(pk=off.pk).update(is_active=False)
     job = publish_job(pilot)
 
@@ -73,7 +76,7 @@ def test_without_an_active_destination_nothing_is_queued_and_the_diff_is_not_rea
 
 
 def test_a_destination_of_another_environment_is_refused(pilot, production):
-    other = make_destination(production, "file", {"directory": "/tmp"}, name="elsewhere")
+    other = DestinationFactory(environment=production, adapter="file", config={"directory": "/tmp"}, name="elsewhere")
 
     with pytest.raises(ValueError, match="another environment"):
         runner.members_push(environment=pilot, job=publish_job(pilot), added=["a"], destinations=[other])

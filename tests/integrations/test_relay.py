@@ -13,8 +13,9 @@ from integrations.outbox import relay
 from integrations.tasks import deliver_webhooks_task, relay_outbox_task
 from integrations.webhooks import delivery
 from marketerapi.celery import app
+from tests.factories import WebhookSubscriptionFactory
 from tests.reliability import fixtures
-from tests.reliability.fixtures import emit, subscribe
+from tests.reliability.fixtures import emit
 
 # Shared fixtures (tests/reliability/fixtures.py), bound here so pytest finds them.
 no_kicks = fixtures.no_kicks
@@ -26,13 +27,15 @@ def test_fans_out_to_matching_active_subscriptions_of_the_events_environment(
     sandbox, pilot, no_kicks, django_capture_on_commit_callbacks
 ):
     # given subscriptions: two matching, one of another type, one paused, one in another environment
-    wanted = subscribe(sandbox, HOOK, ["consent.updated", "audience.published"])
-    also = subscribe(sandbox, HOOK + "2", ["consent.updated"])
-    subscribe(sandbox, HOOK + "3", ["audience.published"])
-    paused = subscribe(sandbox, HOOK + "4", ["consent.updated"])
+    wanted = WebhookSubscriptionFactory(
+        environment=sandbox, url=HOOK, event_types=["consent.updated", "audience.published"]
+    )
+    also = WebhookSubscriptionFactory(environment=sandbox, url=HOOK + "2", event_types=["consent.updated"])
+    WebhookSubscriptionFactory(environment=sandbox, url=HOOK + "3", event_types=["audience.published"])
+    paused = WebhookSubscriptionFactory(environment=sandbox, url=HOOK + "4", event_types=["consent.updated"])
     paused.state = SubscriptionState.PAUSED
     paused.save(update_fields=["state"])
-    subscribe(pilot, "https://example.com/hook", ["consent.updated"])
+    WebhookSubscriptionFactory(environment=pilot, url="https://example.com/hook", event_types=["consent.updated"])
     event = emit(sandbox, "consent.updated")
 
     # when the relay runs
@@ -48,7 +51,7 @@ def test_fans_out_to_matching_active_subscriptions_of_the_events_environment(
 
 
 def test_relay_is_idempotent(sandbox, no_kicks):
-    subscribe(sandbox, HOOK)
+    WebhookSubscriptionFactory(environment=sandbox, url=HOOK)
     event = emit(sandbox)
     relay.relay_outbox()
 
@@ -62,7 +65,7 @@ def test_relay_is_idempotent(sandbox, no_kicks):
 
 
 def test_claims_in_id_order_in_batches(sandbox, no_kicks, django_assert_max_num_queries):
-    subscribe(sandbox, HOOK)
+    WebhookSubscriptionFactory(environment=sandbox, url=HOOK)
     events = [emit(sandbox, aggregate=("audiences.profile", i)) for i in range(5)]
 
     first = relay.relay_batch(batch_size=2)
@@ -128,7 +131,7 @@ def test_a_kick_runs_the_relay_task(sandbox, monkeypatch):
 
 
 def test_tasks_wrap_the_relay_and_the_sender(sandbox, no_kicks):
-    subscribe(sandbox, HOOK)
+    WebhookSubscriptionFactory(environment=sandbox, url=HOOK)
     emit(sandbox)
 
     result = relay_outbox_task.apply().get()
@@ -149,7 +152,7 @@ def test_the_sweeps_are_in_the_beat_schedule():
 def test_an_event_whose_fan_out_keeps_failing_is_dead_lettered_without_holding_up_the_others(
     sandbox, no_kicks, monkeypatch
 ):
-    subscribe(sandbox, HOOK)
+    WebhookSubscriptionFactory(environment=sandbox, url=HOOK)
     bad = emit(sandbox, aggregate=("audiences.profile", 1))
     good = emit(sandbox, aggregate=("audiences.profile", 2))
     original = relay._fan_out
@@ -191,7 +194,7 @@ def test_an_event_whose_fan_out_keeps_failing_is_dead_lettered_without_holding_u
 
 @pytest.mark.parametrize("batch_size", [1, 3])
 def test_outcome_counts(sandbox, no_kicks, batch_size):
-    subscribe(sandbox, HOOK)
+    WebhookSubscriptionFactory(environment=sandbox, url=HOOK)
     for i in range(4):
         emit(sandbox, aggregate=("audiences.profile", i))
     outcome = relay.relay_outbox(batch_size=batch_size)

@@ -40,6 +40,7 @@ def settings_in_a_process(**env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_the_defaults_when_nothing_is_set():
     result = settings_in_a_process()
 
@@ -56,6 +57,7 @@ def test_the_defaults_when_nothing_is_set():
     }
 
 
+@pytest.mark.slow
 def test_each_is_read_from_the_environment():
     result = settings_in_a_process(
         WEBHOOK_CONNECT_TIMEOUT="1.5",
@@ -92,6 +94,7 @@ def test_each_is_read_from_the_environment():
         ("OUTBOUND_ALLOWED_NETWORKS", "10.0.0.0/33", "OUTBOUND_ALLOWED_NETWORKS: '10.0.0.0/33' is not a network"),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_value_stops_the_process_naming_it(variable, value, message):
     result = settings_in_a_process(**{variable: value})
 

@@ -18,7 +18,8 @@ import pytest
 from integrations.destinations import pushing
 from integrations.destinations.credentials import encrypt_credentials
 from integrations.models import DeadLetter, Destination, DestinationPush, PushState
-from tests.fakes.helpers import BRAZE_CREDENTIALS, SFMC_CREDENTIALS, braze_config, make_destination
+from tests.factories import DestinationFactory
+from tests.fakes.helpers import BRAZE_CREDENTIALS, SFMC_CREDENTIALS, braze_config
 from tests.fakes.network import PUBLIC_TEST_ADDRESS, refusal_of
 from tests.reliability.receivers import closed_port_url
 
@@ -86,8 +87,12 @@ def _volatile_free(body):
 
 
 def test_the_connection_test_gives_the_same_answer_for_an_open_and_a_closed_internal_port(api, production, server):
-    open_row = make_destination(production, "webhook", {"url": server.url + "/in"}, name="scan")
-    closed_row = make_destination(production, "webhook", {"url": closed_port_url()}, name="scan-2")
+    open_row = DestinationFactory(
+        environment=production, adapter="webhook", config={"url": server.url + "/in"}, name="scan"
+    )
+    closed_row = DestinationFactory(
+        environment=production, adapter="webhook", config={"url": closed_port_url()}, name="scan-2"
+    )
     client = api("developer", production)
 
     opened = client.post(f"{DESTINATIONS}{open_row.pk}/test")
@@ -116,7 +121,9 @@ def _push(destination, added=("u1",)):
 
 
 def test_a_stored_production_destination_at_loopback_is_never_called(production, server, sleeps):
-    hook = make_destination(production, "webhook", {"url": server.url + "/in"}, name="hook")
+    hook = DestinationFactory(
+        environment=production, adapter="webhook", config={"url": server.url + "/in"}, name="hook"
+    )
 
     push = _push(hook)
 
@@ -156,7 +163,7 @@ def test_a_crm_token_naming_an_internal_rest_host_gets_no_rest_call(production, 
     port = sfmc.url.rsplit(":", 1)[1]
     sfmc.rest_instance_url = f"http://127.0.0.2:{port}/"
     config = {"auth_url": sfmc.url, "data_extension_key": "DE-AUD", "poll_interval": 0.0}
-    destination = make_destination(production, "crm", config, SFMC_CREDENTIALS)
+    destination = DestinationFactory(environment=production, adapter="crm", config=config, credentials=SFMC_CREDENTIALS)
 
     push = _push(destination)
 
@@ -199,7 +206,9 @@ def test_a_drop_directory_swapped_for_a_link_after_saving_gets_nothing(productio
     outside.mkdir()
     settings.DESTINATION_FILE_ROOTS = [str(root)]
     (root / "crm").mkdir()
-    drop = make_destination(production, "file", {"directory": str(root / "crm")}, name="drop")
+    drop = DestinationFactory(
+        environment=production, adapter="file", config={"directory": str(root / "crm")}, name="drop"
+    )
     os.rmdir(root / "crm")
     os.symlink(outside, root / "crm")
 

@@ -16,13 +16,17 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from governance.actors import Actor
+from governance.models import Door
 from integrations.models import DeliveryState, WebhookDelivery, WebhookSubscription
 from integrations.outbox import relay
 from integrations.webhooks import delivery as webhook_delivery
+from integrations.webhooks import services as webhooks
 from integrations.webhooks import signing
+from tests.factories import WebhookSubscriptionFactory
 from tests.fakes.network import INTERNAL_URLS, PUBLIC_TEST_ADDRESS, refusal_of
 from tests.reliability import fixtures
-from tests.reliability.fixtures import emit, subscribe
+from tests.reliability.fixtures import emit
 from tests.reliability.receivers import Answer
 
 pytestmark = pytest.mark.usefixtures("production_rules")
@@ -156,7 +160,14 @@ def test_dns_rebinding_between_the_check_and_the_delivery_reaches_nothing(produc
     hook = receiver(Answer(200))
     port = hook.url.split(":")[2].split("/")[0]
     resolver.map("rebind.example.test", PUBLIC_TEST_ADDRESS, "127.0.0.1")
-    subscribe(production, f"https://rebind.example.test:{port}/hook")
+    # Through the service: its check resolves the name once (the public answer); the delivery
+    # then gets the rebound one.
+    webhooks.webhook_create(
+        actor=Actor.system(production, door=Door.CLI),
+        url=f"https://rebind.example.test:{port}/hook",
+        event_types=["consent.updated"],
+        secret=fixtures.SECRET,
+    )
 
     outcome, delivery = _deliver_one(production)
 
@@ -184,7 +195,7 @@ def test_a_redirect_to_an_internal_address_is_not_followed(production, receiver,
     settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.1/32"]
     inside = receiver(Answer(200))
     hook = receiver(Answer(302, headers={"Location": inside.url}))
-    subscribe(production, hook.url)
+    WebhookSubscriptionFactory(environment=production, url=hook.url, secret=fixtures.SECRET)
 
     outcome, delivery = _deliver_one(production)
 

@@ -13,7 +13,8 @@ from django.utils import timezone
 from integrations.destinations import breakers
 from integrations.status import heartbeats
 from integrations.status import selectors as status
-from tests.fakes.helpers import make_destination
+from tests.factories import DestinationFactory
+from tests.refusals import refused
 
 pytest_plugins = ["tests.fakes.fixtures"]
 pytestmark = pytest.mark.usefixtures("clean_state")
@@ -41,7 +42,7 @@ def test_every_role_may_read_the_status(api, who):
 
 
 def test_a_user_without_a_role_may_not(api):
-    assert api("nobody").get(URL).status_code == 403
+    refused(api("nobody").get(URL), 403, "permission_denied")
 
 
 def test_the_broker_is_named_or_in_process(api):
@@ -56,9 +57,15 @@ def test_the_broker_is_named_or_in_process(api):
 
 
 def test_a_degraded_destination_shows_its_breaker(api, sandbox, pilot, tmp_path):
-    healthy = make_destination(sandbox, "file", {"directory": str(tmp_path)}, name="drop")
-    down = make_destination(sandbox, "webhook", {"url": "http://127.0.0.1:9/hook"}, {"token": SECRET}, name="hook")
-    make_destination(pilot, "file", {"directory": str(tmp_path)}, name="pilot-only")
+    healthy = DestinationFactory(environment=sandbox, adapter="file", config={"directory": str(tmp_path)}, name="drop")
+    down = DestinationFactory(
+        environment=sandbox,
+        adapter="webhook",
+        config={"url": "http://127.0.0.1:9/hook"},
+        credentials={"token": SECRET},
+        name="hook",
+    )
+    DestinationFactory(environment=pilot, adapter="file", config={"directory": str(tmp_path)}, name="pilot-only")
     for _ in range(5):
         breakers.Breaker.for_destination(down).record_failure("503")
 

@@ -21,8 +21,10 @@ from integrations.outbox import relay
 from integrations.webhooks import delivery as webhook_delivery
 from integrations.webhooks import signing
 from tests.conftest import issue_test_token
+from tests.factories import WebhookSubscriptionFactory
+from tests.refusals import denied_event, refused
 from tests.reliability import fixtures
-from tests.reliability.fixtures import SECRET, emit, subscribe
+from tests.reliability.fixtures import SECRET, emit
 from tests.reliability.receivers import Answer
 
 # Shared fixtures (tests/reliability/fixtures.py), bound here so pytest finds them.
@@ -161,11 +163,11 @@ def test_a_token_without_the_admin_scope_gets_403(persona, sandbox):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_test_token(persona('developer'), sandbox, ['read'])}")
     response = client.get(URL)
-    assert response.status_code == 403 and "admin" in response.json()["detail"]
+    assert "admin" in refused(response, 403, "permission_denied")["detail"]
 
 
 def test_another_environments_subscription_is_404(api, pilot):
-    other = subscribe(pilot, "https://pilot.example.com/hook")
+    other = WebhookSubscriptionFactory(environment=pilot, url="https://pilot.example.com/hook")
     client = api("developer")
 
     for response in (
@@ -183,7 +185,7 @@ def test_another_environments_subscription_is_404(api, pilot):
 
 
 def test_patch_changes_fields_and_audits_before_and_after(api, sandbox):
-    sub = subscribe(sandbox, "https://hooks.example.com/a")
+    sub = WebhookSubscriptionFactory(environment=sandbox, url="https://hooks.example.com/a")
     client = api("developer")
 
     response = client.patch(
@@ -198,7 +200,7 @@ def test_patch_changes_fields_and_audits_before_and_after(api, sandbox):
 
 
 def test_patch_pause_and_resume(api, sandbox, no_kicks, django_capture_on_commit_callbacks):
-    sub = subscribe(sandbox, "https://hooks.example.com/a")
+    sub = WebhookSubscriptionFactory(environment=sandbox, url="https://hooks.example.com/a")
     client = api("developer")
 
     paused = client.patch(f"{URL}{sub.pk}", {"state": "paused"}, format="json").json()
@@ -216,7 +218,7 @@ def test_patch_pause_and_resume(api, sandbox, no_kicks, django_capture_on_commit
 
 
 def test_rotate_secret_shows_the_new_one_once(api, sandbox):
-    sub = subscribe(sandbox, "https://hooks.example.com/a")
+    sub = WebhookSubscriptionFactory(environment=sandbox, url="https://hooks.example.com/a")
     client = api("developer")
 
     response = client.patch(f"{URL}{sub.pk}", {"rotate_secret": True}, format="json")
@@ -235,14 +237,14 @@ def test_rotate_secret_shows_the_new_one_once(api, sandbox):
 
 
 def test_a_patch_that_changes_nothing_writes_nothing(api, sandbox):
-    sub = subscribe(sandbox, "https://hooks.example.com/a")
+    sub = WebhookSubscriptionFactory(environment=sandbox, url="https://hooks.example.com/a")
     before = AuditEvent.objects.count()
     response = api("developer").patch(f"{URL}{sub.pk}", {"url": "https://hooks.example.com/a"}, format="json")
     assert response.status_code == 200 and AuditEvent.objects.count() == before
 
 
 def test_delete_removes_the_subscription_and_its_deliveries(api, sandbox, no_kicks):
-    sub = subscribe(sandbox, "https://hooks.example.com/a")
+    sub = WebhookSubscriptionFactory(environment=sandbox, url="https://hooks.example.com/a")
     emit(sandbox)
     relay.relay_outbox()
     assert WebhookDelivery.objects.count() == 1
@@ -262,7 +264,7 @@ def test_deliveries_are_listed_with_their_log_in_a_fixed_number_of_queries(
     api, sandbox, receiver, no_kicks, django_assert_num_queries
 ):
     hook = receiver(Answer(500, body=b"nope"), default=Answer(200))
-    sub = subscribe(sandbox, hook.url)
+    sub = WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     client = api("developer")
     emit(sandbox, aggregate=("audiences.profile", 1))
     relay.relay_outbox()
@@ -295,7 +297,7 @@ def test_deliveries_are_listed_with_their_log_in_a_fixed_number_of_queries(
 
 
 def _dead_letter(sandbox, url="https://hooks.example.com/a"):
-    sub = subscribe(sandbox, url)
+    sub = WebhookSubscriptionFactory(environment=sandbox, url=url)
     emit(sandbox)
     relay.relay_outbox()
     now = timezone.now()
@@ -319,7 +321,7 @@ def test_dead_letters_are_listed_and_filtered(api, sandbox, pilot, no_kicks):
     assert replayed == []
     assert listed[0]["state"] == "open" and listed[0]["last_error"] == "HTTP 500: nope"
     assert listed[0]["payload"]["event_id"].startswith("evt_")
-    assert api("analyst").get("/api/v1/dead-letters/").status_code == 403
+    refused(api("analyst").get("/api/v1/dead-letters/"), 403, "permission_denied")
 
 
 def test_replay_requeues_a_fresh_delivery_and_it_is_sent(api, sandbox, receiver, no_kicks):
@@ -374,7 +376,9 @@ def test_replay_of_a_paused_subscriptions_delivery_waits_for_resume(api, sandbox
 
 def test_dead_letters_permissions(api, sandbox, pilot, no_kicks):
     _, letter = _dead_letter(sandbox)
-    assert api("analyst").post(f"/api/v1/dead-letters/{letter.pk}/replay").status_code == 403
+    analyst = api("analyst")
+    refused(analyst.post(f"/api/v1/dead-letters/{letter.pk}/replay"), 403, "permission_denied")
+    denied_event(analyst.user, "dead_letter.replay")
     other = api("developer", pilot).post(f"/api/v1/dead-letters/{letter.pk}/discard")
     assert other.status_code == 404 and other.json()["code"] == "dead_letter_not_found"
     letter.refresh_from_db()
@@ -420,7 +424,7 @@ def test_admin_discard_action(admin_client, sandbox, no_kicks):
 
 
 def test_admin_pause_and_resume_subscriptions_and_see_deliveries(admin_client, sandbox, no_kicks):
-    sub = subscribe(sandbox, "https://hooks.example.com/a")
+    sub = WebhookSubscriptionFactory(environment=sandbox, url="https://hooks.example.com/a")
     emit(sandbox)
     relay.relay_outbox()
     changelist = "/admin/integrations/webhooksubscription/"

@@ -17,8 +17,9 @@ from integrations.outbox import relay
 from integrations.webhooks import delivery as webhook_delivery
 from integrations.webhooks import sending, signing
 from integrations.webhooks import services as webhooks
+from tests.factories import WebhookSubscriptionFactory
 from tests.reliability import fixtures
-from tests.reliability.fixtures import SECRET, emit, subscribe
+from tests.reliability.fixtures import SECRET, emit
 from tests.reliability.receivers import Answer, Hang, closed_port_url
 
 # Shared fixtures (tests/reliability/fixtures.py), bound here so pytest finds them.
@@ -32,7 +33,7 @@ def deliver(now):
 
 def test_a_delivery_is_signed_and_carries_the_public_event(sandbox, receiver, no_kicks):
     hook = receiver(Answer(200))
-    subscribe(sandbox, hook.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     event = emit(sandbox, data={"external_id": "cust-1", "changes": []})
     relay.relay_outbox()
     now = timezone.now()
@@ -61,7 +62,7 @@ def test_a_delivery_is_signed_and_carries_the_public_event(sandbox, receiver, no
 
 def test_a_500_is_retried_with_backoff_and_logged(sandbox, receiver, no_kicks):
     hook = receiver(Answer(500, body=b"boom"), default=Answer(200))
-    sub = subscribe(sandbox, hook.url)
+    sub = WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     emit(sandbox)
     relay.relay_outbox()
     now = timezone.now()
@@ -96,7 +97,7 @@ def test_a_500_is_retried_with_backoff_and_logged(sandbox, receiver, no_kicks):
 @pytest.mark.parametrize("status", [429, 503])
 def test_retry_after_in_seconds_is_honoured(sandbox, receiver, no_kicks, status):
     hook = receiver(Answer(status, headers={"Retry-After": "120"}))
-    subscribe(sandbox, hook.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     emit(sandbox)
     relay.relay_outbox()
     now = timezone.now()
@@ -113,7 +114,7 @@ def test_retry_after_as_an_http_date_is_honoured(sandbox, receiver, no_kicks):
     now = timezone.now().replace(microsecond=0) + timedelta(seconds=1)
     when = now + timedelta(minutes=30)
     hook = receiver(Answer(503, headers={"Retry-After": format_datetime(when, usegmt=True)}))
-    subscribe(sandbox, hook.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     emit(sandbox)
     relay.relay_outbox()
 
@@ -153,7 +154,7 @@ def test_parse_retry_after():
 def test_a_receiver_that_hangs_past_the_read_timeout_fails_the_attempt(sandbox, receiver, no_kicks, settings):
     settings.WEBHOOK_READ_TIMEOUT = 0.5
     hook = receiver(Hang(2.0))
-    subscribe(sandbox, hook.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     emit(sandbox)
     relay.relay_outbox()
 
@@ -170,7 +171,7 @@ def test_a_receiver_that_hangs_past_the_read_timeout_fails_the_attempt(sandbox, 
 def test_a_slow_answer_within_the_timeout_succeeds_and_its_latency_is_logged(sandbox, receiver, no_kicks, settings):
     settings.WEBHOOK_READ_TIMEOUT = 2.0
     hook = receiver(Answer(204, body=b"", delay=0.3))
-    subscribe(sandbox, hook.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     emit(sandbox)
     relay.relay_outbox()
 
@@ -181,7 +182,7 @@ def test_a_slow_answer_within_the_timeout_succeeds_and_its_latency_is_logged(san
 
 
 def test_connection_refused_is_logged(sandbox, no_kicks):
-    subscribe(sandbox, closed_port_url())
+    WebhookSubscriptionFactory(environment=sandbox, url=closed_port_url())
     emit(sandbox)
     relay.relay_outbox()
 
@@ -193,7 +194,7 @@ def test_connection_refused_is_logged(sandbox, no_kicks):
 
 def test_redirects_are_not_followed(sandbox, receiver, no_kicks):
     hook = receiver(Answer(301, headers={"Location": "https://new.example.com/hook"}))
-    subscribe(sandbox, hook.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     emit(sandbox)
     relay.relay_outbox()
 
@@ -223,7 +224,7 @@ def test_after_the_last_attempt_the_delivery_is_dead_lettered_with_its_last_erro
     # before its last attempt — the next test's subject, not this one's.)
     monkeypatch.setattr(webhook_delivery, "random", SimpleNamespace(uniform=lambda low, high: high / 4))
     hook = receiver(default=Answer(500, body=b"still broken"))
-    sub = subscribe(sandbox, hook.url)
+    sub = WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     event = emit(sandbox)
     relay.relay_outbox()
     start = timezone.now()
@@ -246,7 +247,7 @@ def test_a_subscription_failing_for_a_day_is_paused_and_resuming_sends_what_it_h
     sandbox, receiver, no_kicks, actor, django_capture_on_commit_callbacks
 ):
     hook = receiver(default=Answer(503, body=b"down"))
-    sub = subscribe(sandbox, hook.url)
+    sub = WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     emit(sandbox)
     relay.relay_outbox()
     t0 = timezone.now()
@@ -304,7 +305,7 @@ def test_deliveries_for_one_aggregate_wait_for_the_earlier_one(sandbox, receiver
         return None
 
     hook = receiver(default=Answer(200), rule=first_attempt_of_n1_fails)
-    subscribe(sandbox, hook.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     first = emit(sandbox, aggregate=("audiences.profile", 1), data={"n": 1})
     second = emit(sandbox, aggregate=("audiences.profile", 1), data={"n": 2})
     other = emit(sandbox, aggregate=("audiences.profile", 2), data={"n": 3})
@@ -329,7 +330,7 @@ def test_deliveries_for_one_aggregate_wait_for_the_earlier_one(sandbox, receiver
 def test_a_delivery_waits_for_an_earlier_undispatched_event_of_its_aggregate(sandbox, receiver, no_kicks):
     # a concurrent relay committed the later event's fan-out before the earlier one's
     hook = receiver(default=Answer(200))
-    sub = subscribe(sandbox, hook.url)
+    sub = WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     earlier = emit(sandbox, aggregate=("audiences.profile", 5), data={"n": 1})
     later = emit(sandbox, aggregate=("audiences.profile", 5), data={"n": 2})
     WebhookDelivery.objects.create(subscription=sub, event=later)
@@ -347,7 +348,7 @@ def test_an_attempt_claimed_by_a_worker_that_died_counts_and_is_retried_after_th
     sandbox, receiver, no_kicks, monkeypatch
 ):
     hook = receiver(default=Answer(200))
-    subscribe(sandbox, hook.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     emit(sandbox)
     relay.relay_outbox()
     now = timezone.now()
@@ -374,7 +375,7 @@ def test_an_attempt_claimed_by_a_worker_that_died_counts_and_is_retried_after_th
 
 def test_a_last_attempt_whose_worker_died_is_dead_lettered(sandbox, receiver, no_kicks):
     hook = receiver(default=Answer(200))
-    subscribe(sandbox, hook.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     emit(sandbox)
     relay.relay_outbox()
     now = timezone.now()
@@ -389,7 +390,7 @@ def test_a_last_attempt_whose_worker_died_is_dead_lettered(sandbox, receiver, no
 
 def test_a_late_result_does_not_overwrite_a_newer_attempt(sandbox, receiver, no_kicks):
     hook = receiver(default=Answer(200))
-    subscribe(sandbox, hook.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     emit(sandbox)
     relay.relay_outbox()
     now = timezone.now()
@@ -406,7 +407,7 @@ def test_a_late_result_does_not_overwrite_a_newer_attempt(sandbox, receiver, no_
 
 def test_a_secret_that_cannot_be_decrypted_fails_the_attempt_with_a_reason(sandbox, receiver, no_kicks, settings):
     hook = receiver(default=Answer(200))
-    subscribe(sandbox, hook.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     emit(sandbox)
     relay.relay_outbox()
     settings.SECRET_KEY = "a-different-key-" + "y" * 40

@@ -16,6 +16,7 @@ import pytest
 from integrations.outbox import relay
 from integrations.webhooks import delivery, signing
 from integrations.webhooks import services as webhooks
+from tests.factories import WebhookSubscriptionFactory
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 SECRET = "whsec_docs-test-secret-0123456789abcdef"
@@ -63,14 +64,14 @@ def test_the_python_snippet(verify, case):
 
 
 def test_the_python_snippet_verifies_a_real_delivery(verify, db, sandbox, monkeypatch):
-    from tests.reliability.fixtures import emit, subscribe
+    from tests.reliability.fixtures import emit
     from tests.reliability.receivers import receivers
 
     monkeypatch.setattr(delivery, "kick_deliveries", lambda: None)
     monkeypatch.setattr(relay, "kick_relay", lambda: None)
     with receivers() as start:
         hook = start()
-        subscribe(sandbox, hook.url, secret=SECRET)
+        WebhookSubscriptionFactory(environment=sandbox, url=hook.url, secret=SECRET)
         emit(sandbox)
         relay.relay_outbox()
         delivery.deliver_webhooks()
@@ -79,6 +80,7 @@ def test_the_python_snippet_verifies_a_real_delivery(verify, db, sandbox, monkey
     assert not verify(got.body, got.headers["marketerapi-signature"], "whsec_wrong-secret-0123456789abcdef")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_the_node_snippet(tmp_path):
     script = tmp_path / "verify.js"

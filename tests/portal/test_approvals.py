@@ -18,7 +18,7 @@ from governance import policy
 from governance.actors import Actor
 from governance.approvals import approval_approve, approval_request_create
 from governance.models import ApprovalRequest, ApprovalState, AuditEvent, Door, Environment
-from tests.audiences.audience_helpers import make_audience, make_live
+from tests.factories import AudienceFactory, AudienceVersionFactory
 from tests.portal.conftest import htmx
 
 pytestmark = pytest.mark.django_db
@@ -44,8 +44,8 @@ def file_archive(
     client, environment: Environment, name: str = "Spring EU buyers", owner: str = "growth"
 ) -> ApprovalRequest:
     """The requester's DELETE of a published audience: an approval request in pilot."""
-    audience = make_audience(environment, name, owner=owner)
-    make_live(audience)
+    audience = AudienceFactory(environment=environment, name=name, owner_team__name=owner)
+    AudienceVersionFactory(audience=audience, live=True)
     deletion = audience_services.audience_delete(actor=actor_of(client, environment), audience=audience)
     assert deletion.approval is not None, deletion
     return deletion.approval
@@ -53,7 +53,7 @@ def file_archive(
 
 def file_publish(client, environment: Environment, *, added: int = 1204, removed: int = 56) -> ApprovalRequest:
     """A big publish's request, filed through the workflow with the snapshot publish() stores."""
-    audience = make_audience(environment, "Spring EU buyers")
+    audience = AudienceFactory(environment=environment, name="Spring EU buyers")
     actor = actor_of(client, environment)
     decision = policy.decide(actor, "audience.publish", audience, {"reach": 61_204})
     assert decision.needs_approval, decision

@@ -16,8 +16,8 @@ from audiences.definitions.services import audience_create
 from audiences.models import Audience, AudienceState
 from governance.models import AuditEvent, Door
 from portal.audiences import views
-from tests.audiences.audience_helpers import make_audience, make_live, team
 from tests.audiences.publish_support import people
+from tests.factories import AudienceFactory, AudienceVersionFactory, team
 from tests.portal.conftest import htmx
 
 pytestmark = pytest.mark.django_db
@@ -61,11 +61,13 @@ def reason(body: str, element_id: str) -> str:
 
 @pytest.fixture
 def catalogue(sandbox, pilot):
-    draft = make_audience(sandbox, "Spring EU buyers", owner="growth")
-    published = make_audience(sandbox, "SMS winback", owner="retention", channel="sms")
-    make_live(published, people(sandbox, "sms", 3, channel="sms"))
-    archived = make_audience(sandbox, "Old email list", owner="growth", state=AudienceState.ARCHIVED)
-    make_audience(pilot, "Pilot only", owner="growth")
+    draft = AudienceFactory(environment=sandbox, name="Spring EU buyers", owner_team__name="growth")
+    published = AudienceFactory(environment=sandbox, name="SMS winback", owner_team__name="retention", channel="sms")
+    AudienceVersionFactory(audience=published, live=True, memberships=people(sandbox, "sms", 3, channel="sms"))
+    archived = AudienceFactory(
+        environment=sandbox, name="Old email list", owner_team__name="growth", state=AudienceState.ARCHIVED
+    )
+    AudienceFactory(environment=pilot, name="Pilot only", owner_team__name="growth")
     return {"draft": draft, "published": published, "archived": archived}
 
 
@@ -120,12 +122,17 @@ def test_the_list_answers_in_a_fixed_number_of_queries(portal, sandbox):
     team("retention")
     client = portal("operator")
     for index in range(3):
-        make_live(make_audience(sandbox, f"few {index}"))
+        AudienceFactory(environment=sandbox, name=f"few {index}", published=True)
     client.get("/audiences/")  # warm the session and the permission cache
     with CaptureQueriesContext(connection) as few:
         assert client.get("/audiences/?team=growth").status_code == 200
     for index in range(30):
-        make_live(make_audience(sandbox, f"many {index}", owner="retention" if index % 2 else "growth"))
+        AudienceFactory(
+            environment=sandbox,
+            name=f"many {index}",
+            owner_team__name="retention" if index % 2 else "growth",
+            published=True,
+        )
     client.get("/audiences/")
     with CaptureQueriesContext(connection) as many:
         assert client.get("/audiences/?team=growth").status_code == 200
@@ -135,7 +142,7 @@ def test_the_list_answers_in_a_fixed_number_of_queries(portal, sandbox):
 def test_the_list_pages_with_a_cursor(portal, sandbox, monkeypatch):
     monkeypatch.setattr(views, "PAGE_SIZE", 2)
     for index in range(5):
-        make_audience(sandbox, f"audience {index}")
+        AudienceFactory(environment=sandbox, name=f"audience {index}")
     client = portal("analyst")
 
     first = client.get("/audiences/").content.decode()
@@ -237,8 +244,8 @@ def test_an_archived_audience_offers_nothing_that_changes_it(portal, catalogue):
 
 def test_the_detail_shows_metadata_rules_in_words_the_live_version_and_history(portal, actor, sandbox):
     operator = actor("operator", door=Door.PORTAL)
-    base = make_audience(sandbox, "Recent buyers")
-    make_live(base)
+    base = AudienceFactory(environment=sandbox, name="Recent buyers")
+    AudienceVersionFactory(audience=base, live=True)
     audience = audience_create(
         actor=operator,
         name="Spring EU buyers",
@@ -253,7 +260,9 @@ def test_the_detail_shows_metadata_rules_in_words_the_live_version_and_history(p
             ]
         },
     )
-    make_live(Audience.objects.get(pk=audience.pk), people(sandbox, "eu", 4))
+    AudienceVersionFactory(
+        audience=Audience.objects.get(pk=audience.pk), live=True, memberships=people(sandbox, "eu", 4)
+    )
 
     body = portal("operator").get(f"/audiences/{audience.pk}/").content.decode()
 
@@ -279,7 +288,7 @@ def test_the_detail_answers_in_a_bounded_number_of_queries(portal, catalogue):
 
 
 def test_an_audience_of_another_environment_is_not_found_with_a_hint(portal, pilot):
-    elsewhere = make_audience(pilot, "Pilot only")
+    elsewhere = AudienceFactory(environment=pilot, name="Pilot only")
     response = portal("operator").get(f"/audiences/{elsewhere.pk}/")
     assert response.status_code == 404
     body = response.content.decode()
@@ -290,9 +299,9 @@ def test_an_audience_of_another_environment_is_not_found_with_a_hint(portal, pil
 
 
 def test_members_are_masked_for_every_role_but_compliance(portal, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     members = people(sandbox, "eu", 3)
-    make_live(audience, members)
+    AudienceVersionFactory(audience=audience, live=True, memberships=members)
     url = f"/audiences/{audience.pk}/members/"
 
     masked = portal("operator").get(url).content.decode()
@@ -308,8 +317,8 @@ def test_members_are_masked_for_every_role_but_compliance(portal, sandbox):
 
 def test_members_page_with_a_cursor_and_bad_cursor(portal, sandbox, monkeypatch):
     monkeypatch.setattr(views, "MEMBERS_PAGE", 2)
-    audience = make_audience(sandbox)
-    make_live(audience, people(sandbox, "eu", 3))
+    audience = AudienceFactory(environment=sandbox)
+    AudienceVersionFactory(audience=audience, live=True, memberships=people(sandbox, "eu", 3))
     client = portal("analyst")
     first = client.get(f"/audiences/{audience.pk}/members/").content.decode()
     assert first.count("<tr data-profile-id") == 2
@@ -322,9 +331,9 @@ def test_members_page_with_a_cursor_and_bad_cursor(portal, sandbox, monkeypatch)
 
 def test_the_versions_page_pages_with_a_cursor(portal, sandbox, monkeypatch):
     monkeypatch.setattr(views, "PAGE_SIZE", 2)
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     for _ in range(3):
-        make_live(Audience.objects.get(pk=audience.pk))
+        AudienceVersionFactory(audience=Audience.objects.get(pk=audience.pk), live=True)
     client = portal("analyst")
 
     first = client.get(f"/audiences/{audience.pk}/versions/").content.decode()
@@ -338,8 +347,8 @@ def test_the_versions_page_pages_with_a_cursor(portal, sandbox, monkeypatch):
 @pytest.mark.parametrize("cursor", ["not-a-cursor", "cD1hYmM="], ids=["unreadable", "a position that is no id"])
 @pytest.mark.parametrize("page", ["/audiences/", "/audiences/{id}/versions/", "/audiences/{id}/members/"])
 def test_a_bad_cursor_on_a_portal_list_is_a_400_problem_in_place(portal, sandbox, page, cursor):
-    audience = make_audience(sandbox)
-    make_live(audience, people(sandbox, "eu", 1))
+    audience = AudienceFactory(environment=sandbox)
+    AudienceVersionFactory(audience=audience, live=True, memberships=people(sandbox, "eu", 1))
 
     response = portal("analyst").get(page.format(id=audience.pk), {"cursor": cursor})
 
@@ -349,7 +358,7 @@ def test_a_bad_cursor_on_a_portal_list_is_a_400_problem_in_place(portal, sandbox
 
 
 def test_members_of_an_unpublished_audience(portal, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     body = portal("analyst").get(f"/audiences/{audience.pk}/members/").content.decode()
     assert 'id="no-live-version"' in body
 
@@ -358,11 +367,11 @@ def test_members_of_an_unpublished_audience(portal, sandbox):
 
 
 def test_promote_to_production_creates_a_draft_there_and_lists_what_could_not_be_mapped(portal, sandbox, production):
-    ref = make_audience(sandbox, "Complainers")  # published here, unknown in production
-    make_live(ref)
-    audience = make_audience(
-        sandbox,
-        "Spring EU buyers",
+    ref = AudienceFactory(environment=sandbox, name="Complainers")  # published here, unknown in production
+    AudienceVersionFactory(audience=ref, live=True)
+    audience = AudienceFactory(
+        environment=sandbox,
+        name="Spring EU buyers",
         rules={"all": [{"attr": "region", "op": "eq", "value": "EU"}, {"not": {"in_audience": ref.pk}}]},
     )
 
@@ -381,7 +390,7 @@ def test_promote_to_production_creates_a_draft_there_and_lists_what_could_not_be
 
 
 def test_promote_without_htmx_is_a_page(portal, sandbox, production):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     response = portal("operator").post(f"/audiences/{audience.pk}/promote/", {"environment": "pilot"})
     assert response.status_code == 201
     assert "<h1>Promoted" in response.content.decode()
@@ -395,7 +404,7 @@ def test_promote_without_htmx_is_a_page(portal, sandbox, production):
     ],
 )
 def test_promote_to_a_bad_environment_shows_the_hint(portal, sandbox, environment, status, words):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     response = htmx(portal("operator"), "post", f"/audiences/{audience.pk}/promote/", {"environment": environment})
     assert response.status_code == status
     body = response.content.decode()
@@ -403,8 +412,8 @@ def test_promote_to_a_bad_environment_shows_the_hint(portal, sandbox, environmen
 
 
 def test_promote_to_a_name_taken_there_says_how_to_name_the_copy(portal, sandbox, production):
-    audience = make_audience(sandbox, "Spring EU buyers")
-    make_audience(production, "Spring EU buyers")
+    audience = AudienceFactory(environment=sandbox, name="Spring EU buyers")
+    AudienceFactory(environment=production, name="Spring EU buyers")
     response = htmx(portal("operator"), "post", f"/audiences/{audience.pk}/promote/", {"environment": "production"})
     assert response.status_code == 409 and "Spring EU buyers (copy)" in response.content.decode()
 
@@ -418,7 +427,7 @@ def test_promote_to_a_name_taken_there_says_how_to_name_the_copy(portal, sandbox
 
 
 def test_an_analyst_may_not_promote(portal, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     with one_audit_event(action="audience.promote", outcome="denied"):
         response = portal("analyst").post(f"/audiences/{audience.pk}/promote/", {"environment": "production"})
     assert response.status_code == 403 and "You may not do this" in response.content.decode()
@@ -429,7 +438,7 @@ def test_an_analyst_may_not_promote(portal, sandbox):
 
 def test_share_and_unshare_with_a_team(portal, sandbox):
     team("retention")
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     client = portal("operator")
 
     with one_audit_event(action="audience.share"):
@@ -450,7 +459,7 @@ def test_share_and_unshare_with_a_team(portal, sandbox):
 
 def test_share_with_a_person_without_htmx_goes_back_to_the_page(portal, sandbox, persona):
     persona("operator2")
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     client = portal("operator")
     response = client.post(f"/audiences/{audience.pk}/share/", {"user": "p-operator2", "level": "view"})
     assert response.status_code == 303 and response["Location"] == f"/audiences/{audience.pk}/#shares"
@@ -471,7 +480,7 @@ def test_share_with_a_person_without_htmx_goes_back_to_the_page(portal, sandbox,
 )
 def test_bad_shares_show_the_hint_in_the_sharing_card(portal, sandbox, data, words):
     team("retention")
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     before = AuditEvent.objects.count()
     response = htmx(portal("operator"), "post", f"/audiences/{audience.pk}/share/", data)
     assert response.status_code == 422
@@ -483,13 +492,13 @@ def test_bad_shares_show_the_hint_in_the_sharing_card(portal, sandbox, data, wor
 
 def test_taking_back_a_share_that_does_not_exist(portal, sandbox):
     team("retention")
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     response = htmx(portal("operator"), "post", f"/audiences/{audience.pk}/unshare/", {"team": "retention"})
     assert response.status_code == 404 and "is not shared with them" in response.content.decode()
 
 
 def test_a_forged_share_by_another_team_is_refused_by_the_service(portal, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     with one_audit_event(action="audience.share", outcome="denied"):
         response = portal("operator2").post(
             f"/audiences/{audience.pk}/share/", {"team": "retention", "level": "change"}
@@ -504,9 +513,9 @@ def test_a_forged_share_by_another_team_is_refused_by_the_service(portal, sandbo
 
 @pytest.mark.parametrize("path", ["publish/", "delete/", "rollback/"])
 def test_an_analysts_forged_post_is_refused_by_the_service_and_audited(portal, sandbox, path):
-    audience = make_audience(sandbox)
-    make_live(audience)
-    make_live(audience)
+    audience = AudienceFactory(environment=sandbox)
+    AudienceVersionFactory(audience=audience, live=True)
+    AudienceVersionFactory(audience=audience, live=True)
     action = {"publish/": "audience.publish", "delete/": "audience.archive", "rollback/": "audience.rollback"}[path]
     with one_audit_event(action=action, outcome="denied"):
         response = portal("analyst").post(f"/audiences/{audience.pk}/{path}", {"version": "1"})
@@ -517,14 +526,14 @@ def test_an_analysts_forged_post_is_refused_by_the_service_and_audited(portal, s
 
 def test_the_actor_is_recorded_as_acting_through_the_portal(portal, sandbox):
     team("retention")
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     portal("operator").post(f"/audiences/{audience.pk}/share/", {"team": "retention", "level": "view"})
     event = AuditEvent.objects.get(action="audience.share")
     assert event.door == Door.PORTAL and event.actor_label == "p-operator"
 
 
 def test_the_validate_button_answers_with_the_checks_fragment(portal, sandbox):
-    audience = make_audience(sandbox)
+    audience = AudienceFactory(environment=sandbox)
     body = portal("analyst").get(f"/audiences/{audience.pk}/").content.decode()
     assert 'hx-target="#validation-panel"' in body
     response = htmx(portal("analyst"), "post", f"/audiences/{audience.pk}/validate/")

@@ -15,17 +15,8 @@ from governance.actors import Actor
 from governance.approvals import approval_approve, approval_cancel, approval_execute
 from governance.models import ApprovalPolicy, ApprovalRequest, AuditEvent, Door
 from integrations.models import Job, JobState
-from tests.audiences.audience_helpers import make_audience, make_live
-from tests.audiences.publish_support import (
-    audience,
-    fresh,
-    members_of,
-    people,
-    publish_now,
-    rollback_now,
-    run,
-    set_consent,
-)
+from tests.audiences.publish_support import fresh, members_of, people, publish_now, rollback_now, run, set_consent
+from tests.factories import AudienceFactory, AudienceVersionFactory
 from tests.portal.conftest import htmx
 from tests.portal.test_audience_pages import enabled, one_audit_event, reason
 
@@ -42,7 +33,7 @@ def polls(body: str) -> bool:
 def test_publish_in_sandbox_shows_the_job_until_the_version_is_live(portal, sandbox, eager_celery):
     people(sandbox, "eu", 4)
     people(sandbox, "eu-denied", 2, consent="denied")
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox, name="Spring EU buyers")
     client = portal("operator")
 
     # when: published from the detail page's form (htmx); the task is enqueued after commit
@@ -88,7 +79,7 @@ def test_when_the_job_ends_the_audiences_page_gets_its_state_again(portal, sandb
     """Issue 11, item 3: the panel that says "Version 1 is live" also replaces the draft
     badge, Delete (now Archive), "No version is live yet" and the history, out of band."""
     people(sandbox, "eu", 4)
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox, name="Spring EU buyers")
     client = portal("operator")
     detail = client.get(f"/audiences/{target.pk}/").content.decode()
     assert 'name="refresh" value="detail"' in detail  # the publish form asks for the refresh
@@ -128,7 +119,7 @@ def test_publish_end_to_end_with_the_task_after_commit(
     portal, sandbox, eager_celery, django_capture_on_commit_callbacks
 ):
     people(sandbox, "eu", 3)
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox, name="Spring EU buyers")
     client = portal("operator")
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -153,7 +144,7 @@ def test_a_failed_job_shows_its_errors_with_hints(portal, sandbox, monkeypatch):
     from audiences.publishing import runner
 
     people(sandbox, "eu", 2)
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox, name="Spring EU buyers")
     client = portal("operator")
     htmx(client, "post", f"/audiences/{target.pk}/publish/")
     job = Job.objects.get(target_id=str(target.pk))
@@ -170,7 +161,7 @@ def test_a_failed_job_shows_its_errors_with_hints(portal, sandbox, monkeypatch):
 
 
 def test_a_refused_publish_shows_the_title_and_hint_in_the_panel(portal, sandbox):
-    archived = make_audience(sandbox, state=AudienceState.ARCHIVED)
+    archived = AudienceFactory(environment=sandbox, state=AudienceState.ARCHIVED)
     response = htmx(portal("operator"), "post", f"/audiences/{archived.pk}/publish/")
     assert response.status_code == 409
     body = response.content.decode()
@@ -178,7 +169,7 @@ def test_a_refused_publish_shows_the_title_and_hint_in_the_panel(portal, sandbox
 
 
 def test_publishing_invalid_rules_lists_every_problem(portal, sandbox):
-    broken = make_audience(sandbox, rules={"all": [{"attr": "regoin", "op": "eq", "value": "EU"}]})
+    broken = AudienceFactory(environment=sandbox, rules={"all": [{"attr": "regoin", "op": "eq", "value": "EU"}]})
     response = htmx(portal("operator"), "post", f"/audiences/{broken.pk}/publish/")
     assert response.status_code == 422
     body = response.content.decode()
@@ -187,7 +178,7 @@ def test_publishing_invalid_rules_lists_every_problem(portal, sandbox):
 
 def test_a_job_of_another_environment_is_not_found(portal, pilot, actor):
     people(pilot, "p", 1)
-    outcome, _ = publish_now(actor("operator", pilot), audience(pilot))
+    outcome, _ = publish_now(actor("operator", pilot), AudienceFactory(environment=pilot, name="Spring EU buyers"))
     response = portal("operator").get(f"/audiences/jobs/{outcome.result.job.pk}/")
     assert response.status_code == 404 and "No job" in response.content.decode()
 
@@ -198,7 +189,7 @@ def test_a_job_of_another_environment_is_not_found(portal, pilot, actor):
 def test_publish_in_pilot_over_the_threshold_waits_for_approval(portal, pilot):
     ApprovalPolicy.objects.filter(environment=pilot, action="audience.publish").update(threshold=2)
     people(pilot, "pilot", 3)
-    target = audience(pilot)
+    target = AudienceFactory(environment=pilot, name="Spring EU buyers")
     client = portal("operator", pilot)
 
     # the page says the policy before anyone publishes
@@ -235,8 +226,8 @@ def test_publish_in_pilot_over_the_threshold_waits_for_approval(portal, pilot):
 
 def test_a_published_audience_over_the_threshold_says_publishing_needs_approval(portal, pilot):
     ApprovalPolicy.objects.filter(environment=pilot, action="audience.publish").update(threshold=2)
-    target = audience(pilot)
-    make_live(target, people(pilot, "pilot", 3))
+    target = AudienceFactory(environment=pilot, name="Spring EU buyers")
+    AudienceVersionFactory(audience=target, live=True, memberships=people(pilot, "pilot", 3))
     detail = portal("operator", pilot).get(f"/audiences/{target.pk}/").content.decode()
     assert "Publishing this needs 1 approval from an approver." in detail
     assert enabled(detail, "publish-button")
@@ -245,7 +236,7 @@ def test_a_published_audience_over_the_threshold_says_publishing_needs_approval(
 def test_without_htmx_the_approval_notice_is_a_page(portal, pilot):
     ApprovalPolicy.objects.filter(environment=pilot, action="audience.publish").update(threshold=0)
     people(pilot, "pilot", 1)
-    target = audience(pilot)
+    target = AudienceFactory(environment=pilot, name="Spring EU buyers")
     response = portal("operator", pilot).post(f"/audiences/{target.pk}/publish/")
     assert response.status_code == 202
     body = response.content.decode()
@@ -254,8 +245,8 @@ def test_without_htmx_the_approval_notice_is_a_page(portal, pilot):
 
 
 def test_archiving_a_published_audience_in_pilot_needs_two_approvals(portal, persona, pilot):
-    target = make_audience(pilot, "Lapsed EU customers")
-    make_live(target)
+    target = AudienceFactory(environment=pilot, name="Lapsed EU customers")
+    AudienceVersionFactory(audience=target, live=True)
     client = portal("operator", pilot)
 
     confirm = client.get(f"/audiences/{target.pk}/delete/").content.decode()
@@ -281,8 +272,8 @@ def test_archiving_a_published_audience_in_pilot_needs_two_approvals(portal, per
 
 
 def test_while_an_archive_waits_for_approval_the_page_does_not_offer_a_second_one(portal, persona, pilot):
-    target = make_audience(pilot, "Lapsed EU customers")
-    make_live(target)
+    target = AudienceFactory(environment=pilot, name="Lapsed EU customers")
+    AudienceVersionFactory(audience=target, live=True)
     client = portal("operator", pilot)
     htmx(client, "post", f"/audiences/{target.pk}/delete/")
     request = ApprovalRequest.objects.get(action="audience.archive", target_id=str(target.pk))
@@ -310,7 +301,7 @@ def test_while_an_archive_waits_for_approval_the_page_does_not_offer_a_second_on
 
 
 def test_deleting_a_draft(portal, sandbox):
-    target = make_audience(sandbox, "Throwaway")
+    target = AudienceFactory(environment=sandbox, name="Throwaway")
     client = portal("operator")
     confirm = client.get(f"/audiences/{target.pk}/delete/").content.decode()
     assert "<h1>Delete the draft “Throwaway”?</h1>" in confirm and 'id="delete-confirm"' in confirm
@@ -324,8 +315,8 @@ def test_deleting_a_draft(portal, sandbox):
 
 
 def test_archiving_a_published_audience_in_a_sandbox_runs_at_once(portal, sandbox):
-    target = make_audience(sandbox)
-    make_live(target)
+    target = AudienceFactory(environment=sandbox)
+    AudienceVersionFactory(audience=target, live=True)
     client = portal("operator")
     with one_audit_event(action="audience.archive", outcome="allowed"):
         response = htmx(client, "post", f"/audiences/{target.pk}/delete/")
@@ -334,16 +325,16 @@ def test_archiving_a_published_audience_in_a_sandbox_runs_at_once(portal, sandbo
 
 
 def test_delete_confirmation_for_who_may_not(portal, sandbox):
-    target = make_audience(sandbox)
+    target = AudienceFactory(environment=sandbox)
     body = portal("operator2").get(f"/audiences/{target.pk}/delete/").content.decode()
     assert not enabled(body, "delete-confirm") and "growth" in reason(body, "delete-confirm")
     assert 'id="delete-form"' not in body
 
 
 def test_an_audience_in_use_is_not_deleted(portal, sandbox):
-    used = make_audience(sandbox, "Base")
-    make_live(used)
-    make_audience(sandbox, "User of base", rules={"in_audience": used.pk})
+    used = AudienceFactory(environment=sandbox, name="Base")
+    AudienceVersionFactory(audience=used, live=True)
+    AudienceFactory(environment=sandbox, name="User of base", rules={"in_audience": used.pk})
     response = portal("operator").post(f"/audiences/{used.pk}/delete/")
     assert response.status_code == 409 and "The audience is in use" in response.content.decode()
 
@@ -356,7 +347,7 @@ def two_versions(actor, sandbox):
     """Version 1 with three people, version 2 (live) after one withdrew consent and two joined."""
     operator = actor("operator", door=Door.PORTAL)
     first = people(sandbox, "first", 3)
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox, name="Spring EU buyers")
     publish_now(operator, target)
     set_consent(first[:1], "denied")
     people(sandbox, "join", 2)
@@ -466,7 +457,7 @@ def test_after_a_rollback_the_steps_that_removed_nobody_say_0_not_blank(portal, 
     where nobody was removed; the API's versions say 0 too (never null once built)."""
     operator = actor("operator", door=Door.PORTAL)
     people(sandbox, "first", 3)
-    target = audience(sandbox)
+    target = AudienceFactory(environment=sandbox, name="Spring EU buyers")
     publish_now(operator, target)
     people(sandbox, "join", 2)
     publish_now(operator, fresh(target))

@@ -18,8 +18,7 @@ from governance.actors import Actor
 from governance.audit import trail as audit
 from governance.audit.selectors import DATETIME_HINT
 from governance.models import Door, Environment, Outcome
-from tests.audiences.audience_helpers import make_audience, make_live
-from tests.factories import UserFactory
+from tests.factories import AudienceFactory, AudienceVersionFactory, UserFactory
 from tests.portal.conftest import htmx
 
 pytestmark = pytest.mark.django_db
@@ -48,8 +47,8 @@ def story(db, sandbox, persona):
     maria = UserFactory(username="maria", groups=["campaign_operator", "growth"])
     tom = UserFactory(username="tom", groups=["campaign_operator", "retention"])
     analyst = persona("analyst")
-    audience = make_audience(sandbox, "Spring EU buyers")
-    other = make_audience(sandbox, "Lapsed UK")
+    audience = AudienceFactory(environment=sandbox, name="Spring EU buyers")
+    other = AudienceFactory(environment=sandbox, name="Lapsed UK")
     events = {
         "published": audit.record(
             act(maria, sandbox), "audience.publish", audience, changes={"version": 3, "job": 7, "live_version": 2}
@@ -71,7 +70,7 @@ def story(db, sandbox, persona):
         "other_object": audit.record(act(maria, sandbox), "audience.edit", other, changes={"fields": ["description"]}),
     }
     pilot = Environment.objects.get(slug="pilot")
-    audit.record(act(maria, pilot), "audience.create", make_audience(pilot, "Pilot only"))
+    audit.record(act(maria, pilot), "audience.create", AudienceFactory(environment=pilot, name="Pilot only"))
     return {"audience": audience, "other": other, "events": events}
 
 
@@ -104,8 +103,8 @@ def test_each_entry_in_plain_words_with_outcome_time_and_door(portal, story):
 
 
 def test_the_words_of_the_approval_workflow(portal, pilot, persona, eager_celery, django_capture_on_commit_callbacks):
-    audience = make_audience(pilot, "Pilot EU")
-    make_live(audience)
+    audience = AudienceFactory(environment=pilot, name="Pilot EU")
+    AudienceVersionFactory(audience=audience, live=True)
     operator = persona("operator")
     request = audience_services.audience_delete(actor=act(operator, pilot), audience=audience).approval
     approver = portal("approver", pilot)
@@ -228,7 +227,7 @@ def test_someone_without_a_role_may_not_read_the_log(portal, story):
 
 def test_older_pages_follow_a_cursor(portal, sandbox, persona):
     maria = UserFactory(username="maria", groups=["campaign_operator", "growth"])
-    audience = make_audience(sandbox, "Spring EU buyers")
+    audience = AudienceFactory(environment=sandbox, name="Spring EU buyers")
     made = [audit.record(act(maria, sandbox), "audience.edit", audience).pk for _ in range(55)]
     client = portal("approver")
 
@@ -270,7 +269,7 @@ def test_a_bad_filter_in_the_fragment_lists_each_hint(portal, story):
 
 def test_the_timeline_answers_in_a_fixed_number_of_queries(portal, sandbox):
     maria = UserFactory(username="maria", groups=["campaign_operator", "growth"])
-    audience = make_audience(sandbox, "Spring EU buyers")
+    audience = AudienceFactory(environment=sandbox, name="Spring EU buyers")
     client = portal("approver")
 
     def queries(count: int) -> int:

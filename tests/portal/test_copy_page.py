@@ -9,7 +9,7 @@ import pytest
 
 from audiences.models import Audience, AudienceState
 from governance.models import AuditEvent, Door
-from tests.audiences.audience_helpers import make_audience, make_live
+from tests.factories import AudienceFactory, AudienceVersionFactory, team
 from tests.portal.conftest import htmx
 from tests.portal.test_audience_pages import enabled, reason
 
@@ -18,8 +18,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def growths(sandbox):
-    audience = make_audience(sandbox, "Spring EU buyers", owner="growth", purpose="spring sale")
-    make_live(audience)
+    audience = AudienceFactory(
+        environment=sandbox, name="Spring EU buyers", owner_team=team("growth"), purpose="spring sale"
+    )
+    AudienceVersionFactory(audience=audience, live=True)
     return audience
 
 
@@ -50,7 +52,7 @@ def test_another_teams_operator_copies_it_from_its_page(portal, growths):
 
 
 def test_a_taken_name_is_shown_on_the_form_with_a_free_one(portal, growths, sandbox):
-    make_audience(sandbox, "Spring EU buyers (copy)")
+    AudienceFactory(environment=sandbox, name="Spring EU buyers (copy)")
     client = portal("operator2")
     assert 'value="Spring EU buyers (copy 2)"' in client.get(f"/audiences/{growths.pk}/copy/").content.decode()
 
@@ -80,7 +82,7 @@ def test_who_may_not_copy_sees_why_and_a_forged_post_is_refused(portal, growths)
 
 
 def test_an_audience_of_another_environment_is_not_found(portal, pilot):
-    other = make_audience(pilot, "Pilot only")
+    other = AudienceFactory(environment=pilot, name="Pilot only")
     assert portal("operator").get(f"/audiences/{other.pk}/copy/").status_code == 404
 
 
@@ -98,7 +100,9 @@ def test_the_copy_form_answers_in_a_fixed_number_of_queries(portal, growths, san
 
     few = queries()
     for n in range(1, 9):
-        make_audience(sandbox, "Spring EU buyers (copy)" if n == 1 else f"Spring EU buyers (copy {n})")
+        AudienceFactory(
+            environment=sandbox, name="Spring EU buyers (copy)" if n == 1 else f"Spring EU buyers (copy {n})"
+        )
     many = queries()
 
     assert many == few and many <= 10, many

@@ -17,8 +17,7 @@ from audiences import rules as rules_language
 from audiences.models import Audience, AudienceState, Profile, RegionalRestriction, SuppressionEntry, SuppressionList
 from governance.access import objectperms
 from governance.models import AuditEvent, Door, Outcome
-from tests.audiences.audience_helpers import make_audience, make_live, team
-from tests.factories import ConsentFactory, ProfileFactory
+from tests.factories import AudienceFactory, AudienceVersionFactory, ConsentFactory, ProfileFactory, team
 from tests.portal.conftest import htmx
 
 pytestmark = pytest.mark.django_db
@@ -126,8 +125,8 @@ def test_the_new_page_offers_metadata_the_builder_the_json_view_and_the_live_pre
 
 
 def test_the_catalog_comes_from_the_rules_language(portal, sandbox):
-    make_audience(sandbox, "Recent buyers")
-    make_audience(sandbox, "Old", state=AudienceState.ARCHIVED)
+    AudienceFactory(environment=sandbox, name="Recent buyers")
+    AudienceFactory(environment=sandbox, name="Old", state=AudienceState.ARCHIVED)
 
     page = portal("operator").get(NEW).content.decode()
 
@@ -178,7 +177,7 @@ def test_the_builder_offers_the_custom_attributes_and_events_the_data_holds(port
 
 
 def test_a_preview_without_a_channel_marks_the_channel_and_the_rules_problems(portal, sandbox):
-    audience = make_audience(sandbox, "Saved")
+    audience = AudienceFactory(environment=sandbox, name="Saved")
 
     response = htmx(
         portal("operator"),
@@ -282,7 +281,7 @@ def test_rules_that_are_not_json_keep_the_text_and_say_where_it_breaks(portal):
 
 
 def test_a_taken_name_is_shown_beside_the_name(portal, sandbox):
-    make_audience(sandbox, "Spring EU buyers")
+    AudienceFactory(environment=sandbox, name="Spring EU buyers")
 
     response = portal("operator").post(NEW, form())
 
@@ -293,7 +292,7 @@ def test_a_taken_name_is_shown_beside_the_name(portal, sandbox):
 
 
 def test_edit_saves_what_changed_through_audience_update(portal, sandbox):
-    audience = make_audience(sandbox, "EU customers", rules=GOOD_RULES)
+    audience = AudienceFactory(environment=sandbox, name="EU customers", rules=GOOD_RULES)
     client = portal("operator")
 
     page = client.get(f"/audiences/{audience.pk}/edit/")
@@ -310,7 +309,7 @@ def test_edit_saves_what_changed_through_audience_update(portal, sandbox):
 
 
 def test_a_share_of_change_lets_another_team_edit_without_taking_the_audience(portal, sandbox):
-    audience = make_audience(sandbox, "EU customers")
+    audience = AudienceFactory(environment=sandbox, name="EU customers")
     client = portal("operator2")
     objectperms.share(audience, team("retention"), "change")
 
@@ -324,7 +323,7 @@ def test_a_share_of_change_lets_another_team_edit_without_taking_the_audience(po
 
 
 def test_an_archived_audience_is_not_editable(portal, sandbox):
-    audience = make_audience(sandbox, "Gone", state=AudienceState.ARCHIVED)
+    audience = AudienceFactory(environment=sandbox, name="Gone", state=AudienceState.ARCHIVED)
 
     response = portal("operator").get(f"/audiences/{audience.pk}/edit/")
 
@@ -334,7 +333,7 @@ def test_an_archived_audience_is_not_editable(portal, sandbox):
 
 
 def test_an_audience_of_another_environment_is_not_found(portal, pilot):
-    elsewhere = make_audience(pilot, "Pilot only")
+    elsewhere = AudienceFactory(environment=pilot, name="Pilot only")
 
     response = portal("operator").get(f"/audiences/{elsewhere.pk}/edit/")
 
@@ -366,7 +365,7 @@ def test_a_forged_create_by_an_analyst_is_refused_by_the_service_and_audited(por
 
 
 def test_another_teams_audience_shows_who_owns_it_and_no_save(portal, sandbox):
-    audience = make_audience(sandbox, "Growth only")
+    audience = AudienceFactory(environment=sandbox, name="Growth only")
 
     response = portal("operator2").get(f"/audiences/{audience.pk}/edit/")
 
@@ -377,7 +376,7 @@ def test_another_teams_audience_shows_who_owns_it_and_no_save(portal, sandbox):
 
 
 def test_a_forged_edit_of_another_teams_audience_is_refused_and_audited(portal, sandbox):
-    audience = make_audience(sandbox, "Growth only", rules=GOOD_RULES)
+    audience = AudienceFactory(environment=sandbox, name="Growth only", rules=GOOD_RULES)
 
     response = portal("operator2").post(f"/audiences/{audience.pk}/edit/", form(name="Mine now", rules=CUSTOMERS))
 
@@ -487,7 +486,7 @@ def test_a_preview_without_valid_json_or_channel_says_what_to_fix(portal, data, 
 
 
 def test_the_preview_of_a_saved_audience_guards_against_referring_to_itself(portal, sandbox):
-    audience = make_audience(sandbox, "Loop")
+    audience = AudienceFactory(environment=sandbox, name="Loop")
     rules = {"all": [{"in_audience": audience.pk}]}
 
     response = htmx(
@@ -520,7 +519,7 @@ def test_the_preview_counts_in_the_preview_rate_class(portal, crowd):
 
 
 def test_validate_lists_every_check_with_its_hint(portal, crowd, sandbox):
-    audience = make_audience(sandbox, "Customers", rules=CUSTOMERS)
+    audience = AudienceFactory(environment=sandbox, name="Customers", rules=CUSTOMERS)
 
     response = htmx(portal("analyst"), "post", f"/audiences/{audience.pk}/validate/")
 
@@ -543,7 +542,7 @@ def test_validate_lists_every_check_with_its_hint(portal, crowd, sandbox):
 
 
 def test_validate_points_at_the_offending_conditions_and_fields_of_the_edited_definition(portal, sandbox):
-    audience = make_audience(sandbox, "Customers", rules=CUSTOMERS)
+    audience = AudienceFactory(environment=sandbox, name="Customers", rules=CUSTOMERS)
 
     response = htmx(
         portal("operator"),
@@ -572,7 +571,9 @@ def test_validate_points_at_the_offending_conditions_and_fields_of_the_edited_de
 
 
 def test_validate_of_the_saved_audience_when_nothing_is_sent(portal, sandbox):
-    audience = make_audience(sandbox, "Broken", rules={"all": [{"attr": "regoin", "op": "eq", "value": "EU"}]})
+    audience = AudienceFactory(
+        environment=sandbox, name="Broken", rules={"all": [{"attr": "regoin", "op": "eq", "value": "EU"}]}
+    )
 
     response = htmx(portal("analyst"), "post", f"/audiences/{audience.pk}/validate/")
 
@@ -585,7 +586,7 @@ def test_validate_of_the_saved_audience_when_nothing_is_sent(portal, sandbox):
 
 def test_the_editor_answers_in_a_fixed_number_of_queries(portal, sandbox, django_assert_max_num_queries):
     for index in range(5):
-        make_audience(sandbox, f"Audience {index}")
+        AudienceFactory(environment=sandbox, name=f"Audience {index}")
     audience = Audience.objects.first()
     client = portal("operator")
     client.get(NEW)  # sessions and caches warm
@@ -595,7 +596,7 @@ def test_the_editor_answers_in_a_fixed_number_of_queries(portal, sandbox, django
     with CaptureQueriesContext(connection) as few:
         client.get(f"/audiences/{audience.pk}/edit/")
     for index in range(20):
-        make_audience(sandbox, f"More {index}")
+        AudienceFactory(environment=sandbox, name=f"More {index}")
     with CaptureQueriesContext(connection) as many:
         assert client.get(f"/audiences/{audience.pk}/edit/").status_code == 200
     assert len(few) == len(many) <= 10, [q["sql"][:100] for q in many.captured_queries]
@@ -618,7 +619,7 @@ def test_the_preview_answers_in_a_fixed_number_of_queries(portal, sandbox, crowd
 
 
 def test_validate_answers_in_a_fixed_number_of_queries(portal, sandbox, crowd, django_assert_max_num_queries):
-    audience = make_audience(sandbox, "Customers", rules=CUSTOMERS)
+    audience = AudienceFactory(environment=sandbox, name="Customers", rules=CUSTOMERS)
     client = portal("operator")
     htmx(client, "post", f"/audiences/{audience.pk}/validate/")
 
@@ -628,8 +629,8 @@ def test_validate_answers_in_a_fixed_number_of_queries(portal, sandbox, crowd, d
 
 
 def test_editing_a_published_audience_says_the_live_version_stays(portal, sandbox):
-    audience = make_audience(sandbox, "Live one")
-    make_live(audience)
+    audience = AudienceFactory(environment=sandbox, name="Live one")
+    AudienceVersionFactory(audience=audience, live=True)
 
     page = portal("operator").get(f"/audiences/{audience.pk}/edit/").content.decode()
 
@@ -637,7 +638,7 @@ def test_editing_a_published_audience_says_the_live_version_stays(portal, sandbo
 
 
 def test_validate_of_rules_that_are_not_json_says_where_it_breaks(portal, sandbox):
-    audience = make_audience(sandbox, "Customers", rules=CUSTOMERS)
+    audience = AudienceFactory(environment=sandbox, name="Customers", rules=CUSTOMERS)
 
     response = htmx(portal("operator"), "post", f"/audiences/{audience.pk}/validate/", {"rules": '{"all": ['})
 

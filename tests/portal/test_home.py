@@ -16,7 +16,7 @@ from governance.audit import trail as audit
 from governance.limits.quotas import period_bounds
 from governance.models import Door, Environment, Outcome, QuotaPeriod, QuotaPolicy, QuotaUsage
 from integrations.jobs import services as jobs
-from tests.audiences.audience_helpers import make_audience, make_live
+from tests.factories import AudienceFactory, AudienceVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -43,8 +43,8 @@ def use_quota(user, name: str, used: int) -> None:
 
 
 def file_archive(user, environment: Environment, name: str, owner: str = "growth") -> object:
-    audience = make_audience(environment, name, owner=owner)
-    make_live(audience)
+    audience = AudienceFactory(environment=environment, name=name, owner_team__name=owner)
+    AudienceVersionFactory(audience=audience, live=True)
     actor = Actor(user=user, environment=environment, door=Door.PORTAL)
     return audience_services.audience_delete(actor=actor, audience=audience).approval
 
@@ -125,7 +125,7 @@ def test_my_recent_activity_in_plain_words(portal, pilot, persona):
 
 def test_recent_failures_show_the_job_hint_and_the_refusal_reason(portal, sandbox, persona):
     client = portal("operator")
-    audience = make_audience(sandbox, "Spring EU buyers")
+    audience = AudienceFactory(environment=sandbox, name="Spring EU buyers")
     job = jobs.job_create(environment=sandbox, kind="audience.publish", target=audience, requested_by=client.user)
     jobs.job_claim(job.pk)
     jobs.job_fail(
@@ -138,7 +138,7 @@ def test_recent_failures_show_the_job_hint_and_the_refusal_reason(portal, sandbo
     audit.record(
         Actor(user=client.user, environment=sandbox, door=Door.API),
         "audience.edit",
-        make_audience(sandbox, "Theirs", owner="retention"),
+        AudienceFactory(environment=sandbox, name="Theirs", owner_team__name="retention"),
         outcome=Outcome.DENIED,
         reasons=["Theirs is owned by the team 'retention'; you are not in it."],
     )

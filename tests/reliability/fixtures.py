@@ -1,4 +1,5 @@
-"""Fixtures and helpers shared by the relay, webhook and reliability tests.
+"""Fixtures and helpers shared by the relay, webhook and reliability tests (subscriptions:
+WebhookSubscriptionFactory in tests/factories.py).
 
 Import the fixtures into a test module (`from tests.reliability.fixtures import receiver`).
 """
@@ -12,13 +13,12 @@ import pytest
 from django.db import transaction
 
 from governance import outbox
-from governance.actors import Actor
-from governance.models import Door, Environment, OutboxEvent
-from integrations.models import WebhookSubscription
-from integrations.webhooks import services as webhooks
+from governance.models import Environment, OutboxEvent
+from tests.factories import WEBHOOK_SECRET
 from tests.reliability.receivers import Receiver, receivers
 
-SECRET = "whsec_test-secret-0123456789abcdefghij"
+# The secret WebhookSubscriptionFactory signs with, for receivers that verify signatures.
+SECRET = WEBHOOK_SECRET
 
 
 @pytest.fixture
@@ -38,20 +38,6 @@ def no_kicks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(relay, "kick_relay", lambda: kicks.append("relay"))
     monkeypatch.setattr(delivery, "kick_deliveries", lambda: kicks.append("deliveries"))
     return kicks
-
-
-def subscribe(
-    environment: Environment,
-    url: str,
-    event_types: list[str] | None = None,
-    secret: str = SECRET,
-) -> WebhookSubscription:
-    return webhooks.webhook_create(
-        actor=Actor.system(environment, door=Door.CLI),
-        url=url,
-        event_types=event_types or ["consent.updated"],
-        secret=secret,
-    ).subscription
 
 
 def emit(

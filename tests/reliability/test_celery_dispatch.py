@@ -17,9 +17,10 @@ import pytest
 from django.conf import settings
 
 from integrations.models import DeliveryState, WebhookDelivery
+from tests.factories import WebhookSubscriptionFactory
 from tests.processes import ROOT, clean_env
 from tests.reliability import fixtures, test_dispatch_crash
-from tests.reliability.fixtures import SECRET, emit, subscribe
+from tests.reliability.fixtures import SECRET, emit
 from tests.reliability.receivers import Answer
 from tests.reliability.test_dispatch_crash import database_url
 from tests.test_celery_worker import broker_url
@@ -82,7 +83,7 @@ def test_a_worker_relays_and_delivers_through_the_broker(worker, sandbox, receiv
 
     assert not app.conf.task_always_eager
     hook = receiver(default=Answer(200))
-    subscribe(sandbox, hook.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=hook.url)
     event = emit(sandbox)  # committed (transactional test); this process's kick is recorded, not sent
     assert no_kicks == ["relay"]
 

@@ -14,8 +14,8 @@ from integrations.models import DeliveryState, WebhookDelivery
 from integrations.outbox import relay
 from integrations.webhooks import delivery
 from tests.conftest import require_service
+from tests.factories import WebhookSubscriptionFactory
 from tests.reliability import fixtures
-from tests.reliability.fixtures import subscribe
 from tests.reliability.receivers import Answer
 
 # Shared fixtures (tests/reliability/fixtures.py), bound here so pytest finds them.
@@ -57,8 +57,8 @@ def run_in_threads(target, count=WORKERS):
 
 def test_concurrent_relays_and_senders_handle_each_piece_of_work_once(postgres, sandbox, receiver, no_kicks):
     first, second = receiver(default=Answer(200)), receiver(default=Answer(200))
-    subscribe(sandbox, first.url)
-    subscribe(sandbox, second.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=first.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=second.url)
     with transaction.atomic():
         outbox.emit_many("consent.updated", sandbox, [("audiences.profile", i, {"n": i}) for i in range(EVENTS)])
 

@@ -26,9 +26,10 @@ from integrations.models import DeliveryState, WebhookDelivery
 from integrations.outbox import relay
 from integrations.webhooks import delivery
 from tests.conftest import require_service
+from tests.factories import WebhookSubscriptionFactory
 from tests.processes import ROOT, clean_env
 from tests.reliability import fixtures
-from tests.reliability.fixtures import emit, subscribe
+from tests.reliability.fixtures import emit
 from tests.reliability.receivers import Answer
 
 # Shared fixtures (tests/reliability/fixtures.py), bound here so pytest finds them.
@@ -98,8 +99,8 @@ class Dispatcher:
 @pytest.fixture
 def two_subscribers(postgres, sandbox, receiver, no_kicks):
     first, second = receiver(default=Answer(200)), receiver(default=Answer(200))
-    subscribe(sandbox, first.url)
-    subscribe(sandbox, second.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=first.url)
+    WebhookSubscriptionFactory(environment=sandbox, url=second.url)
     event = emit(sandbox)
     return event, first, second
 

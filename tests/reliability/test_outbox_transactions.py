@@ -10,8 +10,8 @@ from governance import outbox
 from governance.models import OutboxEvent
 from integrations.models import WebhookDelivery
 from integrations.outbox import relay
+from tests.factories import WebhookSubscriptionFactory
 from tests.reliability import fixtures
-from tests.reliability.fixtures import subscribe
 
 # Shared fixtures (tests/reliability/fixtures.py), bound here so pytest finds them.
 no_kicks = fixtures.no_kicks
@@ -23,7 +23,7 @@ class Boom(Exception):
 
 @pytest.fixture
 def subscribed(django_db_serialized_rollback, transactional_db, sandbox, no_kicks):
-    subscribe(sandbox, "http://127.0.0.1:9/hook", ["consent.updated"])
+    WebhookSubscriptionFactory(environment=sandbox, url="http://127.0.0.1:9/hook", event_types=["consent.updated"])
     return no_kicks
 
 

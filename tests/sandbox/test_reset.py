@@ -8,18 +8,17 @@ from datetime import date
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from audiences.models import Audience, AudienceVersion, Consent, ConsentChange, Membership, Profile, ProfileEvent
+from audiences.models import AudienceVersion, Consent, ConsentChange, Membership, Profile, ProfileEvent
 from governance.actors import Actor
 from governance.models import AuditEvent, Door, Environment, OutboxEvent, Outcome
 from governance.policy import PolicyDenied
 from sandbox.generator import RESERVED_EMAIL_DOMAINS, RESERVED_PHONE_PATTERN, SandboxData
 from sandbox.scenarios import LOCALE_AND_NULL_EDGE_CASES, SCENARIOS
 from sandbox.services import EnvironmentNotSynthetic, sandbox_reset
-from tests.factories import ConsentFactory, ProfileEventFactory, ProfileFactory
+from tests.factories import AudienceFactory, AudienceVersionFactory, ConsentFactory, ProfileEventFactory, ProfileFactory
 
 N = 300
 ANCHOR = date(2026, 3, 2)
@@ -143,13 +142,8 @@ def test_reset_replaces_the_environment_rather_than_appending(sandbox, pilot):
 def test_rows_of_other_tables_that_point_at_the_profiles_go_too(sandbox):
     # given a published version whose members are sandbox profiles
     reset(sandbox, profiles=5)
-    team = Group.objects.create(name="growth")
-    audience = Audience.objects.create(
-        environment=sandbox, name="All", owner_team=team, channel="email", purpose="test", description=""
-    )
-    version = AudienceVersion.objects.create(audience=audience, number=1, rules={"all": []}, channel="email")
-    for profile in Profile.objects.filter(environment=sandbox)[:3]:
-        Membership.objects.create(version=version, profile=profile)
+    audience = AudienceFactory(environment=sandbox, name="All", rules={"all": []})
+    version = AudienceVersionFactory(audience=audience, memberships=Profile.objects.filter(environment=sandbox)[:3])
 
     # when the sandbox is reset
     reset(sandbox, profiles=5)
