@@ -38,6 +38,11 @@ class AudiencesConfig(AppConfig):
         register_executor(publishing.ROLLBACK, publishing.execute_rollback, fingerprint=publishing.rollback_fingerprint)
         register_executor("suppression.change_global", suppressions.execute_global_change)
         policy.register_hook("audience.share", definitions.share_needs_owner)
+        # Publishes and rollbacks are heavy work: they wait for a job slot of their environment.
+        from integrations.jobs import slots
+
+        slots.register_heavy(publishing.PUBLISH, "audiences.publish")
+        slots.register_heavy(publishing.ROLLBACK, "audiences.publish")
         from governance.models import Environment
 
         post_save.connect(_environment_saved, sender=Environment, dispatch_uid="audiences.global_suppression_list")

@@ -77,3 +77,11 @@ def worker_heartbeat_task(self: Any) -> None:
     from integrations.status import heartbeats
 
     heartbeats.worker_beat(str(self.request.hostname or "unknown"))
+
+
+@app.task(name="integrations.job_slots_dispatch", **TASK_DEFAULTS)
+def job_slots_dispatch_task() -> list[int]:
+    """Start queued heavy jobs that fit in their environment's free job slots (a lost kick)."""
+    from integrations.jobs import slots
+
+    return slots.dispatch_queued()

@@ -189,9 +189,18 @@ CELERY_BEAT_SCHEDULE = {
     # Deferred destination pushes carry their own next attempt; a tick usually finds little.
     "integrations.retry_deferred_pushes sweep": _every("integrations.retry_deferred_pushes", 30.0),
     "integrations.worker_heartbeat": _every("integrations.worker_heartbeat", WORKER_HEARTBEAT_SECONDS),
+    # Heavy jobs waiting for a job slot whose kick was lost (integrations/jobs/slots.py).
+    "integrations.job_slots_dispatch sweep": _every("integrations.job_slots_dispatch", 30.0),
     # Publish jobs whose worker died (stale heartbeat) or whose kick was lost.
     "audiences.publish_recover sweep": _every("audiences.publish_recover", 60.0),
 }
+
+# Job slots (integrations/jobs/slots.py): how many heavy jobs — publishes, campaign sends,
+# exports — run at once per environment, by environment slug ("*" for the others). Past it
+# a job waits as `queued` with its queue position and starts by itself when a slot frees;
+# a job whose heartbeat is older than JOB_SLOT_STALE_SECONDS (a killed worker) holds none.
+JOB_SLOTS = {"sandbox": env_int("JOB_SLOTS_SANDBOX", 2, minimum=1), "*": env_int("JOB_SLOTS", 4, minimum=1)}
+JOB_SLOT_STALE_SECONDS = env_int("JOB_SLOT_STALE_SECONDS", 120, minimum=10)
 
 # When set, tests that need PostgreSQL, Redis or a broker fail instead of skipping.
 REQUIRE_SERVICES = env_bool("REQUIRE_SERVICES", False)
