@@ -8,6 +8,7 @@ Every problem carries `code`, `hint` and `request_id`; a 500 never carries a tra
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import Any
 
@@ -18,6 +19,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.html import escape
+from django.views.debug import SafeExceptionReporterFilter
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -337,6 +339,27 @@ def translate(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
         return service_unavailable_problem(), headers
     logger.exception("unhandled error", exc_info=exc)
     return server_error_problem(), headers
+
+
+# user:password@ inside a URL (DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, a destination's endpoint).
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][\w+.-]*://[^:/@\s]*:)[^@/\s]+@")
+
+
+def redact_url_passwords(text: str) -> str:
+    """postgres://app:secret@db/x → postgres://app:********@db/x"""
+    return _URL_PASSWORD.sub(r"\g<head>********@", text)
+
+
+class SecretRedactingReporterFilter(SafeExceptionReporterFilter):
+    """Django's filter of error reports (the DEBUG page, error e-mails) hides settings and
+    headers named like secrets (…KEY, …TOKEN, Authorization, Cookie); this one also hides the
+    password inside any URL, such as DATABASE_URL and the broker's."""
+
+    def cleanse_setting(self, key: Any, value: Any) -> Any:
+        cleansed = super().cleanse_setting(key, value)
+        if isinstance(cleansed, str):
+            return redact_url_passwords(cleansed)
+        return cleansed
 
 
 # How long a caller is asked to wait when Redis (token and permission cache, rate limits) is down.
