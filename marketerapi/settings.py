@@ -66,6 +66,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "marketerapi.middleware.RequestIdMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "marketerapi.middleware.ContentSecurityPolicyMiddleware",
     # A NUL character in a path, query or form is a 400, not a database error.
     "marketerapi.middleware.NulRefusalMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -79,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Redis or PostgreSQL not answering while a view runs: a 503 in the door's words, not a 500.
+    "marketerapi.middleware.ServiceOutageMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "waffle.middleware.WaffleMiddleware",
 ]
@@ -311,6 +315,25 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Error reports (the DEBUG page, error e-mails) hide passwords inside URLs too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "marketerapi.problems.SecretRedactingReporterFilter"
+# Content-Security-Policy (marketerapi.middleware.ContentSecurityPolicyMiddleware). The portal,
+# the admin site and /api/docs/ load every script from STATIC_URL (htmx, builder.js,
+# portal.js, Swagger UI's split view) and none inline, so scripts need no 'unsafe-inline' and
+# no 'unsafe-eval'. Styles keep 'unsafe-inline': progress bars are drawn with a style
+# attribute and htmx adds its indicator style; a style cannot run code.
+CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
 SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", ["security.W021"] if not SECURE_HSTS_PRELOAD else [])
 
 # --- feature flags (django-waffle) ----------------------------------------------
