@@ -27,6 +27,7 @@ def relay_outbox_task() -> dict[str, int]:
     """Fan undispatched outbox events out to webhook deliveries, in id order."""
     from integrations.outbox import relay
 
+    relay.kick_taken()
     return relay.relay_outbox(time_budget=TIME_BUDGET_SECONDS).as_dict()
 
 
