@@ -359,6 +359,15 @@ def audience_rollback(
     metrics = _Context(context, reach=lambda: restored().members or 0)
     decision = policy.require(actor, ROLLBACK, audience, metrics)
     target = restored()
+    # Republishing rules that test personal data is publishing them (issue 12).
+    rules_pii_guard(
+        actor=actor,
+        environment=audience.environment,
+        rules=target.rules,
+        purpose=ROLLBACK,
+        target=audience,
+        audit_denial=ROLLBACK,
+    )
     summary, change = "", {}
     if decision.needs_approval:
         summary = f"Roll {audience.name!r} back to version {version} ({plural(target.members or 0, 'member')})"

@@ -318,3 +318,14 @@ def test_the_portal_preview_and_validate_say_it_in_words(sandbox, saved, client)
         assert page.status_code == 403
         text = page.content.decode()
         assert "may not filter on personal data" in text and "pii_filter_refused" in text
+
+
+def test_rolling_back_to_a_version_that_tests_personal_data_is_refused(api, sandbox, saved, ann):
+    AudienceVersionFactory(audience=saved, live=True, memberships=[ann])
+    saved.rules = only("ann")
+    saved.save(update_fields=["rules"])
+    AudienceVersionFactory(audience=saved, live=True, memberships=[ann])
+    client = api("operator")
+
+    refused(client.post(f"{AUDIENCES}{saved.pk}/rollback", {"version": 1}, format="json"), 403, "pii_filter_refused")
+    denied_event(client.user, "audience.rollback")
