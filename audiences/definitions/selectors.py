@@ -30,6 +30,7 @@ from audiences.models import (
 )
 from audiences.profiles import selectors, services
 from audiences.profiles.pii import SHOWN_FIELDS, mask_pii
+from audiences.profiles.pii_filters import rules_pii_guard
 from audiences.reach import ADDRESS_WORDS, address_rule, compute_preview, reach_stats
 from audiences.rules import rule_references, rules_check, rules_check_or_raise
 from governance import policy
@@ -154,6 +155,11 @@ def audience_preview(*, actor: Actor, rules: Any, channel: str, audience: Audien
     """
     policy.require(actor, "audience.preview", audience)
     checked = rules_check_or_raise(actor.environment, rules, self_id=audience.pk if audience else None)
+    # Counts, waterfall, breakdowns and the sample answer questions about whoever the rules
+    # select: rules that test personal data only for those who may see it (audited).
+    rules_pii_guard(
+        actor=actor, environment=actor.environment, rules=rules, purpose="audience.preview", target=audience
+    )
     result = compute_preview(
         environment=actor.environment, rules=rules, channel=channel, live_versions=checked.live_versions
     )
@@ -222,6 +228,13 @@ def audience_validate(*, actor: Actor, audience: Audience) -> dict[str, Any]:
     policy.require(actor, "audience.view", audience)
     channel = audience.channel
     checked = rules_check(audience.environment, audience.rules, self_id=audience.pk)
+    rules_pii_guard(
+        actor=actor,
+        environment=audience.environment,
+        rules=audience.rules,
+        purpose="audience.validate",
+        target=audience,
+    )
     checks: list[dict[str, Any]] = []
 
     if checked.valid:

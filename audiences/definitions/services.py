@@ -44,6 +44,7 @@ from audiences.definitions.errors import (
 )
 from audiences.definitions.selectors import audience_copy_name, audience_queryset, audiences_referring_to, teams
 from audiences.models import Audience, AudienceState, RegionalRestriction
+from audiences.profiles.pii_filters import rules_pii_guard
 from audiences.rules import rule_references, rules_check, rules_check_or_raise, rules_pointer
 from governance import outbox, policy
 from governance.access import objectperms
@@ -142,6 +143,9 @@ def audience_create(
     chosen = found.check(resolve_team, actor, owner_team)
     found.rules(environment, rules)
     found.raise_all()
+    rules_pii_guard(
+        actor=actor, environment=environment, rules=rules, purpose="audience.create", audit_denial="audience.create"
+    )
     values, team = cast("dict[str, Any]", checked), cast("Group", chosen)
     _ensure_name_free(environment, values["name"])
     now = timezone.now()
@@ -213,6 +217,15 @@ def audience_update(*, actor: Actor, audience: Audience, **changes: Any) -> Audi
         found.rules(audience.environment, changes["rules"], self_id=audience.pk)
         values["rules"] = changes["rules"]
     found.raise_all()
+    if "rules" in values:
+        rules_pii_guard(
+            actor=actor,
+            environment=audience.environment,
+            rules=values["rules"],
+            purpose="audience.edit",
+            target=audience,
+            audit_denial="audience.edit",
+        )
     if "name" in values:
         _ensure_name_free(audience.environment, values["name"], exclude=audience.pk)
 
@@ -683,6 +696,9 @@ def audience_promote(
     _ensure_name_free(target, copy_name, hint=clash_hint)
     rules, unmapped = _map_references(audience, target)
     checked = rules_check(target, rules)
+    rules_pii_guard(
+        actor=there, environment=target, rules=rules, purpose="audience.promote", audit_denial="audience.promote"
+    )
     blocking = [p for p in checked.problems if p["code"] not in REFERENCE_CODES]
     if blocking:
         rules_check_or_raise(target, rules)
@@ -771,6 +787,14 @@ def audience_copy(
     checked = rules_check(environment, audience.rules)
     if any(p["code"] not in REFERENCE_CODES for p in checked.problems):
         rules_check_or_raise(environment, audience.rules)
+    rules_pii_guard(
+        actor=actor,
+        environment=environment,
+        rules=audience.rules,
+        purpose="audience.copy",
+        target=audience,
+        audit_denial="audience.copy",
+    )
     warnings = list(checked.problems)  # only references are left: warned, fixed in the copy
 
     now = timezone.now()

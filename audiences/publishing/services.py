@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from audiences.definitions.errors import AudienceArchived
 from audiences.models import Audience, AudienceState, AudienceVersion, Membership, VersionState
+from audiences.profiles.pii_filters import rules_pii_guard
 from audiences.publishing.build import plural, rebuild_warning
 from audiences.publishing.errors import (
     OutsideChangeWindow,
@@ -243,7 +244,17 @@ def audience_publish(
     def checked() -> RulesCheck:
         if audience.state == AudienceState.ARCHIVED:
             raise AudienceArchived(f"{audience.name!r} is archived; archived audiences are not published.")
-        return rules_check_or_raise(audience.environment, audience.rules, self_id=audience.pk)
+        found = rules_check_or_raise(audience.environment, audience.rules, self_id=audience.pk)
+        # Members of rules that test personal data are an answer about it (issue 12).
+        rules_pii_guard(
+            actor=actor,
+            environment=audience.environment,
+            rules=audience.rules,
+            purpose=PUBLISH,
+            target=audience,
+            audit_denial=PUBLISH,
+        )
+        return found
 
     @functools.cache
     def reach_and_diff() -> tuple[int, int, int]:
@@ -348,6 +359,15 @@ def audience_rollback(
     metrics = _Context(context, reach=lambda: restored().members or 0)
     decision = policy.require(actor, ROLLBACK, audience, metrics)
     target = restored()
+    # Republishing rules that test personal data is publishing them (issue 12).
+    rules_pii_guard(
+        actor=actor,
+        environment=audience.environment,
+        rules=target.rules,
+        purpose=ROLLBACK,
+        target=audience,
+        audit_denial=ROLLBACK,
+    )
     summary, change = "", {}
     if decision.needs_approval:
         summary = f"Roll {audience.name!r} back to version {version} ({plural(target.members or 0, 'member')})"
