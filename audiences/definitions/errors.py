@@ -47,3 +47,33 @@ class ShareNotFound(ApplicationError):
     code = "share_not_found"
     title = "The audience is not shared with them"
     hint = "GET /api/v1/audiences/{id} lists the audience's shares."
+
+
+# The preview budget (budget.py).
+
+
+class PreviewTooExpensive(ApplicationError):
+    status = 422
+    code = "preview_too_expensive"
+    title = "The rules are too expensive to preview"
+    hint = (
+        "Split the rule into smaller audiences (combine them with `in_audience`), or remove some `contains` "
+        "conditions on custom attributes and some event conditions."
+    )
+
+
+class PreviewTimedOut(ApplicationError):
+    status = 422
+    code = "preview_timed_out"
+    title = "The preview took too long and was stopped"
+    hint = (
+        "Split the rule into smaller audiences (combine them with `in_audience`), or remove some `contains` "
+        "conditions; `eq`, `in` and `starts_with` on built-in attributes are the fastest."
+    )
+
+
+class PreviewBusy(ApplicationError):
+    status = 429
+    code = "preview_busy"
+    title = "Too many previews are running at once"
+    hint = "Try again in a few seconds (see Retry-After); previews of other people in this environment are running."

@@ -32,6 +32,7 @@ from audiences.catalogue import selectors as catalogue
 from audiences.definitions import selectors as audience_selectors
 from audiences.definitions import services as audience_services
 from audiences.definitions.checks import every_problem
+from audiences.definitions.errors import PreviewBusy, PreviewTimedOut, PreviewTooExpensive
 from audiences.models import Audience, AudienceState, Channel, ConsentStatus, Profile
 from governance.actors import Actor
 from governance.limits.errors import RateLimited
@@ -507,6 +508,10 @@ def _breakdowns(breakdowns: dict[str, dict[str, int]], count: int) -> list[dict[
     return tables
 
 
+# What the preview budget refuses (definitions/budget.py): shown in the panel, not as a page.
+BUDGET_ERRORS = (PreviewTooExpensive, PreviewTimedOut, PreviewBusy)
+
+
 def _preview_fragment(
     request: HttpRequest,
     *,
@@ -561,7 +566,7 @@ def audience_preview(request: HttpRequest) -> HttpResponse:
         return _preview_fragment(request, problem=Problem.of(error))
     try:
         result = audience_selectors.audience_preview(actor=actor, rules=rules_value, channel=channel, audience=audience)
-    except rules.InvalidRules as error:
+    except (rules.InvalidRules, *BUDGET_ERRORS) as error:
         return _preview_fragment(request, problem=Problem.of(error))
     shown = audience_selectors.preview_as_seen(actor=actor, result=result)
     return _preview_fragment(
@@ -615,7 +620,11 @@ def audience_validate(request: HttpRequest, audience_id: int) -> HttpResponse:
         if rules_value != audience.rules:
             candidate.rules = rules_value
             edited.append("rules")
-    result = audience_selectors.audience_validate(actor=actor, audience=candidate)
+    try:
+        result = audience_selectors.audience_validate(actor=actor, audience=candidate)
+    except BUDGET_ERRORS as error:
+        context = {"problem": Problem.of(error), "marks": problem_marks("validate", [])}
+        return render(request, "portal/audiences/_validation.html", context, status=error.status)
     marked: list[dict[str, Any]] = []
     for check in result["checks"]:
         severity = {"severity": "warning"} if check["status"] == "warning" else {}
