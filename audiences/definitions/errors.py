@@ -35,6 +35,13 @@ class AudienceInUse(ApplicationError):
     hint = "Remove it from what uses it (listed in `used_by`) first, then try again."
 
 
+class AudienceBuilding(ApplicationError):
+    status = 409
+    code = "audience_building"
+    title = "The audience's first version is being built"
+    hint = "Wait for the publish job to finish (GET /api/v1/jobs/{id}), then send DELETE again: it archives it."
+
+
 class UnknownEnvironment(ApplicationError):
     status = 422
     code = "unknown_environment"

@@ -36,13 +36,14 @@ from guardian.shortcuts import get_group_perms, get_user_perms
 from audiences.definitions.checks import Problems, check_text, invalid, picks_any_team, resolve_team
 from audiences.definitions.errors import (
     AudienceArchived,
+    AudienceBuilding,
     AudienceInUse,
     AudienceNameTaken,
     ShareNotFound,
     UnknownEnvironment,
 )
 from audiences.definitions.selectors import audience_copy_name, audience_queryset, audiences_referring_to, teams
-from audiences.models import Audience, AudienceState, RegionalRestriction
+from audiences.models import Audience, AudienceState, AudienceVersion, RegionalRestriction, VersionState
 from audiences.rules import rule_references, rules_check, rules_check_or_raise, rules_pointer
 from governance import outbox, policy
 from governance.access import objectperms
@@ -51,6 +52,8 @@ from governance.approvals import ActionOutcome, Execution, fingerprint_of, reque
 from governance.audit import trail as audit
 from governance.models import Environment
 from governance.roles import ADMIN
+from integrations.jobs import services as jobs
+from integrations.models import JobState
 from marketerapi.problems import Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -276,12 +279,39 @@ def audience_delete(*, actor: Actor, audience: Audience) -> ActionOutcome[Audien
         locked = Audience.objects.select_for_update().select_related("owner_team").get(pk=audience.pk)
         if locked.state != AudienceState.DRAFT or locked.live_version_id is not None:
             raise Conflict(f"{locked.name!r} was published meanwhile.", hint="Send DELETE again: it archives it now.")
+        _refuse_if_building(locked)
         target = (Audience._meta.label_lower, locked.pk, locked.name)
         before = summary(locked)
         _forget_shares(locked)
         locked.delete()
         audit.record(actor, "audience.delete", target, decision=decision, changes={"before": before})
     return ActionOutcome(result=None)
+
+
+def _refuse_if_building(locked: Audience) -> None:
+    """Under the audience's row lock (which the swap takes before a version goes live): a
+    first publish still queued is cancelled with the draft (a conditional UPDATE, so a
+    worker that claimed it meanwhile wins and the delete is refused); one a worker is
+    building refuses the delete with 409 `audience_building`."""
+    for version in AudienceVersion.objects.filter(audience=locked, state=VersionState.BUILDING).select_related("job"):
+        job = version.job
+        if job is None or job.state not in (JobState.QUEUED, JobState.RUNNING):
+            continue
+        if job.state == JobState.QUEUED and jobs.job_cancel(job):
+            note = jobs.note(
+                "audience_deleted",
+                f"Version {version.number} was not built: the draft {locked.name!r} was deleted first.",
+                "",
+            )
+            jobs.job_amend(job.pk, lambda row, note=note: setattr(row, "errors", [note]))
+            continue
+        raise AudienceBuilding(
+            f"Version {version.number} of {locked.name!r} is being built (job {job.pk}); deleting the draft now "
+            "would leave a published audience without a definition.",
+            hint=f"Wait for job {job.pk} to finish (GET /api/v1/jobs/{job.pk}), then send DELETE again: a published "
+            "audience is archived.",
+            job_id=job.pk,
+        )
 
 
 def audience_archive(
