@@ -269,6 +269,8 @@ def audience_delete(*, actor: Actor, audience: Audience) -> ActionOutcome[Audien
     published audience is archived (`audience_archive`: the result is the archived
     audience, or an approval request is filed where the environment's policy asks for one)."""
     if audience.state == AudienceState.ARCHIVED:
+        # Permission first, then state: who may not archive it learns 403, not that it is archived.
+        policy.require(actor, "audience.archive", audience)
         raise AudienceArchived(f"{audience.name!r} is archived already.", hint="There is nothing left to do.")
     if audience.state != AudienceState.DRAFT or audience.live_version_id is not None:
         archived = audience_archive(actor=actor, audience=audience)

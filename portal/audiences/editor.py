@@ -354,13 +354,15 @@ def _save(
 
 
 def _edit_permission(actor: Actor, audience: Audience) -> Permission:
-    if audience.state == AudienceState.ARCHIVED:
+    # Permission first, then state (as the services do).
+    permission = can(actor, "audience.edit", audience)
+    if permission.allowed and audience.state == AudienceState.ARCHIVED:
         return Permission(
             allowed=False,
             reason=f"“{audience.name}” is archived: archived audiences are kept for the record and cannot change.",
             hint="Create a new audience instead.",
         )
-    return can(actor, "audience.edit", audience)
+    return permission
 
 
 @require_http_methods(["GET", "POST"])
