@@ -38,6 +38,7 @@ class AudiencesConfig(AppConfig):
         register_executor(publishing.ROLLBACK, publishing.execute_rollback, fingerprint=publishing.rollback_fingerprint)
         register_executor("suppression.change_global", suppressions.execute_global_change)
         policy.register_hook("audience.share", definitions.share_needs_owner)
+        policy.register_hook("audience.promote", definitions.promote_not_down)
         from governance.models import Environment
 
         post_save.connect(_environment_saved, sender=Environment, dispatch_uid="audiences.global_suppression_list")

@@ -50,7 +50,7 @@ from governance.access import objectperms
 from governance.actors import Actor
 from governance.approvals import ActionOutcome, Execution, fingerprint_of, request_or_run
 from governance.audit import trail as audit
-from governance.models import Environment
+from governance.models import DataKind, Environment
 from governance.roles import ADMIN
 from integrations.jobs import services as jobs
 from integrations.models import JobState
@@ -414,6 +414,40 @@ def share_needs_owner(
     )
 
 
+# How strong an environment's controls are, by the data it holds: a sandbox's synthetic data
+# has the weakest (developers edit and publish there freely), real data the strongest.
+DATA_STRENGTH = {DataKind.SYNTHETIC: 0, DataKind.CONSTRAINED: 1, DataKind.REAL: 2}
+
+
+def is_downward(source: Environment, target: Environment) -> bool:
+    return DATA_STRENGTH.get(DataKind(target.data_kind), 0) < DATA_STRENGTH.get(DataKind(source.data_kind), 0)
+
+
+def promote_not_down(
+    actor: Actor, spec: policy.Action, target: Any, context: dict[str, Any]
+) -> policy.Decision | None:
+    """Promote copies definitions upward (sandbox → pilot → production). Down into an
+    environment with weaker controls (production → sandbox) it would copy production's
+    definitions — its attribute names, its segments, its thresholds — where developers
+    edit freely: only an admin may, and the audit event says it went down."""
+    into = context.get("into")
+    if not isinstance(target, Audience) or not isinstance(into, Environment) or ADMIN in actor.roles:
+        return None
+    if not is_downward(target.environment, into):
+        return None
+    return policy.Decision(
+        policy.DENY,
+        "promote_down",
+        [
+            f"{into.slug} ({into.data_kind} data) has weaker controls than {target.environment.slug} "
+            f"({target.environment.data_kind} data): copying {target.environment.slug}'s definitions there would "
+            "put them where fewer rules protect them."
+        ],
+        hint=f"Promote upward only (e.g. from {into.slug} into {target.environment.slug}); if a copy below is really "
+        "needed, ask an admin to promote it.",
+    )
+
+
 def _grantee(team: str | None, user: str | None) -> tuple[str, Any]:
     if (team is None) == (user is None):
         raise invalid(
@@ -584,8 +618,8 @@ def audience_promote(
     mapped stays as it was and is reported in `unmapped` (the copy's validate check then
     fails until it is fixed). The audit event is written in the target environment.
     """
-    policy.require(actor, "audience.promote", audience)
     target = Environment.objects.filter(slug=str(environment)).first()
+    policy.require(actor, "audience.promote", audience, {"into": target})
     if target is None:
         known = list(Environment.objects.order_by("id").values_list("slug", flat=True))
         raise UnknownEnvironment(
@@ -659,6 +693,8 @@ def audience_promote(
                 "from": {"environment": audience.environment.slug, "audience_id": audience.pk, "name": audience.name},
                 "after": summary(copy),
                 "unmapped": unmapped,
+                # Into a weaker environment (an admin only: promote_not_down).
+                "downward": is_downward(audience.environment, target),
             },
         )
     return Promotion(audience_queryset().get(pk=copy.pk), unmapped, warnings)
