@@ -423,9 +423,7 @@ def is_downward(source: Environment, target: Environment) -> bool:
     return DATA_STRENGTH.get(DataKind(target.data_kind), 0) < DATA_STRENGTH.get(DataKind(source.data_kind), 0)
 
 
-def promote_not_down(
-    actor: Actor, spec: policy.Action, target: Any, context: dict[str, Any]
-) -> policy.Decision | None:
+def promote_not_down(actor: Actor, spec: policy.Action, target: Any, context: dict[str, Any]) -> policy.Decision | None:
     """Promote copies definitions upward (sandbox → pilot → production). Down into an
     environment with weaker controls (production → sandbox) it would copy production's
     definitions — its attribute names, its segments, its thresholds — where developers
