@@ -31,10 +31,11 @@ class AudiencesConfig(AppConfig):
         from audiences.publishing import services as publishing
         from audiences.suppressions import services as suppressions
         from governance import policy
-        from governance.approvals import register_executor
+        from governance.approvals import register_change_describer, register_executor
 
         register_executor("audience.archive", definitions.execute_archive, fingerprint=definitions.audience_fingerprint)
         register_executor(publishing.PUBLISH, publishing.execute_publish, fingerprint=publishing.publish_fingerprint)
+        register_change_describer(publishing.PUBLISH, publishing.publish_changes)
         register_executor(publishing.ROLLBACK, publishing.execute_rollback, fingerprint=publishing.rollback_fingerprint)
         register_executor("suppression.change_global", suppressions.execute_global_change)
         policy.register_hook("audience.share", definitions.share_needs_owner)
@@ -44,6 +45,7 @@ class AudiencesConfig(AppConfig):
 
         slots.register_heavy(publishing.PUBLISH, "audiences.publish")
         slots.register_heavy(publishing.ROLLBACK, "audiences.publish")
+        policy.register_hook("audience.promote", definitions.promote_not_down)
         from governance.models import Environment
 
         post_save.connect(_environment_saved, sender=Environment, dispatch_uid="audiences.global_suppression_list")

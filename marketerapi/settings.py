@@ -246,6 +246,15 @@ STORAGES: dict[str, Any] = {
     },
 }
 
+# --- preview budget (audiences/definitions/budget.py, docs/limits.md) -----------
+# A preview's (and validate's) statements are cancelled after this many milliseconds (PostgreSQL).
+PREVIEW_STATEMENT_TIMEOUT_MS = env_int("PREVIEW_STATEMENT_TIMEOUT_MS", 10_000, minimum=100)
+# Rules scoring more than this (rules_cost: a `contains` on a custom attribute 8, an event 6+) are refused.
+PREVIEW_MAX_COST = env_int("PREVIEW_MAX_COST", 200, minimum=1)
+# Previews running at once, per person (or token) and per environment; more wait with 429.
+PREVIEW_CONCURRENCY_PER_USER = env_int("PREVIEW_CONCURRENCY_PER_USER", 2, minimum=1)
+PREVIEW_CONCURRENCY_PER_ENVIRONMENT = env_int("PREVIEW_CONCURRENCY_PER_ENVIRONMENT", 6, minimum=1)
+
 # --- request limits -------------------------------------------------------------
 # A 10,000-row bulk upsert is about 4 MB of JSON; leave room, refuse far beyond it.
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 16 * 1024 * 1024, minimum=1024)

@@ -17,12 +17,14 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from audiences.catalogue import selectors as catalogue
+from audiences.definitions.budget import preview_budget
 from audiences.definitions.filters import audiences_filtered
 from audiences.models import (
     Audience,
@@ -151,7 +153,9 @@ def audience_preview(*, actor: Actor, rules: Any, channel: str, audience: Audien
     environment's catalogue has never seen (with a `pointer`).
 
     For a saved audience pass it (its id guards against cycles); rules that do not
-    validate are refused with 422 `invalid_rules` before anything is counted.
+    validate are refused with 422 `invalid_rules` before anything is counted; the preview
+    budget (definitions/budget.py) refuses rules that cost too much (422), more previews at
+    once than allowed (429) and stops one that runs too long (422).
     """
     policy.require(actor, "audience.preview", audience)
     checked = rules_check_or_raise(actor.environment, rules, self_id=audience.pk if audience else None)
@@ -160,9 +164,14 @@ def audience_preview(*, actor: Actor, rules: Any, channel: str, audience: Audien
     rules_pii_guard(
         actor=actor, environment=actor.environment, rules=rules, purpose="audience.preview", target=audience
     )
-    result = compute_preview(
-        environment=actor.environment, rules=rules, channel=channel, live_versions=checked.live_versions
-    )
+    with preview_budget(actor=actor, rules=rules):
+        result = compute_preview(
+            environment=actor.environment,
+            rules=rules,
+            channel=channel,
+            live_versions=checked.live_versions,
+            timeout_ms=settings.PREVIEW_STATEMENT_TIMEOUT_MS,
+        )
     # Custom attributes and events nobody has: a did-you-mean warning each (a key may be new).
     result["warnings"].extend(catalogue.unknown_names(actor.environment, rules))
     return result
@@ -278,7 +287,14 @@ def audience_validate(*, actor: Actor, audience: Audience) -> dict[str, Any]:
         return {"valid": False, "checks": checks}
 
     checks.append(_known_names_check(audience))
-    stats = reach_stats(audience.environment, audience.rules, channel, checked.live_versions)
+    with preview_budget(actor=actor, rules=audience.rules):
+        stats = reach_stats(
+            audience.environment,
+            audience.rules,
+            channel,
+            checked.live_versions,
+            timeout_ms=settings.PREVIEW_STATEMENT_TIMEOUT_MS,
+        )
     matching, addressed, consented = stats["matching"], stats["addressed"], stats["consented"]
     reachable = stats["reachable"]
     one, many = ADDRESS_WORDS[channel]

@@ -114,6 +114,21 @@ def publish_fingerprint(audience: Audience) -> str:
     )
 
 
+def publish_changes(request: Any, audience: Audience) -> list[dict[str, Any]]:
+    """What changed in the audience since a publish request was filed (its `change`
+    snapshot against the audience now): rules, channel, name; else when it was edited."""
+    snapshot = request.change or {}
+    changed = [
+        {"field": name, "requested": snapshot.get(name), "now": getattr(audience, name)}
+        for name in ("rules", "channel", "name")
+        if name in snapshot and snapshot.get(name) != getattr(audience, name)
+    ]
+    edited = audience.updated_at.isoformat()
+    if not changed and snapshot.get("edited_at") not in (None, edited):
+        changed.append({"field": "edited_at", "requested": snapshot.get("edited_at"), "now": edited})
+    return changed
+
+
 def rollback_fingerprint(audience: Audience) -> str:
     """What approvers of a rollback approved: the live version it replaces."""
     return fingerprint_of("audiences.audience", audience.pk, "rollback", audience.live_version_id, audience.state)
@@ -274,11 +289,14 @@ def audience_publish(
                 f"Publish {audience.name!r}: adds {plural(added, 'person', 'people')}, "
                 f"removes {removed:,} (reach {reach:,} by {audience.channel})"
             )
+            # The snapshot approvers judge: a vote after the definition changed is refused
+            # (approval_stale), with what changed (publish_changes).
             change = {
                 "audience_id": audience.pk,
                 "name": audience.name,
                 "channel": audience.channel,
                 "rules": audience.rules,
+                "edited_at": audience.updated_at.isoformat(),
                 "added": added,
                 "removed": removed,
                 "context": {"reach": reach},

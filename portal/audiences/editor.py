@@ -32,6 +32,7 @@ from audiences.catalogue import selectors as catalogue
 from audiences.definitions import selectors as audience_selectors
 from audiences.definitions import services as audience_services
 from audiences.definitions.checks import every_problem
+from audiences.definitions.errors import PreviewBusy, PreviewTimedOut, PreviewTooExpensive
 from audiences.models import Audience, AudienceState, Channel, ConsentStatus, Profile
 from audiences.profiles.errors import PiiFilterRefused
 from audiences.profiles.selectors import profile_pii_decision
@@ -361,13 +362,15 @@ def _save(
 
 
 def _edit_permission(actor: Actor, audience: Audience) -> Permission:
-    if audience.state == AudienceState.ARCHIVED:
+    # Permission first, then state (as the services do).
+    permission = can(actor, "audience.edit", audience)
+    if permission.allowed and audience.state == AudienceState.ARCHIVED:
         return Permission(
             allowed=False,
             reason=f"“{audience.name}” is archived: archived audiences are kept for the record and cannot change.",
             hint="Create a new audience instead.",
         )
-    return can(actor, "audience.edit", audience)
+    return permission
 
 
 @require_http_methods(["GET", "POST"])
@@ -530,6 +533,10 @@ def _breakdowns(breakdowns: dict[str, dict[str, int]], count: int) -> list[dict[
     return tables
 
 
+# What the preview budget refuses (definitions/budget.py): shown in the panel, not as a page.
+BUDGET_ERRORS = (PreviewTooExpensive, PreviewTimedOut, PreviewBusy)
+
+
 def _preview_fragment(
     request: HttpRequest,
     *,
@@ -584,7 +591,7 @@ def audience_preview(request: HttpRequest) -> HttpResponse:
         return _preview_fragment(request, problem=Problem.of(error))
     try:
         result = audience_selectors.audience_preview(actor=actor, rules=rules_value, channel=channel, audience=audience)
-    except (rules.InvalidRules, PiiFilterRefused) as error:
+    except (rules.InvalidRules, PiiFilterRefused, *BUDGET_ERRORS) as error:
         return _preview_fragment(request, problem=Problem.of(error))
     shown = audience_selectors.preview_as_seen(actor=actor, result=result)
     return _preview_fragment(
@@ -642,6 +649,9 @@ def audience_validate(request: HttpRequest, audience_id: int) -> HttpResponse:
         result = audience_selectors.audience_validate(actor=actor, audience=candidate)
     except PiiFilterRefused as error:
         context = {"problem": Problem.of(error), "marks": problem_marks("validate", error.errors)}
+        return render(request, "portal/audiences/_validation.html", context, status=error.status)
+    except BUDGET_ERRORS as error:
+        context = {"problem": Problem.of(error), "marks": problem_marks("validate", [])}
         return render(request, "portal/audiences/_validation.html", context, status=error.status)
     marked: list[dict[str, Any]] = []
     for check in result["checks"]:
