@@ -56,14 +56,8 @@ def pii_uses(environment: Environment, rules: Any, *, prefix: str = "/rules") ->
     the request — and, for each `in_audience` whose live rules (followed further) test one,
     a problem at that `in_audience`. One query for the catalogue, one per level of
     references."""
-    # The catalogue is read only for rules that name custom attributes or event properties.
-    named = any(use.kind in (CatalogueKind.ATTRIBUTE, CatalogueKind.EVENT_PROPERTY) for use in names_used(rules))
-    keys, properties = pii_catalogue(environment) if named else (frozenset(), frozenset())
-    found = [_problem(item, prefix) for item in pii_filters(rules, pii_keys=keys, pii_properties=properties)]
+    # The live rules of every audience reached through in_audience (one query per level).
     references = rule_references(rules)
-    if not references:
-        return found
-    # Which referenced audiences test personal data, directly or through their own references.
     live: dict[int, Any] = {}
     frontier = {ref for _, ref in references}
     while frontier:
@@ -74,6 +68,16 @@ def pii_uses(environment: Environment, rules: Any, *, prefix: str = "/rules") ->
         )
         live.update(rows)
         frontier = {ref for rules_of in rows.values() for _, ref in rule_references(rules_of)} - set(live)
+    # The catalogue is read only when some of these rules name custom attributes or event properties.
+    named = any(
+        use.kind in (CatalogueKind.ATTRIBUTE, CatalogueKind.EVENT_PROPERTY)
+        for tree in (rules, *live.values())
+        for use in names_used(tree)
+    )
+    keys, properties = pii_catalogue(environment) if named else (frozenset(), frozenset())
+    found = [_problem(item, prefix) for item in pii_filters(rules, pii_keys=keys, pii_properties=properties)]
+    if not references:
+        return found
     tainted: dict[int, bool] = {}
 
     def tests_pii(audience_id: int, seen: frozenset[int]) -> bool:
