@@ -115,7 +115,8 @@ def test_the_portal_audit_page_refuses_a_bad_offset_without_a_500(client, sandbo
 
     response = client.get("/audit/", {"since": BAD_OFFSETS[0]})
 
-    assert response.status_code < 500
+    assert 400 <= response.status_code < 500
+    assert "15:59" in response.content.decode()
 
 
 # --- the rules -------------------------------------------------------------------------------------------

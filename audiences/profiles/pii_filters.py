@@ -26,6 +26,7 @@ from audiences.models import Audience, CatalogueEntry, CatalogueKind
 from audiences.profiles.errors import PiiFilterRefused
 from audiences.profiles.selectors import profile_pii_decision
 from audiences.rules import PiiFilter, names_used, pii_filters, rule_references, rules_pointer
+from governance import policy
 from governance.actors import Actor
 from governance.audit import trail as audit
 from governance.models import Environment, Outcome
@@ -153,14 +154,19 @@ def rules_pii_guard(
         f"The rules filter on personal data ({', '.join(fields)}) at {', '.join(u['pointer'] for u in uses[:5])}"
         f"{' …' if len(uses) > 5 else ''}; your role may not see it, so it may not filter on it either."
     )
+    error = PiiFilterRefused(detail, errors=uses)
     if audit_denial is not None:
+        refusal = policy.Decision(policy.DENY, "pii_filter", [detail], hint=error.hint)
         with transaction.atomic():
             audit.record(
                 actor,
                 audit_denial,
                 target,
                 outcome=Outcome.DENIED,
-                reasons=[detail],
+                decision=refusal,
                 changes={"refused": {"code": "pii_filter_refused", "pointers": [u["pointer"] for u in uses]}},
             )
-    raise PiiFilterRefused(detail, errors=uses)
+        # Inside an idempotency claim the record above is rolled back with the refusal; the
+        # claim records it again (governance/limits/idempotency.py), as for policy.require.
+        error.denial = (actor, audit_denial, target, refusal)  # type: ignore[attr-defined]
+    raise error

@@ -282,8 +282,13 @@ def test_saving_rules_one_may_not_use_is_refused_and_audited(api, sandbox, ann):
     denied_event(client.user, "audience.edit")
 
 
-def test_copying_an_audience_with_such_rules_is_refused(api, saved):
-    refused(api("operator2").post(f"{AUDIENCES}{saved.pk}/copy", {}, format="json"), 403, "pii_filter_refused")
+@pytest.mark.parametrize("key", [None, "copy-1"])
+def test_copying_an_audience_with_such_rules_is_refused_and_audited(api, saved, key):
+    client = api("operator2")
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+
+    refused(client.post(f"{AUDIENCES}{saved.pk}/copy", {}, format="json", **headers), 403, "pii_filter_refused")
+    denied_event(client.user, "audience.copy")  # once, also inside an idempotency claim
 
 
 def test_in_audience_of_an_audience_that_tests_personal_data_is_refused(api, sandbox, saved, ann):
