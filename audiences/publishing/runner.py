@@ -154,8 +154,13 @@ def _run(job: Job, now: datetime | None) -> Job:
             swap_live(version, job, build, actor=_task_actor(version, job))
             warnings = build.warnings
         except Superseded:
-            # A newer publish failed this version while it was built: drop what this run inserted.
+            # A newer publish replaced this version while it was built (it took this job for
+            # dead): drop what this run inserted. That publish ended this job `cancelled`,
+            # "superseded by job N" (services._supersede); the state stays as it set it.
             Membership.objects.filter(version_id=version.pk).delete()
+            job.refresh_from_db()
+            if job.state in jobs.TERMINAL:
+                return job
             return jobs.job_fail(
                 job,
                 error=jobs.note(
