@@ -170,6 +170,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # How often a worker writes its heartbeat (/status; a job whose worker stopped beating is
 # taken over by the recovery sweeps).
 WORKER_HEARTBEAT_SECONDS = 15.0
+# Without PostgreSQL's advisory locks (SQLite), a running publish job whose heartbeat is
+# older than this is taken for dead and taken over (on PostgreSQL the job's lock decides).
+PUBLISH_STALE_SECONDS = env_int("PUBLISH_STALE_SECONDS", 60, minimum=5)
 
 
 def _every(task: str, seconds: float) -> dict[str, Any]:
@@ -195,8 +198,9 @@ CELERY_BEAT_SCHEDULE = {
     "integrations.worker_heartbeat": _every("integrations.worker_heartbeat", WORKER_HEARTBEAT_SECONDS),
     # Heavy jobs waiting for a job slot whose kick was lost (integrations/jobs/slots.py).
     "integrations.job_slots_dispatch sweep": _every("integrations.job_slots_dispatch", 30.0),
-    # Publish jobs whose worker died (stale heartbeat) or whose kick was lost.
-    "audiences.publish_recover sweep": _every("audiences.publish_recover", 60.0),
+    # Publish jobs whose worker died (its job lock released, or a stale heartbeat) or whose
+    # kick was lost: within a minute of a SIGKILL (workers also sweep as they start).
+    "audiences.publish_recover sweep": _every("audiences.publish_recover", 30.0),
 }
 
 # Job slots (integrations/jobs/slots.py): how many heavy jobs — publishes, campaign sends,
