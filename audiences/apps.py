@@ -22,12 +22,22 @@ def _environment_saved(sender: Any, instance: Any, created: bool, raw: bool = Fa
         suppressions.global_list_ensure(environment=instance)
 
 
+def _register_heavy(kind: str, task: str) -> None:
+    """Heavy jobs share the environment's concurrency limit (integrations.jobs.slots)."""
+    try:
+        from integrations.jobs import slots
+    except ImportError:  # before the job slots exist
+        return
+    slots.register_heavy(kind, task)
+
+
 class AudiencesConfig(AppConfig):
     name = "audiences"
     verbose_name = "Audiences and profiles"
 
     def ready(self) -> None:
         from audiences.definitions import services as definitions
+        from audiences.exports import services as exports
         from audiences.publishing import services as publishing
         from audiences.suppressions import services as suppressions
         from governance import policy
@@ -37,6 +47,8 @@ class AudiencesConfig(AppConfig):
         register_executor(publishing.PUBLISH, publishing.execute_publish, fingerprint=publishing.publish_fingerprint)
         register_executor(publishing.ROLLBACK, publishing.execute_rollback, fingerprint=publishing.rollback_fingerprint)
         register_executor("suppression.change_global", suppressions.execute_global_change)
+        register_executor(exports.CREATE_PII, exports.execute_export_pii, fingerprint=exports.export_fingerprint)
+        _register_heavy(exports.JOB_KIND, "audiences.export")
         policy.register_hook("audience.share", definitions.share_needs_owner)
         from governance.models import Environment
 
