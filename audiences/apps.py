@@ -24,8 +24,10 @@ def _environment_saved(sender: Any, instance: Any, created: bool, raw: bool = Fa
 
 def _register_heavy(kind: str, task: str) -> None:
     """Heavy jobs share the environment's concurrency limit (integrations.jobs.slots)."""
+    import importlib
+
     try:
-        from integrations.jobs import slots
+        slots = importlib.import_module("integrations.jobs.slots")
     except ImportError:  # before the job slots exist
         return
     slots.register_heavy(kind, task)

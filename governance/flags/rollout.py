@@ -3,10 +3,11 @@
 A flag is on for a user when, in this order: `everyone` is set (yes or no decides alone);
 the user acts in a sandbox and the flag's metadata says `on_in_sandbox` (the product's
 capability flags: a sandbox has every capability, for everyone); the user is a superuser
-(`superusers`, on by default in waffle), staff (`staff`) or signed in (`authenticated`); the user is listed in `users` or is in one of `groups` (a pilot
-group); or the user falls in the `percent` rollout. The rollout bucket is a hash of the
-flag's name and the user's id: stable, so a person stays in as the percentage grows, and
-independent per flag, so the same 10 % of people are not the guinea pigs of every flag.
+(`superusers`, on by default in waffle), staff (`staff`) or signed in (`authenticated`);
+the user is listed in `users` or is in one of `groups` (a pilot group); or the user falls
+in the `percent` rollout. The rollout bucket is a hash of the flag's name and the user's
+id: stable, so a person stays in as the percentage grows, and independent per flag, so
+the same 10 % of people are not the guinea pigs of every flag.
 Waffle's `languages`, `testing` and `rollout` modes are not used by the API.
 
 `flag_snapshot` is what decides who has a flag, as JSON; `narrows` says whether a change

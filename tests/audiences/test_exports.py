@@ -85,7 +85,7 @@ def test_a_masked_csv_export_from_request_to_download(api, sandbox, exports_dir)
     assert OutboxEvent.objects.filter(type="export.completed", aggregate_id=str(export_id)).exists()
     assert not list((exports_dir / ".partial").glob("*"))
 
-    link, response = download(client, export_id)
+    _, response = download(client, export_id)
     assert response.status_code == 200
     rows = list(csv.reader(io.StringIO(content(response))))
     assert rows[0] == ["external_id", "email"]
