@@ -29,11 +29,11 @@ caller, the environment — whichever check said no.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
