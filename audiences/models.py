@@ -247,6 +247,11 @@ class AudienceVersion(models.Model):
     removed = models.PositiveIntegerField(null=True, blank=True)
     waterfall = models.JSONField(default=list, blank=True)
     members_retained = models.BooleanField(default=True)
+    withdrawn = models.PositiveIntegerField(
+        default=0,
+        help_text="Members removed while it was live because they withdrew consent for its channel "
+        "(audiences/publishing/withdrawal.py); `members` counts those who remain.",
+    )
     rebuilt_from = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     job = models.ForeignKey("integrations.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
