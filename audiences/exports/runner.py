@@ -24,7 +24,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from audiences.exports import storage
@@ -221,19 +220,19 @@ def _task_actor(export: Export, job: Job) -> Actor:
 
 def exports_recover(*, now: datetime | None = None) -> list[int]:
     """Export jobs whose worker died or whose kick was lost: enqueue them again (the task's
-    claim decides who runs)."""
+    claim decides who runs). On PostgreSQL a running export whose job lock no session holds
+    lost its worker at once, whatever its heartbeat says; elsewhere, after STALE_AFTER."""
     now = now or timezone.now()
-    stuck = list(
-        Job.objects.filter(kind=JOB_KIND)
-        .filter(
-            Q(state=JobState.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
-            | Q(state=JobState.QUEUED, created_at__lt=now - LOST_AFTER)
-        )
+    lost = list(
+        Job.objects.filter(kind=JOB_KIND, state=JobState.QUEUED, created_at__lt=now - LOST_AFTER)
         .order_by("id")
         .values_list("pk", flat=True)[:100]
     )
+    running = Job.objects.filter(kind=JOB_KIND, state=JobState.RUNNING).order_by("id")[:100]
+    dead = [job.pk for job in running if not _worker_alive(job, now)]
     from audiences.tasks import export_task
 
+    stuck = [*dead, *lost]
     for job_id in stuck:
         try:
             export_task.delay(job_id)
