@@ -197,7 +197,8 @@ def _copy(audience: Any, target: Path) -> int:
 
     sql = (
         "COPY (SELECT p.external_id, p.email, p.region, p.lifecycle_stage FROM audiences_membership m "
-        f"JOIN audiences_profile p ON p.id = m.profile_id WHERE m.version_id = {int(audience.live_version_id)} ORDER BY m.profile_id) "
+        "JOIN audiences_profile p ON p.id = m.profile_id "
+        f"WHERE m.version_id = {int(audience.live_version_id)} ORDER BY m.profile_id) "
         "TO STDOUT WITH (FORMAT csv, HEADER)"
     )
     connection.ensure_connection()
@@ -282,7 +283,7 @@ def bench_withdrawal(ctx: dict[str, Any]) -> list[dict[str, Any]]:
 
         from audiences.models import Audience, AudienceState, AudienceVersion, VersionState
 
-        audience, created = Audience.objects.get_or_create(
+        audience, _ = Audience.objects.get_or_create(
             environment=environment,
             name=f"bench withdrawal {n}",
             defaults={
