@@ -335,12 +335,14 @@ class ProfileSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: Profile) -> dict[str, Any]:
         data = super().to_representation(instance)
-        return data if self.context.get("reveal_pii", False) else mask_pii(data)
+        if self.context.get("reveal_pii", False):
+            return data
+        return mask_pii(data, self.context.get("pii_keys", frozenset()))
 
 
 class ProfileFilter(StrictFilterSet):
     external_id = filters.CharFilter(help_text="Exactly this external_id.")
-    email = filters.CharFilter(help_text="Exactly this email address.")
+    email = filters.CharFilter(help_text="Exactly this email address (compliance_reviewer only: personal data).")
     region = filters.ChoiceFilter(choices=Region.choices)
     country = filters.CharFilter(method="filter_country", help_text="Two-letter code, e.g. GB.")
     locale = filters.CharFilter()
@@ -381,8 +383,10 @@ PROFILE_EXAMPLE = {
 
 PII_NOTE = (
     "Emails, phones and names are masked (`a***@e***.test`, `***23`, `A***`) for every role except "
-    "compliance_reviewer; `pii_masked` says which you got. Every unmasked read is audited "
-    "(`profile.pii_read`, one audit event per request listing the ids read)."
+    "compliance_reviewer, and so are the custom `attributes` an admin marked as personal data in the attribute "
+    "catalogue (their values read `***`); `pii_masked` says which you got. Every unmasked read is audited "
+    "(`profile.pii_read`, one audit event per request listing the ids read). Looking profiles up by personal data "
+    "(`?email=`) is for compliance reviewers only: other roles get a 403 `pii_lookup_refused` naming the parameter."
 )
 
 
@@ -410,12 +414,16 @@ class ProfileList(ActorMixin, generics.ListAPIView):
         examples=[OpenApiExample("A page", value=PROFILE_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        selectors.profile_lookup_check(actor=self.actor, params=request.query_params.keys())
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         decision = selectors.profile_pii_decision(actor=self.actor)
         if decision.allowed:
             services.profile_pii_read_record(actor=self.actor, profiles=page or [], decision=decision)
+        keys = frozenset() if decision.allowed else selectors.pii_attribute_keys(environment=self.actor.environment)
         serializer = self.get_serializer(
-            page, many=True, context={**self.get_serializer_context(), "reveal_pii": decision.allowed}
+            page,
+            many=True,
+            context={**self.get_serializer_context(), "reveal_pii": decision.allowed, "pii_keys": keys},
         )
         return self.get_paginated_response(serializer.data)
 
@@ -442,7 +450,8 @@ class ProfileDetail(ActorMixin, APIView):
         decision = selectors.profile_pii_decision(actor=self.actor)
         if decision.allowed:
             services.profile_pii_read_record(actor=self.actor, profiles=[profile], decision=decision)
-        return Response(ProfileSerializer(profile, context={"reveal_pii": decision.allowed}).data)
+        keys = frozenset() if decision.allowed else selectors.pii_attribute_keys(environment=self.actor.environment)
+        return Response(ProfileSerializer(profile, context={"reveal_pii": decision.allowed, "pii_keys": keys}).data)
 
 
 ALL_OR_NOTHING = (

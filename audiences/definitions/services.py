@@ -36,21 +36,26 @@ from guardian.shortcuts import get_group_perms, get_user_perms
 from audiences.definitions.checks import Problems, check_text, invalid, picks_any_team, resolve_team
 from audiences.definitions.errors import (
     AudienceArchived,
+    AudienceBuilding,
     AudienceInUse,
     AudienceNameTaken,
+    OwnerChangedByTransfer,
     ShareNotFound,
     UnknownEnvironment,
 )
 from audiences.definitions.selectors import audience_copy_name, audience_queryset, audiences_referring_to, teams
-from audiences.models import Audience, AudienceState, RegionalRestriction
+from audiences.models import Audience, AudienceState, AudienceVersion, RegionalRestriction, VersionState
+from audiences.profiles.pii_filters import rules_pii_guard
 from audiences.rules import rule_references, rules_check, rules_check_or_raise, rules_pointer
 from governance import outbox, policy
 from governance.access import objectperms
 from governance.actors import Actor
 from governance.approvals import ActionOutcome, Execution, fingerprint_of, request_or_run
 from governance.audit import trail as audit
-from governance.models import Environment
+from governance.models import DataKind, Environment, Outcome
 from governance.roles import ADMIN
+from integrations.jobs import services as jobs
+from integrations.models import JobState
 from marketerapi.problems import Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -141,6 +146,9 @@ def audience_create(
     chosen = found.check(resolve_team, actor, owner_team)
     found.rules(environment, rules)
     found.raise_all()
+    rules_pii_guard(
+        actor=actor, environment=environment, rules=rules, purpose="audience.create", audit_denial="audience.create"
+    )
     values, team = cast("dict[str, Any]", checked), cast("Group", chosen)
     _ensure_name_free(environment, values["name"])
     now = timezone.now()
@@ -162,10 +170,40 @@ def audience_create(
     return audience_queryset().get(pk=audience.pk)
 
 
+def _refuse_owner_change(actor: Actor, audience: Audience, team: Any) -> None:
+    """An edit never changes the owner: naming the current team is harmless (a form sends
+    what it shows), any other team is a transfer (`audience_transfer`), refused here with a
+    hint naming it and audited as a denied `audience.transfer` — a share of change must not
+    take an audience from its owners by editing it."""
+    if team is None or str(team).strip() == audience.owner_team.name:
+        return
+    hint = OwnerChangedByTransfer.hint.replace("{id}", str(audience.pk))
+    message = (
+        f"An edit does not change the owner of {audience.name!r} (the team {audience.owner_team.name!r}); "
+        "a transfer does."
+    )
+    with transaction.atomic():
+        audit.record(
+            actor,
+            "audience.transfer",
+            audience,
+            outcome=Outcome.DENIED,
+            reasons=[message],
+            changes={"refused": {"owner_team": str(team)[:150], "through": "audience.edit"}},
+        )
+    raise OwnerChangedByTransfer(
+        message,
+        hint=hint,
+        errors=[{"pointer": "/owner_team", "code": "owner_team_read_only", "message": message, "hint": hint}],
+    )
+
+
 def audience_update(*, actor: Actor, audience: Audience, **changes: Any) -> Audience:
-    """Change an audience's definition: any of name, owner_team, channel, purpose,
-    description, rules. A published audience keeps its live version until it is published
-    again. Needs the owning team, a share of change, or the admin role (403 names the team).
+    """Change an audience's definition: any of name, channel, purpose, description, rules.
+    `owner_team` may be sent only unchanged: the owner changes by `audience_transfer` (400
+    `owner_team_read_only` otherwise, audited). A published audience keeps its live version
+    until it is published again. Needs the owning team, a share of change, or the admin role
+    (403 names the team).
     """
     unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
     if unknown:
@@ -173,15 +211,24 @@ def audience_update(*, actor: Actor, audience: Audience, **changes: Any) -> Audi
     decision = policy.require(actor, "audience.edit", audience)
     if audience.state == AudienceState.ARCHIVED:
         raise AudienceArchived(f"{audience.name!r} is archived and cannot be edited.")
+    if "owner_team" in changes:
+        _refuse_owner_change(actor, audience, changes.pop("owner_team"))
     # Every bad value and every problem of the rules at once (one 422), before a conflict.
     found = Problems()
-    values = found.check(check_text, {k: v for k, v in changes.items() if k not in ("owner_team", "rules")}) or {}
-    if "owner_team" in changes:
-        values["owner_team"] = found.check(resolve_team, actor, changes["owner_team"])
+    values = found.check(check_text, {k: v for k, v in changes.items() if k != "rules"}) or {}
     if "rules" in changes:
         found.rules(audience.environment, changes["rules"], self_id=audience.pk)
         values["rules"] = changes["rules"]
     found.raise_all()
+    if "rules" in values:
+        rules_pii_guard(
+            actor=actor,
+            environment=audience.environment,
+            rules=values["rules"],
+            purpose="audience.edit",
+            target=audience,
+            audit_denial="audience.edit",
+        )
     if "name" in values:
         _ensure_name_free(audience.environment, values["name"], exclude=audience.pk)
 
@@ -266,6 +313,8 @@ def audience_delete(*, actor: Actor, audience: Audience) -> ActionOutcome[Audien
     published audience is archived (`audience_archive`: the result is the archived
     audience, or an approval request is filed where the environment's policy asks for one)."""
     if audience.state == AudienceState.ARCHIVED:
+        # Permission first, then state: who may not archive it learns 403, not that it is archived.
+        policy.require(actor, "audience.archive", audience)
         raise AudienceArchived(f"{audience.name!r} is archived already.", hint="There is nothing left to do.")
     if audience.state != AudienceState.DRAFT or audience.live_version_id is not None:
         archived = audience_archive(actor=actor, audience=audience)
@@ -276,12 +325,39 @@ def audience_delete(*, actor: Actor, audience: Audience) -> ActionOutcome[Audien
         locked = Audience.objects.select_for_update().select_related("owner_team").get(pk=audience.pk)
         if locked.state != AudienceState.DRAFT or locked.live_version_id is not None:
             raise Conflict(f"{locked.name!r} was published meanwhile.", hint="Send DELETE again: it archives it now.")
+        _refuse_if_building(locked)
         target = (Audience._meta.label_lower, locked.pk, locked.name)
         before = summary(locked)
         _forget_shares(locked)
         locked.delete()
         audit.record(actor, "audience.delete", target, decision=decision, changes={"before": before})
     return ActionOutcome(result=None)
+
+
+def _refuse_if_building(locked: Audience) -> None:
+    """Under the audience's row lock (which the swap takes before a version goes live): a
+    first publish still queued is cancelled with the draft (a conditional UPDATE, so a
+    worker that claimed it meanwhile wins and the delete is refused); one a worker is
+    building refuses the delete with 409 `audience_building`."""
+    for version in AudienceVersion.objects.filter(audience=locked, state=VersionState.BUILDING).select_related("job"):
+        job = version.job
+        if job is None or job.state not in (JobState.QUEUED, JobState.RUNNING):
+            continue
+        if job.state == JobState.QUEUED and jobs.job_cancel(job):
+            note = jobs.note(
+                "audience_deleted",
+                f"Version {version.number} was not built: the draft {locked.name!r} was deleted first.",
+                "",
+            )
+            jobs.job_amend(job.pk, lambda row, note=note: setattr(row, "errors", [note]))
+            continue
+        raise AudienceBuilding(
+            f"Version {version.number} of {locked.name!r} is being built (job {job.pk}); deleting the draft now "
+            "would leave a published audience without a definition.",
+            hint=f"Wait for job {job.pk} to finish (GET /api/v1/jobs/{job.pk}), then send DELETE again: a published "
+            "audience is archived.",
+            job_id=job.pk,
+        )
 
 
 def audience_archive(
@@ -366,19 +442,63 @@ def execute_archive(execution: Execution) -> dict[str, Any]:
 def share_needs_owner(
     actor: Actor, spec: policy.Action, target: Any, context: dict[str, Any]
 ) -> policy.Decision | None:
-    """Only the owning team or an admin shares: a share of change lets people edit, not
-    pass the audience on."""
+    """Only the owning team or an admin shares or transfers (`audience.share`,
+    `audience.transfer`): a share of change lets people edit, not pass the audience on nor
+    take it from its owners."""
     if not isinstance(target, Audience) or ADMIN in actor.roles:
         return None
     # Actor.user is typed AbstractBaseUser (no groups); the user model is auth.User.
     if actor.user is not None and actor.user.groups.filter(pk=target.owner_team_id).exists():  # type: ignore[attr-defined]
         return None
     team = target.owner_team.name
+    if spec.name == "audience.transfer":
+        return policy.Decision(
+            policy.DENY,
+            "object_permission",
+            [
+                f"{target} is owned by the team {team!r}; only that team or an admin may hand it to another team "
+                "(a share of change lets you edit it, not take it)."
+            ],
+            hint=f"Ask the {team} team (or an admin) to transfer it, or copy it into your team as a draft "
+            f"(POST /api/v1/audiences/{target.pk}/copy).",
+        )
     return policy.Decision(
         policy.DENY,
         "object_permission",
         [f"{target} is owned by the team {team!r}; only that team or an admin may share it."],
         hint=f"Ask the {team} team (or an admin) to share it.",
+    )
+
+
+# How strong an environment's controls are, by the data it holds: a sandbox's synthetic data
+# has the weakest (developers edit and publish there freely), real data the strongest.
+DATA_STRENGTH = {DataKind.SYNTHETIC: 0, DataKind.CONSTRAINED: 1, DataKind.REAL: 2}
+
+
+def is_downward(source: Environment, target: Environment) -> bool:
+    return DATA_STRENGTH.get(DataKind(target.data_kind), 0) < DATA_STRENGTH.get(DataKind(source.data_kind), 0)
+
+
+def promote_not_down(actor: Actor, spec: policy.Action, target: Any, context: dict[str, Any]) -> policy.Decision | None:
+    """Promote copies definitions upward (sandbox → pilot → production). Down into an
+    environment with weaker controls (production → sandbox) it would copy production's
+    definitions — its attribute names, its segments, its thresholds — where developers
+    edit freely: only an admin may, and the audit event says it went down."""
+    into = context.get("into")
+    if not isinstance(target, Audience) or not isinstance(into, Environment) or ADMIN in actor.roles:
+        return None
+    if not is_downward(target.environment, into):
+        return None
+    return policy.Decision(
+        policy.DENY,
+        "promote_down",
+        [
+            f"{into.slug} ({into.data_kind} data) has weaker controls than {target.environment.slug} "
+            f"({target.environment.data_kind} data): copying {target.environment.slug}'s definitions there would "
+            "put them where fewer rules protect them."
+        ],
+        hint=f"Promote upward only (e.g. from {into.slug} into {target.environment.slug}); if a copy below is really "
+        "needed, ask an admin to promote it.",
     )
 
 
@@ -477,6 +597,53 @@ def audience_unshare(*, actor: Actor, audience: Audience, team: str | None = Non
     return audience
 
 
+def audience_transfer(*, actor: Actor, audience: Audience, team: str) -> Audience:
+    """Hand the audience to another team: the owning team or an admin only, never a share of
+    change (a hook on `audience.transfer`). Any team may receive it; shares stay as they
+    were, except a share to the new owning team, which ownership replaces. Refusals: 403
+    (role, not the owners), 409 `audience_archived`, 422 `invalid_input` (unknown team, the
+    team owns it already). Audited as `audience.transfer` with the owner before and after;
+    no domain event (PRODUCT.md §9 lists none for it).
+    """
+    decision = policy.require(actor, "audience.transfer", audience)
+    if audience.state == AudienceState.ARCHIVED:
+        raise AudienceArchived(f"{audience.name!r} is archived and cannot change hands.")
+    name = str(team or "").strip()
+    group = teams().filter(name=name).first() if name else None
+    if group is None:
+        known = list(teams().order_by("name").values_list("name", flat=True))
+        raise invalid(
+            "/team",
+            "unknown_team" if name else "required",
+            f"There is no team {name!r}." if name else "Say which team receives the audience.",
+            f"Use one of: {', '.join(known[:20]) or 'none'}. Teams are groups; roles such as analyst are not teams.",
+        )
+    if group.pk == audience.owner_team_id:
+        raise invalid(
+            "/team",
+            "already_owner",
+            f"The team {group.name!r} owns {audience.name!r} already.",
+            "Name another team.",
+        )
+    with transaction.atomic():
+        locked = Audience.objects.select_for_update().select_related("owner_team").get(pk=audience.pk)
+        if locked.state == AudienceState.ARCHIVED:
+            raise AudienceArchived(f"{locked.name!r} was archived meanwhile and cannot change hands.")
+        before = locked.owner_team.name
+        locked.owner_team = group
+        locked.updated_at = timezone.now()
+        locked.save(update_fields=["owner_team", "updated_at"])
+        objectperms.unshare(locked, group)
+        audit.record(
+            actor,
+            "audience.transfer",
+            locked,
+            decision=decision,
+            changes={"before": {"owner_team": before}, "after": {"owner_team": group.name}},
+        )
+    return audience_queryset().get(pk=locked.pk)
+
+
 # --- promote -----------------------------------------------------------------------------------
 
 
@@ -552,8 +719,8 @@ def audience_promote(
     mapped stays as it was and is reported in `unmapped` (the copy's validate check then
     fails until it is fixed). The audit event is written in the target environment.
     """
-    policy.require(actor, "audience.promote", audience)
     target = Environment.objects.filter(slug=str(environment)).first()
+    policy.require(actor, "audience.promote", audience, {"into": target})
     if target is None:
         known = list(Environment.objects.order_by("id").values_list("slug", flat=True))
         raise UnknownEnvironment(
@@ -593,6 +760,9 @@ def audience_promote(
     _ensure_name_free(target, copy_name, hint=clash_hint)
     rules, unmapped = _map_references(audience, target)
     checked = rules_check(target, rules)
+    rules_pii_guard(
+        actor=there, environment=target, rules=rules, purpose="audience.promote", audit_denial="audience.promote"
+    )
     blocking = [p for p in checked.problems if p["code"] not in REFERENCE_CODES]
     if blocking:
         rules_check_or_raise(target, rules)
@@ -627,6 +797,8 @@ def audience_promote(
                 "from": {"environment": audience.environment.slug, "audience_id": audience.pk, "name": audience.name},
                 "after": summary(copy),
                 "unmapped": unmapped,
+                # Into a weaker environment (an admin only: promote_not_down).
+                "downward": is_downward(audience.environment, target),
             },
         )
     return Promotion(audience_queryset().get(pk=copy.pk), unmapped, warnings)
@@ -681,6 +853,14 @@ def audience_copy(
     checked = rules_check(environment, audience.rules)
     if any(p["code"] not in REFERENCE_CODES for p in checked.problems):
         rules_check_or_raise(environment, audience.rules)
+    rules_pii_guard(
+        actor=actor,
+        environment=environment,
+        rules=audience.rules,
+        purpose="audience.copy",
+        target=audience,
+        audit_denial="audience.copy",
+    )
     warnings = list(checked.problems)  # only references are left: warned, fixed in the copy
 
     now = timezone.now()

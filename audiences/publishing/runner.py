@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -174,10 +174,11 @@ def _run(job: Job, now: datetime | None) -> Job:
                 previous,
                 BuildFailed(
                     "publish_failed",
-                    f"{type(exc).__name__}: {exc}",
+                    failure_words(exc),
                     f"Nothing went live. Publish again; if it fails again, ask a platform engineer, quoting job "
                     f"{job.pk}.",
                 ),
+                operator_detail=f"{type(exc).__name__}: {exc}",
             )
     # From here the version is live (also when a worker died after the swap and this run
     # resumes): what is left is delivering the pushes the swap created, and retention.
@@ -197,8 +198,9 @@ def _run(job: Job, now: datetime | None) -> Job:
         delivery_errors = [
             jobs.note(
                 "delivery_interrupted",
-                f"Version {version.number} is live, but running its pushes failed ({type(exc).__name__}: {exc}).",
+                f"Version {version.number} is live, but running its pushes stopped: {failure_words(exc)}",
                 "Nothing to do: the pushes are kept and the retry sweep delivers them.",
+                operator_detail=f"{type(exc).__name__}: {exc}"[:2000],
             )
         ]
     pruned = prune_memberships(version.audience_id)
@@ -210,7 +212,20 @@ def _run(job: Job, now: datetime | None) -> Job:
     )
 
 
-def _fail(job: Job, version: AudienceVersion, previous: int | None, failure: BuildFailed) -> Job:
+def failure_words(exc: BaseException) -> str:
+    """What a marketer reads about an unexpected failure: words, never the raw exception
+    (its text, with SQL and hostnames, is kept for operators: the log, and the job's error
+    `operator_detail`, shown in the admin site only)."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return "the database was unavailable for a moment; retrying is safe."
+    if isinstance(exc, DatabaseError):
+        return "the database refused a change; retrying is safe, and a platform engineer can see why in the job."
+    return "an unexpected error occurred; retrying is safe, and a platform engineer can see why in the job."
+
+
+def _fail(
+    job: Job, version: AudienceVersion, previous: int | None, failure: BuildFailed, *, operator_detail: str = ""
+) -> Job:
     live = (
         AudienceVersion.objects.filter(pk=previous).values_list("number", flat=True).first()
         if previous is not None
@@ -219,7 +234,8 @@ def _fail(job: Job, version: AudienceVersion, previous: int | None, failure: Bui
     stays = f"version {live} stays live" if live is not None else "the audience has no live version yet"
     message = f"Version {version.number} did not go live ({stays}): {failure.message}"
     fail_version(version, message)
-    return jobs.job_fail(job, error=jobs.note(failure.code, message, failure.hint))
+    extra = {"operator_detail": operator_detail[:2000]} if operator_detail else {}
+    return jobs.job_fail(job, error=jobs.note(failure.code, message, failure.hint, **extra))
 
 
 def fail_version(version: AudienceVersion, error: str) -> None:

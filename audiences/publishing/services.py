@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from audiences.definitions.errors import AudienceArchived
 from audiences.models import Audience, AudienceState, AudienceVersion, Membership, VersionState
+from audiences.profiles.pii_filters import rules_pii_guard
 from audiences.publishing.build import plural, rebuild_warning
 from audiences.publishing.errors import (
     OutsideChangeWindow,
@@ -111,6 +112,21 @@ def publish_fingerprint(audience: Audience) -> str:
     return fingerprint_of(
         "audiences.audience", audience.pk, audience.rules, audience.channel, audience.updated_at.isoformat()
     )
+
+
+def publish_changes(request: Any, audience: Audience) -> list[dict[str, Any]]:
+    """What changed in the audience since a publish request was filed (its `change`
+    snapshot against the audience now): rules, channel, name; else when it was edited."""
+    snapshot = request.change or {}
+    changed = [
+        {"field": name, "requested": snapshot.get(name), "now": getattr(audience, name)}
+        for name in ("rules", "channel", "name")
+        if name in snapshot and snapshot.get(name) != getattr(audience, name)
+    ]
+    edited = audience.updated_at.isoformat()
+    if not changed and snapshot.get("edited_at") not in (None, edited):
+        changed.append({"field": "edited_at", "requested": snapshot.get("edited_at"), "now": edited})
+    return changed
 
 
 def rollback_fingerprint(audience: Audience) -> str:
@@ -243,7 +259,17 @@ def audience_publish(
     def checked() -> RulesCheck:
         if audience.state == AudienceState.ARCHIVED:
             raise AudienceArchived(f"{audience.name!r} is archived; archived audiences are not published.")
-        return rules_check_or_raise(audience.environment, audience.rules, self_id=audience.pk)
+        found = rules_check_or_raise(audience.environment, audience.rules, self_id=audience.pk)
+        # Members of rules that test personal data are an answer about it (issue 12).
+        rules_pii_guard(
+            actor=actor,
+            environment=audience.environment,
+            rules=audience.rules,
+            purpose=PUBLISH,
+            target=audience,
+            audit_denial=PUBLISH,
+        )
+        return found
 
     @functools.cache
     def reach_and_diff() -> tuple[int, int, int]:
@@ -263,11 +289,14 @@ def audience_publish(
                 f"Publish {audience.name!r}: adds {plural(added, 'person', 'people')}, "
                 f"removes {removed:,} (reach {reach:,} by {audience.channel})"
             )
+            # The snapshot approvers judge: a vote after the definition changed is refused
+            # (approval_stale), with what changed (publish_changes).
             change = {
                 "audience_id": audience.pk,
                 "name": audience.name,
                 "channel": audience.channel,
                 "rules": audience.rules,
+                "edited_at": audience.updated_at.isoformat(),
                 "added": added,
                 "removed": removed,
                 "context": {"reach": reach},
@@ -348,6 +377,15 @@ def audience_rollback(
     metrics = _Context(context, reach=lambda: restored().members or 0)
     decision = policy.require(actor, ROLLBACK, audience, metrics)
     target = restored()
+    # Republishing rules that test personal data is publishing them (issue 12).
+    rules_pii_guard(
+        actor=actor,
+        environment=audience.environment,
+        rules=target.rules,
+        purpose=ROLLBACK,
+        target=audience,
+        audit_denial=ROLLBACK,
+    )
     summary, change = "", {}
     if decision.needs_approval:
         summary = f"Roll {audience.name!r} back to version {version} ({plural(target.members or 0, 'member')})"

@@ -7,6 +7,7 @@ from typing import Any
 
 from governance import policy
 from governance.actors import Actor
+from integrations.jobs import slots
 from integrations.jobs.errors import JobNotFound
 from integrations.jobs.services import TERMINAL
 from integrations.models import Job, JobState
@@ -42,11 +43,23 @@ def job_list_failed(*, actor: Actor, limit: int = 5) -> list[Job]:
 def queue_position(job: Job) -> int | None:
     """1 for the next queued job of its kind, 2 for the one after…; None unless queued.
 
-    Workers are shared by every environment, so the line is all queued jobs of the kind.
+    Heavy work (publishes, sends, exports) waits for its environment's job slots, so its
+    line is the environment's queued heavy jobs; other workers are shared by every
+    environment, so their line is all queued jobs of the kind.
     """
     if job.state != JobState.QUEUED:
         return None
+    if slots.is_heavy(job.kind):
+        return slots.position(job)
     return Job.objects.filter(kind=job.kind, state=JobState.QUEUED, id__lt=job.pk).count() + 1
+
+
+# Keys of a job's notes for operators only (the raw exception text): the admin site shows them.
+OPERATOR_ONLY = frozenset({"operator_detail"})
+
+
+def _public_note(note: Any) -> Any:
+    return {k: v for k, v in note.items() if k not in OPERATOR_ONLY} if isinstance(note, dict) else note
 
 
 def job_as_public(job: Job) -> dict[str, Any]:
@@ -62,8 +75,8 @@ def job_as_public(job: Job) -> dict[str, Any]:
         "target": {"type": job.target_type, "id": job.target_id} if job.target_type else None,
         "progress": progress,
         "queue_position": queue_position(job),
-        "warnings": list(job.warnings or []),
-        "errors": list(job.errors or []),
+        "warnings": [_public_note(note) for note in job.warnings or []],
+        "errors": [_public_note(note) for note in job.errors or []],
         "result": dict(job.result or {}),
         "requested_by": job.requested_by.get_username() if job.requested_by_id and job.requested_by else None,
         "created_at": job.created_at,

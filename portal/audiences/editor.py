@@ -32,7 +32,10 @@ from audiences.catalogue import selectors as catalogue
 from audiences.definitions import selectors as audience_selectors
 from audiences.definitions import services as audience_services
 from audiences.definitions.checks import every_problem
+from audiences.definitions.errors import PreviewBusy, PreviewTimedOut, PreviewTooExpensive
 from audiences.models import Audience, AudienceState, Channel, ConsentStatus, Profile
+from audiences.profiles.errors import PiiFilterRefused
+from audiences.profiles.selectors import profile_pii_decision
 from governance.actors import Actor
 from governance.limits.errors import RateLimited
 from governance.limits.ratelimit import PREVIEW
@@ -167,15 +170,21 @@ def rule_catalog(actor: Actor, *, exclude: int | None = None) -> dict[str, Any]:
     audiences for in_audience (one query), and the custom attribute keys, event types and
     event properties its data holds (the catalogue, audiences/catalogue/selectors.py)."""
     attributes = []
+    # Personal data is offered to a role that may not see it as what it may test: presence.
+    sees_pii = profile_pii_decision(actor=actor).allowed
     for name, (kind, values) in rules.ATTRIBUTES.items():
-        field = Profile._meta.get_field(name)
-        label = str(getattr(field, "verbose_name", name))
+        field = Profile._meta.get_field(name) if name != "email_domain" else None
+        label = str(getattr(field, "verbose_name", name)) if field is not None else "email domain"
         names = dict(getattr(field, "choices", None) or [])
+        personal = name in rules.PII_ATTRIBUTES
+        if personal and not sees_pii:
+            label += " (personal data: only whether it is set)"
         attributes.append(
             {
                 "name": name,
                 "label": label[:1].upper() + label[1:],
                 "type": kind,
+                "pii": personal,
                 "values": [{"value": value, "label": f"{value} — {names.get(value, value)}"} for value in values],
             }
         )
@@ -353,13 +362,15 @@ def _save(
 
 
 def _edit_permission(actor: Actor, audience: Audience) -> Permission:
-    if audience.state == AudienceState.ARCHIVED:
+    # Permission first, then state (as the services do).
+    permission = can(actor, "audience.edit", audience)
+    if permission.allowed and audience.state == AudienceState.ARCHIVED:
         return Permission(
             allowed=False,
             reason=f"“{audience.name}” is archived: archived audiences are kept for the record and cannot change.",
             hint="Create a new audience instead.",
         )
-    return can(actor, "audience.edit", audience)
+    return permission
 
 
 @require_http_methods(["GET", "POST"])
@@ -370,13 +381,28 @@ def audience_edit(request: HttpRequest, audience_id: int) -> HttpResponse:
     audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
     permission = _edit_permission(actor, audience)
     current_team = audience.owner_team.name
-    teams = _team_names(audience_selectors.owner_team_choices(actor), current_team) if permission else []
+    # Only those who may transfer it (its own team, an admin: the teams they may pick include
+    # the owner) are offered their other teams; a share of change edits the audience but cannot
+    # take it, so it is offered the owner alone. What is offered is only a form's choice:
+    # `audience_transfer` decides (and audits) whatever is posted.
+    choices = audience_selectors.owner_team_choices(actor) if permission else []
+    transferable = any(group.pk == audience.owner_team_id for group in choices)
+    teams = _team_names(choices if transferable else [], current_team) if permission else []
     if request.method == "POST":
         # Whoever may not edit (another team's audience, an archived one) is refused by the
-        # service itself, and the refusal audited.
+        # service itself, and the refusal audited. A new owner team is a transfer, through
+        # its own service (decided and audited as `audience.transfer`).
         def update(values: dict[str, Any]) -> HttpResponse:
             changes = _changes(audience, values)
+            team = changes.pop("owner_team", None)
+            if team is not None and not transferable:
+                # Refused (and audited) by the service before anything else is saved.
+                audience_services.audience_transfer(actor=actor, audience=audience, team=team)
             saved = audience_services.audience_update(actor=actor, audience=audience, **changes)
+            if team is not None:
+                # Last: once it is another team's, this person may no longer edit it.
+                saved = audience_services.audience_transfer(actor=actor, audience=saved, team=team)
+                changes["owner_team"] = team
             if changes:
                 messages.success(request, f"Saved “{saved.name}”.")
             else:
@@ -507,6 +533,10 @@ def _breakdowns(breakdowns: dict[str, dict[str, int]], count: int) -> list[dict[
     return tables
 
 
+# What the preview budget refuses (definitions/budget.py): shown in the panel, not as a page.
+BUDGET_ERRORS = (PreviewTooExpensive, PreviewTimedOut, PreviewBusy)
+
+
 def _preview_fragment(
     request: HttpRequest,
     *,
@@ -561,7 +591,7 @@ def audience_preview(request: HttpRequest) -> HttpResponse:
         return _preview_fragment(request, problem=Problem.of(error))
     try:
         result = audience_selectors.audience_preview(actor=actor, rules=rules_value, channel=channel, audience=audience)
-    except rules.InvalidRules as error:
+    except (rules.InvalidRules, PiiFilterRefused, *BUDGET_ERRORS) as error:
         return _preview_fragment(request, problem=Problem.of(error))
     shown = audience_selectors.preview_as_seen(actor=actor, result=result)
     return _preview_fragment(
@@ -615,7 +645,14 @@ def audience_validate(request: HttpRequest, audience_id: int) -> HttpResponse:
         if rules_value != audience.rules:
             candidate.rules = rules_value
             edited.append("rules")
-    result = audience_selectors.audience_validate(actor=actor, audience=candidate)
+    try:
+        result = audience_selectors.audience_validate(actor=actor, audience=candidate)
+    except PiiFilterRefused as error:
+        context = {"problem": Problem.of(error), "marks": problem_marks("validate", error.errors)}
+        return render(request, "portal/audiences/_validation.html", context, status=error.status)
+    except BUDGET_ERRORS as error:
+        context = {"problem": Problem.of(error), "marks": problem_marks("validate", [])}
+        return render(request, "portal/audiences/_validation.html", context, status=error.status)
     marked: list[dict[str, Any]] = []
     for check in result["checks"]:
         severity = {"severity": "warning"} if check["status"] == "warning" else {}

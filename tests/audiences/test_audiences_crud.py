@@ -505,13 +505,17 @@ def test_edit_refuses_unknown_fields_and_state(api, sandbox):
     assert body["errors"][0]["pointer"] == "/state"
 
 
-def test_handing_an_audience_to_a_team_one_is_not_in_is_refused(api, sandbox):
+def test_handing_an_audience_to_another_team_by_an_edit_is_refused(api, sandbox):
+    # The owner changes only by POST …/transfer (tests/audiences/test_transfer.py, issue 12).
     audience = AudienceFactory(environment=sandbox)
     team("retention")
 
-    problem(
-        api("operator").patch(f"{URL}{audience.pk}", {"owner_team": "retention"}, format="json"), 403, "not_team_member"
+    body = problem(
+        api("operator").patch(f"{URL}{audience.pk}", {"owner_team": "retention"}, format="json"),
+        400,
+        "owner_team_read_only",
     )
+    assert "/transfer" in body["hint"]
 
 
 def test_an_archived_audience_cannot_be_edited(api, sandbox):
@@ -582,6 +586,22 @@ def test_a_published_audience_is_archived_in_a_sandbox_at_once(api, sandbox):
 def test_deleting_an_archived_audience_is_409(api, sandbox):
     audience = AudienceFactory(environment=sandbox, state=AudienceState.ARCHIVED)
 
+    problem(api("operator").delete(f"{URL}{audience.pk}"), 409, "audience_archived")
+
+
+def test_deleting_an_archived_audience_checks_permission_before_state(api, persona, sandbox, pilot):
+    from tests.refusals import denied_event, refused
+
+    audience = AudienceFactory(environment=sandbox, state=AudienceState.ARCHIVED)
+
+    # another team, and a role that may not archive at all: 403 (audited), never 409
+    refused(api("operator2").delete(f"{URL}{audience.pk}"), 403, "permission_denied")
+    denied_event(persona("operator2"), "audience.archive")
+    assert api("analyst").delete(f"{URL}{audience.pk}").status_code == 403
+    # another environment's audience: 404
+    elsewhere = AudienceFactory(environment=pilot, state=AudienceState.ARCHIVED)
+    assert api("operator").delete(f"{URL}{elsewhere.pk}").status_code == 404
+    # the owning team: now the state
     problem(api("operator").delete(f"{URL}{audience.pk}"), 409, "audience_archived")
 
 

@@ -297,12 +297,15 @@ def test_a_crash_after_materializing_leaves_the_previous_version_live(actor, san
     target = fresh(target)
     assert target.live_version.number == 1 and members_of(target.live_version) == {p.external_id for p in first}
     v2 = AudienceVersion.objects.get(audience=target, number=2)
-    assert v2.state == VersionState.FAILED and "worker lost its database connection" in v2.error
+    assert v2.state == VersionState.FAILED and "an unexpected error occurred" in v2.error
     assert not Membership.objects.filter(version=v2).exists()
     assert job.state == JobState.FAILED
     (error,) = job.errors
     assert error["code"] == "publish_failed"
     assert "version 1 stays live" in error["message"] and error["hint"]
+    # the raw exception is for operators (the admin site, the log), never in what a marketer reads
+    assert "worker lost its database connection" not in v2.error + error["message"]
+    assert error["operator_detail"] == "RuntimeError: worker lost its database connection"
 
     # re-running works
     monkeypatch.undo()
