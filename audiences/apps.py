@@ -51,6 +51,7 @@ class AudiencesConfig(AppConfig):
         register_executor(publishing.ROLLBACK, publishing.execute_rollback, fingerprint=publishing.rollback_fingerprint)
         register_executor("suppression.change_global", suppressions.execute_global_change)
         register_executor(exports.CREATE_PII, exports.execute_export_pii, fingerprint=exports.export_fingerprint)
+        register_change_describer(exports.CREATE_PII, exports.export_change_described)
         _register_heavy(exports.JOB_KIND, "audiences.export")
         policy.register_hook("audience.share", definitions.share_needs_owner)
         policy.register_hook("audience.transfer", definitions.share_needs_owner)

@@ -177,7 +177,14 @@ def export_create(
             f"Export {members or 0:,} members of {audience.name!r} with PII ({', '.join(plan.pii_fields) or 'no PII'}) "
             f"as {format}"
         )
-        change = {"audience_id": audience.pk, "format": format, "fields": fields, "pii": True, "context": {}}
+        change = {
+            "audience_id": audience.pk,
+            "live_version": audience.live_version_id,
+            "format": format,
+            "fields": fields,
+            "pii": True,
+            "context": {},
+        }
     return request_or_run(
         actor=actor,
         action=action,
@@ -254,6 +261,14 @@ def enqueue_after_commit(job_id: int) -> None:
             logger.warning("could not enqueue export job %s; the sweep will run it", job_id, exc_info=True)
 
     transaction.on_commit(kick, robust=True)
+
+
+def export_change_described(request: Any, audience: Audience) -> list[dict[str, Any]]:
+    """What changed under a stale PII export request: the audience went live with another version."""
+    requested = (request.change or {}).get("live_version")
+    if requested == audience.live_version_id:
+        return []
+    return [{"field": "live_version", "requested": requested, "now": audience.live_version_id}]
 
 
 def execute_export_pii(execution: Execution) -> dict[str, Any]:
