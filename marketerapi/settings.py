@@ -201,6 +201,8 @@ CELERY_BEAT_SCHEDULE = {
     # Publish jobs whose worker died (its job lock released, or a stale heartbeat) or whose
     # kick was lost: within a minute of a SIGKILL (workers also sweep as they start).
     "audiences.publish_recover sweep": _every("audiences.publish_recover", 30.0),
+    # Exports: delete files past their expiry; pick up exports whose worker died.
+    "audiences.exports_sweep": _every("audiences.exports_sweep", 60.0),
 }
 
 # Job slots (integrations/jobs/slots.py): how many heavy jobs — publishes, campaign sends,
@@ -249,6 +251,33 @@ STORAGES: dict[str, Any] = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+
+# --- exports (audiences/exports/, docs/exports.md) -------------------------------------
+# Where export files are written: a local directory by default, or an S3-compatible bucket
+# (django-storages; install boto3 beside it) when EXPORTS_S3_BUCKET is set.
+EXPORTS_ROOT = env_str("EXPORTS_ROOT", str(BASE_DIR / "var" / "exports"))
+EXPORTS_S3_BUCKET = env_str("EXPORTS_S3_BUCKET", "")
+EXPORTS_S3_ENDPOINT_URL = env_str("EXPORTS_S3_ENDPOINT_URL", "")
+# Hours an export's file is kept (then a periodic task deletes it), and hours a download
+# link stays valid (never beyond the file's own expiry).
+EXPORTS_TTL_HOURS = env_int("EXPORTS_TTL_HOURS", 24, minimum=1)
+EXPORTS_LINK_HOURS = env_int("EXPORTS_LINK_HOURS", 24, minimum=1)
+if EXPORTS_S3_BUCKET:
+    STORAGES["exports"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": EXPORTS_S3_BUCKET,
+            "endpoint_url": EXPORTS_S3_ENDPOINT_URL or None,
+            "default_acl": None,
+            "file_overwrite": True,
+            "location": "exports",
+        },
+    }
+else:
+    STORAGES["exports"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": EXPORTS_ROOT},
+    }
 
 # --- preview budget (audiences/definitions/budget.py, docs/limits.md) -----------
 # A preview's (and validate's) statements are cancelled after this many milliseconds (PostgreSQL).

@@ -663,6 +663,10 @@ class ConsentSyncOutcomeSerializer(serializers.Serializer):
     updated = serializers.IntegerField(help_text="Updates applied (each wrote a consent ledger row).")
     unchanged = serializers.IntegerField(help_text="Same status and captured_at as stored.")
     stale = serializers.IntegerField(help_text="Older than what is stored, or than another update in the batch.")
+    removed_from_audiences = serializers.IntegerField(
+        help_text="Memberships of live audience versions removed because consent for their channel was withdrawn "
+        "(pushed to the connected destinations at once)."
+    )
     # A response field named like Serializer.errors: DRF reads declared fields first.
     errors = serializers.ListField(  # type: ignore[assignment]
         child=serializers.DictField(), help_text="Always empty on success."

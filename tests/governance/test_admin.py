@@ -16,6 +16,7 @@ from audiences.models import (
     Audience,
     CatalogueEntry,
     ConsentChange,
+    Export,
     RegionalRestriction,
     SuppressionEntry,
     SuppressionList,
@@ -102,6 +103,9 @@ def everything(sandbox, pilot, platform_admin, tmp_path):
     )
     job = JobFactory(environment=sandbox)
     DestinationPush.objects.create(destination=destination, job=job, kind="members", payload={})
+    Export.objects.create(
+        environment=sandbox, audience=lapsed, format="csv", fields=["external_id"], created_by=operator
+    )
     request = ApprovalRequestFactory(environment=pilot, requester=operator, target_id="1", target_label="Lapsed")
     ApprovalVote.objects.create(request=request, voter=platform_admin, decision="approve", role="admin")
     QuotaUsage.objects.create(quota="publish", subject=f"user:{operator.pk}", period_start=timezone.now(), used=3)

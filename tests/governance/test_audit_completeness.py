@@ -109,6 +109,11 @@ def _audience(user: Any, environment: Environment) -> dict[str, Any]:
     return {"audience_id": audience.pk}
 
 
+def _published_audience(user: Any, environment: Environment) -> dict[str, Any]:
+    audience = AudienceFactory(environment=environment, name="Audit export", published=True)
+    return {"audience_id": audience.pk}
+
+
 def _shared_audience(user: Any, environment: Environment) -> dict[str, Any]:
     from django.contrib.auth.models import Group
 
@@ -267,6 +272,12 @@ CALLS: dict[str, Call] = {
     ),
     "POST /api/v1/suppressions": Call(
         "operator", "suppression.change_global", {"list": "global", "entries": [{"external_id": "cust-audit-1"}]}
+    ),
+    "POST /api/v1/exports": Call(
+        "analyst",
+        "export.create",
+        lambda values: {"audience": values["audience_id"], "fields": ["external_id", "email"]},
+        setup=_published_audience,
     ),
 }
 
