@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "governance",
     "audiences",
     "integrations",
+    "campaigns",
     "sandbox",
     "portal",
 ]
@@ -191,6 +192,9 @@ CELERY_BEAT_SCHEDULE = {
     "integrations.worker_heartbeat": _every("integrations.worker_heartbeat", WORKER_HEARTBEAT_SECONDS),
     # Publish jobs whose worker died (stale heartbeat) or whose kick was lost.
     "audiences.publish_recover sweep": _every("audiences.publish_recover", 60.0),
+    # Scheduled campaigns whose time has come; send jobs whose worker died (stale heartbeat).
+    "campaigns.start_due sweep": _every("campaigns.start_due", 30.0),
+    "campaigns.send_recover sweep": _every("campaigns.send_recover", 60.0),
 }
 
 # When set, tests that need PostgreSQL, Redis or a broker fail instead of skipping.

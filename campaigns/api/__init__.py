@@ -1,0 +1,3 @@
+"""The campaigns API."""
+
+urlpatterns: list = []
