@@ -47,7 +47,7 @@ from audiences.models import Audience
 from governance.access.objectperms import share
 from governance.models import ApiToken, ApprovalRequest, AuditEvent, Environment, OutboxEvent
 from governance.policy.actions import ACTIONS
-from integrations.models import DeadLetter
+from integrations.models import DeadLetter, Destination
 from tests import routes
 from tests.conftest import PERSONAS
 from tests.factories import (
@@ -55,6 +55,7 @@ from tests.factories import (
     ApprovalRequestFactory,
     AudienceFactory,
     AudienceVersionFactory,
+    CampaignFactory,
     DestinationFactory,
     JobFactory,
     ProfileFactory,
@@ -128,6 +129,9 @@ class Route:
     audited_in: tuple[str, ...] = ("sandbox",)
     # ownership → persona → the problem code of a refusal, where it is not the default.
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Which of an object's variants the route needs (campaigns: "" a draft that is ready,
+    # "active" a sending one, "paused"): the builder of the path parameter reads it.
+    variant: str = ""
 
     def ownerships(self) -> list[str]:
         return [o for o, e in ((OWN, self.own), (FOREIGN, self.foreign), (OTHER_ENV, self.other_env)) if e is not None]
@@ -162,6 +166,7 @@ NOT_FOUND = {
     "destination_id": "destination_not_found",
     "job_id": "job_not_found",
     "name": "flag_not_found",
+    "campaign_id": "campaign_not_found",
 }
 
 
@@ -181,6 +186,19 @@ def _audience_body(call: Call) -> dict[str, Any]:
 
 
 RULES = {"attr": "region", "op": "eq", "value": "EU"}
+
+
+def _campaign_body(call: Call) -> dict[str, Any]:
+    team = call.team or "growth"
+    return {
+        "name": f"matrix {call.persona}",
+        "owner_team": team,
+        "purpose": "winback",
+        "channel": "email",
+        "audience": call.world.audiences[("sandbox", team)],
+        "destination": call.world.objects[("destination", "sandbox")],
+        "assets": {"subject": "Hi {{first_name}}", "body": "Hello", "sender": "news@example.test"},
+    }
 
 # "METHOD /api/v1/path/{parameter}" → who gets what. Keep the order of the URL configuration.
 MATRIX: dict[str, Route] = {
@@ -409,6 +427,61 @@ MATRIX: dict[str, Route] = {
     "GET /api/v1/destinations/{destination_id}/health": Route(own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)),
     "GET /api/v1/jobs/{job_id}": Route(own=roles(200), other_env=hidden(*ROLELESS)),
     "GET /api/v1/status": Route(own=roles(200)),
+    # --- campaigns (the team's campaign; another team's; pilot's) ---
+    "GET /api/v1/campaigns": Route(own=roles(200)),
+    "POST /api/v1/campaigns": Route(
+        # Developers author only in a sandbox (the matrix's tokens are sandbox tokens).
+        own=statuses(403, operator=201, operator2=201, outsider=201, developer=201, admin=201),
+        body=_campaign_body,
+        action="campaign.create",
+    ),
+    "GET /api/v1/campaigns/{campaign_id}": Route(own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)),
+    "PATCH /api/v1/campaigns/{campaign_id}": Route(
+        action="campaign.edit",
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+        body={"purpose": "matrix"},
+    ),
+    "DELETE /api/v1/campaigns/{campaign_id}": Route(
+        action="campaign.delete",
+        own=statuses(403, operator=204, operator2=204, outsider=204, developer=204, admin=204),
+        foreign=statuses(403, admin=204),
+        other_env=hidden(*ROLELESS),
+    ),
+    "GET /api/v1/campaigns/{campaign_id}/readiness": Route(
+        own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)
+    ),
+    "POST /api/v1/campaigns/{campaign_id}/activate": Route(
+        action="campaign.activate",
+        own=statuses(403, operator=202, operator2=202, outsider=202, developer=202, admin=202),
+        foreign=statuses(403, admin=202),
+        other_env=hidden(*ROLELESS),
+    ),
+    "POST /api/v1/campaigns/{campaign_id}/pause": Route(
+        action="campaign.pause",
+        variant="active",
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+    ),
+    "POST /api/v1/campaigns/{campaign_id}/resume": Route(
+        action="campaign.resume",
+        variant="paused",
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+    ),
+    "POST /api/v1/campaigns/{campaign_id}/cancel": Route(
+        action="campaign.cancel",
+        variant="active",
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+    ),
+    "GET /api/v1/campaigns/{campaign_id}/sends": Route(
+        own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS), variant="active"
+    ),
 }
 
 
@@ -512,6 +585,7 @@ class World:
     colleague_approval: int = 0
     pilot_approval: int = 0
     objects: dict[tuple[str, str], Any] = field(default_factory=dict)  # (kind, environment) → id or name
+    campaigns: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (environment, team, variant) → id
     drop_directory: str = ""
 
 
@@ -520,6 +594,7 @@ class Call:
     world: World
     persona: str
     ownership: str
+    variant: str = ""
 
     @property
     def team(self) -> str | None:
@@ -590,6 +665,26 @@ def build_world(tmp_dir: str) -> World:
             environment=environment, name="drop", config={"directory": tmp_dir, "format": "jsonl"}
         ).pk
         world.objects[("job", slug)] = JobFactory(environment=environment).pk
+    for environment, names in ((sandbox, ("growth", "retention", "other")), (pilot, ("growth",))):
+        destination = Destination.objects.get(pk=world.objects[("destination", environment.slug)])
+        for name in names:
+            member = ProfileFactory(environment=environment, external_id=f"matrix-c-{name}", consent="granted")
+            audience = AudienceFactory(
+                environment=environment, name=f"{name} campaign audience", owner_team=teams[name], rules=RULES
+            )
+            AudienceVersionFactory(audience=audience, memberships=[member], live=True)
+            for variant in ("", "active", "paused"):
+                campaign = CampaignFactory(
+                    environment=environment,
+                    name=f"{name} campaign {variant or 'draft'}",
+                    audience=audience,
+                    owner_team=teams[name],
+                    destination=destination,
+                    state=variant or "draft",
+                    version=audience.live_version if variant else None,
+                )
+                share(campaign, teams["partners"], "view")
+                world.campaigns[(environment.slug, name, variant)] = campaign.pk
     Flag.objects.create(name="matrix_flag", everyone=None)
     return world
 
@@ -646,7 +741,18 @@ PARAM_BUILDERS: dict[str, Callable[[Call], Any]] = {
     "job_id": _environment_scoped("job"),
     "name": _flag_param,
 }
-OWNED_KINDS = frozenset({"audience_id", "token_id", "approval_id"})
+def _campaign_param(call: Call) -> int:
+    world, team = call.world, call.team or "growth"
+    if call.ownership == OWN:
+        return world.campaigns[("sandbox", team, call.variant)]
+    if call.ownership == FOREIGN:
+        return world.campaigns[("sandbox", "retention" if team == "growth" else "growth", call.variant)]
+    return world.campaigns[("pilot", "growth", call.variant)]
+
+
+PARAM_BUILDERS["campaign_id"] = _campaign_param
+
+OWNED_KINDS = frozenset({"audience_id", "token_id", "approval_id", "campaign_id"})
 
 
 @pytest.fixture(scope="module")
@@ -673,7 +779,7 @@ class Outcome:
 
 def _call(world: World, key: str, route: Route, persona: str, ownership: str, missing: bool = False) -> Outcome:
     method, template = key.split(" ", 1)
-    call = Call(world, persona, ownership)
+    call = Call(world, persona, ownership, route.variant)
     params = {name: (MISSING_ID if missing else PARAM_BUILDERS[name](call)) for name in _PARAM.findall(template)}
     if missing and "name" in params:
         params["name"] = "no-such-flag"
