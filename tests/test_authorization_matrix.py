@@ -47,6 +47,7 @@ from audiences.models import Audience
 from governance.access.objectperms import share
 from governance.models import ApiToken, ApprovalRequest, AuditEvent, Environment, OutboxEvent
 from governance.policy.actions import ACTIONS
+from campaigns.models import ReviewItem
 from integrations.models import DeadLetter, Destination
 from tests import routes
 from tests.conftest import PERSONAS
@@ -167,6 +168,7 @@ NOT_FOUND = {
     "job_id": "job_not_found",
     "name": "flag_not_found",
     "campaign_id": "campaign_not_found",
+    "item_id": "review_item_not_found",
 }
 
 
@@ -482,6 +484,23 @@ MATRIX: dict[str, Route] = {
     "GET /api/v1/campaigns/{campaign_id}/sends": Route(
         own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS), variant="active"
     ),
+    # --- the manual review queue (the item of the team's campaign; another team's; pilot's) ---
+    "GET /api/v1/review-items": Route(own=roles(200)),
+    "POST /api/v1/review-items/{item_id}/retry": Route(
+        action="review_item.retry",
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+    ),
+    "POST /api/v1/review-items/{item_id}/cancel": Route(
+        action="review_item.cancel",
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+    ),
+    "GET /api/v1/review-items/{item_id}/payload": Route(
+        own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)
+    ),
 }
 
 
@@ -586,6 +605,7 @@ class World:
     pilot_approval: int = 0
     objects: dict[tuple[str, str], Any] = field(default_factory=dict)  # (kind, environment) → id or name
     campaigns: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (environment, team, variant) → id
+    review_items: dict[tuple[str, str], int] = field(default_factory=dict)  # (environment, team) → id
     drop_directory: str = ""
 
 
@@ -673,7 +693,7 @@ def build_world(tmp_dir: str) -> World:
                 environment=environment, name=f"{name} campaign audience", owner_team=teams[name], rules=RULES
             )
             AudienceVersionFactory(audience=audience, memberships=[member], live=True)
-            for variant in ("", "active", "paused"):
+            for variant in ("", "active", "paused", "partially_succeeded"):
                 campaign = CampaignFactory(
                     environment=environment,
                     name=f"{name} campaign {variant or 'draft'}",
@@ -685,6 +705,9 @@ def build_world(tmp_dir: str) -> World:
                 )
                 share(campaign, teams["partners"], "view")
                 world.campaigns[(environment.slug, name, variant)] = campaign.pk
+            world.review_items[(environment.slug, name)] = ReviewItem.objects.create(
+                environment=environment, campaign=campaign, destination=destination, recipients=1, why="matrix"
+            ).pk
     Flag.objects.create(name="matrix_flag", everyone=None)
     return world
 
@@ -750,9 +773,19 @@ def _campaign_param(call: Call) -> int:
     return world.campaigns[("pilot", "growth", call.variant)]
 
 
-PARAM_BUILDERS["campaign_id"] = _campaign_param
+def _review_item_param(call: Call) -> int:
+    world, team = call.world, call.team or "growth"
+    if call.ownership == OWN:
+        return world.review_items[("sandbox", team)]
+    if call.ownership == FOREIGN:
+        return world.review_items[("sandbox", "retention" if team == "growth" else "growth")]
+    return world.review_items[("pilot", "growth")]
 
-OWNED_KINDS = frozenset({"audience_id", "token_id", "approval_id", "campaign_id"})
+
+PARAM_BUILDERS["campaign_id"] = _campaign_param
+PARAM_BUILDERS["item_id"] = _review_item_param
+
+OWNED_KINDS = frozenset({"audience_id", "token_id", "approval_id", "campaign_id", "item_id"})
 
 
 @pytest.fixture(scope="module")
