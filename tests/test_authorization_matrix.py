@@ -44,10 +44,10 @@ from rest_framework.test import APIClient
 from waffle.models import Flag
 
 from audiences.models import Audience
+from campaigns.models import ReviewItem
 from governance.access.objectperms import share
 from governance.models import ApiToken, ApprovalRequest, AuditEvent, Environment, OutboxEvent
 from governance.policy.actions import ACTIONS
-from campaigns.models import ReviewItem
 from integrations.models import DeadLetter, Destination
 from tests import routes
 from tests.conftest import PERSONAS
@@ -201,6 +201,7 @@ def _campaign_body(call: Call) -> dict[str, Any]:
         "destination": call.world.objects[("destination", "sandbox")],
         "assets": {"subject": "Hi {{first_name}}", "body": "Hello", "sender": "news@example.test"},
     }
+
 
 # "METHOD /api/v1/path/{parameter}" → who gets what. Keep the order of the URL configuration.
 MATRIX: dict[str, Route] = {
@@ -764,6 +765,8 @@ PARAM_BUILDERS: dict[str, Callable[[Call], Any]] = {
     "job_id": _environment_scoped("job"),
     "name": _flag_param,
 }
+
+
 def _campaign_param(call: Call) -> int:
     world, team = call.world, call.team or "growth"
     if call.ownership == OWN:

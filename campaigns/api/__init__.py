@@ -1,5 +1,6 @@
 """The campaigns API, one module per area: campaigns (definitions, readiness, lifecycle,
-sends) and review (the manual review queue). The routes are included under /api/v1/; each answers with and without a trailing slash."""
+sends) and review (the manual review queue). The routes are included under /api/v1/;
+each answers with and without a trailing slash."""
 
 from django.urls import re_path
 
@@ -19,10 +20,17 @@ urlpatterns = [
     re_path(rf"^campaigns/{_ID}/sends/?$", api.CampaignSends.as_view(), name="campaign-sends"),
     # The manual review queue (review.py).
     re_path(r"^review-items/?$", review.ReviewItemList.as_view(), name="review-item-list"),
-    re_path(r"^review-items/(?P<item_id>[0-9]{1,18})/retry/?$", review.ReviewItemRetry.as_view(),
-            name="review-item-retry"),
-    re_path(r"^review-items/(?P<item_id>[0-9]{1,18})/cancel/?$", review.ReviewItemCancel.as_view(),
-            name="review-item-cancel"),
-    re_path(r"^review-items/(?P<item_id>[0-9]{1,18})/payload/?$", review.ReviewItemPayload.as_view(),
-            name="review-item-payload"),
+    re_path(
+        r"^review-items/(?P<item_id>[0-9]{1,18})/retry/?$", review.ReviewItemRetry.as_view(), name="review-item-retry"
+    ),
+    re_path(
+        r"^review-items/(?P<item_id>[0-9]{1,18})/cancel/?$",
+        review.ReviewItemCancel.as_view(),
+        name="review-item-cancel",
+    ),
+    re_path(
+        r"^review-items/(?P<item_id>[0-9]{1,18})/payload/?$",
+        review.ReviewItemPayload.as_view(),
+        name="review-item-payload",
+    ),
 ]

@@ -73,9 +73,24 @@ class CampaignSerializer(serializers.ModelSerializer):
     class Meta:
         model = Campaign
         fields = (
-            "id", "name", "owner_team", "purpose", "channel", "audience", "version", "destination", "assets",
-            "schedule_at", "frequency_cap", "frequency_period_days", "state", "job", "created_at", "updated_at",
-            "activated_at", "finished_at",
+            "id",
+            "name",
+            "owner_team",
+            "purpose",
+            "channel",
+            "audience",
+            "version",
+            "destination",
+            "assets",
+            "schedule_at",
+            "frequency_cap",
+            "frequency_period_days",
+            "state",
+            "job",
+            "created_at",
+            "updated_at",
+            "activated_at",
+            "finished_at",
         )
 
 
@@ -130,7 +145,9 @@ class SendsSerializer(serializers.Serializer):
     deferred = serializers.IntegerField()
     skipped_by_reason = serializers.DictField(child=serializers.IntegerField())
     failed_by_reason = serializers.DictField(child=serializers.IntegerField())
-    job = serializers.DictField(allow_null=True, help_text="{id, state, progress, queue_position, warnings, errors, url}")
+    job = serializers.DictField(
+        allow_null=True, help_text="{id, state, progress, queue_position, warnings, errors, url}"
+    )
 
 
 class CampaignPagination(CursorPagination):
@@ -181,8 +198,11 @@ class CampaignListCreate(ActorMixin, generics.ListAPIView):
     def post(self, request: Request) -> Response:
         data = validated(CampaignCreateSerializer, request.data)
         campaign = services.campaign_create(actor=self.actor, **data)
-        return Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED,
-                        headers={"Location": f"/api/v1/campaigns/{campaign.pk}"})
+        return Response(
+            CampaignSerializer(campaign).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/api/v1/campaigns/{campaign.pk}"},
+        )
 
 
 class _CampaignView(ActorMixin, APIView):
@@ -216,8 +236,7 @@ class CampaignDetail(_CampaignView):
     def patch(self, request: Request, campaign_id: str) -> Response:
         campaign = self._campaign(campaign_id)
         data = validated(CampaignUpdateSerializer, request.data, partial=True)
-        return Response(CampaignSerializer(services.campaign_update(actor=self.actor, campaign=campaign,
-                                                                    **data)).data)
+        return Response(CampaignSerializer(services.campaign_update(actor=self.actor, campaign=campaign, **data)).data)
 
     @extend_schema(
         operation_id="campaigns_destroy",
@@ -226,8 +245,10 @@ class CampaignDetail(_CampaignView):
         "\n\n**Permission:** the owning team, a share of `change`, or admin (`campaign.delete`). Audited.",
         parameters=[CAMPAIGN_ID],
         request=None,
-        responses={204: OpenApiResponse(description="Deleted."),
-                   **problem_responses(401, 403, 404, 409, failures=_FAILURES)},
+        responses={
+            204: OpenApiResponse(description="Deleted."),
+            **problem_responses(401, 403, 404, 409, failures=_FAILURES),
+        },
     )
     def delete(self, request: Request, campaign_id: str) -> Response:
         services.campaign_delete(actor=self.actor, campaign=self._campaign(campaign_id))
@@ -272,8 +293,9 @@ class CampaignActivate(_CampaignView):
         parameters=[CAMPAIGN_ID],
         request=None,
         responses={
-            202: OpenApiResponse(description="A send job started (or the campaign is scheduled), or an approval "
-                                 "request was filed."),
+            202: OpenApiResponse(
+                description="A send job started (or the campaign is scheduled), or an approval request was filed."
+            ),
             **problem_responses(400, 401, 403, 404, 409, 422, 429, failures=_FAILURES),
         },
     )

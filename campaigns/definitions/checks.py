@@ -20,12 +20,24 @@ from integrations.models import Destination
 
 MERGE_FIELD = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 # The profile columns a template may name; custom attributes are `attributes.<key>` or the bare key.
-PROFILE_FIELDS = ("external_id", "email", "phone", "first_name", "last_name", "locale", "country", "region",
-                  "lifecycle_stage")
+PROFILE_FIELDS = (
+    "external_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "locale",
+    "country",
+    "region",
+    "lifecycle_stage",
+)
 ASSET_KEYS = ("subject", "body", "sender")
 # What each channel needs of the assets.
-REQUIRED_ASSETS: dict[str, tuple[str, ...]] = {"email": ("subject", "body", "sender"), "sms": ("body",),
-                                               "push": ("body",)}
+REQUIRED_ASSETS: dict[str, tuple[str, ...]] = {
+    "email": ("subject", "body", "sender"),
+    "sms": ("body",),
+    "push": ("body",),
+}
 
 
 def problem(pointer: str, code: str, message: str, hint: str) -> dict[str, str]:
@@ -34,7 +46,7 @@ def problem(pointer: str, code: str, message: str, hint: str) -> dict[str, str]:
 
 def merge_fields(assets: dict[str, Any]) -> list[tuple[str, str]]:
     """(asset key, field name) of every {{merge_field}} in the assets, in order."""
-    found = []
+    found: list[tuple[str, str]] = []
     for key in ("subject", "body"):
         text = assets.get(key)
         if isinstance(text, str):
@@ -58,8 +70,12 @@ def asset_problems(environment: Environment, channel: str, assets: Any) -> list[
     problems = []
     for key in sorted(set(assets) - set(ASSET_KEYS)):
         problems.append(
-            problem(f"/assets/{key}", "unknown_asset", f"Campaigns have no asset {key!r}.",
-                    f"Use only: {', '.join(ASSET_KEYS)}.")
+            problem(
+                f"/assets/{key}",
+                "unknown_asset",
+                f"Campaigns have no asset {key!r}.",
+                f"Use only: {', '.join(ASSET_KEYS)}.",
+            )
         )
     for key in ASSET_KEYS:
         if key in assets and not isinstance(assets[key], str):
@@ -89,8 +105,9 @@ def missing_assets(channel: str, assets: dict[str, Any]) -> list[str]:
     return [key for key in REQUIRED_ASSETS.get(channel, ()) if not str(assets.get(key) or "").strip()]
 
 
-def schedule_problems(environment: Environment, schedule_at: datetime | None, *, now: datetime | None = None
-                      ) -> list[dict[str, str]]:
+def schedule_problems(
+    environment: Environment, schedule_at: datetime | None, *, now: datetime | None = None
+) -> list[dict[str, str]]:
     if schedule_at is None:
         return []
     now = now or timezone.now()
@@ -133,8 +150,12 @@ def channel_problems(channel: Any) -> list[dict[str, str]]:
     if channel in CAMPAIGN_CHANNELS:
         return []
     return [
-        problem("/channel", "invalid_choice", f"{channel!r} is not a campaign channel.",
-                f"Use one of: {', '.join(CAMPAIGN_CHANNELS)}.")
+        problem(
+            "/channel",
+            "invalid_choice",
+            f"{channel!r} is not a campaign channel.",
+            f"Use one of: {', '.join(CAMPAIGN_CHANNELS)}.",
+        )
     ]
 
 

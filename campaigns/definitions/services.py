@@ -88,11 +88,17 @@ def _checked(actor: Actor, environment: Environment, values: dict[str, Any], cur
         if name in out:
             value = out[name]
             if not isinstance(value, str) or not value.strip():
-                found.append(checks.problem(f"/{name}", "blank", f"{name} must not be empty.",
-                                            f"Say in a few words the campaign's {name}."))
+                found.append(
+                    checks.problem(
+                        f"/{name}", "blank", f"{name} must not be empty.", f"Say in a few words the campaign's {name}."
+                    )
+                )
             elif len(value.strip()) > limit:
-                found.append(checks.problem(f"/{name}", "max_length", f"{name} is longer than {limit} characters.",
-                                            "Shorten it."))
+                found.append(
+                    checks.problem(
+                        f"/{name}", "max_length", f"{name} is longer than {limit} characters.", "Shorten it."
+                    )
+                )
             else:
                 out[name] = value.strip()
     if "owner_team" in out or current is None:
@@ -125,8 +131,14 @@ def _checked(actor: Actor, environment: Environment, values: dict[str, Any], cur
     for name in ("frequency_cap", "frequency_period_days"):
         value = out.get(name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            found.append(checks.problem(f"/{name}", "invalid", f"{name} must be a whole number of at least 1.",
-                                        "Send e.g. 3 (messages) per 7 (days); leave frequency_cap out for none."))
+            found.append(
+                checks.problem(
+                    f"/{name}",
+                    "invalid",
+                    f"{name} must be a whole number of at least 1.",
+                    "Send e.g. 3 (messages) per 7 (days); leave frequency_cap out for none.",
+                )
+            )
     if found:
         raise InvalidInput(f"{len(found)} value(s) are not valid; nothing was saved.", errors=found)
     return out
@@ -135,8 +147,9 @@ def _checked(actor: Actor, environment: Environment, values: dict[str, Any], cur
 def _name_taken(environment: Environment, name: str) -> CampaignNameTaken:
     return CampaignNameTaken(
         f"{environment.slug} already has a campaign named {name!r}.",
-        errors=[checks.problem("/name", "name_taken", f"{name!r} is taken in {environment.slug}.",
-                               "Choose another name.")],
+        errors=[
+            checks.problem("/name", "name_taken", f"{name!r} is taken in {environment.slug}.", "Choose another name.")
+        ],
     )
 
 
@@ -208,9 +221,12 @@ def campaign_update(*, actor: Actor, campaign: Campaign, **changes: Any) -> Camp
     if campaign.state not in EDITABLE_STATES:
         raise _not_editable(campaign)
     values = _checked(actor, campaign.environment, changes, campaign)
-    if "name" in values and Campaign.objects.filter(environment=campaign.environment, name=values["name"]).exclude(
-        pk=campaign.pk
-    ).exists():
+    if (
+        "name" in values
+        and Campaign.objects.filter(environment=campaign.environment, name=values["name"])
+        .exclude(pk=campaign.pk)
+        .exists()
+    ):
         raise _name_taken(campaign.environment, values["name"])
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().select_related("owner_team").get(pk=campaign.pk)
@@ -258,6 +274,7 @@ def campaign_share(*, actor: Actor, campaign: Campaign, grantee: Group | User, l
     decision = policy.require(actor, "campaign.share", campaign)
     with transaction.atomic():
         objectperms.share(campaign, grantee, level)
-        audit.record(actor, "campaign.share", campaign, decision=decision,
-                     changes={"grantee": str(grantee), "level": level})
+        audit.record(
+            actor, "campaign.share", campaign, decision=decision, changes={"grantee": str(grantee), "level": level}
+        )
     return campaign

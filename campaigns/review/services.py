@@ -47,8 +47,8 @@ def review_item_retry(*, actor: Actor, item: ReviewItem) -> ReviewItem:
     decision = policy.require(actor, "review_item.retry", item.campaign)
     with transaction.atomic():
         locked = _locked_open(item)
-        campaign = Campaign.objects.select_for_update(of=("self",)).select_related("environment").get(
-            pk=locked.campaign_id
+        campaign = (
+            Campaign.objects.select_for_update(of=("self",)).select_related("environment").get(pk=locked.campaign_id)
         )
         requeued = Send.objects.filter(campaign=campaign, state=SendState.DEFERRED).update(
             state=SendState.QUEUED, reason=""
@@ -58,11 +58,18 @@ def review_item_retry(*, actor: Actor, item: ReviewItem) -> ReviewItem:
         campaign.finished_at = None
         campaign.job = send_job_create(campaign, actor)
         campaign.save(update_fields=["state", "finished_at", "job"])
-        audit.record(actor, "review_item.retry", locked, decision=decision,
-                     changes={"requeued": requeued, "job": campaign.job_id, "campaign": campaign.pk})
-        outbox.emit("review_item.resolved", campaign,
-                    {"review_item_id": locked.pk, "campaign_id": campaign.pk, "resolution": "retried",
-                     "recipients": requeued})
+        audit.record(
+            actor,
+            "review_item.retry",
+            locked,
+            decision=decision,
+            changes={"requeued": requeued, "job": campaign.job_id, "campaign": campaign.pk},
+        )
+        outbox.emit(
+            "review_item.resolved",
+            campaign,
+            {"review_item_id": locked.pk, "campaign_id": campaign.pk, "resolution": "retried", "recipients": requeued},
+        )
     return locked
 
 
@@ -75,11 +82,23 @@ def review_item_cancel(*, actor: Actor, item: ReviewItem) -> ReviewItem:
             state=SendState.SKIPPED, reason="cancelled_in_review"
         )
         _resolve(actor, locked, ReviewState.CANCELLED)
-        audit.record(actor, "review_item.cancel", locked, decision=decision,
-                     changes={"skipped": skipped, "campaign": locked.campaign_id})
-        outbox.emit("review_item.resolved", locked.campaign,
-                    {"review_item_id": locked.pk, "campaign_id": locked.campaign_id, "resolution": "cancelled",
-                     "recipients": skipped})
+        audit.record(
+            actor,
+            "review_item.cancel",
+            locked,
+            decision=decision,
+            changes={"skipped": skipped, "campaign": locked.campaign_id},
+        )
+        outbox.emit(
+            "review_item.resolved",
+            locked.campaign,
+            {
+                "review_item_id": locked.pk,
+                "campaign_id": locked.campaign_id,
+                "resolution": "cancelled",
+                "recipients": skipped,
+            },
+        )
     return locked
 
 
@@ -89,6 +108,11 @@ def review_item_download(*, actor: Actor, item: ReviewItem) -> dict[str, Any]:
     masked = not profile_pii_decision(actor=actor).allowed
     payload = payload_of(item, masked=masked)
     with transaction.atomic():
-        audit.record(actor, "review_item.download", item, decision=decision,
-                     changes={"recipients": len(payload["recipients"]), "pii_masked": masked})
+        audit.record(
+            actor,
+            "review_item.download",
+            item,
+            decision=decision,
+            changes={"recipients": len(payload["recipients"]), "pii_masked": masked},
+        )
     return {"review_item": item.pk, "pii_masked": masked, "payload": payload}

@@ -21,7 +21,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Case, CharField, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import (
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -66,7 +79,8 @@ def flagged_members(campaign: Campaign, version: AudienceVersion, *, now: dateti
 
 def estimate(campaign: Campaign, version: AudienceVersion) -> dict[str, Any]:
     """Members, recipients and skipped by reason, in one grouped query."""
-    rows = flagged_members(campaign, version).values("skip_reason").annotate(n=Count("pk")).order_by()
+    # skip_reason is an annotation of flagged_members (django-stubs cannot see it).
+    rows = flagged_members(campaign, version).values("skip_reason").annotate(n=Count("pk")).order_by()  # type: ignore[misc]
     by_reason = {row["skip_reason"]: row["n"] for row in rows}
     recipients = by_reason.pop("", 0)
     return {"members": recipients + sum(by_reason.values()), "recipients": recipients, "skipped": by_reason}
@@ -81,7 +95,12 @@ def freeze(campaign: Campaign, version: AudienceVersion, *, now: datetime | None
     """Freeze the campaign's recipients (queued) and who is skipped (with the reason), in one
     INSERT … SELECT; returns the rows added (0 on a rerun)."""
     now = now or timezone.now()
-    sql, params = flagged_members(campaign, version, now=now).annotate(member_id=F("pk")).values("member_id", "skip_reason").query.sql_with_params()
+    sql, params = (
+        flagged_members(campaign, version, now=now)
+        .annotate(member_id=F("pk"))
+        .values("member_id", "skip_reason")
+        .query.sql_with_params()
+    )
     table = connection.ops.quote_name(Send._meta.db_table)
     # The table name comes from the model and `sql` from the ORM's compiler; values are bound.
     statement = f"""
@@ -97,7 +116,5 @@ def freeze(campaign: Campaign, version: AudienceVersion, *, now: datetime | None
         ON CONFLICT (campaign_id, profile_id) DO NOTHING"""  # noqa: S608
     prefix = idempotency_key(campaign.pk, 0)[:-1]
     with connection.cursor() as cursor:
-        cursor.execute(
-            statement, (campaign.pk, SendState.QUEUED.value, SendState.SKIPPED.value, prefix, now, *params)
-        )
+        cursor.execute(statement, (campaign.pk, SendState.QUEUED.value, SendState.SKIPPED.value, prefix, now, *params))
         return cursor.rowcount

@@ -69,8 +69,9 @@ def readiness(campaign: Campaign, actor: Actor, *, now: Any = None) -> Readiness
     result.add(
         "audience_published",
         version is not None,
-        f"{audience.name!r} is published (version {version.number})." if version else f"{audience.name!r} is not "
-        "published.",
+        f"{audience.name!r} is published (version {version.number})."
+        if version
+        else f"{audience.name!r} is not published.",
         f"Publish the audience first (POST /api/v1/audiences/{audience.pk}/publish).",
     )
     estimate: dict[str, Any] = {"members": 0, "recipients": 0, "skipped": {}}
@@ -123,18 +124,24 @@ def readiness(campaign: Campaign, actor: Actor, *, now: Any = None) -> Readiness
         healthy,
         f"{destination.name!r} is available."
         if healthy
-        else (f"{destination.name!r} is switched off." if not destination.is_active else
-              f"{destination.name!r} is unavailable ({snap.failures} failures, last: {snap.last_error or 'unknown'})."),
-        "Switch it on (PATCH /api/v1/destinations/{id})." if not destination.is_active else
-        "Wait for the vendor to recover (GET /api/v1/destinations/{id}/health), or test the connection.",
+        else (
+            f"{destination.name!r} is switched off."
+            if not destination.is_active
+            else f"{destination.name!r} is unavailable ({snap.failures} failures, "
+            f"last: {snap.last_error or 'unknown'})."
+        ),
+        "Switch it on (PATCH /api/v1/destinations/{id})."
+        if not destination.is_active
+        else "Wait for the vendor to recover (GET /api/v1/destinations/{id}/health), or test the connection.",
     )
     flag = CHANNEL_FLAGS.get(channel)
     flag_on = flag is None or flag_active_for(flag, actor)
     result.add(
         "channel_flag",
         flag_on,
-        f"{channel} campaigns are enabled for you." if flag_on else f"{channel} campaigns are not enabled for you "
-        f"(flag {flag!r}).",
+        f"{channel} campaigns are enabled for you."
+        if flag_on
+        else f"{channel} campaigns are not enabled for you (flag {flag!r}).",
         "Ask an admin to add you to the flag's pilot group; GET /api/v1/flags/ lists what is on for you.",
     )
     quota = quota_status(actor, QUOTA) if actor.user is not None else None
@@ -142,17 +149,20 @@ def readiness(campaign: Campaign, actor: Actor, *, now: Any = None) -> Readiness
     result.add(
         "quota",
         room,
-        "No activation quota applies." if quota is None else f"{quota.used} of {quota.limit} activations used this "
-        f"{quota.period}.",
+        "No activation quota applies."
+        if quota is None
+        else f"{quota.used} of {quota.limit} activations used this {quota.period}.",
         f"Wait until the quota resets ({quota.resets_at:%Y-%m-%d %H:%M} UTC) or ask an admin to raise it."
-        if quota is not None else "",
+        if quota is not None
+        else "",
     )
     if campaign.schedule_at is not None:
         problems = checks.schedule_problems(campaign.environment, campaign.schedule_at, now=now)
         scheduling = flag_active_for(SCHEDULING_FLAG, actor) if actor.user is not None else True
         message = (
-            problems[0]["message"] if problems else
-            f"Scheduled for {windows.describe_moment(campaign.environment, campaign.schedule_at)}."
+            problems[0]["message"]
+            if problems
+            else f"Scheduled for {windows.describe_moment(campaign.environment, campaign.schedule_at)}."
         )
         if not scheduling:
             message = f"Scheduling campaigns is not enabled for you (flag {SCHEDULING_FLAG!r})."
@@ -160,21 +170,29 @@ def readiness(campaign: Campaign, actor: Actor, *, now: Any = None) -> Readiness
             "schedule",
             not problems and scheduling,
             message,
-            problems[0]["hint"] if problems else
-            "Leave schedule_at empty to send when activated, or ask an admin for the flag.",
+            problems[0]["hint"]
+            if problems
+            else "Leave schedule_at empty to send when activated, or ask an admin for the flag.",
         )
     later = windows.run_at(campaign.environment, "campaign.activate", now)
     in_window = later is None or campaign.schedule_at is not None
     result.add(
         "change_window",
         in_window,
-        "A change window is open (or none applies)." if later is None else (
+        "A change window is open (or none applies)."
+        if later is None
+        else (
             f"Outside the change windows ({windows.describe_windows(campaign.environment)}); the next opens "
-            f"{windows.describe_moment(campaign.environment, later)}."),
+            f"{windows.describe_moment(campaign.environment, later)}."
+        ),
         f"Activate from {windows.describe_moment(campaign.environment, later)}, or schedule the campaign inside a "
-        "window." if later else "",
+        "window."
+        if later
+        else "",
     )
-    skipped = ", ".join(f"{reason.replace('_', ' ')} {count:,}" for reason, count in sorted(estimate["skipped"].items()))
+    skipped = ", ".join(
+        f"{reason.replace('_', ' ')} {count:,}" for reason, count in sorted(estimate["skipped"].items())
+    )
     result.add(
         "recipient_estimate",
         estimate["recipients"] > 0,

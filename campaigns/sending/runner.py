@@ -57,8 +57,19 @@ logger = logging.getLogger("marketerapi.campaigns")
 
 RETRYABLE = (CircuitOpen, ServerFailure, RateLimited)
 MERGE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
-RECIPIENT_FIELDS = ("external_id", "email", "phone", "push_token", "first_name", "last_name", "locale", "country",
-                    "region", "lifecycle_stage", "attributes")
+RECIPIENT_FIELDS = (
+    "external_id",
+    "email",
+    "phone",
+    "push_token",
+    "first_name",
+    "last_name",
+    "locale",
+    "country",
+    "region",
+    "lifecycle_stage",
+    "attributes",
+)
 
 
 def retries() -> int:
@@ -161,9 +172,9 @@ def _withdrawn(campaign: Campaign, rows: list[tuple[int, int]]) -> set[int]:
     suppressed, restricted since the freeze): skipped `withdrawn_mid_send`, one UPDATE."""
     profile_ids = [profile for _, profile in rows]
     reachable = set(
-        still_reachable(
-            Profile.objects.filter(pk__in=profile_ids), campaign.environment, campaign.channel
-        ).values_list("pk", flat=True)
+        still_reachable(Profile.objects.filter(pk__in=profile_ids), campaign.environment, campaign.channel).values_list(
+            "pk", flat=True
+        )
     )
     gone = [send for send, profile in rows if profile not in reachable]
     if gone:
@@ -299,8 +310,7 @@ def send_job_run(job_id: int, *, now: datetime | None = None) -> Job | None:
     if job is None:
         return None
     campaign = (
-        Campaign.objects.select_related("environment", "destination", "destination__environment", "audience",
-                                        "version")
+        Campaign.objects.select_related("environment", "destination", "destination__environment", "audience", "version")
         .filter(pk=int(job.params.get("campaign", 0)))
         .first()
     )
@@ -338,8 +348,12 @@ def send_job_run(job_id: int, *, now: datetime | None = None) -> Job | None:
         logger.exception("campaign send job %s failed", job.pk)
         _end(campaign, CampaignState.FAILED, "campaign.failed", {"error": type(exc).__name__})
         return jobs.job_fail(
-            job, error=jobs.note("send_failed", f"Sending stopped unexpectedly ({type(exc).__name__}).",
-                                 "The error is in the worker's log; what was sent is recorded; resume to go on.")
+            job,
+            error=jobs.note(
+                "send_failed",
+                f"Sending stopped unexpectedly ({type(exc).__name__}).",
+                "The error is in the worker's log; what was sent is recorded; resume to go on.",
+            ),
         )
 
 
@@ -369,10 +383,12 @@ def _complete(campaign: Campaign, job: Job, error: AdapterError | None) -> Job:
     warnings = []
     if counts.get(SendState.FAILED):
         warnings.append(
-            jobs.note("sends_failed", f"{counts[SendState.FAILED]:,} message(s) were refused or their outcome is "
-                      "unknown; they are not sent again.",
-                      "GET /api/v1/campaigns/{id}/sends shows them by reason." + (f" Last: {error.message}" if error
-                                                                                 else ""))
+            jobs.note(
+                "sends_failed",
+                f"{counts[SendState.FAILED]:,} message(s) were refused or their outcome is "
+                "unknown; they are not sent again.",
+                "GET /api/v1/campaigns/{id}/sends shows them by reason." + (f" Last: {error.message}" if error else ""),
+            )
         )
     return jobs.job_finish(job, warnings=warnings, result={"sends": counts})
 
@@ -391,19 +407,27 @@ def _defer_rest(campaign: Campaign, job: Job, error: AdapterError) -> Job:
         )
         if not updated:
             ReviewItem.objects.create(
-                environment=campaign.environment, campaign=campaign, destination=campaign.destination,
-                recipients=waiting, why=why[:1000],
+                environment=campaign.environment,
+                campaign=campaign,
+                destination=campaign.destination,
+                recipients=waiting,
+                why=why[:1000],
             )
-    _end(campaign, CampaignState.PARTIALLY_SUCCEEDED, "campaign.partially_succeeded",
-         {"deferred": waiting, "why": error.code})
+    _end(
+        campaign,
+        CampaignState.PARTIALLY_SUCCEEDED,
+        "campaign.partially_succeeded",
+        {"deferred": waiting, "why": error.code},
+    )
     warning = jobs.note(
         "sends_deferred",
         f"{waiting:,} message(s) were not sent: {error.message} They wait in the manual review queue; nothing was "
         "lost.",
         "GET /api/v1/review-items/: retry them once the vendor is back, cancel them, or download the payload.",
     )
-    return jobs.job_finish(job, warnings=[warning], result={"sends": _counts(campaign)},
-                           state=JobState.PARTIALLY_SUCCEEDED)
+    return jobs.job_finish(
+        job, warnings=[warning], result={"sends": _counts(campaign)}, state=JobState.PARTIALLY_SUCCEEDED
+    )
 
 
 def send_jobs_recover(*, now: datetime | None = None) -> list[int]:
@@ -412,9 +436,7 @@ def send_jobs_recover(*, now: datetime | None = None) -> list[int]:
     stale = now - stale_after()
     ids = list(
         Job.objects.filter(kind="campaign.send")
-        .filter(
-            models_q_queued(now) | models_q_stale(stale)
-        )
+        .filter(models_q_queued(now) | models_q_stale(stale))
         .values_list("pk", flat=True)[:100]
     )
     return ids

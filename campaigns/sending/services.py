@@ -73,8 +73,9 @@ def _enqueue_after_commit(job_id: int) -> None:
         try:
             campaign_send_task.delay(job_id)
         except Exception:
-            logger.warning("could not enqueue campaign send job %s; the recovery sweep will run it", job_id,
-                           exc_info=True)
+            logger.warning(
+                "could not enqueue campaign send job %s; the recovery sweep will run it", job_id, exc_info=True
+            )
 
     transaction.on_commit(kick, robust=True)
 
@@ -83,7 +84,10 @@ def send_job_create(campaign: Campaign, actor: Actor) -> Job:
     """A queued send job for a campaign (inside the caller's transaction), enqueued after commit."""
     user = cast("User", actor.user) if getattr(actor.user, "pk", None) else None
     job = jobs.job_create(
-        environment=campaign.environment, kind=SEND_JOB, target=campaign, params={"campaign": campaign.pk},
+        environment=campaign.environment,
+        kind=SEND_JOB,
+        target=campaign,
+        params={"campaign": campaign.pk},
         requested_by=user,
     )
     _enqueue_after_commit(job.pk)
@@ -204,9 +208,11 @@ def _activate_now(
             )
     allowed = {*EDITABLE_STATES, CampaignState.PENDING_APPROVAL} if approved else set(EDITABLE_STATES)
     with transaction.atomic():
-        locked = Campaign.objects.select_for_update(of=("self",)).select_related(
-            "audience", "environment", "owner_team"
-        ).get(pk=campaign.pk)
+        locked = (
+            Campaign.objects.select_for_update(of=("self",))
+            .select_related("audience", "environment", "owner_team")
+            .get(pk=campaign.pk)
+        )
         if locked.state not in allowed:
             raise _state_conflict(locked, "activated")
         version = locked.audience.live_version_id
@@ -255,8 +261,15 @@ def execute_activate(execution: Execution) -> dict[str, Any]:
 
 
 def _transition(
-    actor: Actor, campaign: Campaign, action: str, allowed: set[str], new_state: str, event: str, verb: str,
-    start_job: bool = False, extra: Any = None,
+    actor: Actor,
+    campaign: Campaign,
+    action: str,
+    allowed: set[CampaignState],
+    new_state: str,
+    event: str,
+    verb: str,
+    start_job: bool = False,
+    extra: Any = None,
 ) -> Campaign:
     decision = policy.require(actor, action, campaign)
     with transaction.atomic():
@@ -285,16 +298,27 @@ def _transition(
 def campaign_pause(*, actor: Actor, campaign: Campaign) -> Campaign:
     """Stop sending after the batch in flight; resume continues where it stopped."""
     return _transition(
-        actor, campaign, "campaign.pause", {CampaignState.ACTIVE, CampaignState.SCHEDULED}, CampaignState.PAUSED,
-        "campaign.paused", "paused",
+        actor,
+        campaign,
+        "campaign.pause",
+        {CampaignState.ACTIVE, CampaignState.SCHEDULED},
+        CampaignState.PAUSED,
+        "campaign.paused",
+        "paused",
     )
 
 
 def campaign_resume(*, actor: Actor, campaign: Campaign) -> Campaign:
     """Continue a paused campaign: a new send job picks up the queued recipients."""
     return _transition(
-        actor, campaign, "campaign.resume", {CampaignState.PAUSED}, CampaignState.ACTIVE, "campaign.resumed",
-        "resumed", start_job=True,
+        actor,
+        campaign,
+        "campaign.resume",
+        {CampaignState.PAUSED},
+        CampaignState.ACTIVE,
+        "campaign.resumed",
+        "resumed",
+        start_job=True,
     )
 
 
@@ -309,11 +333,20 @@ def campaign_cancel(*, actor: Actor, campaign: Campaign) -> Campaign:
         return {"skipped": skipped}
 
     allowed = {
-        *EDITABLE_STATES, CampaignState.PENDING_APPROVAL, CampaignState.SCHEDULED, CampaignState.ACTIVE,
+        *EDITABLE_STATES,
+        CampaignState.PENDING_APPROVAL,
+        CampaignState.SCHEDULED,
+        CampaignState.ACTIVE,
         CampaignState.PAUSED,
     }
     return _transition(
-        actor, campaign, "campaign.cancel", allowed, CampaignState.CANCELLED, "campaign.cancelled", "cancelled",
+        actor,
+        campaign,
+        "campaign.cancel",
+        allowed,
+        CampaignState.CANCELLED,
+        "campaign.cancelled",
+        "cancelled",
         extra=skip_rest,
     )
 
@@ -343,9 +376,18 @@ def campaign_start_due(*, now: Any = None) -> list[int]:
             locked.job = send_job_create(locked, actor)
             locked.updated_at = now
             locked.save(update_fields=["state", "job", "updated_at"])
-            audit.record(actor, "campaign.resume", locked, decision=decision,
-                         changes={"before": CampaignState.SCHEDULED, "after": CampaignState.ACTIVE,
-                                  "job": locked.job_id, "reason": "schedule reached"})
+            audit.record(
+                actor,
+                "campaign.resume",
+                locked,
+                decision=decision,
+                changes={
+                    "before": CampaignState.SCHEDULED,
+                    "after": CampaignState.ACTIVE,
+                    "job": locked.job_id,
+                    "reason": "schedule reached",
+                },
+            )
             outbox.emit("campaign.activated", locked, _event(locked, job_id=locked.job_id, scheduled=True))
             started.append(locked.pk)
     return started

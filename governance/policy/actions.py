@@ -122,7 +122,11 @@ ACTIONS: dict[str, Action] = {
         Action("campaign.create", "campaigns.add_campaign", "Create campaigns", scope=WRITE),
         Action("campaign.edit", "campaigns.change_campaign", "Edit campaigns", scope=WRITE, object_permission="change"),
         Action(
-            "campaign.delete", "campaigns.delete_campaign", "Delete a draft campaign", scope=WRITE, object_permission="change"
+            "campaign.delete",
+            "campaigns.delete_campaign",
+            "Delete a draft campaign",
+            scope=WRITE,
+            object_permission="change",
         ),
         Action(
             "campaign.share", "campaigns.share_campaign", "Share campaigns", scope=WRITE, object_permission="change"
@@ -136,7 +140,11 @@ ACTIONS: dict[str, Action] = {
             approval=True,
         ),
         Action(
-            "campaign.pause", "campaigns.activate_campaign", "Pause campaigns", scope=PUBLISH, object_permission="change"
+            "campaign.pause",
+            "campaigns.activate_campaign",
+            "Pause campaigns",
+            scope=PUBLISH,
+            object_permission="change",
         ),
         Action(
             "campaign.resume",

@@ -18,16 +18,18 @@ from tests.factories import AudienceFactory, AudienceVersionFactory, Destination
 ASSETS = {"subject": "Hello {{first_name}}", "body": "Hi {{first_name}}, come back.", "sender": "news@example.test"}
 
 
-def audience_with(environment: Environment, members: list[Profile], *, team_name: str = "growth",
-                  channel: str = "email") -> Audience:
+def audience_with(
+    environment: Environment, members: list[Profile], *, team_name: str = "growth", channel: str = "email"
+) -> Audience:
     audience = AudienceFactory(environment=environment, owner_team=team(team_name), channel=channel)
     AudienceVersionFactory(audience=audience, memberships=members, live=True)
     return Audience.objects.select_related("live_version").get(pk=audience.pk)
 
 
 def drop(environment: Environment, directory: str, **kwargs: Any) -> Destination:
-    return DestinationFactory(environment=environment, adapter="file",
-                              config={"directory": directory, "format": "jsonl"}, **kwargs)
+    return DestinationFactory(
+        environment=environment, adapter="file", config={"directory": directory, "format": "jsonl"}, **kwargs
+    )
 
 
 def campaign_for(actor: Actor, audience: Audience, destination: Destination, **overrides: Any) -> Campaign:

@@ -32,7 +32,7 @@ def setup(api, sandbox, tmp_path):
 
 
 def test_create_read_edit_delete(setup):
-    client, audience, destination, body = setup
+    client, _audience, _destination, body = setup
     created = client.post("/api/v1/campaigns/", body, format="json")
     assert created.status_code == 201, created.json()
     campaign = created.json()
@@ -42,13 +42,13 @@ def test_create_read_edit_delete(setup):
     assert edited.status_code == 200 and edited.json()["purpose"] == "spring"
     assert client.delete(f"/api/v1/campaigns/{campaign['id']}").status_code == 204
     assert not Campaign.objects.exists()
-    assert list(AuditEvent.objects.filter(action__startswith="campaign.").order_by("id").values_list("action", flat=True)) == [
-        "campaign.create", "campaign.edit", "campaign.delete"
-    ]
+    assert list(
+        AuditEvent.objects.filter(action__startswith="campaign.").order_by("id").values_list("action", flat=True)
+    ) == ["campaign.create", "campaign.edit", "campaign.delete"]
 
 
 def test_list_has_a_fixed_number_of_queries(setup, django_assert_max_num_queries, actor):
-    client, audience, destination, body = setup
+    client, audience, destination, _body = setup
     operator = actor("admin")
     for n in range(12):
         campaign_for(operator, audience, destination, name=f"c{n}")
@@ -66,7 +66,7 @@ def test_list_has_a_fixed_number_of_queries(setup, django_assert_max_num_queries
     ],
 )
 def test_bad_input_is_a_problem_with_a_hint_and_nothing_is_written(setup, change, pointer, code, hint_has):
-    client, audience, destination, body = setup
+    client, _audience, _destination, body = setup
     refused = client.post("/api/v1/campaigns/", {**body, **change}, format="json")
     assert refused.status_code == 422, refused.json()
     problem = refused.json()
@@ -78,7 +78,7 @@ def test_bad_input_is_a_problem_with_a_hint_and_nothing_is_written(setup, change
 
 
 def test_a_destination_that_cannot_send_the_channel_is_refused(setup, sandbox):
-    client, audience, destination, body = setup
+    client, _audience, _destination, body = setup
     # The crm adapter sends email only: an sms audience through it is refused with a hint.
     sms = audience_with(sandbox, people(sandbox, "sms", 1, channel="sms"), channel="sms")
     crm = DestinationFactory(environment=sandbox, adapter="crm", config={})
@@ -92,20 +92,30 @@ def test_a_destination_that_cannot_send_the_channel_is_refused(setup, sandbox):
 
 
 def test_readiness_lists_every_check(setup):
-    client, audience, destination, body = setup
+    client, _audience, _destination, body = setup
     campaign = client.post("/api/v1/campaigns/", body, format="json").json()
     readiness = client.get(f"/api/v1/campaigns/{campaign['id']}/readiness").json()
     assert readiness["ready"] is True
     codes = [c["code"] for c in readiness["checks"]]
-    for code in ("audience_published", "audience_not_empty", "consent_coverage", "assets_complete",
-                 "merge_fields_known", "destination_channel", "destination_healthy", "channel_flag", "quota",
-                 "change_window", "recipient_estimate"):
+    for code in (
+        "audience_published",
+        "audience_not_empty",
+        "consent_coverage",
+        "assets_complete",
+        "merge_fields_known",
+        "destination_channel",
+        "destination_healthy",
+        "channel_flag",
+        "quota",
+        "change_window",
+        "recipient_estimate",
+    ):
         assert code in codes
     assert readiness["estimate"]["recipients"] == 3
 
 
 def test_activate_through_the_api_and_read_the_sends(setup, django_capture_on_commit_callbacks):
-    client, audience, destination, body = setup
+    client, _audience, _destination, body = setup
     campaign = client.post("/api/v1/campaigns/", body, format="json").json()
     with django_capture_on_commit_callbacks(execute=True):
         accepted = client.post(f"/api/v1/campaigns/{campaign['id']}/activate", HTTP_IDEMPOTENCY_KEY="k-1")
@@ -133,7 +143,7 @@ def test_empty_audience_refuses_activation_with_hints(api, sandbox, tmp_path, ac
 
 
 def test_a_schedule_waits_for_the_beat(setup, actor, settings):
-    client, audience, destination, body = setup
+    client, _audience, _destination, body = setup
     from waffle.models import Flag
 
     Flag.objects.create(name="campaign_scheduling", everyone=True)

@@ -36,7 +36,7 @@ def world(actor, sandbox, tmp_path):
 
 
 def test_activate_freezes_and_sends_each_recipient_once(world):
-    operator, campaign, members, no_consent, directory = world
+    operator, campaign, members, _no_consent, directory = world
     outcome = campaign_activate(actor=operator, campaign=campaign)
     activated = outcome.result
     assert activated is not None and activated.state == CampaignState.ACTIVE and activated.job_id

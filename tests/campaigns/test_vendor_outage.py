@@ -72,7 +72,7 @@ def test_a_503_storm_ends_partially_succeeded_and_a_retry_sends_the_rest_once(ou
 
 
 def test_cancel_from_the_review_queue_skips_the_rest(outage, server, api):
-    operator, campaign, members = outage
+    operator, campaign, _members = outage
     server.always(503)
     run(campaign_activate(actor=operator, campaign=campaign).result.job_id)
     item = ReviewItem.objects.get(campaign=campaign)
