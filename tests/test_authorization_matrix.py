@@ -485,6 +485,13 @@ MATRIX: dict[str, Route] = {
     "GET /api/v1/campaigns/{campaign_id}/sends": Route(
         own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS), variant="active"
     ),
+    "POST /api/v1/destinations/{destination_id}/preview": Route(
+        # Everyone with a role (the flag is on in the matrix's world): marketers and engineers agree on it.
+        own=roles(200),
+        other_env=hidden(*ROLELESS),
+        body=lambda call: {"campaign": call.world.campaigns[("sandbox", "growth", "")], "sample": 1},
+        action="destination.preview",
+    ),
     # --- the manual review queue (the item of the team's campaign; another team's; pilot's) ---
     "GET /api/v1/review-items": Route(own=roles(200)),
     "POST /api/v1/review-items/{item_id}/retry": Route(
@@ -710,6 +717,7 @@ def build_world(tmp_dir: str) -> World:
                 environment=environment, campaign=campaign, destination=destination, recipients=1, why="matrix"
             ).pk
     Flag.objects.create(name="matrix_flag", everyone=None)
+    Flag.objects.update_or_create(name="destination_payload_preview", defaults={"everyone": True})
     return world
 
 

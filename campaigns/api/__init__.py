@@ -5,7 +5,7 @@ each answers with and without a trailing slash."""
 from django.urls import re_path
 
 from campaigns.api import campaigns as api
-from campaigns.api import review
+from campaigns.api import preview, review
 
 _ID = r"(?P<campaign_id>[0-9]{1,18})"
 
@@ -18,6 +18,12 @@ urlpatterns = [
     re_path(rf"^campaigns/{_ID}/resume/?$", api.CampaignResume.as_view(), name="campaign-resume"),
     re_path(rf"^campaigns/{_ID}/cancel/?$", api.CampaignCancel.as_view(), name="campaign-cancel"),
     re_path(rf"^campaigns/{_ID}/sends/?$", api.CampaignSends.as_view(), name="campaign-sends"),
+    # The payload preview (preview.py): what a destination would receive.
+    re_path(
+        r"^destinations/(?P<destination_id>[0-9]{1,18})/preview/?$",
+        preview.DestinationPayloadPreview.as_view(),
+        name="destination-payload-preview",
+    ),
     # The manual review queue (review.py).
     re_path(r"^review-items/?$", review.ReviewItemList.as_view(), name="review-item-list"),
     re_path(

@@ -496,6 +496,11 @@ class Adapter:
     def close(self) -> None:
         return None
 
+    def forget_session(self) -> None:
+        """Drop what the adapter caches across calls (an access token): a payload preview
+        calls it after running the adapter against a recording transport."""
+        return None
+
     def __enter__(self) -> Adapter:
         return self
 

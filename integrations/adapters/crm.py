@@ -210,6 +210,9 @@ class CrmAdapter(HttpAdapter):
         with _TOKENS_LOCK:
             _TOKENS.pop(self._token_key(), None)
 
+    def forget_session(self) -> None:
+        self.forget_token()
+
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token().access_token}"}
 

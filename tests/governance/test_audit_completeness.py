@@ -201,8 +201,19 @@ def _review_item(user: Any, environment: Environment) -> dict[str, Any]:
     return {"item_id": item.pk}
 
 
+def _previewable(user: Any, environment: Environment) -> dict[str, Any]:
+    from waffle.models import Flag
+
+    Flag.objects.update_or_create(name="destination_payload_preview", defaults={"everyone": True})
+    params = _campaign()(user, environment)
+    return {"destination_id": params["destination"], "campaign": params["campaign_id"]}
+
+
 # "METHOD /api/v1/path/{parameter}" → how to call it successfully.
 CALLS: dict[str, Call] = {
+    "POST /api/v1/destinations/{destination_id}/preview": Call(
+        "analyst", None, lambda params: {"campaign": params["campaign"], "sample": 1}, setup=_previewable
+    ),
     "POST /api/v1/campaigns": Call(
         "operator",
         "campaign.create",
