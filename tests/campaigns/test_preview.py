@@ -80,7 +80,7 @@ def test_the_preview_equals_what_the_vendor_receives(api, pilot, braze, braze_ca
 
 
 def test_the_preview_is_masked_for_a_marketer_and_sends_nothing(api, pilot, braze, braze_campaign, flag_on):
-    campaign, destination, members = braze_campaign
+    campaign, destination, _members = braze_campaign
     preview = (
         api("operator", pilot)
         .post(f"/api/v1/destinations/{destination.pk}/preview", {"campaign": campaign.pk}, format="json")
@@ -94,7 +94,7 @@ def test_the_preview_is_masked_for_a_marketer_and_sends_nothing(api, pilot, braz
 
 
 def test_an_audience_preview_shows_the_members_push(api, pilot, braze, braze_campaign, flag_on):
-    campaign, destination, members = braze_campaign
+    campaign, destination, _members = braze_campaign
     preview = (
         api("developer", pilot)
         .post(
