@@ -2,7 +2,7 @@
 
 `ready()` registers, in every process (a Celery worker never loads the URL conf), how the
 actions that may wait for approval run once approved — publish, rollback, archive, a change
-of the global suppression list — the policy hook that keeps sharing with the owners, and
+of the global suppression list — the policy hook that keeps sharing and transfers with the owners, and
 the receiver that gives every new environment its global suppression list.
 """
 
@@ -38,6 +38,12 @@ class AudiencesConfig(AppConfig):
         register_executor(publishing.ROLLBACK, publishing.execute_rollback, fingerprint=publishing.rollback_fingerprint)
         register_executor("suppression.change_global", suppressions.execute_global_change)
         policy.register_hook("audience.share", definitions.share_needs_owner)
+        policy.register_hook("audience.transfer", definitions.share_needs_owner)
+        # Publishes and rollbacks are heavy work: they wait for a job slot of their environment.
+        from integrations.jobs import slots
+
+        slots.register_heavy(publishing.PUBLISH, "audiences.publish")
+        slots.register_heavy(publishing.ROLLBACK, "audiences.publish")
         from governance.models import Environment
 
         post_save.connect(_environment_saved, sender=Environment, dispatch_uid="audiences.global_suppression_list")

@@ -27,6 +27,7 @@ def relay_outbox_task() -> dict[str, int]:
     """Fan undispatched outbox events out to webhook deliveries, in id order."""
     from integrations.outbox import relay
 
+    relay.kick_taken()
     return relay.relay_outbox(time_budget=TIME_BUDGET_SECONDS).as_dict()
 
 
@@ -77,3 +78,11 @@ def worker_heartbeat_task(self: Any) -> None:
     from integrations.status import heartbeats
 
     heartbeats.worker_beat(str(self.request.hostname or "unknown"))
+
+
+@app.task(name="integrations.job_slots_dispatch", **TASK_DEFAULTS)
+def job_slots_dispatch_task() -> list[int]:
+    """Start queued heavy jobs that fit in their environment's free job slots (a lost kick)."""
+    from integrations.jobs import slots
+
+    return slots.dispatch_queued()

@@ -84,3 +84,46 @@ class NulRefusalMiddleware:
             hint="Remove the %00 (\\u0000) characters; text may not contain them.",
         )
         return JsonResponse(body, status=400, content_type=PROBLEM_CONTENT_TYPE)
+
+
+class ServiceOutageMiddleware:
+    """Redis or PostgreSQL not answering while a view runs: a 503 with Retry-After, in the
+    door's words (problem+json `service_unavailable` under /api/, the friendly page in the
+    portal and the admin) — never a 500. The API's views get the same from DRF's handler
+    (marketerapi.problems.translate); an outage in a middleware before the view (the session
+    or the user, read from a database that is down) reaches handler500, which answers the same."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from marketerapi.problems import is_service_outage, service_unavailable_response
+
+        if not is_service_outage(exception):
+            return None
+        logging.getLogger("marketerapi.problems").error("a service did not answer: %s", exception, exc_info=exception)
+        return service_unavailable_response(request)
+
+
+class ContentSecurityPolicyMiddleware:
+    """The Content-Security-Policy header (settings.CONTENT_SECURITY_POLICY) on every
+    response that does not set its own: scripts only from this server's static files (no
+    inline scripts, no eval), nothing framed, forms posted only here."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        from django.conf import settings
+
+        self.policy = "; ".join(
+            f"{directive} {' '.join(sources)}".strip()
+            for directive, sources in settings.CONTENT_SECURITY_POLICY.items()
+        )
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if self.policy and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = self.policy
+        return response

@@ -8,6 +8,8 @@ Every problem carries `code`, `hint` and `request_id`; a 500 never carries a tra
 from __future__ import annotations
 
 import logging
+import re
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -17,6 +19,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.html import escape
+from django.views.debug import SafeExceptionReporterFilter
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -338,19 +341,67 @@ def translate(exc: Exception) -> tuple[dict[str, Any], dict[str, str]]:
     return server_error_problem(), headers
 
 
+# user:password@ inside a URL (DATABASE_URL, REDIS_URL, CELERY_BROKER_URL, a destination's endpoint).
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][\w+.-]*://[^:/@\s]*:)[^@/\s]+@")
+
+
+def redact_url_passwords(text: str) -> str:
+    """postgres://app:secret@db/x → postgres://app:********@db/x"""
+    return _URL_PASSWORD.sub(r"\g<head>********@", text)
+
+
+class SecretRedactingReporterFilter(SafeExceptionReporterFilter):
+    """Django's filter of error reports (the DEBUG page, error e-mails) hides settings and
+    headers named like secrets (…KEY, …TOKEN, Authorization, Cookie); this one also hides the
+    password inside any URL, such as DATABASE_URL and the broker's."""
+
+    def cleanse_setting(self, key: Any, value: Any) -> Any:
+        cleansed = super().cleanse_setting(key, value)
+        if isinstance(cleansed, str):
+            return redact_url_passwords(cleansed)
+        return cleansed
+
+
 # How long a caller is asked to wait when Redis (token and permission cache, rate limits) is down.
 OUTAGE_RETRY_SECONDS = 30
 
 
 def is_service_outage(exc: BaseException) -> bool:
-    """Redis not answering (refused, timed out, dropped): the request could not be decided,
-    so the caller should retry, not report a bug."""
+    """A service the request needs did not answer, so the caller should retry, not report a
+    bug: Redis (refused, timed out, dropped) or PostgreSQL (refused, restarting, the
+    connection lost or out of slots). A query's own failure — a statement timeout, a lock
+    or serialization conflict, a constraint — is not an outage."""
     try:
         import redis
         from django_redis.exceptions import ConnectionInterrupted
     except ImportError:  # pragma: no cover - both are requirements
         return False
-    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError, ConnectionInterrupted))
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, ConnectionInterrupted)):
+        return True
+    return is_database_outage(exc)
+
+
+# SQLSTATEs of a PostgreSQL that is not there: connection exceptions (class 08), an
+# administrator or crash shutdown, a server starting up, and no free connection slot.
+_DATABASE_OUTAGE_STATES = ("57P01", "57P02", "57P03", "53300")
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    from django.db import InterfaceError, OperationalError, connection
+
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    if connection.vendor != "postgresql":
+        return False
+    if isinstance(exc, InterfaceError):
+        return True  # "connection already closed": the server went away under us
+    cause = exc.__cause__
+    state = getattr(cause, "sqlstate", None)
+    if state is None:
+        # psycopg raises a bare OperationalError (no SQLSTATE) when it cannot connect or
+        # the server closed the connection unexpectedly.
+        return True
+    return state.startswith("08") or state in _DATABASE_OUTAGE_STATES
 
 
 def service_unavailable_problem() -> dict[str, Any]:
@@ -381,6 +432,10 @@ ERROR_PAGES = {
     400: ("Bad request", "Check the address or the form and try again."),
     403: ("You may not open this page", "Ask an admin for the role this page needs."),
     404: ("Page not found", "Check the address, or go back to the home page."),
+    503: (
+        "A service is not answering",
+        "Nothing was changed. Try again in a minute; if it persists, give the request id below to your platform team.",
+    ),
     500: (
         "Something went wrong on our side",
         "Try again in a minute. If it persists, give the request id below to your platform team.",
@@ -393,15 +448,29 @@ def error_page(request: HttpRequest, *, status: int) -> HttpResponse:
     cannot be rendered (the database is down, say), a bare page says the same."""
     title, hint = ERROR_PAGES.get(status, ERROR_PAGES[500])
     context = {"status": status, "title": title, "hint": hint, "request_id": current_request_id()}
+    response: HttpResponse
     try:
-        return render(request, settings.ERROR_PAGE_TEMPLATE, context, status=status)
+        response = render(request, settings.ERROR_PAGE_TEMPLATE, context, status=status)
     except Exception:
         logger.exception("the error page could not be rendered; answering a bare one")
         body = (
             f"<!doctype html><title>{escape(title)}</title><h1>{escape(title)}</h1><p>{escape(hint)}</p>"
             f'<p>Request id: <code>{escape(context["request_id"])}</code></p><p><a href="/">Home</a></p>'
         )
-        return HttpResponse(body, status=status)
+        response = HttpResponse(body, status=status)
+    if status == 503:
+        response["Retry-After"] = str(OUTAGE_RETRY_SECONDS)
+    return response
+
+
+def service_unavailable_response(request: HttpRequest) -> HttpResponse:
+    """A 503 in the door's words: problem+json under /api/ (or for a JSON client), the
+    friendly page in a browser; both with Retry-After."""
+    if _wants_problem(request):
+        response = JsonResponse(service_unavailable_problem(), status=503, content_type=PROBLEM_CONTENT_TYPE)
+        response["Retry-After"] = str(OUTAGE_RETRY_SECONDS)
+        return response
+    return error_page(request, status=503)
 
 
 def _wants_problem(request: HttpRequest) -> bool:
@@ -430,6 +499,11 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Any:
 
 
 def handler500(request: HttpRequest) -> Any:
+    # An outage raised outside a view (the session or user lookup in a middleware, with the
+    # database down) reaches only this handler; it is a 503, not a bug.
+    exc = sys.exc_info()[1]
+    if exc is not None and is_service_outage(exc):
+        return service_unavailable_response(request)
     if _wants_problem(request):
         return JsonResponse(server_error_problem(), status=500, content_type=PROBLEM_CONTENT_TYPE)
     return error_page(request, status=500)

@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "marketerapi.middleware.RequestIdMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "marketerapi.middleware.ContentSecurityPolicyMiddleware",
     # A NUL character in a path, query or form is a 400, not a database error.
     "marketerapi.middleware.NulRefusalMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -80,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Redis or PostgreSQL not answering while a view runs: a 503 in the door's words, not a 500.
+    "marketerapi.middleware.ServiceOutageMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "waffle.middleware.WaffleMiddleware",
 ]
@@ -190,12 +194,21 @@ CELERY_BEAT_SCHEDULE = {
     # Deferred destination pushes carry their own next attempt; a tick usually finds little.
     "integrations.retry_deferred_pushes sweep": _every("integrations.retry_deferred_pushes", 30.0),
     "integrations.worker_heartbeat": _every("integrations.worker_heartbeat", WORKER_HEARTBEAT_SECONDS),
+    # Heavy jobs waiting for a job slot whose kick was lost (integrations/jobs/slots.py).
+    "integrations.job_slots_dispatch sweep": _every("integrations.job_slots_dispatch", 30.0),
     # Publish jobs whose worker died (stale heartbeat) or whose kick was lost.
     "audiences.publish_recover sweep": _every("audiences.publish_recover", 60.0),
     # Scheduled campaigns whose time has come; send jobs whose worker died (stale heartbeat).
     "campaigns.start_due sweep": _every("campaigns.start_due", 30.0),
     "campaigns.send_recover sweep": _every("campaigns.send_recover", 60.0),
 }
+
+# Job slots (integrations/jobs/slots.py): how many heavy jobs — publishes, campaign sends,
+# exports — run at once per environment, by environment slug ("*" for the others). Past it
+# a job waits as `queued` with its queue position and starts by itself when a slot frees;
+# a job whose heartbeat is older than JOB_SLOT_STALE_SECONDS (a killed worker) holds none.
+JOB_SLOTS = {"sandbox": env_int("JOB_SLOTS_SANDBOX", 2, minimum=1), "*": env_int("JOB_SLOTS", 4, minimum=1)}
+JOB_SLOT_STALE_SECONDS = env_int("JOB_SLOT_STALE_SECONDS", 120, minimum=10)
 
 # When set, tests that need PostgreSQL, Redis or a broker fail instead of skipping.
 REQUIRE_SERVICES = env_bool("REQUIRE_SERVICES", False)
@@ -306,6 +319,25 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Error reports (the DEBUG page, error e-mails) hide passwords inside URLs too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "marketerapi.problems.SecretRedactingReporterFilter"
+# Content-Security-Policy (marketerapi.middleware.ContentSecurityPolicyMiddleware). The portal,
+# the admin site and /api/docs/ load every script from STATIC_URL (htmx, builder.js,
+# portal.js, Swagger UI's split view) and none inline, so scripts need no 'unsafe-inline' and
+# no 'unsafe-eval'. Styles keep 'unsafe-inline': progress bars are drawn with a style
+# attribute and htmx adds its indicator style; a style cannot run code.
+CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
 SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS", ["security.W021"] if not SECURE_HSTS_PRELOAD else [])
 
 # --- feature flags (django-waffle) ----------------------------------------------

@@ -338,6 +338,14 @@ MATRIX: dict[str, Route] = {
         other_env=hidden(*ROLELESS),
         body={"team": "partners"},
     ),
+    "POST /api/v1/audiences/{audience_id}/transfer": Route(
+        # The owning team or an admin hands it to any team; a share of change may not (issue 12).
+        action="audience.transfer",
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+        body={"team": "partners"},
+    ),
     "POST /api/v1/audiences/{audience_id}/promote": Route(
         # Into production: whoever may create audiences there (not developers: sandbox only).
         action="audience.promote",

@@ -16,6 +16,7 @@ LISTS = [
     "/api/v1/audit-events/",
     "/api/v1/webhooks/",
     "/api/v1/destinations/",
+    "/api/v1/tokens/",
 ]
 
 

@@ -41,6 +41,14 @@ from marketerapi.problems import ApplicationError
 
 class AudienceForm(ServiceForm):
     owner_team = forms.ModelChoiceField(queryset=Group.objects.none(), help_text="The team that owns the audience.")
+    # The owner of a saved audience changes only through `audience_transfer` (audited as
+    # `audience.transfer`): the owner field is read-only on the change form, this one hands it on.
+    transfer_to = forms.ModelChoiceField(
+        queryset=Group.objects.none(),
+        required=False,
+        label="Transfer to team",
+        help_text="Hand the audience to another team (audited as a transfer). Leave empty to keep the owner.",
+    )
 
     class Meta:
         model = Audience
@@ -59,8 +67,13 @@ class AudienceForm(ServiceForm):
         owner_team = self.fields["owner_team"]
         assert isinstance(owner_team, forms.ModelChoiceField)
         owner_team.queryset = teams().order_by("name")
-        if self.instance.pk is not None and "environment" in self.fields:
-            self.fields["environment"].disabled = True
+        transfer_to = self.fields["transfer_to"]
+        assert isinstance(transfer_to, forms.ModelChoiceField)
+        transfer_to.queryset = teams().order_by("name")
+        if self.instance.pk is not None:
+            if "environment" in self.fields:
+                self.fields["environment"].disabled = True
+            owner_team.disabled = True
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -70,16 +83,20 @@ class AudienceForm(ServiceForm):
         values: dict[str, Any] = {
             name: data[name] for name in ("name", "channel", "purpose", "description", "rules") if name in data
         }
-        values["owner_team"] = data["owner_team"].name
+        values["owner_team"] = data["owner_team"].name if data.get("owner_team") is not None else None
         try:
             if self.instance.pk is None:
                 actor = admin_actor(self.request, data["environment"])
                 self.result = audience_services.audience_create(actor=actor, **values)
             else:
                 current = Audience.objects.select_related("environment", "owner_team").get(pk=self.instance.pk)
-                changed = {name: values[name] for name in self.changed_data if name in values}
+                changed = {name: values[name] for name in self.changed_data if name in values and name != "owner_team"}
                 actor = admin_actor(self.request, current.environment)
                 self.result = audience_services.audience_update(actor=actor, audience=current, **changed)
+                if data.get("transfer_to") is not None:
+                    self.result = audience_services.audience_transfer(
+                        actor=actor, audience=self.result, team=data["transfer_to"].name
+                    )
         except ApplicationError as exc:
             self.refuse(exc)
             return data
@@ -112,6 +129,10 @@ class AudienceAdmin(NoDeleteMixin, ServiceFormAdminMixin, SimpleHistoryAdmin):
     readonly_fields = ["state", "live_version", "reach", "versions_link", "created_by", "created_at", "updated_at"]
     actions = ["delete_or_archive", "copy_into_my_team"]
     show_full_result_count = False
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(super().get_fields(request, obj))
+        return fields if obj is not None else [name for name in fields if name != "transfer_to"]
 
     @admin.display(description="reach (live)", ordering="live_version__members")
     def reach(self, obj: Audience) -> int | None:

@@ -1,5 +1,5 @@
 """The audiences API, one module per area: profiles (ingestion, consent), definitions
-(audiences, preview, validate, share, promote, copy), suppressions (suppression lists) and
+(audiences, preview, validate, share, transfer, promote, copy), suppressions (suppression lists) and
 publishing (publish, versions, rollback, memberships). The routes below are included under /api/v1/; each
 answers with and without a trailing slash."""
 
@@ -21,7 +21,7 @@ urlpatterns = [
     ),
     re_path(r"^profile-events/bulk/?$", api.ProfileEventBulkIngest.as_view(), name="profile-event-bulk"),
     re_path(r"^consent/sync/?$", api.ConsentSync.as_view(), name="consent-sync"),
-    # Audience definitions, preview, validate, share, promote, copy (definitions.py);
+    # Audience definitions, preview, validate, share, transfer, promote, copy (definitions.py);
     # suppression lists (suppressions.py).
     re_path(r"^audiences/?$", audience_api.AudienceListCreate.as_view(), name="audience-list"),
     re_path(r"^audiences/preview/?$", audience_api.AudienceRulesPreview.as_view(), name="audience-preview-rules"),
@@ -40,6 +40,11 @@ urlpatterns = [
     ),
     re_path(
         r"^audiences/(?P<audience_id>[0-9]{1,18})/share/?$", audience_api.AudienceShare.as_view(), name="audience-share"
+    ),
+    re_path(
+        r"^audiences/(?P<audience_id>[0-9]{1,18})/transfer/?$",
+        audience_api.AudienceTransfer.as_view(),
+        name="audience-transfer",
     ),
     re_path(
         r"^audiences/(?P<audience_id>[0-9]{1,18})/promote/?$",

@@ -1,4 +1,4 @@
-"""The audiences API: definitions, preview, validate, share, promote, copy.
+"""The audiences API: definitions, preview, validate, share, transfer, promote, copy.
 
 Thin doors (docs/audiences.md tells the whole story to marketers): a strict serializer
 checks the shape (unknown fields 400, bad values 422), one selector reads, one service
@@ -155,7 +155,11 @@ class AudienceCreateSerializer(StrictSerializer):
 
 class AudienceUpdateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=120, required=False)
-    owner_team = serializers.CharField(max_length=150, required=False, help_text="Hand it to another of your teams.")
+    owner_team = serializers.CharField(
+        max_length=150,
+        required=False,
+        help_text="Only the current owner team is accepted here; hand it to another team with POST …/transfer.",
+    )
     channel = serializers.ChoiceField(Channel.choices, required=False)
     purpose = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(max_length=10_000, required=False)
@@ -243,6 +247,10 @@ class ShareRequestSerializer(StrictSerializer):
     team = serializers.CharField(required=False, max_length=150)
     user = serializers.CharField(required=False, max_length=150)
     level = serializers.ChoiceField(list(SHARE_LEVELS), help_text="view or change.")
+
+
+class TransferRequestSerializer(StrictSerializer):
+    team = serializers.CharField(max_length=150, help_text="The team that will own the audience.")
 
 
 class UnshareRequestSerializer(StrictSerializer):
@@ -544,10 +552,12 @@ class AudienceDetail(ActorMixin, APIView):
         operation_id="audiences_update",
         summary="Edit an audience",
         description=(
-            "Change any of `name`, `owner_team`, `channel`, `purpose`, `description`, `rules`; what you leave out "
+            "Change any of `name`, `channel`, `purpose`, `description`, `rules`; what you leave out "
             "stays. Rules are checked like on create (422 `invalid_rules` with every problem). A published "
             "audience keeps its live version until it is published again. An archived audience cannot change "
-            "(409).\n\n**Permission:** the owning team, a share of `change`, or admin (`audience.edit`); anyone "
+            "(409). `owner_team` may be sent only unchanged: a different team is a 400 `owner_team_read_only` "
+            "(audited as a denied `audience.transfer`) whose hint names `POST /api/v1/audiences/{id}/transfer`."
+            "\n\n**Permission:** the owning team, a share of `change`, or admin (`audience.edit`); anyone "
             "else gets 403 naming the owning team. Audited (`audience.edit`, with before and after of each "
             "changed field)."
         ),
@@ -792,6 +802,41 @@ class AudienceShare(ActorMixin, APIView):
         data = validated(UnshareRequestSerializer, payload)
         audience_services.audience_unshare(actor=self.actor, audience=audience, **data)
         return self._shares(audience)
+
+
+class AudienceTransfer(ActorMixin, APIView):
+    policy_actions: ClassVar[dict[str, str]] = {"POST": "audience.transfer"}
+
+    @extend_schema(
+        operation_id="audiences_transfer",
+        summary="Hand an audience to another team",
+        description=(
+            'Send `{"team": "retention"}`: that team owns the audience from now on (it may edit, publish and share '
+            "it; your team may no longer, unless it is shared with you). Shares stay as they were; a share to the "
+            "new owner is replaced by ownership. Naming the team that owns it already, or no team, is a 422 "
+            "`invalid_input`; an archived audience is a 409.\n\n"
+            "**Permission:** the owning team or admin (`audience.transfer`); a share of `change` does not allow "
+            "it. Audited (`audience.transfer`, with the owner before and after)."
+        ),
+        parameters=[AUDIENCE_ID],
+        request=TransferRequestSerializer,
+        responses={
+            200: AudienceDetailSerializer,
+            **problem_responses(400, 401, 403, 404, 409, 422, failures=_FAILURES),
+        },
+        examples=[
+            OpenApiExample("Request", request_only=True, value={"team": "retention"}),
+            OpenApiExample(
+                "Transferred", response_only=True, value={**AUDIENCE_EXAMPLE, "owner_team": "retention", "shares": []}
+            ),
+        ],
+    )
+    def post(self, request: Request, audience_id: str) -> Response:
+        audience = audience_selectors.audience_get(actor=self.actor, audience_id=int(audience_id))
+        data = validated(TransferRequestSerializer, request.data)
+        return _audience_response(
+            audience_services.audience_transfer(actor=self.actor, audience=audience, team=data["team"])
+        )
 
 
 class AudiencePromote(ActorMixin, APIView):

@@ -47,3 +47,13 @@ class ShareNotFound(ApplicationError):
     code = "share_not_found"
     title = "The audience is not shared with them"
     hint = "GET /api/v1/audiences/{id} lists the audience's shares."
+
+
+class OwnerChangedByTransfer(ApplicationError):
+    status = 400
+    code = "owner_team_read_only"
+    title = "The owner team is changed by a transfer, not by an edit"
+    hint = (
+        'Hand the audience to another team with POST /api/v1/audiences/{id}/transfer {"team": "<team>"} '
+        "(Transfer on its page in the portal); only the owning team or an admin may."
+    )

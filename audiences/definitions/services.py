@@ -38,6 +38,7 @@ from audiences.definitions.errors import (
     AudienceArchived,
     AudienceInUse,
     AudienceNameTaken,
+    OwnerChangedByTransfer,
     ShareNotFound,
     UnknownEnvironment,
 )
@@ -49,7 +50,7 @@ from governance.access import objectperms
 from governance.actors import Actor
 from governance.approvals import ActionOutcome, Execution, fingerprint_of, request_or_run
 from governance.audit import trail as audit
-from governance.models import Environment
+from governance.models import Environment, Outcome
 from governance.roles import ADMIN
 from marketerapi.problems import Conflict, NotFound
 
@@ -162,10 +163,40 @@ def audience_create(
     return audience_queryset().get(pk=audience.pk)
 
 
+def _refuse_owner_change(actor: Actor, audience: Audience, team: Any) -> None:
+    """An edit never changes the owner: naming the current team is harmless (a form sends
+    what it shows), any other team is a transfer (`audience_transfer`), refused here with a
+    hint naming it and audited as a denied `audience.transfer` — a share of change must not
+    take an audience from its owners by editing it."""
+    if team is None or str(team).strip() == audience.owner_team.name:
+        return
+    hint = OwnerChangedByTransfer.hint.replace("{id}", str(audience.pk))
+    message = (
+        f"An edit does not change the owner of {audience.name!r} (the team {audience.owner_team.name!r}); "
+        "a transfer does."
+    )
+    with transaction.atomic():
+        audit.record(
+            actor,
+            "audience.transfer",
+            audience,
+            outcome=Outcome.DENIED,
+            reasons=[message],
+            changes={"refused": {"owner_team": str(team)[:150], "through": "audience.edit"}},
+        )
+    raise OwnerChangedByTransfer(
+        message,
+        hint=hint,
+        errors=[{"pointer": "/owner_team", "code": "owner_team_read_only", "message": message, "hint": hint}],
+    )
+
+
 def audience_update(*, actor: Actor, audience: Audience, **changes: Any) -> Audience:
-    """Change an audience's definition: any of name, owner_team, channel, purpose,
-    description, rules. A published audience keeps its live version until it is published
-    again. Needs the owning team, a share of change, or the admin role (403 names the team).
+    """Change an audience's definition: any of name, channel, purpose, description, rules.
+    `owner_team` may be sent only unchanged: the owner changes by `audience_transfer` (400
+    `owner_team_read_only` otherwise, audited). A published audience keeps its live version
+    until it is published again. Needs the owning team, a share of change, or the admin role
+    (403 names the team).
     """
     unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
     if unknown:
@@ -173,11 +204,11 @@ def audience_update(*, actor: Actor, audience: Audience, **changes: Any) -> Audi
     decision = policy.require(actor, "audience.edit", audience)
     if audience.state == AudienceState.ARCHIVED:
         raise AudienceArchived(f"{audience.name!r} is archived and cannot be edited.")
+    if "owner_team" in changes:
+        _refuse_owner_change(actor, audience, changes.pop("owner_team"))
     # Every bad value and every problem of the rules at once (one 422), before a conflict.
     found = Problems()
-    values = found.check(check_text, {k: v for k, v in changes.items() if k not in ("owner_team", "rules")}) or {}
-    if "owner_team" in changes:
-        values["owner_team"] = found.check(resolve_team, actor, changes["owner_team"])
+    values = found.check(check_text, {k: v for k, v in changes.items() if k != "rules"}) or {}
     if "rules" in changes:
         found.rules(audience.environment, changes["rules"], self_id=audience.pk)
         values["rules"] = changes["rules"]
@@ -366,14 +397,26 @@ def execute_archive(execution: Execution) -> dict[str, Any]:
 def share_needs_owner(
     actor: Actor, spec: policy.Action, target: Any, context: dict[str, Any]
 ) -> policy.Decision | None:
-    """Only the owning team or an admin shares: a share of change lets people edit, not
-    pass the audience on."""
+    """Only the owning team or an admin shares or transfers (`audience.share`,
+    `audience.transfer`): a share of change lets people edit, not pass the audience on nor
+    take it from its owners."""
     if not isinstance(target, Audience) or ADMIN in actor.roles:
         return None
     # Actor.user is typed AbstractBaseUser (no groups); the user model is auth.User.
     if actor.user is not None and actor.user.groups.filter(pk=target.owner_team_id).exists():  # type: ignore[attr-defined]
         return None
     team = target.owner_team.name
+    if spec.name == "audience.transfer":
+        return policy.Decision(
+            policy.DENY,
+            "object_permission",
+            [
+                f"{target} is owned by the team {team!r}; only that team or an admin may hand it to another team "
+                "(a share of change lets you edit it, not take it)."
+            ],
+            hint=f"Ask the {team} team (or an admin) to transfer it, or copy it into your team as a draft "
+            f"(POST /api/v1/audiences/{target.pk}/copy).",
+        )
     return policy.Decision(
         policy.DENY,
         "object_permission",
@@ -475,6 +518,53 @@ def audience_unshare(*, actor: Actor, audience: Audience, team: str | None = Non
             },
         )
     return audience
+
+
+def audience_transfer(*, actor: Actor, audience: Audience, team: str) -> Audience:
+    """Hand the audience to another team: the owning team or an admin only, never a share of
+    change (a hook on `audience.transfer`). Any team may receive it; shares stay as they
+    were, except a share to the new owning team, which ownership replaces. Refusals: 403
+    (role, not the owners), 409 `audience_archived`, 422 `invalid_input` (unknown team, the
+    team owns it already). Audited as `audience.transfer` with the owner before and after;
+    no domain event (PRODUCT.md §9 lists none for it).
+    """
+    decision = policy.require(actor, "audience.transfer", audience)
+    if audience.state == AudienceState.ARCHIVED:
+        raise AudienceArchived(f"{audience.name!r} is archived and cannot change hands.")
+    name = str(team or "").strip()
+    group = teams().filter(name=name).first() if name else None
+    if group is None:
+        known = list(teams().order_by("name").values_list("name", flat=True))
+        raise invalid(
+            "/team",
+            "unknown_team" if name else "required",
+            f"There is no team {name!r}." if name else "Say which team receives the audience.",
+            f"Use one of: {', '.join(known[:20]) or 'none'}. Teams are groups; roles such as analyst are not teams.",
+        )
+    if group.pk == audience.owner_team_id:
+        raise invalid(
+            "/team",
+            "already_owner",
+            f"The team {group.name!r} owns {audience.name!r} already.",
+            "Name another team.",
+        )
+    with transaction.atomic():
+        locked = Audience.objects.select_for_update().select_related("owner_team").get(pk=audience.pk)
+        if locked.state == AudienceState.ARCHIVED:
+            raise AudienceArchived(f"{locked.name!r} was archived meanwhile and cannot change hands.")
+        before = locked.owner_team.name
+        locked.owner_team = group
+        locked.updated_at = timezone.now()
+        locked.save(update_fields=["owner_team", "updated_at"])
+        objectperms.unshare(locked, group)
+        audit.record(
+            actor,
+            "audience.transfer",
+            locked,
+            decision=decision,
+            changes={"before": {"owner_team": before}, "after": {"owner_team": group.name}},
+        )
+    return audience_queryset().get(pk=locked.pk)
 
 
 # --- promote -----------------------------------------------------------------------------------

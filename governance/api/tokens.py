@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from django.urls import re_path
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import serializers, status
+from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from governance.access import selectors, services
 from governance.models import ApiToken
-from marketerapi.api import ActorMixin
+from marketerapi.api import ActorMixin, problem_responses
 
 
 class TokenSerializer(serializers.ModelSerializer):
@@ -87,17 +87,24 @@ EXAMPLE_TOKEN = {
 }
 
 
-class TokenListView(ActorMixin, APIView):
+class TokenListView(ActorMixin, generics.ListAPIView):
+    serializer_class = TokenSerializer
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return ApiToken.objects.none()
+        return selectors.token_list(actor=self.actor)
+
     @extend_schema(
+        operation_id="tokens_list",
         summary="List API tokens",
-        description="Tokens of this environment that you answer for (yours and your service accounts'); "
-        "admins see all. Secrets are never shown again. Needs the developer or admin role.",
-        responses=TokenSerializer(many=True),
+        description="Tokens of this environment that you answer for (yours and your service accounts'), newest "
+        "first, cursor-paginated; admins see all. Secrets are never shown again. Needs the developer or admin role.",
+        responses={200: TokenSerializer(many=True), **problem_responses(400, 401, 403)},
         examples=[OpenApiExample("A token", value=[EXAMPLE_TOKEN], response_only=True)],
     )
-    def get(self, request: Request) -> Response:
-        tokens = selectors.token_list(actor=self.actor)
-        return Response({"results": TokenSerializer(tokens, many=True).data})
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.list(request, *args, **kwargs)
 
     @extend_schema(
         summary="Issue an API token",

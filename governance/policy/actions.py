@@ -57,6 +57,15 @@ ACTIONS: dict[str, Action] = {
         Action(
             "audience.share", "audiences.share_audience", "Share audiences", scope=WRITE, object_permission="change"
         ),
+        # Handing an audience to another team: the owning team or an admin, never a share of change
+        # (a hook in audiences/apps.py), so that a share cannot take the audience from its owners.
+        Action(
+            "audience.transfer",
+            "audiences.change_audience",
+            "Hand an audience to another team",
+            scope=WRITE,
+            object_permission="change",
+        ),
         Action(
             "audience.delete",
             "audiences.delete_audience",

@@ -7,6 +7,7 @@ from typing import Any
 
 from governance import policy
 from governance.actors import Actor
+from integrations.jobs import slots
 from integrations.jobs.errors import JobNotFound
 from integrations.jobs.services import TERMINAL
 from integrations.models import Job, JobState
@@ -42,10 +43,14 @@ def job_list_failed(*, actor: Actor, limit: int = 5) -> list[Job]:
 def queue_position(job: Job) -> int | None:
     """1 for the next queued job of its kind, 2 for the one after…; None unless queued.
 
-    Workers are shared by every environment, so the line is all queued jobs of the kind.
+    Heavy work (publishes, sends, exports) waits for its environment's job slots, so its
+    line is the environment's queued heavy jobs; other workers are shared by every
+    environment, so their line is all queued jobs of the kind.
     """
     if job.state != JobState.QUEUED:
         return None
+    if slots.is_heavy(job.kind):
+        return slots.position(job)
     return Job.objects.filter(kind=job.kind, state=JobState.QUEUED, id__lt=job.pk).count() + 1
 
 

@@ -28,6 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from governance.models import Environment
+from integrations.jobs import slots
 from integrations.models import Job, JobState
 
 TERMINAL = frozenset({JobState.SUCCEEDED, JobState.PARTIALLY_SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
@@ -65,8 +66,12 @@ def job_create(
 
 
 def job_claim(job_id: int, *, now: datetime | None = None) -> Job | None:
-    """queued → running, for exactly one caller; None when the job is not queued (any more)."""
+    """queued → running, for exactly one caller; None when the job is not queued (any more),
+    or when it is heavy work and its environment's job slots are full (slots.py)."""
     now = now or timezone.now()
+    kind = Job.objects.filter(pk=job_id).values_list("kind", flat=True).first()
+    if kind is not None and slots.is_heavy(kind):
+        return slots.claim(job_id, now=now)
     claimed = Job.objects.filter(pk=job_id, state=JobState.QUEUED).update(
         state=JobState.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1
     )
@@ -131,7 +136,8 @@ def job_finish(
     if state == JobState.SUCCEEDED and progress.get("total") is not None:
         progress["done"] = progress["total"]
     values["progress"] = progress
-    Job.objects.filter(pk=job.pk, state=JobState.RUNNING).update(**values)
+    if Job.objects.filter(pk=job.pk, state=JobState.RUNNING).update(**values):
+        slots.released(job)
     job.refresh_from_db()
     return job
 
@@ -143,7 +149,10 @@ def job_fail(job: Job, *, error: dict[str, Any], now: datetime | None = None) ->
 def job_cancel(job: Job, *, now: datetime | None = None) -> bool:
     """queued → cancelled; False when a worker already claimed it."""
     now = now or timezone.now()
-    return bool(Job.objects.filter(pk=job.pk, state=JobState.QUEUED).update(state=JobState.CANCELLED, finished_at=now))
+    cancelled = Job.objects.filter(pk=job.pk, state=JobState.QUEUED).update(state=JobState.CANCELLED, finished_at=now)
+    if cancelled:
+        slots.released(job)
+    return bool(cancelled)
 
 
 @transaction.atomic

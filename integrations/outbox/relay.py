@@ -23,7 +23,9 @@ import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -61,15 +63,51 @@ def asynchronous_commit() -> None:
 # --- kicks ------------------------------------------------------------------------
 
 
+# Kicks coalesce: while one relay task waits in the queue for a worker, later commits add
+# nothing to the queue (that relay will see their events, committed before it claims); the
+# relay clears the mark as it starts, so a commit after that kicks again. The mark expires
+# with the sweep's period, so a lost task costs no more than the sweep would.
+KICK_PENDING_KEY = "marketerapi:outbox:relay-kick-pending"
+KICK_PENDING_SECONDS = 10
+
+
 def kick_relay() -> None:
     """Ask a worker to run the relay now (after a commit that emitted events)."""
     from integrations.tasks import relay_outbox_task
 
+    client = _kick_store()
+    try:
+        if client is not None and not client.set(KICK_PENDING_KEY, "1", nx=True, ex=KICK_PENDING_SECONDS):
+            return  # a relay task is already waiting for a worker
+    except Exception:
+        client = None  # Redis did not answer: kick anyway
     try:
         relay_outbox_task.delay()
     except Exception:
         # The commit stands; the periodic sweep dispatches the events.
         logger.warning("could not kick the outbox relay; the periodic sweep will dispatch", exc_info=True)
+        kick_taken(client)
+
+
+def kick_taken(client: Any = None) -> None:
+    """A relay is starting (or its kick failed): the next commit kicks again."""
+    client = client or _kick_store()
+    if client is None:
+        return
+    try:
+        client.delete(KICK_PENDING_KEY)
+    except Exception:
+        logger.warning("could not clear the relay's kick mark; it expires by itself", exc_info=True)
+
+
+def _kick_store() -> Any:
+    """Redis, when kicks go through a broker to other processes; None in-process (the
+    relay then runs inside the kick, and there is nothing to coalesce)."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return None
+    from integrations.destinations.breakers import redis_client
+
+    return redis_client()
 
 
 def _kick_deliveries() -> None:

@@ -370,13 +370,28 @@ def audience_edit(request: HttpRequest, audience_id: int) -> HttpResponse:
     audience = audience_selectors.audience_get(actor=actor, audience_id=audience_id)
     permission = _edit_permission(actor, audience)
     current_team = audience.owner_team.name
-    teams = _team_names(audience_selectors.owner_team_choices(actor), current_team) if permission else []
+    # Only those who may transfer it (its own team, an admin: the teams they may pick include
+    # the owner) are offered their other teams; a share of change edits the audience but cannot
+    # take it, so it is offered the owner alone. What is offered is only a form's choice:
+    # `audience_transfer` decides (and audits) whatever is posted.
+    choices = audience_selectors.owner_team_choices(actor) if permission else []
+    transferable = any(group.pk == audience.owner_team_id for group in choices)
+    teams = _team_names(choices if transferable else [], current_team) if permission else []
     if request.method == "POST":
         # Whoever may not edit (another team's audience, an archived one) is refused by the
-        # service itself, and the refusal audited.
+        # service itself, and the refusal audited. A new owner team is a transfer, through
+        # its own service (decided and audited as `audience.transfer`).
         def update(values: dict[str, Any]) -> HttpResponse:
             changes = _changes(audience, values)
+            team = changes.pop("owner_team", None)
+            if team is not None and not transferable:
+                # Refused (and audited) by the service before anything else is saved.
+                audience_services.audience_transfer(actor=actor, audience=audience, team=team)
             saved = audience_services.audience_update(actor=actor, audience=audience, **changes)
+            if team is not None:
+                # Last: once it is another team's, this person may no longer edit it.
+                saved = audience_services.audience_transfer(actor=actor, audience=saved, team=team)
+                changes["owner_team"] = team
             if changes:
                 messages.success(request, f"Saved “{saved.name}”.")
             else:

@@ -505,13 +505,17 @@ def test_edit_refuses_unknown_fields_and_state(api, sandbox):
     assert body["errors"][0]["pointer"] == "/state"
 
 
-def test_handing_an_audience_to_a_team_one_is_not_in_is_refused(api, sandbox):
+def test_handing_an_audience_to_another_team_by_an_edit_is_refused(api, sandbox):
+    # The owner changes only by POST …/transfer (tests/audiences/test_transfer.py, issue 12).
     audience = AudienceFactory(environment=sandbox)
     team("retention")
 
-    problem(
-        api("operator").patch(f"{URL}{audience.pk}", {"owner_team": "retention"}, format="json"), 403, "not_team_member"
+    body = problem(
+        api("operator").patch(f"{URL}{audience.pk}", {"owner_team": "retention"}, format="json"),
+        400,
+        "owner_team_read_only",
     )
+    assert "/transfer" in body["hint"]
 
 
 def test_an_archived_audience_cannot_be_edited(api, sandbox):

@@ -321,6 +321,9 @@ CALLS: dict[str, Call] = {
     "DELETE /api/v1/audiences/{audience_id}/share": Call(
         "operator", "audience.unshare", {"team": "retention"}, setup=_shared_audience
     ),
+    "POST /api/v1/audiences/{audience_id}/transfer": Call(
+        "operator", "audience.transfer", {"team": "retention"}, setup=_audience
+    ),
     "POST /api/v1/audiences/{audience_id}/promote": Call(
         "operator", "audience.promote", {"environment": "production"}, setup=_audience
     ),

@@ -190,3 +190,21 @@ def test_token_rate_limits_may_be_lowered_but_only_admins_raise_them(api):
         admin.post("/api/v1/tokens/", {"name": "fast", "rate_limits": {"bulk": 10_000}}, format="json").status_code
         == 201
     )
+
+
+def test_the_token_list_is_cursor_paginated_in_a_fixed_number_of_queries(api, django_assert_max_num_queries):
+    client = api("admin")
+    client.get("/api/v1/tokens/")  # the token's first use records last_used_at
+    for i in range(5):
+        client.post("/api/v1/tokens/", {"name": f"sync-{i}", "scopes": ["read"]}, format="json")
+
+    # Token auth, roles and policy (cached or not) plus one query for the page, however many tokens.
+    with django_assert_max_num_queries(8):
+        page = client.get("/api/v1/tokens/", {"limit": 2})
+
+    assert page.status_code == 200, page.content
+    body = page.json()
+    assert len(body["results"]) == 2 and body["next"]
+    rest = client.get(body["next"]).json()
+    names = [t["name"] for t in body["results"] + rest["results"]]
+    assert names[:4] == ["sync-4", "sync-3", "sync-2", "sync-1"]

@@ -130,6 +130,63 @@ def test_a_kick_runs_the_relay_task(sandbox, monkeypatch):
     assert ran == ["relay"]
 
 
+class FakeRedis:
+    """SET NX EX and DELETE, like Redis, for one process."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}
+
+    def set(self, key: str, value: str, nx: bool = False, ex: int | None = None) -> bool:
+        if nx and key in self.keys:
+            return False
+        self.keys[key] = value
+        return True
+
+    def delete(self, key: str) -> int:
+        return int(self.keys.pop(key, None) is not None)
+
+
+def test_kicks_coalesce_while_a_relay_waits_for_a_worker(sandbox, monkeypatch, settings):
+    """With a broker, a burst of commits queues one relay task, not one each; once the relay
+    starts, the next commit queues another (its event may come after the relay's claim)."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    store = FakeRedis()
+    monkeypatch.setattr(relay, "_kick_store", lambda: store)
+    queued: list[str] = []
+    monkeypatch.setattr(relay_outbox_task, "delay", lambda: queued.append("relay"))
+
+    for _ in range(5):
+        relay.kick_relay()
+    assert queued == ["relay"]
+
+    monkeypatch.setattr(relay, "relay_outbox", lambda **kwargs: relay.RelayOutcome())
+    relay_outbox_task.run()  # a worker takes the task: the mark is cleared before it claims
+    relay.kick_relay()
+    assert queued == ["relay", "relay"]
+
+
+def test_a_failed_kick_does_not_leave_its_mark(sandbox, monkeypatch, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    store = FakeRedis()
+    monkeypatch.setattr(relay, "_kick_store", lambda: store)
+
+    def broken() -> None:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(relay_outbox_task, "delay", broken)
+    relay.kick_relay()
+    assert relay.KICK_PENDING_KEY not in store.keys
+
+
+def test_in_process_every_kick_runs_the_relay(sandbox, monkeypatch, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    ran: list[str] = []
+    monkeypatch.setattr(relay_outbox_task, "delay", lambda: ran.append("relay"))
+    relay.kick_relay()
+    relay.kick_relay()
+    assert ran == ["relay", "relay"]
+
+
 def test_tasks_wrap_the_relay_and_the_sender(sandbox, no_kicks):
     WebhookSubscriptionFactory(environment=sandbox, url=HOOK)
     emit(sandbox)

@@ -314,7 +314,8 @@ def test_a_share_of_change_lets_another_team_edit_without_taking_the_audience(po
     objectperms.share(audience, team("retention"), "change")
 
     page = client.get(f"/audiences/{audience.pk}/edit/").content.decode()
-    assert '<option value="growth" selected>' in page and '<option value="retention">' in page
+    # Only the current owner is offered: a share of change may not take the audience (issue 12).
+    assert '<option value="growth" selected>' in page and '<option value="retention">' not in page
     response = client.post(f"/audiences/{audience.pk}/edit/", form(name="EU customers", purpose="winback 2"))
 
     assert response.status_code == 303
