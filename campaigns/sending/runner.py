@@ -81,7 +81,8 @@ def retry_backoff() -> float:
 
 
 def stale_after() -> timedelta:
-    return timedelta(seconds=float(getattr(settings, "CAMPAIGN_SEND_STALE_SECONDS", 120)))
+    # The same staleness after which a job no longer holds a slot (integrations/jobs/slots.py).
+    return timedelta(seconds=float(getattr(settings, "JOB_SLOT_STALE_SECONDS", 120)))
 
 
 # --- rendering: the one place a recipient becomes what an adapter sends ----------------------
