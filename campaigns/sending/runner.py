@@ -154,17 +154,34 @@ def reference_of(campaign_id: int, batch: int) -> str:
 def _claim(campaign_id: int, size: int, batch: int) -> list[tuple[int, int]]:
     """queued → sending for the next `size` rows, in one statement; (send id, profile id)."""
     table = connection.ops.quote_name(Send._meta.db_table)
-    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    statement = f"""
-        UPDATE {table} SET state = %s, batch = %s
-        WHERE id IN (SELECT id FROM {table} WHERE campaign_id = %s AND state = %s ORDER BY id LIMIT %s{lock})
-          AND state = %s
-        RETURNING id, profile_id"""  # noqa: S608
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            statement,
-            (SendState.SENDING.value, batch, campaign_id, SendState.QUEUED.value, size, SendState.QUEUED.value),
+    if connection.vendor == "postgresql":
+        # A materialized CTE: with `id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` PostgreSQL
+        # may run the subquery again per row and claim more than n.
+        statement = f"""
+            WITH picked AS MATERIALIZED (
+                SELECT id FROM {table} WHERE campaign_id = %s AND state = %s ORDER BY id LIMIT %s
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE {table} AS send SET state = %s, batch = %s
+            FROM picked WHERE send.id = picked.id AND send.state = %s
+            RETURNING send.id, send.profile_id"""  # noqa: S608
+        params: tuple[Any, ...] = (
+            campaign_id,
+            SendState.QUEUED.value,
+            size,
+            SendState.SENDING.value,
+            batch,
+            SendState.QUEUED.value,
         )
+    else:
+        statement = f"""
+            UPDATE {table} SET state = %s, batch = %s
+            WHERE id IN (SELECT id FROM {table} WHERE campaign_id = %s AND state = %s ORDER BY id LIMIT %s)
+              AND state = %s
+            RETURNING id, profile_id"""  # noqa: S608
+        params = (SendState.SENDING.value, batch, campaign_id, SendState.QUEUED.value, size, SendState.QUEUED.value)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement, params)
         return sorted((int(a), int(b)) for a, b in cursor.fetchall())
 
 

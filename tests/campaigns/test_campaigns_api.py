@@ -114,7 +114,7 @@ def test_readiness_lists_every_check(setup):
     assert readiness["estimate"]["recipients"] == 3
 
 
-def test_activate_through_the_api_and_read_the_sends(setup, django_capture_on_commit_callbacks):
+def test_activate_through_the_api_and_read_the_sends(setup, django_capture_on_commit_callbacks, eager_celery):
     client, _audience, _destination, body = setup
     campaign = client.post("/api/v1/campaigns/", body, format="json").json()
     with django_capture_on_commit_callbacks(execute=True):

@@ -70,29 +70,30 @@ def run_again(job_id):
     return send_job_run(job_id)
 
 
-def test_consent_withdrawn_mid_send_stops_that_profile(world, settings, monkeypatch):
-    operator, campaign, members, _, directory = world
-    settings.CAMPAIGN_SEND_BATCH = 1
+def test_consent_withdrawn_mid_send_stops_that_profile(world, monkeypatch):
+    operator, campaign, _members, _, directory = world
     from campaigns.sending import runner
 
     monkeypatch.setattr(runner, "batch_size", lambda campaign: 2)
     original = runner.send_batch
-    calls = []
+    withdrawn = []
 
-    def withdraw_after_first(campaign, rows, batch, job):
-        outcome = original(campaign, rows, batch, job)
-        if not calls:
-            set_consent([members[-1]], "denied")
-        calls.append(batch)
+    def withdraw_after_first(campaign_row, rows, batch, job):
+        outcome = original(campaign_row, rows, batch, job)
+        if not withdrawn:
+            # Someone still waiting for their message withdraws consent.
+            waiting = Send.objects.filter(campaign=campaign_row, state="queued").select_related("profile").first()
+            set_consent([waiting.profile], "denied")
+            withdrawn.append(waiting.profile)
         return outcome
 
     monkeypatch.setattr(runner, "send_batch", withdraw_after_first)
     job = campaign_activate(actor=operator, campaign=campaign).result.job_id
     run(job)
     assert states(campaign) == {"sent": 4, "skipped": 3}
-    withdrawn = Send.objects.get(campaign=campaign, profile=members[-1])
-    assert (withdrawn.state, withdrawn.reason) == ("skipped", "withdrawn_mid_send")
-    assert members[-1].external_id not in sent_ids(directory)
+    stopped = Send.objects.get(campaign=campaign, profile=withdrawn[0])
+    assert (stopped.state, stopped.reason) == ("skipped", "withdrawn_mid_send")
+    assert withdrawn[0].external_id not in sent_ids(directory)
 
 
 def test_pause_stops_within_one_batch_and_resume_sends_the_rest(world, monkeypatch):
