@@ -210,6 +210,12 @@ CELERY_BEAT_SCHEDULE = {
 JOB_SLOTS = {"sandbox": env_int("JOB_SLOTS_SANDBOX", 2, minimum=1), "*": env_int("JOB_SLOTS", 4, minimum=1)}
 JOB_SLOT_STALE_SECONDS = env_int("JOB_SLOT_STALE_SECONDS", 120, minimum=10)
 
+# Campaign sends (campaigns/sending/runner.py): a batch a vendor refuses with 5xx, timeouts,
+# an open breaker or a rate limit is tried this many more times within the job, waiting
+# CAMPAIGN_SEND_BACKOFF · 2^n seconds; after that the rest is deferred to the review queue.
+CAMPAIGN_SEND_RETRIES = env_int("CAMPAIGN_SEND_RETRIES", 3, minimum=0, maximum=20)
+CAMPAIGN_SEND_BACKOFF = env_float("CAMPAIGN_SEND_BACKOFF", 5.0, minimum=0.0, maximum=600.0)
+
 # When set, tests that need PostgreSQL, Redis or a broker fail instead of skipping.
 REQUIRE_SERVICES = env_bool("REQUIRE_SERVICES", False)
 

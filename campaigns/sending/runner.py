@@ -73,16 +73,16 @@ RECIPIENT_FIELDS = (
 
 
 def retries() -> int:
-    return int(getattr(settings, "CAMPAIGN_SEND_RETRIES", 3))
+    return int(settings.CAMPAIGN_SEND_RETRIES)
 
 
 def retry_backoff() -> float:
-    return float(getattr(settings, "CAMPAIGN_SEND_BACKOFF", 5.0))
+    return float(settings.CAMPAIGN_SEND_BACKOFF)
 
 
 def stale_after() -> timedelta:
     # The same staleness after which a job no longer holds a slot (integrations/jobs/slots.py).
-    return timedelta(seconds=float(getattr(settings, "JOB_SLOT_STALE_SECONDS", 120)))
+    return timedelta(seconds=float(settings.JOB_SLOT_STALE_SECONDS))
 
 
 # --- rendering: the one place a recipient becomes what an adapter sends ----------------------
