@@ -33,11 +33,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Max
+from django.db.models import BooleanField, Count, ExpressionWrapper, Max
 from django.utils import timezone
 
 from audiences.models import Profile
-from audiences.reach import still_reachable
+from audiences.reach import reachability
 from campaigns.models import Campaign, CampaignState, ReviewItem, ReviewState, Send, SendState, SkipReason
 from campaigns.sending import freeze
 from governance import outbox
@@ -185,26 +185,26 @@ def _claim(campaign_id: int, size: int, batch: int) -> list[tuple[int, int]]:
         return sorted((int(a), int(b)) for a, b in cursor.fetchall())
 
 
-def _withdrawn(campaign: Campaign, rows: list[tuple[int, int]]) -> set[int]:
-    """Of the claimed rows, those whose profile may no longer be reached (consent withdrawn,
-    suppressed, restricted since the freeze): skipped `withdrawn_mid_send`, one UPDATE."""
-    profile_ids = [profile for _, profile in rows]
-    reachable = set(
-        still_reachable(Profile.objects.filter(pk__in=profile_ids), campaign.environment, campaign.channel).values_list(
-            "pk", flat=True
-        )
+def _recheck(campaign: Campaign, rows: list[tuple[int, int]]) -> tuple[set[int], list[dict[str, Any]]]:
+    """The claimed rows' profiles, read once with whether the channel may reach them now
+    (audiences/reach.py: consent, suppression, restriction, address): those who may not
+    any more (withdrawn since the freeze) are skipped `withdrawn_mid_send` in one UPDATE.
+    Returns (the skipped send ids, the others' profile rows in id order)."""
+    gate = reachability(campaign.environment, campaign.channel)
+    profiles = list(
+        Profile.objects.filter(pk__in=[profile for _, profile in rows])
+        .annotate(reachable=ExpressionWrapper(gate.reachable, output_field=BooleanField()))
+        .order_by("pk")
+        .values("pk", "reachable", *RECIPIENT_FIELDS)
     )
-    gone = [send for send, profile in rows if profile not in reachable]
+    unreachable = {p["pk"] for p in profiles if not p.pop("reachable")}
+    present = {p["pk"] for p in profiles}
+    gone = [send for send, profile in rows if profile in unreachable or profile not in present]
     if gone:
         Send.objects.filter(pk__in=gone, state=SendState.SENDING).update(
             state=SendState.SKIPPED, reason=SkipReason.WITHDRAWN_MID_SEND
         )
-    return set(gone)
-
-
-def _profiles(profile_ids: Sequence[int]) -> list[dict[str, Any]]:
-    rows = Profile.objects.filter(pk__in=profile_ids).order_by("pk").values("pk", *RECIPIENT_FIELDS)
-    return list(rows)
+    return set(gone), [p for p in profiles if p["pk"] not in unreachable]
 
 
 # --- one batch --------------------------------------------------------------------------------
@@ -242,13 +242,12 @@ def send_batch(campaign: Campaign, rows: list[tuple[int, int]], batch: int, job:
     """Send claimed rows (state sending): re-check, send, mark. Raises nothing retryable:
     a vendor outage past the retry budget comes back as `error` with the rows deferred."""
     outcome = BatchOutcome()
-    gone = _withdrawn(campaign, rows)
+    gone, profiles = _recheck(campaign, rows)
     outcome.skipped = len(gone)
     live = [(send, profile) for send, profile in rows if send not in gone]
     if not live:
         return outcome
     send_ids = [send for send, _ in live]
-    profiles = _profiles([profile for _, profile in live])
     payload = batch_payload(campaign, profiles)
     reference = reference_of(campaign.pk, batch)
     now = timezone.now()
@@ -337,8 +336,12 @@ def send_job_run(job_id: int, *, now: datetime | None = None) -> Job | None:
     if campaign.state != CampaignState.ACTIVE:
         return jobs.job_finish(job, state=JobState.CANCELLED, result={"stopped": campaign.state})
     try:
-        with transaction.atomic():
-            added = freeze.freeze(campaign, campaign.version)
+        added = 0
+        # The freeze is one statement in one transaction: a row means it is done (a resumed
+        # or retried job, a resume after pause), and running it again would add nothing.
+        if not Send.objects.filter(campaign=campaign).exists():
+            with transaction.atomic():
+                added = freeze.freeze(campaign, campaign.version)
         jobs.job_progress(job, done=int((job.progress or {}).get("done", 0)), frozen=added or None)
         total = _recover_interrupted(campaign, job)
         error = total.error
