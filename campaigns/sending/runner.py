@@ -33,7 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, Count, ExpressionWrapper, Max
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from audiences.models import Profile
@@ -191,20 +191,21 @@ def _recheck(campaign: Campaign, rows: list[tuple[int, int]]) -> tuple[set[int],
     any more (withdrawn since the freeze) are skipped `withdrawn_mid_send` in one UPDATE.
     Returns (the skipped send ids, the others' profile rows in id order)."""
     gate = reachability(campaign.environment, campaign.channel)
+    # Filtered in WHERE (not a flag in SELECT): PostgreSQL then probes the consent and
+    # suppression indexes per profile instead of hashing every consent row of the channel.
     profiles = list(
         Profile.objects.filter(pk__in=[profile for _, profile in rows])
-        .annotate(reachable=ExpressionWrapper(gate.reachable, output_field=BooleanField()))
+        .filter(gate.reachable)
         .order_by("pk")
-        .values("pk", "reachable", *RECIPIENT_FIELDS)
+        .values("pk", *RECIPIENT_FIELDS)
     )
-    unreachable = {p["pk"] for p in profiles if not p.pop("reachable")}
-    present = {p["pk"] for p in profiles}
-    gone = [send for send, profile in rows if profile in unreachable or profile not in present]
+    reachable = {p["pk"] for p in profiles}
+    gone = [send for send, profile in rows if profile not in reachable]
     if gone:
         Send.objects.filter(pk__in=gone, state=SendState.SENDING).update(
             state=SendState.SKIPPED, reason=SkipReason.WITHDRAWN_MID_SEND
         )
-    return set(gone), [p for p in profiles if p["pk"] not in unreachable]
+    return set(gone), profiles
 
 
 # --- one batch --------------------------------------------------------------------------------
