@@ -37,9 +37,7 @@ scalars = st.one_of(
     st.sampled_from(["2026-01-01", "2026-11-01T10:00:00+16:00", "2026-11-01T10:00:00Z", "EU", "lapsed", "\x00"]),
 )
 values = st.one_of(scalars, st.lists(scalars, max_size=5), st.dictionaries(text, scalars, max_size=3))
-attribute_names = st.one_of(
-    st.sampled_from(sorted(ATTRIBUTES)), st.builds(lambda k: f"attributes.{k}", text), text
-)
+attribute_names = st.one_of(st.sampled_from(sorted(ATTRIBUTES)), st.builds(lambda k: f"attributes.{k}", text), text)
 condition = st.fixed_dictionaries(
     {"attr": attribute_names, "op": st.one_of(st.sampled_from(ALL_OPERATORS), text), "value": values}
 )
