@@ -73,31 +73,32 @@ def copy_members(
         return 0, size
     members = AudienceVersion.objects.filter(pk=version_id).values_list("members", flat=True).first() or 1
     step = max(1, math.ceil((last - first + 1) * CHUNK_ROWS / max(members, 1)))
-    inner = (
+    inner = sql.SQL(
         "SELECT {columns} FROM {membership} m JOIN {profile} p ON p.id = m.profile_id "
         "WHERE m.version_id = {version} AND m.profile_id >= {low} AND m.profile_id < {high} "
         "ORDER BY m.profile_id"
     )
     # JSON lines: row_to_json keeps the columns' order and writes compact JSON, as the
     # general path's json.dumps(separators=(",", ":"), ensure_ascii=False) does.
-    statement = sql.SQL(
-        ("COPY (" + inner + ")" if fmt == "csv" else "COPY (SELECT row_to_json(r)::text FROM (" + inner + ") r)")
-        + " TO STDOUT WITH {options}"
+    outer = sql.SQL(
+        "COPY ({inner}) TO STDOUT WITH {options}"
+        if fmt == "csv"
+        else "COPY (SELECT row_to_json(r)::text FROM ({inner}) r) TO STDOUT WITH {options}"
     )
     rows = 0
     connection.ensure_connection()
     raw = connection.connection
     assert raw is not None
     for low in range(first, last + 1, step):
-        query = statement.format(
+        select = inner.format(
             columns=_columns(fields),
             membership=sql.Identifier(Membership._meta.db_table),
             profile=sql.Identifier(Profile._meta.db_table),
             version=sql.Literal(version_id),
             low=sql.Literal(low),
             high=sql.Literal(low + step),
-            options=_options(fmt),
         )
+        query = outer.format(inner=select, options=_options(fmt))
         with raw.cursor() as cursor:
             with cursor.copy(query) as copy:
                 for chunk in copy:
