@@ -61,6 +61,12 @@ class AudiencesConfig(AppConfig):
         slots.register_heavy(publishing.PUBLISH, "audiences.publish")
         slots.register_heavy(publishing.ROLLBACK, "audiences.publish")
         policy.register_hook("audience.promote", definitions.promote_not_down)
+        from celery.signals import worker_ready
+
+        from audiences.publishing.runner import recover_on_worker_start
+
+        # A worker that starts sweeps for publish jobs a killed worker left running.
+        worker_ready.connect(recover_on_worker_start, weak=False, dispatch_uid="audiences.publish_recover_on_start")
         from governance.models import Environment
 
         post_save.connect(_environment_saved, sender=Environment, dispatch_uid="audiences.global_suppression_list")

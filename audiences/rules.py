@@ -31,16 +31,16 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Case, CharField, Count, Exists, IntegerField, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce, Lower, StrIndex, Substr
 from django.db.models.lookups import Contains, Exact, GreaterThanOrEqual, In, StartsWith
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
 from audiences.models import Audience, AudienceState, Channel, ConsentStatus, LifecycleStage, ProfileEvent, Region
+from marketerapi.moments import BadUtcOffset, NotADate, moment_error, parse_moment
 from marketerapi.problems import ApplicationError
 
 if TYPE_CHECKING:
@@ -345,12 +345,14 @@ def _check_value(
             result.add(
                 item_ptr, "not_a_string", f"{name} compares with text.", 'Put the value in quotes, e.g. "value": "GB".'
             )
-        elif kind == DATETIME and _parse_when(item) is None:
+        elif kind == DATETIME and (refusal := moment_error(item, field=name)) is not None:
+            # One reader of dates for every door (marketerapi/moments.py): `not_a_date`, or
+            # `bad_utc_offset` for an offset the database cannot store (beyond ±15:59).
             result.add(
                 item_ptr,
-                "not_a_date",
-                f"{item!r} is not a date.",
-                "Write a date like 2026-11-01 or 2026-11-01T09:00:00Z.",
+                refusal.code,
+                f"{item!r} is not a date." if refusal.code == "not_a_date" else refusal.detail.split(": ", 1)[-1],
+                refusal.hint,
             )
         elif kind == JSON and (item is None or not isinstance(item, (str, int, float, bool))):
             result.add(
@@ -677,17 +679,13 @@ def rules_check_or_raise(
 
 
 def _parse_when(value: Any) -> datetime | None:
+    """A rule's date (text only), read by the one reader of dates; None when it does not read."""
     if not isinstance(value, str):
         return None
-    parsed = parse_datetime(value)
-    if parsed is None:
-        day = parse_date(value)
-        if day is None:
-            return None
-        parsed = datetime(day.year, day.month, day.day)
-    if timezone.is_naive(parsed):
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+    try:
+        return parse_moment(value, field="value")
+    except (NotADate, BadUtcOffset):
+        return None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ _EVERYONE = [
     "audiences.view_audience",
     "audiences.view_suppressionlist",
     "audiences.view_regionalrestriction",
+    "campaigns.view_campaign",
+    "campaigns.view_reviewitem",
 ]
 
 _AUDIENCE_AUTHORING = [
@@ -43,6 +45,14 @@ _AUDIENCE_AUTHORING = [
     "audiences.delete_audience",
     "audiences.publish_audience",
     "audiences.share_audience",
+]
+
+_CAMPAIGN_AUTHORING = [
+    "campaigns.add_campaign",
+    "campaigns.change_campaign",
+    "campaigns.delete_campaign",
+    "campaigns.activate_campaign",
+    "campaigns.share_campaign",
 ]
 
 # Suppression lists are kept by marketers and synced by integrations alike, in every
@@ -74,16 +84,23 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     # Exports (PRODUCT.md §4): masked for analysts, operators and admins; with PII for
     # compliance reviewers only.
     ANALYST: [*_EVERYONE, "audiences.add_export"],
-    CAMPAIGN_OPERATOR: [*_EVERYONE, *_AUDIENCE_AUTHORING, *_SUPPRESSION_EDITING, "audiences.add_export"],
+    CAMPAIGN_OPERATOR: [
+        *_EVERYONE,
+        *_AUDIENCE_AUTHORING,
+        *_CAMPAIGN_AUTHORING,
+        *_SUPPRESSION_EDITING,
+        "audiences.add_export",
+    ],
     APPROVER: [*_EVERYONE],
     COMPLIANCE_REVIEWER: [*_EVERYONE, "audiences.view_profile_pii", "audiences.add_export", "audiences.export_pii"],
-    DEVELOPER: [*_EVERYONE, *_INTEGRATION, *_AUDIENCE_AUTHORING, *_SUPPRESSION_EDITING],
+    DEVELOPER: [*_EVERYONE, *_INTEGRATION, *_AUDIENCE_AUTHORING, *_CAMPAIGN_AUTHORING, *_SUPPRESSION_EDITING],
     ADMIN: [
         *_EVERYONE,
         "audiences.add_export",
         "audiences.view_export",
         *_INTEGRATION,
         *_AUDIENCE_AUTHORING,
+        *_CAMPAIGN_AUTHORING,
         *_SUPPRESSION_EDITING,
         "audiences.add_regionalrestriction",
         "audiences.change_regionalrestriction",
@@ -128,7 +145,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 
 # Permissions that a role holds only in a sandbox: developers author audiences and
 # campaigns there to test integrations; in pilot and production marketers own them.
-SANDBOX_ONLY: dict[str, frozenset[str]] = {DEVELOPER: frozenset(_AUDIENCE_AUTHORING)}
+SANDBOX_ONLY: dict[str, frozenset[str]] = {DEVELOPER: frozenset([*_AUDIENCE_AUTHORING, *_CAMPAIGN_AUTHORING])}
 
 
 def grants_here(role: str, permission: str, is_sandbox: bool) -> bool:

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "governance",
     "audiences",
     "integrations",
+    "campaigns",
     "sandbox",
     "portal",
 ]
@@ -170,6 +171,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # How often a worker writes its heartbeat (/status; a job whose worker stopped beating is
 # taken over by the recovery sweeps).
 WORKER_HEARTBEAT_SECONDS = 15.0
+# Without PostgreSQL's advisory locks (SQLite), a running publish job whose heartbeat is
+# older than this is taken for dead and taken over (on PostgreSQL the job's lock decides).
+PUBLISH_STALE_SECONDS = env_int("PUBLISH_STALE_SECONDS", 60, minimum=5)
 
 
 def _every(task: str, seconds: float) -> dict[str, Any]:
@@ -195,10 +199,14 @@ CELERY_BEAT_SCHEDULE = {
     "integrations.worker_heartbeat": _every("integrations.worker_heartbeat", WORKER_HEARTBEAT_SECONDS),
     # Heavy jobs waiting for a job slot whose kick was lost (integrations/jobs/slots.py).
     "integrations.job_slots_dispatch sweep": _every("integrations.job_slots_dispatch", 30.0),
-    # Publish jobs whose worker died (stale heartbeat) or whose kick was lost.
-    "audiences.publish_recover sweep": _every("audiences.publish_recover", 60.0),
+    # Publish jobs whose worker died (its job lock released, or a stale heartbeat) or whose
+    # kick was lost: within a minute of a SIGKILL (workers also sweep as they start).
+    "audiences.publish_recover sweep": _every("audiences.publish_recover", 30.0),
     # Exports: delete files past their expiry; pick up exports whose worker died.
-    "audiences.exports_sweep": _every("audiences.exports_sweep", 300.0),
+    "audiences.exports_sweep": _every("audiences.exports_sweep", 60.0),
+    # Scheduled campaigns whose time has come; send jobs whose worker died (stale heartbeat).
+    "campaigns.start_due sweep": _every("campaigns.start_due", 30.0),
+    "campaigns.send_recover sweep": _every("campaigns.send_recover", 60.0),
 }
 
 # Job slots (integrations/jobs/slots.py): how many heavy jobs — publishes, campaign sends,
@@ -207,6 +215,12 @@ CELERY_BEAT_SCHEDULE = {
 # a job whose heartbeat is older than JOB_SLOT_STALE_SECONDS (a killed worker) holds none.
 JOB_SLOTS = {"sandbox": env_int("JOB_SLOTS_SANDBOX", 2, minimum=1), "*": env_int("JOB_SLOTS", 4, minimum=1)}
 JOB_SLOT_STALE_SECONDS = env_int("JOB_SLOT_STALE_SECONDS", 120, minimum=10)
+
+# Campaign sends (campaigns/sending/runner.py): a batch a vendor refuses with 5xx, timeouts,
+# an open breaker or a rate limit is tried this many more times within the job, waiting
+# CAMPAIGN_SEND_BACKOFF · 2^n seconds; after that the rest is deferred to the review queue.
+CAMPAIGN_SEND_RETRIES = env_int("CAMPAIGN_SEND_RETRIES", 3, minimum=0, maximum=20)
+CAMPAIGN_SEND_BACKOFF = env_float("CAMPAIGN_SEND_BACKOFF", 5.0, minimum=0.0, maximum=600.0)
 
 # When set, tests that need PostgreSQL, Redis or a broker fail instead of skipping.
 REQUIRE_SERVICES = env_bool("REQUIRE_SERVICES", False)

@@ -27,6 +27,7 @@ api_v1 = [
     path("", include("governance.api")),
     path("", include("audiences.api")),
     path("", include("integrations.api")),
+    path("", include("campaigns.api")),
 ]
 
 urlpatterns = [

@@ -100,8 +100,10 @@ def main() -> int:
         stack.stop()
     write_report(report, rows, bounded=bounded, profiles=profiles)
     failed = [key for key, _, outcome, _ in rows if not outcome.passed]
-    print(f"== {len(rows) - len(failed)} of {len(rows)} drills passed in {time.monotonic() - began:.0f} s; "
-          f"report: {report.relative_to(ROOT) if report.is_relative_to(ROOT) else report}")
+    print(
+        f"== {len(rows) - len(failed)} of {len(rows)} drills passed in {time.monotonic() - began:.0f} s; "
+        f"report: {report.relative_to(ROOT) if report.is_relative_to(ROOT) else report}"
+    )
     return 1 if failed else 0
 
 

@@ -213,9 +213,7 @@ def webhook_worker_killed(ctx: Context) -> Outcome:
     receiver = Receiver(default=Reply(delay=0.1)).start()
     developer = ctx.api("developer")
     try:
-        hook = developer.call(
-            "POST", "/api/v1/webhooks", {"url": receiver.url, "event_types": ["consent.updated"]}
-        )
+        hook = developer.call("POST", "/api/v1/webhooks", {"url": receiver.url, "event_types": ["consent.updated"]})
         if hook.status != 201:
             return Outcome("subscribe", "201", f"{hook.status} {hook.body}", False)
         run = uuid.uuid4().hex[:6]
@@ -288,9 +286,7 @@ def redis_outage(ctx: Context) -> Outcome:
         wait_for(lambda: job_state(operator, job_id).get("state") in TERMINAL, 90, every=1) if job_id else (None, 0)
     )
     end_state = job_state(operator, job_id).get("state") if job_id else None
-    passed = (
-        status.status == 200 and cache_down and friendly and read_ok and bool(back) and end_state == "succeeded"
-    )
+    passed = status.status == 200 and cache_down and friendly and read_ok and bool(back) and end_state == "succeeded"
     return Outcome(
         done="Stop the drills' Redis (cache, rate limits, broker); call GET /status and an API read, open the "
         "portal's / and /audiences/; start Redis; publish an audience.",
@@ -354,8 +350,7 @@ def postgres_restart(ctx: Context) -> Outcome:
         "connection; every answer 5 s after PostgreSQL is back is a 200.",
         observed=f"statuses {dict(sorted(statuses.items()))}; 503 codes {dict(codes)}; 503s over {gap} s; "
         f"restart took {restart_at.get('end', 0) - restart_at.get('start', 0):.1f} s; "
-        f"after recovery {len(tail)} answers, all 200: {recovered}"
-        + (f"; 5xx: {errors[:3]}" if errors else ""),
+        f"after recovery {len(tail)} answers, all 200: {recovered}" + (f"; 5xx: {errors[:3]}" if errors else ""),
         passed=passed,
         figures={"requests": len(result.answers), "503": statuses.get(503, 0), "500": statuses.get(500, 0)},
     )
@@ -404,7 +399,10 @@ def load_mix(ctx: Context) -> Outcome:
         return answer
 
     result = run_load(
-        clients, seconds, lambda i: (roles[i % len(roles)], Api(ctx.stack.base_url, tokens[roles[i % len(roles)]])), step
+        clients,
+        seconds,
+        lambda i: (roles[i % len(roles)], Api(ctx.stack.base_url, tokens[roles[i % len(roles)]])),
+        step,
     )
     statuses = result.statuses()
     errors = [a for a in result.answers if a.status >= 500 or a.status == 0]
@@ -423,15 +421,19 @@ def load_mix(ctx: Context) -> Outcome:
         for key, counts in per.items():
             sent = counts["ok"] + counts["429"]
             if counts["ok"] != min(sent, limits[key]) or counts["429"] != sent - min(sent, limits[key]):
-                mismatches.append(f"{key}: sent {sent}, limit {limits[key]}, accepted {counts['ok']}, 429 {counts['429']}")
+                mismatches.append(
+                    f"{key}: sent {sent}, limit {limits[key]}, accepted {counts['ok']}, 429 {counts['429']}"
+                )
     # A burst of previews by one fresh token: exactly the limit accepted.
     burst_api = ctx.api("analyst", fresh=True)
     burst = [burst_api.call("POST", "/api/v1/audiences/preview", preview) for _ in range(80)]
     burst_counts = Counter(a.status for a in burst)
     burst_limit = _limit_of(burst[0])
-    burst_exact = burst_limit is not None and burst_counts.get(200, 0) == burst_limit[1] and burst_counts.get(
-        429, 0
-    ) == 80 - burst_limit[1]
+    burst_exact = (
+        burst_limit is not None
+        and burst_counts.get(200, 0) == burst_limit[1]
+        and burst_counts.get(429, 0) == 80 - burst_limit[1]
+    )
     latency = {kind: result.latency_ms(kind) for kind in ("read", "preview", "write")}
     overall = result.latency_ms()
     passed = not errors and not mismatches and burst_exact
@@ -518,9 +520,18 @@ def fuzz(ctx: Context) -> Outcome:
 
 def _fuzz_summary(output: str) -> Counter[str]:
     found: Counter[str] = Counter()
-    for name in ("server_error", "not_a_server_error", "status_code_conformance", "response_schema_conformance",
-                 "content_type_conformance", "negative_data_rejection", "positive_data_acceptance",
-                 "use_after_free", "ensure_resource_availability", "missing_required_header"):
+    for name in (
+        "server_error",
+        "not_a_server_error",
+        "status_code_conformance",
+        "response_schema_conformance",
+        "content_type_conformance",
+        "negative_data_rejection",
+        "positive_data_acceptance",
+        "use_after_free",
+        "ensure_resource_availability",
+        "missing_required_header",
+    ):
         count = output.count(name)
         if count:
             found[name] = count

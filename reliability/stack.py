@@ -327,7 +327,9 @@ class Stack:
         deadline = time.monotonic() + 60
         while " ready." not in log.read_text(errors="replace")[offset:]:
             if time.monotonic() > deadline or not self.processes["worker"].alive:
-                raise RuntimeError(f"the Celery worker did not start:\n{log.read_text(errors='replace')[offset:][-2000:]}")
+                raise RuntimeError(
+                    f"the Celery worker did not start:\n{log.read_text(errors='replace')[offset:][-2000:]}"
+                )
             time.sleep(0.25)
 
     def start_beat(self) -> None:

@@ -13,7 +13,7 @@ echo "== ruff check"
 echo "== ruff format --check"
 "$BIN/ruff" format --check . || status=1
 
-apps=(marketerapi governance audiences integrations sandbox portal)
+apps=(marketerapi governance audiences integrations campaigns sandbox portal)
 echo "== mypy ${apps[*]}"
 "$BIN/mypy" "${apps[@]}" || status=1
 

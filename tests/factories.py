@@ -384,3 +384,26 @@ class ApprovalRequestFactory(factory.django.DjangoModelFactory):
     required = factory.LazyAttribute(lambda r: len(r.policy.get("steps") or [1]))
     created_at = factory.LazyFunction(timezone.now)
     expires_at = factory.LazyAttribute(lambda r: r.created_at + timedelta(hours=72))
+
+
+# --- campaigns ------------------------------------------------------------------------------
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    """A draft email campaign of the audience's team to its audience (an AudienceFactory's,
+    published with no members, unless given), through a file destination of the environment."""
+
+    class Meta:
+        model = "campaigns.Campaign"
+
+    environment = factory.LazyFunction(environment)
+    name = factory.Sequence(lambda n: f"campaign-{n}")
+    audience = factory.LazyAttribute(lambda c: AudienceFactory(environment=c.environment, published=True))
+    owner_team = factory.LazyAttribute(lambda c: c.audience.owner_team)
+    destination = factory.LazyAttribute(lambda c: DestinationFactory(environment=c.environment))
+    channel = "email"
+    purpose = "winback"
+    assets = factory.LazyFunction(
+        lambda: {"subject": "Hello {{first_name}}", "body": "Hi {{first_name}}", "sender": "news@example.test"}
+    )
+    state = "draft"

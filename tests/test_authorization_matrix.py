@@ -45,10 +45,11 @@ from rest_framework.test import APIClient
 from waffle.models import Flag
 
 from audiences.models import Audience, Export
+from campaigns.models import ReviewItem
 from governance.access.objectperms import share
 from governance.models import ApiToken, ApprovalRequest, AuditEvent, Environment, OutboxEvent
 from governance.policy.actions import ACTIONS
-from integrations.models import DeadLetter
+from integrations.models import DeadLetter, Destination
 from tests import routes
 from tests.conftest import PERSONAS
 from tests.factories import (
@@ -56,6 +57,7 @@ from tests.factories import (
     ApprovalRequestFactory,
     AudienceFactory,
     AudienceVersionFactory,
+    CampaignFactory,
     DestinationFactory,
     JobFactory,
     ProfileFactory,
@@ -129,6 +131,9 @@ class Route:
     audited_in: tuple[str, ...] = ("sandbox",)
     # ownership → persona → the problem code of a refusal, where it is not the default.
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Which of an object's variants the route needs (campaigns: "" a draft that is ready,
+    # "active" a sending one, "paused"): the builder of the path parameter reads it.
+    variant: str = ""
 
     def ownerships(self) -> list[str]:
         return [o for o, e in ((OWN, self.own), (FOREIGN, self.foreign), (OTHER_ENV, self.other_env)) if e is not None]
@@ -164,6 +169,8 @@ NOT_FOUND = {
     "job_id": "job_not_found",
     "export_id": "export_not_found",
     "name": "flag_not_found",
+    "campaign_id": "campaign_not_found",
+    "item_id": "review_item_not_found",
 }
 
 
@@ -183,6 +190,20 @@ def _audience_body(call: Call) -> dict[str, Any]:
 
 
 RULES = {"attr": "region", "op": "eq", "value": "EU"}
+
+
+def _campaign_body(call: Call) -> dict[str, Any]:
+    team = call.team or "growth"
+    return {
+        "name": f"matrix {call.persona}",
+        "owner_team": team,
+        "purpose": "winback",
+        "channel": "email",
+        "audience": call.world.audiences[("sandbox", team)],
+        "destination": call.world.objects[("destination", "sandbox")],
+        "assets": {"subject": "Hi {{first_name}}", "body": "Hello", "sender": "news@example.test"},
+    }
+
 
 # "METHOD /api/v1/path/{parameter}" → who gets what. Keep the order of the URL configuration.
 MATRIX: dict[str, Route] = {
@@ -438,6 +459,85 @@ MATRIX: dict[str, Route] = {
     "GET /api/v1/destinations/{destination_id}/health": Route(own=integrators(200), other_env=hidden(*NOT_INTEGRATORS)),
     "GET /api/v1/jobs/{job_id}": Route(own=roles(200), other_env=hidden(*ROLELESS)),
     "GET /api/v1/status": Route(own=roles(200)),
+    # --- campaigns (the team's campaign; another team's; pilot's) ---
+    "GET /api/v1/campaigns": Route(own=roles(200)),
+    "POST /api/v1/campaigns": Route(
+        # Developers author only in a sandbox (the matrix's tokens are sandbox tokens).
+        own=statuses(403, operator=201, operator2=201, outsider=201, developer=201, admin=201),
+        body=_campaign_body,
+        action="campaign.create",
+    ),
+    "GET /api/v1/campaigns/{campaign_id}": Route(own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)),
+    "PATCH /api/v1/campaigns/{campaign_id}": Route(
+        action="campaign.edit",
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+        body={"purpose": "matrix"},
+    ),
+    "DELETE /api/v1/campaigns/{campaign_id}": Route(
+        action="campaign.delete",
+        own=statuses(403, operator=204, operator2=204, outsider=204, developer=204, admin=204),
+        foreign=statuses(403, admin=204),
+        other_env=hidden(*ROLELESS),
+    ),
+    "GET /api/v1/campaigns/{campaign_id}/readiness": Route(
+        own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)
+    ),
+    "POST /api/v1/campaigns/{campaign_id}/activate": Route(
+        action="campaign.activate",
+        own=statuses(403, operator=202, operator2=202, outsider=202, developer=202, admin=202),
+        foreign=statuses(403, admin=202),
+        other_env=hidden(*ROLELESS),
+    ),
+    "POST /api/v1/campaigns/{campaign_id}/pause": Route(
+        action="campaign.pause",
+        variant="active",
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+    ),
+    "POST /api/v1/campaigns/{campaign_id}/resume": Route(
+        action="campaign.resume",
+        variant="paused",
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+    ),
+    "POST /api/v1/campaigns/{campaign_id}/cancel": Route(
+        action="campaign.cancel",
+        variant="active",
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+    ),
+    "GET /api/v1/campaigns/{campaign_id}/sends": Route(
+        own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS), variant="active"
+    ),
+    "POST /api/v1/destinations/{destination_id}/preview": Route(
+        # Everyone with a role (the flag is on in the matrix's world): marketers and engineers agree on it.
+        own=roles(200),
+        other_env=hidden(*ROLELESS),
+        body=lambda call: {"campaign": call.world.campaigns[("sandbox", "growth", "")], "sample": 1},
+        action="destination.preview",
+    ),
+    # --- the manual review queue (the item of the team's campaign; another team's; pilot's) ---
+    "GET /api/v1/review-items": Route(own=roles(200)),
+    "POST /api/v1/review-items/{item_id}/retry": Route(
+        action="review_item.retry",
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+    ),
+    "POST /api/v1/review-items/{item_id}/cancel": Route(
+        action="review_item.cancel",
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+    ),
+    "GET /api/v1/review-items/{item_id}/payload": Route(
+        own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)
+    ),
 }
 
 
@@ -541,6 +641,8 @@ class World:
     colleague_approval: int = 0
     pilot_approval: int = 0
     objects: dict[tuple[str, str], Any] = field(default_factory=dict)  # (kind, environment) → id or name
+    campaigns: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (environment, team, variant) → id
+    review_items: dict[tuple[str, str], int] = field(default_factory=dict)  # (environment, team) → id
     drop_directory: str = ""
     exports: dict[tuple[str, str], int] = field(default_factory=dict)  # (environment, persona) → id
 
@@ -550,6 +652,7 @@ class Call:
     world: World
     persona: str
     ownership: str
+    variant: str = ""
 
     @property
     def team(self) -> str | None:
@@ -620,10 +723,34 @@ def build_world(tmp_dir: str) -> World:
             environment=environment, name="drop", config={"directory": tmp_dir, "format": "jsonl"}
         ).pk
         world.objects[("job", slug)] = JobFactory(environment=environment).pk
+    for environment, names in ((sandbox, ("growth", "retention", "other")), (pilot, ("growth",))):
+        destination = Destination.objects.get(pk=world.objects[("destination", environment.slug)])
+        for name in names:
+            member = ProfileFactory(environment=environment, external_id=f"matrix-c-{name}", consent="granted")
+            audience = AudienceFactory(
+                environment=environment, name=f"{name} campaign audience", owner_team=teams[name], rules=RULES
+            )
+            AudienceVersionFactory(audience=audience, memberships=[member], live=True)
+            for variant in ("", "active", "paused", "partially_succeeded"):
+                campaign = CampaignFactory(
+                    environment=environment,
+                    name=f"{name} campaign {variant or 'draft'}",
+                    audience=audience,
+                    owner_team=teams[name],
+                    destination=destination,
+                    state=variant or "draft",
+                    version=audience.live_version if variant else None,
+                )
+                share(campaign, teams["partners"], "view")
+                world.campaigns[(environment.slug, name, variant)] = campaign.pk
+            world.review_items[(environment.slug, name)] = ReviewItem.objects.create(
+                environment=environment, campaign=campaign, destination=destination, recipients=1, why="matrix"
+            ).pk
     Flag.objects.create(name="matrix_flag", everyone=None)
     for persona, user in [*world.users.items(), ("colleague", requester)]:
         world.exports[("sandbox", persona)] = _ready_export(sandbox, world.audiences[("sandbox", "growth")], user)
     world.exports[("pilot", "colleague")] = _ready_export(pilot, world.audiences[("pilot", "growth")], requester)
+    Flag.objects.update_or_create(name="destination_payload_preview", defaults={"everyone": True})
     return world
 
 
@@ -704,7 +831,30 @@ PARAM_BUILDERS: dict[str, Callable[[Call], Any]] = {
     "export_id": _export_param,
     "name": _flag_param,
 }
-OWNED_KINDS = frozenset({"audience_id", "token_id", "approval_id", "export_id"})
+
+
+def _campaign_param(call: Call) -> int:
+    world, team = call.world, call.team or "growth"
+    if call.ownership == OWN:
+        return world.campaigns[("sandbox", team, call.variant)]
+    if call.ownership == FOREIGN:
+        return world.campaigns[("sandbox", "retention" if team == "growth" else "growth", call.variant)]
+    return world.campaigns[("pilot", "growth", call.variant)]
+
+
+def _review_item_param(call: Call) -> int:
+    world, team = call.world, call.team or "growth"
+    if call.ownership == OWN:
+        return world.review_items[("sandbox", team)]
+    if call.ownership == FOREIGN:
+        return world.review_items[("sandbox", "retention" if team == "growth" else "growth")]
+    return world.review_items[("pilot", "growth")]
+
+
+PARAM_BUILDERS["campaign_id"] = _campaign_param
+PARAM_BUILDERS["item_id"] = _review_item_param
+
+OWNED_KINDS = frozenset({"audience_id", "token_id", "approval_id", "campaign_id", "item_id", "export_id"})
 
 
 @pytest.fixture(scope="module")
@@ -731,7 +881,7 @@ class Outcome:
 
 def _call(world: World, key: str, route: Route, persona: str, ownership: str, missing: bool = False) -> Outcome:
     method, template = key.split(" ", 1)
-    call = Call(world, persona, ownership)
+    call = Call(world, persona, ownership, route.variant)
     params = {name: (MISSING_ID if missing else PARAM_BUILDERS[name](call)) for name in _PARAM.findall(template)}
     if missing and "name" in params:
         params["name"] = "no-such-flag"

@@ -34,7 +34,7 @@ from audiences.profiles.errors import (
 from audiences.profiles.pii import mask_pii
 from governance import policy
 from governance.limits.idempotency import idempotent
-from marketerapi.api import ActorMixin, StrictFilterSet, problem_responses
+from marketerapi.api import ActorMixin, MomentField, MomentFilter, StrictFilterSet, problem_responses
 from marketerapi.problems import _HINTS as GENERIC_HINTS
 from marketerapi.problems import flatten_validation
 
@@ -347,10 +347,10 @@ class ProfileFilter(StrictFilterSet):
     country = filters.CharFilter(method="filter_country", help_text="Two-letter code, e.g. GB.")
     locale = filters.CharFilter()
     lifecycle_stage = filters.ChoiceFilter(choices=LifecycleStage.choices)
-    updated_since = filters.IsoDateTimeFilter(
+    updated_since = MomentFilter(
         field_name="updated_at", lookup_expr="gte", help_text="Changed at or after this time (ISO 8601)."
     )
-    updated_before = filters.IsoDateTimeFilter(
+    updated_before = MomentFilter(
         field_name="updated_at", lookup_expr="lt", help_text="Changed before this time (ISO 8601)."
     )
 
@@ -549,7 +549,7 @@ class ProfileEventRowSerializer(RowSerializer):
     type = serializers.RegexField(
         r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=64, help_text="What the customer did, e.g. cart_abandoned."
     )
-    occurred_at = serializers.DateTimeField(help_text="ISO 8601; without an offset, UTC is assumed.")
+    occurred_at = MomentField(help_text="ISO 8601; without an offset, UTC is assumed.")
     properties = serializers.DictField(required=False, help_text="Anything about the event, as a JSON object.")
     event_id = serializers.CharField(
         max_length=128, required=False, allow_null=True, help_text="Your id of the event: a resend is stored once."
@@ -641,7 +641,7 @@ class ConsentUpdateRowSerializer(RowSerializer):
     source = serializers.CharField(  # type: ignore[assignment]
         max_length=64, help_text="Where consent was captured, e.g. preference_center."
     )
-    captured_at = serializers.DateTimeField(help_text="When the customer gave or withdrew consent (ISO 8601).")
+    captured_at = MomentField(help_text="When the customer gave or withdrew consent (ISO 8601).")
 
     hints = {
         "captured_at": "Send when the customer decided, in ISO 8601, e.g. 2026-11-01T10:00:00Z; "

@@ -26,6 +26,7 @@ from audiences.models import Audience, CatalogueEntry, CatalogueKind
 from audiences.profiles.errors import PiiFilterRefused
 from audiences.profiles.selectors import profile_pii_decision
 from audiences.rules import PiiFilter, names_used, pii_filters, rule_references, rules_pointer
+from governance import policy
 from governance.actors import Actor
 from governance.audit import trail as audit
 from governance.models import Environment, Outcome
@@ -56,14 +57,8 @@ def pii_uses(environment: Environment, rules: Any, *, prefix: str = "/rules") ->
     the request — and, for each `in_audience` whose live rules (followed further) test one,
     a problem at that `in_audience`. One query for the catalogue, one per level of
     references."""
-    # The catalogue is read only for rules that name custom attributes or event properties.
-    named = any(use.kind in (CatalogueKind.ATTRIBUTE, CatalogueKind.EVENT_PROPERTY) for use in names_used(rules))
-    keys, properties = pii_catalogue(environment) if named else (frozenset(), frozenset())
-    found = [_problem(item, prefix) for item in pii_filters(rules, pii_keys=keys, pii_properties=properties)]
+    # The live rules of every audience reached through in_audience (one query per level).
     references = rule_references(rules)
-    if not references:
-        return found
-    # Which referenced audiences test personal data, directly or through their own references.
     live: dict[int, Any] = {}
     frontier = {ref for _, ref in references}
     while frontier:
@@ -74,6 +69,16 @@ def pii_uses(environment: Environment, rules: Any, *, prefix: str = "/rules") ->
         )
         live.update(rows)
         frontier = {ref for rules_of in rows.values() for _, ref in rule_references(rules_of)} - set(live)
+    # The catalogue is read only when some of these rules name custom attributes or event properties.
+    named = any(
+        use.kind in (CatalogueKind.ATTRIBUTE, CatalogueKind.EVENT_PROPERTY)
+        for tree in (rules, *live.values())
+        for use in names_used(tree)
+    )
+    keys, properties = pii_catalogue(environment) if named else (frozenset(), frozenset())
+    found = [_problem(item, prefix) for item in pii_filters(rules, pii_keys=keys, pii_properties=properties)]
+    if not references:
+        return found
     tainted: dict[int, bool] = {}
 
     def tests_pii(audience_id: int, seen: frozenset[int]) -> bool:
@@ -149,14 +154,19 @@ def rules_pii_guard(
         f"The rules filter on personal data ({', '.join(fields)}) at {', '.join(u['pointer'] for u in uses[:5])}"
         f"{' …' if len(uses) > 5 else ''}; your role may not see it, so it may not filter on it either."
     )
+    error = PiiFilterRefused(detail, errors=uses)
     if audit_denial is not None:
+        refusal = policy.Decision(policy.DENY, "pii_filter", [detail], hint=error.hint)
         with transaction.atomic():
             audit.record(
                 actor,
                 audit_denial,
                 target,
                 outcome=Outcome.DENIED,
-                reasons=[detail],
+                decision=refusal,
                 changes={"refused": {"code": "pii_filter_refused", "pointers": [u["pointer"] for u in uses]}},
             )
-    raise PiiFilterRefused(detail, errors=uses)
+        # Inside an idempotency claim the record above is rolled back with the refusal; the
+        # claim records it again (governance/limits/idempotency.py), as for policy.require.
+        error.denial = (actor, audit_denial, target, refusal)  # type: ignore[attr-defined]
+    raise error

@@ -52,7 +52,7 @@ from governance.actors import Actor
 from governance.approvals import ActionOutcome, Execution, fingerprint_of, request_or_run, windows
 from governance.audit import trail as audit
 from governance.limits import quotas
-from governance.limits.services import quota_consume
+from governance.limits.services import quota_consume, quota_refund
 from integrations.jobs import services as jobs
 from integrations.models import Job, JobState
 from marketerapi.problems import NotFound
@@ -168,10 +168,12 @@ def _reach_and_diff(audience: Audience, live_versions: dict[int, int | None]) ->
     return counts["reach"], counts["reach"] - counts["kept"], (live.members or 0) - counts["kept"]
 
 
-def _in_progress(locked: Audience, now: datetime) -> None:
+def _in_progress(locked: Audience, now: datetime) -> list[AudienceVersion]:
     """One build per audience at a time. A queued build is replaced by the new request (the
     newest definition wins, nothing has been done yet); a running one refuses it, unless its
-    worker is gone (stale heartbeat and, on PostgreSQL, no worker holding the job's lock)."""
+    worker is gone (stale heartbeat and, on PostgreSQL, no worker holding the job's lock).
+    Returns the builds to replace: `_supersede` them once the new job exists."""
+    replaced = []
     for version in AudienceVersion.objects.filter(audience=locked, state=VersionState.BUILDING).select_related("job"):
         job = version.job
         if job is not None and job.state == JobState.RUNNING and worker_alive(job, now):
@@ -180,22 +182,35 @@ def _in_progress(locked: Audience, now: datetime) -> None:
                 hint=f"Follow GET /api/v1/jobs/{job.pk}; publish again once it has finished.",
                 job_id=job.pk,
             )
-        reason = (
-            "Replaced by a newer publish before it started."
-            if job is None or job.state == JobState.QUEUED
-            else "Its worker stopped; replaced by a newer publish."
+        replaced.append(version)
+    return replaced
+
+
+def _supersede(replaced: list[AudienceVersion], new_job: Job, now: datetime) -> None:
+    """The builds `_in_progress` found replaced by `new_job`: each version failed, each job
+    `cancelled` ("superseded by job N": one terminal state, whether a worker had started it
+    or not), and the publish quota unit it was charged given back — it built nothing."""
+    for version in replaced:
+        job = version.job
+        started = job is not None and job.state == JobState.RUNNING
+        reason = f"superseded by job {new_job.pk}" + (" (its worker had stopped)" if started else "")
+        fail_version(version, f"Not built: {reason}.")
+        if job is None:
+            continue
+        note = jobs.note(
+            "superseded",
+            f"Version {version.number} was not built: {reason}.",
+            f"Follow job {new_job.pk} (GET /api/v1/jobs/{new_job.pk}) instead.",
+            superseded_by=new_job.pk,
         )
-        fail_version(version, reason)
-        if job is not None:
-            note = jobs.note(
-                "superseded",
-                f"Version {version.number} was not built: {reason.lower()}",
-                "Follow the newer publish's job instead.",
-            )
-            if not jobs.job_cancel(job, now=now):
-                jobs.job_fail(job, error=note, now=now)
-            else:
-                jobs.job_amend(job.pk, lambda row, note=note: setattr(row, "errors", [note]))
+        if jobs.job_supersede(job, by=new_job.pk, error=note, now=now):
+            charge = (job.params or {}).get("quota_charge")
+            if charge:
+                quota_refund(
+                    name=charge["quota"],
+                    subject=charge["subject"],
+                    period_start=datetime.fromisoformat(charge["period_start"]),
+                )
 
 
 def _new_version(
@@ -326,16 +341,27 @@ def _publish_now(
         locked = Audience.objects.select_for_update(of=("self",)).select_related("environment").get(pk=audience.pk)
         if locked.state == AudienceState.ARCHIVED:
             raise AudienceArchived(f"{locked.name!r} was archived meanwhile; it is not published.")
-        _in_progress(locked, now)
+        replaced = _in_progress(locked, now)
         quota = quota_consume(actor, QUOTA)
+        # Where the unit was counted, so that a publish superseded before it is built gives it back.
+        charge = (
+            {"quota": QUOTA, "subject": quota.subject, "period_start": quota.period_start.isoformat()}
+            if quota is not None
+            else None
+        )
         job, version = _new_version(
             locked,
             actor,
             kind=PUBLISH,
             rules=locked.rules,
             channel=locked.channel,
-            params={"approval_request": context.get("approved_request"), "approval_refs": approval_refs},
+            params={
+                "approval_request": context.get("approved_request"),
+                "approval_refs": approval_refs,
+                "quota_charge": charge,
+            },
         )
+        _supersede(replaced, job, now)
         audit.record(
             actor,
             PUBLISH,
@@ -433,7 +459,7 @@ def _rollback_now(
         locked = Audience.objects.select_for_update(of=("self",)).select_related("environment").get(pk=audience.pk)
         if locked.state == AudienceState.ARCHIVED:
             raise AudienceArchived(f"{locked.name!r} was archived meanwhile; it is not rolled back.")
-        _in_progress(locked, now)
+        replaced = _in_progress(locked, now)
         job, new = _new_version(
             locked,
             actor,
@@ -447,6 +473,7 @@ def _rollback_now(
             },
             rebuilt_from=target,
         )
+        _supersede(replaced, job, now)
         audit.record(
             actor,
             ROLLBACK,

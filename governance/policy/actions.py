@@ -126,6 +126,72 @@ ACTIONS: dict[str, Action] = {
             "Mark custom attributes as personal data",
             scope=ADMIN,
         ),
+        # Campaigns (campaigns/): definitions, readiness, lifecycle, the manual review queue.
+        Action("campaign.view", "campaigns.view_campaign", "See campaigns", unsafe=False),
+        Action("campaign.create", "campaigns.add_campaign", "Create campaigns", scope=WRITE),
+        Action("campaign.edit", "campaigns.change_campaign", "Edit campaigns", scope=WRITE, object_permission="change"),
+        Action(
+            "campaign.delete",
+            "campaigns.delete_campaign",
+            "Delete a draft campaign",
+            scope=WRITE,
+            object_permission="change",
+        ),
+        Action(
+            "campaign.share", "campaigns.share_campaign", "Share campaigns", scope=WRITE, object_permission="change"
+        ),
+        Action(
+            "campaign.activate",
+            "campaigns.activate_campaign",
+            "Activate campaigns",
+            scope=PUBLISH,
+            object_permission="change",
+            approval=True,
+        ),
+        Action(
+            "campaign.pause",
+            "campaigns.activate_campaign",
+            "Pause campaigns",
+            scope=PUBLISH,
+            object_permission="change",
+        ),
+        Action(
+            "campaign.resume",
+            "campaigns.activate_campaign",
+            "Resume campaigns",
+            scope=PUBLISH,
+            object_permission="change",
+        ),
+        Action(
+            "campaign.cancel",
+            "campaigns.activate_campaign",
+            "Cancel campaigns",
+            scope=PUBLISH,
+            object_permission="change",
+        ),
+        # The manual review queue: sends a vendor outage left waiting. Retry and cancel need
+        # the campaign's owning team; the payload is masked unless the role may see PII.
+        Action("review_item.view", "campaigns.view_reviewitem", "See the manual review queue", unsafe=False),
+        Action(
+            "review_item.retry",
+            "campaigns.activate_campaign",
+            "Retry sends waiting for review",
+            scope=PUBLISH,
+            object_permission="change",
+        ),
+        Action(
+            "review_item.cancel",
+            "campaigns.activate_campaign",
+            "Cancel sends waiting for review",
+            scope=PUBLISH,
+            object_permission="change",
+        ),
+        Action(
+            "review_item.download",
+            "campaigns.view_reviewitem",
+            "Download the payload of sends waiting for review",
+            scope=EXPORT,
+        ),
         # Tokens, service accounts and environments (governance/access/, governance/configuration/).
         Action("token.view", "governance.view_apitoken", "See API tokens", scope=ADMIN, unsafe=False),
         Action("token.create", "governance.add_apitoken", "Issue an API token", scope=ADMIN),
@@ -216,5 +282,13 @@ ACTIONS: dict[str, Action] = {
         Action("destination.create", "integrations.add_destination", "Create destinations", scope=ADMIN),
         Action("destination.update", "integrations.change_destination", "Change destinations", scope=ADMIN),
         Action("destination.test", "integrations.change_destination", "Test a destination's connection", scope=ADMIN),
+        # The exact request(s) an adapter would send for a few sample members (destinations/preview.py).
+        Action(
+            "destination.preview",
+            "campaigns.view_campaign",
+            "Preview the payload a destination would receive",
+            unsafe=False,
+            flag="destination_payload_preview",
+        ),
     )
 }

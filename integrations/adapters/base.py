@@ -306,6 +306,13 @@ class Adapter:
     primary_credential: ClassVar[str | None] = None
     # The vendor's batch sizes, for docs and for the status page.
     batch_sizes: ClassVar[dict[str, int]] = {}
+    # Sends (campaigns/sending/runner.py): the channels `send` can deliver, how many
+    # recipients one `send(batch)` takes, and whether a batch sent again under the same
+    # reference is deduplicated by the receiver (an idempotency key, a file name). Where it
+    # is not, a batch whose outcome a killed worker never recorded is not sent again.
+    send_channels: ClassVar[tuple[str, ...]] = ()
+    send_batch_size: ClassVar[int] = 100
+    send_idempotent: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -487,6 +494,11 @@ class Adapter:
         raise NotImplementedError
 
     def close(self) -> None:
+        return None
+
+    def forget_session(self) -> None:
+        """Drop what the adapter caches across calls (an access token): a payload preview
+        calls it after running the adapter against a recording transport."""
         return None
 
     def __enter__(self) -> Adapter:

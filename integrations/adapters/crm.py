@@ -108,6 +108,8 @@ class CrmAdapter(HttpAdapter):
     credential_keys = {"client_id": True, "client_secret": True}
     primary_credential = None
     batch_sizes = {"rowset": SYNC_MAX, "async rows": ASYNC_MAX, "triggered send": 1}
+    send_channels = ("email",)
+    send_batch_size = 50
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -207,6 +209,9 @@ class CrmAdapter(HttpAdapter):
     def forget_token(self) -> None:
         with _TOKENS_LOCK:
             _TOKENS.pop(self._token_key(), None)
+
+    def forget_session(self) -> None:
+        self.forget_token()
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token().access_token}"}

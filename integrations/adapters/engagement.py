@@ -76,6 +76,8 @@ class EngagementAdapter(HttpAdapter):
     credential_keys = {"api_key": True}
     primary_credential = "api_key"
     batch_sizes = {"users/track": TRACK_MAX, "subscription/status/set": SUBSCRIPTION_MAX, "trigger": TRIGGER_MAX}
+    send_channels = ("email", "sms", "push")
+    send_batch_size = TRIGGER_MAX
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -86,6 +86,10 @@ class FileAdapter(Adapter):
     )
     credential_keys = {}
     batch_sizes = {"rows_per_file": 100_000}
+    send_channels = ("email", "sms", "push")
+    send_batch_size = 10_000
+    # A batch is one file named by its reference: written again, it replaces itself.
+    send_idempotent = True
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> list[ConfigProblem]:

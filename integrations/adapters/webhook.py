@@ -58,6 +58,10 @@ class WebhookAdapter(HttpAdapter):
     credential_keys = {"token": False, "signing_secret": False}
     primary_credential = "token"
     batch_sizes = {"members": 1000, "recipients": 1000}
+    send_channels = ("email", "sms", "push")
+    send_batch_size = 1000
+    # Each batch carries Idempotency-Key: <reference>:recipients:<offset>.
+    send_idempotent = True
 
     @classmethod
     def check_config(cls, config: dict[str, Any]) -> list[ConfigProblem]:

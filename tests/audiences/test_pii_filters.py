@@ -282,8 +282,13 @@ def test_saving_rules_one_may_not_use_is_refused_and_audited(api, sandbox, ann):
     denied_event(client.user, "audience.edit")
 
 
-def test_copying_an_audience_with_such_rules_is_refused(api, saved):
-    refused(api("operator2").post(f"{AUDIENCES}{saved.pk}/copy", {}, format="json"), 403, "pii_filter_refused")
+@pytest.mark.parametrize("key", [None, "copy-1"])
+def test_copying_an_audience_with_such_rules_is_refused_and_audited(api, saved, key):
+    client = api("operator2")
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+
+    refused(client.post(f"{AUDIENCES}{saved.pk}/copy", {}, format="json", **headers), 403, "pii_filter_refused")
+    denied_event(client.user, "audience.copy")  # once, also inside an idempotency claim
 
 
 def test_in_audience_of_an_audience_that_tests_personal_data_is_refused(api, sandbox, saved, ann):
@@ -329,3 +334,39 @@ def test_rolling_back_to_a_version_that_tests_personal_data_is_refused(api, sand
 
     refused(client.post(f"{AUDIENCES}{saved.pk}/rollback", {"version": 1}, format="json"), 403, "pii_filter_refused")
     denied_event(client.user, "audience.rollback")
+
+
+def test_the_admin_site_refuses_such_rules_on_the_form_through_the_same_service(client, sandbox, ann):
+    import json
+
+    from django.urls import reverse
+
+    from tests.factories import UserFactory, team
+
+    client.force_login(UserFactory(username="site-admin", is_staff=True, groups=["admin"]))
+    form = {
+        "environment": sandbox.pk,
+        "name": "Admin probe",
+        "owner_team": team("growth").pk,
+        "channel": "email",
+        "purpose": "probe",
+        "description": "A probe.",
+        "rules": json.dumps({"attr": "email", "op": "starts_with", "value": "a"}),
+        "_save": "Save",
+    }
+
+    response = client.post(reverse("admin:audiences_audience_add"), form)
+
+    assert response.status_code == 200
+    assert "personal data" in response.content.decode()
+    assert not Audience.objects.filter(name="Admin probe").exists()
+
+
+def test_in_audience_of_an_audience_that_tests_a_marked_custom_attribute_is_refused(api, sandbox, ann):
+    mark_pii(sandbox, "backup_email")
+    inner = AudienceFactory(
+        environment=sandbox, rules={"attr": "attributes.backup_email", "op": "contains", "value": "ann"}
+    )
+    AudienceVersionFactory(audience=inner, live=True, memberships=[ann])
+
+    refused(preview(api("analyst"), {"in_audience": inner.pk}), 403, "pii_filter_refused")

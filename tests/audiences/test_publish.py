@@ -368,7 +368,9 @@ def test_a_stale_build_is_superseded_by_a_new_publish(actor, sandbox, monkeypatc
 
     assert job.state == JobState.SUCCEEDED and fresh(target).live_version.number == 3
     old = Job.objects.get(pk=outcome.result.job.pk)
-    assert old.state == JobState.FAILED and old.errors[-1]["code"] == "superseded"
+    # one terminal state for a superseded job, started or not (issue 12): cancelled, saying by which job
+    assert old.state == JobState.CANCELLED and old.errors[-1]["code"] == "superseded"
+    assert old.result["superseded_by"] == job.pk and f"superseded by job {job.pk}" in old.errors[-1]["message"]
     assert AudienceVersion.objects.get(pk=outcome.result.version.pk).state == VersionState.FAILED
     # and the old worker, were it to come back, cannot swap its version live
     assert runner.publish_job_run(old.pk) is None

@@ -106,6 +106,13 @@ def everything(sandbox, pilot, platform_admin, tmp_path):
     Export.objects.create(
         environment=sandbox, audience=lapsed, format="csv", fields=["external_id"], created_by=operator
     )
+    from campaigns.models import ReviewItem
+    from tests.factories import CampaignFactory
+
+    campaign = CampaignFactory(environment=sandbox, audience=lapsed, owner_team=growth, destination=destination)
+    ReviewItem.objects.create(
+        environment=sandbox, campaign=campaign, destination=destination, recipients=3, why="503 from the vendor"
+    )
     request = ApprovalRequestFactory(environment=pilot, requester=operator, target_id="1", target_label="Lapsed")
     ApprovalVote.objects.create(request=request, voter=platform_admin, decision="approve", role="admin")
     QuotaUsage.objects.create(quota="publish", subject=f"user:{operator.pk}", period_start=timezone.now(), used=3)

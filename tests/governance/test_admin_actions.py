@@ -36,6 +36,12 @@ COVERED = {
     ("integrations.webhooksubscription", "resume"): "tests/integrations/test_admin_actions.py",
     ("integrations.deadletter", "replay"): "tests/integrations/test_admin_actions.py",
     ("integrations.deadletter", "discard"): "tests/integrations/test_admin_actions.py",
+    ("campaigns.campaign", "activate"): "tests/campaigns/test_admin.py",
+    ("campaigns.campaign", "pause"): "tests/campaigns/test_admin.py",
+    ("campaigns.campaign", "resume"): "tests/campaigns/test_admin.py",
+    ("campaigns.campaign", "cancel"): "tests/campaigns/test_admin.py",
+    ("campaigns.reviewitem", "retry"): "tests/campaigns/test_admin.py",
+    ("campaigns.reviewitem", "cancel"): "tests/campaigns/test_admin.py",
 }
 
 

@@ -171,8 +171,75 @@ def _flag(user: Any, environment: Environment) -> dict[str, Any]:
     return {"name": "audit-flag"}
 
 
+def _campaign(state: str = "draft") -> Callable[[Any, Environment], dict[str, Any]]:
+    """A campaign of growth (the operator's team) in `state`, to an audience with one reachable member."""
+
+    def setup(user: Any, environment: Environment) -> dict[str, Any]:
+        from tests.factories import CampaignFactory
+
+        member = ProfileFactory(environment=environment, external_id="cust-audit-c", consent="granted")
+        audience = AudienceFactory(environment=environment, name="Audit campaign audience", owner_team=team("growth"))
+        AudienceVersionFactory(audience=audience, memberships=[member], live=True)
+        directory = _drop_directory(user, environment)["directory"]
+        destination = DestinationFactory(environment=environment, config={"directory": directory, "format": "jsonl"})
+        campaign = CampaignFactory(
+            environment=environment,
+            audience=audience,
+            owner_team=team("growth"),
+            destination=destination,
+            state=state,
+            version=audience.live_version if state != "draft" else None,
+        )
+        return {"campaign_id": campaign.pk, "audience": audience.pk, "destination": destination.pk}
+
+    return setup
+
+
+def _review_item(user: Any, environment: Environment) -> dict[str, Any]:
+    from campaigns.models import Campaign, ReviewItem
+
+    params = _campaign("partially_succeeded")(user, environment)
+    campaign = Campaign.objects.get(pk=params["campaign_id"])
+    item = ReviewItem.objects.create(
+        environment=environment, campaign=campaign, destination=campaign.destination, recipients=1, why="audit"
+    )
+    return {"item_id": item.pk}
+
+
+def _previewable(user: Any, environment: Environment) -> dict[str, Any]:
+    from waffle.models import Flag
+
+    Flag.objects.update_or_create(name="destination_payload_preview", defaults={"everyone": True})
+    params = _campaign()(user, environment)
+    return {"destination_id": params["destination"], "campaign": params["campaign_id"]}
+
+
 # "METHOD /api/v1/path/{parameter}" → how to call it successfully.
 CALLS: dict[str, Call] = {
+    "POST /api/v1/destinations/{destination_id}/preview": Call(
+        "analyst", None, lambda params: {"campaign": params["campaign"], "sample": 1}, setup=_previewable
+    ),
+    "POST /api/v1/campaigns": Call(
+        "operator",
+        "campaign.create",
+        lambda params: {
+            "name": "Audit campaign",
+            "owner_team": "growth",
+            "purpose": "winback",
+            "channel": "email",
+            "audience": params["audience"],
+            "destination": params["destination"],
+        },
+        setup=_campaign(),
+    ),
+    "PATCH /api/v1/campaigns/{campaign_id}": Call("operator", "campaign.edit", {"purpose": "audit"}, setup=_campaign()),
+    "DELETE /api/v1/campaigns/{campaign_id}": Call("operator", "campaign.delete", setup=_campaign()),
+    "POST /api/v1/campaigns/{campaign_id}/activate": Call("operator", "campaign.activate", setup=_campaign()),
+    "POST /api/v1/campaigns/{campaign_id}/pause": Call("operator", "campaign.pause", setup=_campaign("active")),
+    "POST /api/v1/campaigns/{campaign_id}/resume": Call("operator", "campaign.resume", setup=_campaign("paused")),
+    "POST /api/v1/campaigns/{campaign_id}/cancel": Call("operator", "campaign.cancel", setup=_campaign("active")),
+    "POST /api/v1/review-items/{item_id}/retry": Call("operator", "review_item.retry", setup=_review_item),
+    "POST /api/v1/review-items/{item_id}/cancel": Call("operator", "review_item.cancel", setup=_review_item),
     "POST /api/v1/tokens": Call("developer", "token.create", {"name": "crm-sync", "scopes": ["read", "ingest"]}),
     "DELETE /api/v1/tokens/{token_id}": Call("developer", "token.revoke", setup=_own_token),
     "POST /api/v1/profiles/bulk": Call(

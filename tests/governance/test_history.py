@@ -22,6 +22,7 @@ from simple_history.models import registered_models
 from waffle.models import Flag, Sample, Switch
 
 from audiences.models import Audience, RegionalRestriction, SuppressionList
+from campaigns.models import Campaign
 from governance.models import (
     ApiToken,
     ApprovalPolicy,
@@ -33,7 +34,7 @@ from governance.models import (
     hash_token,
 )
 from integrations.models import Destination, WebhookSubscription
-from tests.factories import UserFactory
+from tests.factories import CampaignFactory, UserFactory
 
 
 def _env(slug: str = "sandbox") -> Environment:
@@ -116,6 +117,11 @@ GOVERNED: dict[str, Governed] = {
             description="d",
         ),
         _set(description="Customers who lapsed in the EU"),
+    ),
+    "Campaign": Governed(
+        Campaign,
+        lambda: CampaignFactory(),
+        _set(purpose="spring winback"),
     ),
     "SuppressionList": Governed(
         SuppressionList,
