@@ -357,3 +357,18 @@ def test_a_copy_export_failing_midway_never_offers_a_partial_file(api, sandbox, 
 
     assert export.state == ExportState.FAILED and export.file_name == ""
     assert [p for p in exports_dir.rglob("*") if p.is_file()] == []
+
+
+def test_exports_past_the_environments_job_slots_wait_queued_with_their_position(api, sandbox, settings):
+    settings.JOB_SLOTS = {"sandbox": 1, "*": 4}
+    client = api("analyst")
+    audience = published(sandbox, 2)
+    body = {"audience": audience.pk, "fields": ["external_id"]}
+    first, second = (client.post("/api/v1/exports/", body, format="json").json()["export"] for _ in range(2))
+    Job.objects.filter(pk=first["job"]["id"]).update(state="running", heartbeat_at=timezone.now())
+
+    assert runner.export_job_run(second["job"]["id"]) is None
+
+    assert Export.objects.get(pk=second["id"]).state == "queued"
+    job = client.get(f"/api/v1/jobs/{second['job']['id']}").json()
+    assert job["state"] == "queued" and job["queue_position"] == 1
