@@ -22,17 +22,6 @@ def _environment_saved(sender: Any, instance: Any, created: bool, raw: bool = Fa
         suppressions.global_list_ensure(environment=instance)
 
 
-def _register_heavy(kind: str, task: str) -> None:
-    """Heavy jobs share the environment's concurrency limit (integrations.jobs.slots)."""
-    import importlib
-
-    try:
-        slots = importlib.import_module("integrations.jobs.slots")
-    except ImportError:  # before the job slots exist
-        return
-    slots.register_heavy(kind, task)
-
-
 class AudiencesConfig(AppConfig):
     name = "audiences"
     verbose_name = "Audiences and profiles"
@@ -52,14 +41,14 @@ class AudiencesConfig(AppConfig):
         register_executor("suppression.change_global", suppressions.execute_global_change)
         register_executor(exports.CREATE_PII, exports.execute_export_pii, fingerprint=exports.export_fingerprint)
         register_change_describer(exports.CREATE_PII, exports.export_change_described)
-        _register_heavy(exports.JOB_KIND, "audiences.export")
         policy.register_hook("audience.share", definitions.share_needs_owner)
         policy.register_hook("audience.transfer", definitions.share_needs_owner)
-        # Publishes and rollbacks are heavy work: they wait for a job slot of their environment.
+        # Publishes, rollbacks and exports are heavy work: they wait for a job slot of their environment.
         from integrations.jobs import slots
 
         slots.register_heavy(publishing.PUBLISH, "audiences.publish")
         slots.register_heavy(publishing.ROLLBACK, "audiences.publish")
+        slots.register_heavy(exports.JOB_KIND, "audiences.export")
         policy.register_hook("audience.promote", definitions.promote_not_down)
         from celery.signals import worker_ready
 

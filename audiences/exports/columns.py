@@ -146,8 +146,9 @@ class Writer:
             self._csv.writerows(rows)
         else:
             fields = self.fields
-            dumps = json.dumps
-            self._buffer.write("".join(dumps(dict(zip(fields, row, strict=True)), default=str) + "\n" for row in rows))
+            # Compact and UTF-8, as PostgreSQL's row_to_json writes it (the COPY path, copy.py).
+            dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+            self._buffer.write("".join(dumps(dict(zip(fields, row, strict=True))) + "\n" for row in rows))
         self.flush()
 
     def flush(self) -> None:

@@ -6,7 +6,8 @@ transaction, for the profiles whose consent for a channel it set to anything but
 `granted`:
 
 1. one DELETE … RETURNING removes their memberships of the environment's live versions of
-   that channel (every channel of the sync in the same statement);
+   that channel (every channel of the sync in the same statement; on PostgreSQL the pairs
+   are one `unnest` joined to the live versions, probing each by its primary key);
 2. one UPDATE records the change on each version touched: `members` down, `withdrawn` up;
 3. the removed people's external ids are queued for every active destination of the
    environment as a delivery job of its own (integrations/destinations/runner.py
@@ -55,6 +56,28 @@ class Removal:
         }
 
 
+_PG_DELETE = """\
+DELETE FROM audiences_membership m
+USING audiences_audience a, audiences_audienceversion v,
+      unnest(%s::bigint[], %s::text[]) AS w(profile_id, channel)
+WHERE a.environment_id = %s AND a.state = %s AND a.live_version_id = m.version_id
+  AND v.id = m.version_id AND v.channel = w.channel AND m.profile_id = w.profile_id
+RETURNING m.version_id, m.profile_id
+"""
+
+
+def _delete_memberships(environment: Environment, withdrawn: Mapping[str, Sequence[int]]) -> list[Any]:
+    """PostgreSQL: the (profile, channel) pairs as one unnest joined to the live versions,
+    so each version is probed by its primary key (version, profile) instead of scanned."""
+    pairs = [(profile_id, channel) for channel, ids in withdrawn.items() for profile_id in ids]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PG_DELETE,
+            [[p for p, _ in pairs], [c for _, c in pairs], environment.pk, AudienceState.PUBLISHED.value],
+        )
+        return list(cursor.fetchall())
+
+
 def remove_withdrawn(
     *, environment: Environment, withdrawn: Mapping[str, Sequence[int]], requested_by: Any = None
 ) -> Removal:
@@ -68,19 +91,20 @@ def remove_withdrawn(
             condition |= Q(version__channel=channel, profile_id__in=list(profile_ids))
     if not condition:
         return removal
-    live = Audience.objects.filter(
-        environment=environment, state=AudienceState.PUBLISHED, live_version__isnull=False
-    ).values("live_version_id")
-    doomed = Membership.objects.filter(condition, version_id__in=live).values_list("version_id", "profile_id")
-    select_sql, params = doomed.query.sql_with_params()
-    table = Membership._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {table} WHERE (version_id, profile_id) IN ({select_sql}) "  # noqa: S608  # compiled by the ORM
-            "RETURNING version_id, profile_id",
-            params,
-        )
-        rows = cursor.fetchall()
+    rows = _delete_memberships(environment, withdrawn) if connection.vendor == "postgresql" else None
+    if rows is None:
+        live = Audience.objects.filter(
+            environment=environment, state=AudienceState.PUBLISHED, live_version__isnull=False
+        ).values("live_version_id")
+        doomed = Membership.objects.filter(condition, version_id__in=live).values_list("version_id", "profile_id")
+        select_sql, params = doomed.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {Membership._meta.db_table} WHERE (version_id, profile_id) IN ({select_sql}) "  # noqa: S608  # compiled by the ORM
+                "RETURNING version_id, profile_id",
+                params,
+            )
+            rows = cursor.fetchall()
     if not rows:
         return removal
     removed_profiles: set[int] = set()

@@ -250,6 +250,7 @@ def test_expired_files_are_deleted_and_the_status_says_so(api, sandbox, exports_
 def test_a_failed_export_never_offers_a_partial_file(api, sandbox, exports_dir, monkeypatch):
     client = api("analyst")
     audience = published(sandbox, 5)
+    monkeypatch.setattr(runner, "COPY_FAST_PATH", False)  # the general path (the COPY path: below)
     monkeypatch.setattr(runner, "BATCH", 2)
     written = []
     original = columns.Writer.write_rows
@@ -287,3 +288,87 @@ def test_the_list_takes_the_same_queries_however_many_exports(api, sandbox, djan
     with django_assert_max_num_queries(8):
         many = client.get("/api/v1/exports/")
     assert len(few.json()["results"]) == 2 and len(many.json()["results"]) == 7
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_on_postgresql_the_copy_path_writes_what_the_general_path_writes(api, sandbox, monkeypatch, fmt):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the COPY path is PostgreSQL's")
+    client = api("compliance")
+    tricky = {"tier": 'gold, "plus"', "note": "line\nbreak \\ back"}
+    audience = published(sandbox, 3, attributes=tricky)
+    ProfileFactory(environment=sandbox, external_id="no-email", email=None)
+    now = timezone.now()
+    for key in tricky:
+        CatalogueEntry.objects.create(
+            environment=sandbox, kind=CatalogueKind.ATTRIBUTE, key=key, first_seen_at=now, last_seen_at=now
+        )
+    body = {
+        "audience": audience.pk,
+        "format": fmt,
+        "fields": ["external_id", "email", "first_name", "attributes.tier", "attributes.note", "attributes.none"],
+        "pii": True,
+    }
+    CatalogueEntry.objects.create(
+        environment=sandbox, kind=CatalogueKind.ATTRIBUTE, key="none", first_seen_at=now, last_seen_at=now
+    )
+
+    outputs = []
+    for fast in (True, False):
+        monkeypatch.setattr(runner, "COPY_FAST_PATH", fast)
+        export_id = client.post("/api/v1/exports/", body, format="json").json()["export"]["id"]
+        export = run_job(export_id)
+        _, response = download(client, export_id)
+        outputs.append((content(response), export.rows, export.size))
+
+    assert outputs[0] == outputs[1]
+    assert outputs[0][1] == 3
+
+
+@pytest.mark.services
+def test_a_copy_export_failing_midway_never_offers_a_partial_file(api, sandbox, exports_dir, monkeypatch):
+    from django.db import connection
+
+    from audiences.exports import copy
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the COPY path is PostgreSQL's")
+    client = api("analyst")
+    audience = published(sandbox, 5)
+    monkeypatch.setattr(copy, "CHUNK_ROWS", 2)
+    original = runner.copy_members
+
+    def fail_after_the_first_chunk(out, **kwargs):
+        def on_chunk(done):
+            if done:
+                raise OSError("disk full")
+
+        return original(out, **{**kwargs, "on_chunk": on_chunk})
+
+    monkeypatch.setattr(runner, "copy_members", fail_after_the_first_chunk)
+    export_id = client.post(
+        "/api/v1/exports/", {"audience": audience.pk, "fields": ["external_id"]}, format="json"
+    ).json()["export"]["id"]
+
+    export = run_job(export_id)
+
+    assert export.state == ExportState.FAILED and export.file_name == ""
+    assert [p for p in exports_dir.rglob("*") if p.is_file()] == []
+
+
+def test_exports_past_the_environments_job_slots_wait_queued_with_their_position(api, sandbox, settings):
+    settings.JOB_SLOTS = {"sandbox": 1, "*": 4}
+    client = api("analyst")
+    audience = published(sandbox, 2)
+    body = {"audience": audience.pk, "fields": ["external_id"]}
+    first, second = (client.post("/api/v1/exports/", body, format="json").json()["export"] for _ in range(2))
+    Job.objects.filter(pk=first["job"]["id"]).update(state="running", heartbeat_at=timezone.now())
+
+    assert runner.export_job_run(second["job"]["id"]) is None
+
+    assert Export.objects.get(pk=second["id"]).state == "queued"
+    job = client.get(f"/api/v1/jobs/{second['job']['id']}").json()
+    assert job["state"] == "queued" and job["queue_position"] == 1
