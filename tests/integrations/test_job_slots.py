@@ -28,6 +28,8 @@ def job_slot_probe(job_id: int) -> None:
 @pytest.fixture(autouse=True)
 def heavy_kind(monkeypatch, settings):
     monkeypatch.setitem(slots.HEAVY, HEAVY, "tests.job_slot_probe")
+    # Run the kick here, as a worker would, whether or not a broker is configured.
+    monkeypatch.setattr(app.tasks["tests.job_slot_probe"], "delay", job_slot_probe.run)
     settings.JOB_SLOTS = {"sandbox": 2, "*": 3}
     STARTED.clear()
 
