@@ -100,7 +100,7 @@ def actor_from_request(request: Any, door: str = Door.API) -> Actor:
     else:
         token = None
         environment = environment_for_session(request)
-    return Actor(
+    actor = Actor(
         # Authenticated, so a User (the project's user model), never AnonymousUser.
         user=cast("User", request.user),
         environment=environment,
@@ -109,3 +109,6 @@ def actor_from_request(request: Any, door: str = Door.API) -> Actor:
         ip=client_ip(request),
         request_id=getattr(request, "request_id", ""),
     )
+    # The request log reads the environment from here (marketerapi.middleware.RequestLogMiddleware).
+    getattr(request, "_request", request).marketerapi_actor = actor
+    return actor

@@ -66,6 +66,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "marketerapi.middleware.RequestIdMiddleware",
+    # One row per request for the request log, queued in process (governance/requestlog/).
+    "marketerapi.middleware.RequestLogMiddleware",
     # A NUL character in a path, query or form is a 400, not a database error.
     "marketerapi.middleware.NulRefusalMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -191,9 +193,21 @@ CELERY_BEAT_SCHEDULE = {
     "integrations.worker_heartbeat": _every("integrations.worker_heartbeat", WORKER_HEARTBEAT_SECONDS),
     # Heavy jobs waiting for a job slot whose kick was lost (integrations/jobs/slots.py).
     "integrations.job_slots_dispatch sweep": _every("integrations.job_slots_dispatch", 30.0),
+    # The request log past REQUEST_LOG_RETENTION_DAYS.
+    "governance.request_log_prune": _every("governance.request_log_prune", 3600.0),
     # Publish jobs whose worker died (stale heartbeat) or whose kick was lost.
     "audiences.publish_recover sweep": _every("audiences.publish_recover", 60.0),
 }
+
+# The request log (governance/requestlog/): each API request and portal page, queued in
+# process and written in one INSERT per REQUEST_LOG_BATCH rows or REQUEST_LOG_FLUSH_SECONDS,
+# kept REQUEST_LOG_RETENTION_DAYS and pruned hourly by beat.
+REQUEST_LOG_ENABLED = env_bool("REQUEST_LOG_ENABLED", True)
+REQUEST_LOG_RETENTION_DAYS = env_int("REQUEST_LOG_RETENTION_DAYS", 90, minimum=1)
+REQUEST_LOG_BATCH = env_int("REQUEST_LOG_BATCH", 200, minimum=1)
+REQUEST_LOG_FLUSH_SECONDS = env_float("REQUEST_LOG_FLUSH_SECONDS", 2.0, minimum=0.1)
+REQUEST_LOG_BACKGROUND = True
+REQUEST_LOG_SINK = "governance.requestlog.buffer.add"
 
 # Job slots (integrations/jobs/slots.py): how many heavy jobs — publishes, campaign sends,
 # exports — run at once per environment, by environment slug ("*" for the others). Past it

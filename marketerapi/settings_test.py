@@ -12,3 +12,5 @@ from marketerapi.settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+# No writer thread: a test flushes the request log when it wants the rows (buffer.flush()).
+REQUEST_LOG_BACKGROUND = False

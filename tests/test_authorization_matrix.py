@@ -187,6 +187,7 @@ MATRIX: dict[str, Route] = {
     # --- me, tokens, flags (governance/api) ---
     "GET /api/v1/me": Route(own=statuses(200)),
     "GET /api/v1/me/quotas": Route(own=statuses(200)),
+    "GET /api/v1/me/requests": Route(own=statuses(200)),
     "GET /api/v1/tokens": Route(own=integrators(200)),
     "POST /api/v1/tokens": Route(
         own=integrators(201), body={"name": "matrix", "scopes": ["read"]}, action="token.create"
