@@ -493,6 +493,10 @@ class RequestLog(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        permissions = [
+            ("view_metrics", "Can read adoption and policy metrics"),
+            ("propose_approvalpolicy", "Can propose approval-policy changes (an admin applies them)"),
+        ]
         indexes = [
             models.Index(fields=["user_id", "environment_id", "-id"], name="requestlog_user"),
             models.Index(fields=["occurred_at"], name="requestlog_time"),

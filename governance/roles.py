@@ -14,8 +14,19 @@ APPROVER = "approver"
 COMPLIANCE_REVIEWER = "compliance_reviewer"
 DEVELOPER = "developer"
 ADMIN = "admin"
+# Marketing operations: read the adoption and policy metrics and propose approval-policy
+# changes, which an admin applies through an approval request (docs/metrics.md).
+MARKETING_OPS = "marketing_ops"
 
-ROLE_NAMES: tuple[str, ...] = (ANALYST, CAMPAIGN_OPERATOR, APPROVER, COMPLIANCE_REVIEWER, DEVELOPER, ADMIN)
+ROLE_NAMES: tuple[str, ...] = (
+    ANALYST,
+    CAMPAIGN_OPERATOR,
+    APPROVER,
+    COMPLIANCE_REVIEWER,
+    DEVELOPER,
+    ADMIN,
+    MARKETING_OPS,
+)
 
 # The audit log (PRODUCT.md §4): every role reads the events of its own actions; these
 # roles read everyone's, in their environment. Decided by role, not by a model permission:
@@ -73,7 +84,7 @@ _INTEGRATION = [
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     ANALYST: [*_EVERYONE],
     CAMPAIGN_OPERATOR: [*_EVERYONE, *_AUDIENCE_AUTHORING, *_SUPPRESSION_EDITING],
-    APPROVER: [*_EVERYONE],
+    APPROVER: [*_EVERYONE, "governance.view_metrics"],
     COMPLIANCE_REVIEWER: [*_EVERYONE, "audiences.view_profile_pii"],
     DEVELOPER: [*_EVERYONE, *_INTEGRATION, *_AUDIENCE_AUTHORING, *_SUPPRESSION_EDITING],
     ADMIN: [
@@ -118,7 +129,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "auth.change_group",
         "auth.view_user",
         "auth.change_user",
+        "governance.view_metrics",
+        "governance.propose_approvalpolicy",
     ],
+    MARKETING_OPS: [*_EVERYONE, "governance.view_metrics", "governance.propose_approvalpolicy"],
 }
 
 

@@ -26,6 +26,7 @@ PERSONAS = {
     "compliance": ["compliance_reviewer"],
     "developer": ["developer", "growth"],
     "admin": ["admin"],
+    "marketing_ops": ["marketing_ops"],
     "outsider": ["campaign_operator", "other"],
     "nobody": [],
 }

@@ -188,6 +188,8 @@ MATRIX: dict[str, Route] = {
     "GET /api/v1/me": Route(own=statuses(200)),
     "GET /api/v1/me/quotas": Route(own=statuses(200)),
     "GET /api/v1/me/requests": Route(own=statuses(200)),
+    "GET /api/v1/metrics/adoption": Route(own=statuses(403, approver=200, admin=200)),
+    "GET /api/v1/metrics/policy": Route(own=statuses(403, approver=200, admin=200)),
     "GET /api/v1/tokens": Route(own=integrators(200)),
     "POST /api/v1/tokens": Route(
         own=integrators(201), body={"name": "matrix", "scopes": ["read"]}, action="token.create"

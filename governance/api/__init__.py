@@ -4,7 +4,7 @@ Each module defines `urlpatterns`; this package joins them, and marketerapi/urls
 them under /api/v1/.
 """
 
-from governance.api import approvals, audit, flags, me, requests, tokens
+from governance.api import approvals, audit, flags, me, metrics, requests, tokens
 
 urlpatterns = [
     *me.urlpatterns,
@@ -13,4 +13,5 @@ urlpatterns = [
     *flags.urlpatterns,
     *approvals.urlpatterns,
     *audit.urlpatterns,
+    *metrics.urlpatterns,
 ]
