@@ -15,7 +15,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.approvals import approval_brief
 from governance.metrics import selectors
+from governance.metrics.rules import rule_parse
+from governance.metrics.services import approval_policy_propose
+from governance.metrics.simulation import APPROVAL_POLICY
 from marketerapi.api import ActorMixin, problem_responses
 
 PERIOD_PARAMETERS = [
@@ -82,7 +86,70 @@ class PolicyMetricsView(ActorMixin, APIView):
         return Response(selectors.policy_metrics(actor=self.actor, params=request.query_params))
 
 
+SIMULATE_FAILURES = {
+    **FAILURES,
+    422: "The rule is not valid (`invalid_rule`: each entry of `errors` has a pointer and a hint), or the period "
+    "is not (`invalid_period`).",
+}
+
+
+class PolicySimulateView(ActorMixin, APIView):
+    rate_class = "preview"
+    policy_actions = {"POST": "metrics.view"}
+
+    @extend_schema(
+        operation_id="metrics_policy_simulate",
+        summary="Simulate a proposed rule",
+        description="Replays the last 30 days (or `?since=&until=`) of the request log and the audit trail "
+        "against a proposed rate limit, quota or approval policy, and answers who would have been limited, "
+        "refused or asked for approval, how often, beside what the rules in force did. Nothing is saved. "
+        'Body: `{"kind": "rate_limit", "rate_class": "write", "limit": 60, "role": "campaign_operator"}`, '
+        '`{"kind": "quota", "action": "audience.publish", "limit": 5, "period": "day"}` or `{"kind": '
+        '"approval_policy", "action": "audience.publish", "metric": "reach", "threshold": 10000, "steps": '
+        '[["approver"]]}`. Needs the approver, admin or marketing_ops role.',
+        parameters=PERIOD_PARAMETERS,
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, **problem_responses(400, 401, 403, 404, 422, failures=SIMULATE_FAILURES)},
+        examples=[
+            OpenApiExample(
+                "A lower write limit for operators",
+                value={"kind": "rate_limit", "rate_class": "write", "limit": 30, "role": "campaign_operator"},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        rule = rule_parse(request.data)
+        return Response(selectors.policy_simulate(actor=self.actor, rule=rule, params=request.query_params))
+
+
+class PolicyProposalView(ActorMixin, APIView):
+    policy_actions = {"POST": "approval_policy.propose"}
+
+    @extend_schema(
+        operation_id="metrics_policy_propose",
+        summary="Propose an approval-policy change",
+        description="Files an approval request that an admin decides: a new approval policy, or a change of "
+        "one (`policy_id`), with what the simulation of the last 30 days says it would have done. Approving "
+        "applies it. Body as a simulation of kind `approval_policy`, plus optional `policy_id`, `description`, "
+        "`is_active`. Answers 202 with the approval request. Needs the marketing_ops or admin role.",
+        request=OpenApiTypes.OBJECT,
+        responses={
+            202: OpenApiTypes.OBJECT,
+            **problem_responses(400, 401, 403, 404, 409, 422, failures=SIMULATE_FAILURES),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        rule = rule_parse(request.data, kinds=(APPROVAL_POLICY,))
+        outcome = approval_policy_propose(actor=self.actor, rule=rule)
+        if outcome.approval is not None:
+            return Response(approval_brief(outcome.approval), status=202)
+        return Response(outcome.result, status=200)
+
+
 urlpatterns: list[Any] = [
+    re_path(r"^metrics/policy/simulate/?$", PolicySimulateView.as_view(), name="metrics-policy-simulate"),
+    re_path(r"^metrics/policy/proposals/?$", PolicyProposalView.as_view(), name="metrics-policy-proposals"),
     re_path(r"^metrics/adoption/?$", AdoptionMetricsView.as_view(), name="metrics-adoption"),
     re_path(r"^metrics/policy/?$", PolicyMetricsView.as_view(), name="metrics-policy"),
 ]

@@ -20,3 +20,11 @@ def adoption_metrics(*, actor: Actor, params: Mapping[str, Any]) -> dict[str, An
 def policy_metrics(*, actor: Actor, params: Mapping[str, Any]) -> dict[str, Any]:
     policy.require(actor, "metrics.view")
     return feedback.policy_report(period_parse(actor=actor, params=params))
+
+
+def policy_simulate(*, actor: Actor, rule: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """`metrics.view`: replay the period (default the last 30 days) against a proposed rule."""
+    from governance.metrics.simulation import simulate
+
+    policy.require(actor, "metrics.view")
+    return simulate(period_parse(actor=actor, params=params), rule)
