@@ -63,3 +63,76 @@ class RequestLogAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):  #
             return TemplateResponse(request, "admin/marketerapi/metrics_report.html", context, status=status)
 
         return view
+
+
+class SimulateBeforeSaveMixin:
+    """A "Simulate" button on a change page (quota and approval policies): the form's values
+    are checked by the same form, replayed against the last 30 days
+    (governance/metrics/simulation.py) and shown with a button that saves exactly them."""
+
+    change_form_template = "admin/marketerapi/simulate_change_form.html"
+
+    def simulation_rule(self, data: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def get_urls(self) -> list[URLPattern]:
+        opts = self.model._meta  # type: ignore[attr-defined]
+        name = f"{opts.app_label}_{opts.model_name}_simulate"
+        view = self.admin_site.admin_view(self.simulate_view)  # type: ignore[attr-defined]
+        own = [path("simulate/", view, name=name), path("<path:object_id>/simulate/", view, name=f"{name}_change")]
+        return own + super().get_urls()  # type: ignore[misc]
+
+    def simulate_view(self, request: HttpRequest, object_id: str | None = None) -> HttpResponse:
+        from django.contrib.admin.utils import unquote
+        from django.core.exceptions import PermissionDenied
+        from django.urls import reverse
+
+        admin_self: Any = self
+        obj = admin_self.get_object(request, unquote(object_id)) if object_id else None
+        if request.method != "POST" or not admin_self.has_change_permission(request, obj):
+            raise PermissionDenied
+        form = admin_self.get_form(request, obj, change=obj is not None)(request.POST, instance=obj)
+        opts = admin_self.model._meta
+        back = (
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+            if obj is not None
+            else reverse(f"admin:{opts.app_label}_{opts.model_name}_add")
+        )
+        context: dict[str, Any] = {
+            **admin_self.admin_site.each_context(request),
+            "opts": opts,
+            "title": f"Simulate this {opts.verbose_name}",
+            "save_url": back,
+            "fields": [(k, v) for k, vs in request.POST.lists() for v in vs if k not in ("csrfmiddlewaretoken", "_simulate")],
+        }
+        status = 200
+        if form.is_valid():
+            data = form.cleaned_data
+            actor = admin_actor(request, data.get("environment"))
+            try:
+                context["result"] = selectors.policy_simulate(actor=actor, rule=self.simulation_rule(data), params={})
+            except ApplicationError as error:
+                context["problem"], status = error, error.status
+        else:
+            context["form_errors"], status = form.errors, 422
+        return TemplateResponse(request, "admin/marketerapi/simulation.html", context, status=status)
+
+
+def quota_rule(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "quota",
+        "action": data["action"],
+        "limit": data["limit"],
+        "period": data["period"],
+        "role": data.get("role") or "",
+    }
+
+
+def approval_rule(data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "approval_policy",
+        "action": data["action"],
+        "metric": data.get("metric") or "",
+        "threshold": data.get("threshold"),
+        "steps": data.get("steps") or [],
+    }

@@ -244,3 +244,63 @@ def test_a_proposal_for_a_policy_of_another_environment_is_not_found(api, pilot)
         "/api/v1/metrics/policy/proposals", {**PROPOSAL, "policy_id": other.pk}, format="json"
     )
     assert response.status_code == 404
+
+
+def _admin_browser(persona_name="admin"):
+    from django.test import Client
+
+    from tests.factories import UserFactory
+
+    client = Client()
+    client.force_login(UserFactory(username=f"site-{persona_name}", is_staff=True, groups=[persona_name]))
+    return client
+
+
+def test_the_quota_policy_page_offers_simulate_before_save(month, sandbox):
+    browser = _admin_browser()
+
+    page = browser.get("/admin/governance/quotapolicy/add/").content.decode()
+    assert 'id="simulate-button"' in page and 'formaction="../simulate/"' in page
+
+    form = {"name": "publish-daily", "action": "audience.publish", "description": "", "period": "day", "limit": "2",
+            "environment": str(sandbox.pk), "role": "", "is_active": "on"}  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        # The month is in the past: replay it as if it were the last 30 days.
+        from governance.metrics import period as period_module
+
+        patch.setattr(period_module.timezone, "now", lambda: T0 + timedelta(days=30))
+        result = browser.post("/admin/governance/quotapolicy/simulate/", {**form, "_simulate": "1"})
+
+    html = result.content.decode()
+    assert result.status_code == 200, html
+    assert "would have refused 2 time(s), 1 person(s)" in html and "p-operator" in html
+    from governance.models import QuotaPolicy
+
+    assert not QuotaPolicy.objects.filter(name="publish-daily").exists()  # nothing saved yet
+    assert 'name="limit" value="2"' in html and 'action="/admin/governance/quotapolicy/add/"' in html
+
+
+def test_the_approval_policy_page_simulates_a_change_of_an_existing_policy(pilot, month):
+    from governance.models import ApprovalPolicy
+
+    existing = ApprovalPolicy.objects.filter(environment=pilot, action="audience.publish").first()
+    form = {"environment": str(pilot.pk), "action": "audience.publish", "metric": "reach", "threshold": "10000",
+            "steps": '[["approver"]]', "description": "x", "is_active": "on", "_simulate": "1"}  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        from governance.metrics import period as period_module
+
+        patch.setattr(period_module.timezone, "now", lambda: T0 + timedelta(days=30))
+        result = _admin_browser().post(f"/admin/governance/approvalpolicy/{existing.pk}/simulate/", form)
+
+    html = result.content.decode()
+    assert result.status_code == 200, html
+    assert "would have asked for approval 3 time(s), 2 person(s)" in html
+    existing.refresh_from_db()
+    assert existing.threshold != 10000
+
+
+def test_simulate_shows_the_form_errors_and_saves_nothing(sandbox):
+    result = _admin_browser().post(
+        "/admin/governance/quotapolicy/simulate/", {"name": "x", "action": "Nope!", "period": "day", "limit": "-1"}
+    )
+    assert result.status_code == 422 and 'id="simulation-errors"' in result.content.decode()
