@@ -131,6 +131,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "auth.change_user",
         "governance.view_metrics",
         "governance.propose_approvalpolicy",
+        # The request log's admin page (read-only) and its reports.
+        "governance.view_requestlog",
     ],
     MARKETING_OPS: [*_EVERYONE, "governance.view_metrics", "governance.propose_approvalpolicy"],
 }

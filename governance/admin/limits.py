@@ -11,9 +11,9 @@ from django.contrib import admin
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
+from governance.admin.metrics import SimulateBeforeSaveMixin, quota_rule
 from governance.configuration import services as config_services
 from governance.configuration import validators
-from governance.admin.metrics import SimulateBeforeSaveMixin, quota_rule
 from governance.configuration.errors import InvalidConfig
 from governance.models import QuotaPolicy, QuotaUsage
 from governance.roles import ROLE_NAMES

@@ -65,6 +65,9 @@ class RequestLogAdmin(ReadOnlyAdminMixin, LargeTableMixin, admin.ModelAdmin):  #
         return view
 
 
+NOT_RESENT = ("csrfmiddlewaretoken", "_simulate")
+
+
 class SimulateBeforeSaveMixin:
     """A "Simulate" button on a change page (quota and approval policies): the form's values
     are checked by the same form, replayed against the last 30 days
@@ -103,7 +106,9 @@ class SimulateBeforeSaveMixin:
             "opts": opts,
             "title": f"Simulate this {opts.verbose_name}",
             "save_url": back,
-            "fields": [(k, v) for k, vs in request.POST.lists() for v in vs if k not in ("csrfmiddlewaretoken", "_simulate")],
+            "fields": [
+                (k, v) for k, vs in request.POST.lists() for v in vs if k not in ("csrfmiddlewaretoken", "_simulate")
+            ],
         }
         status = 200
         if form.is_valid():
