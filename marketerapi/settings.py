@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "simple_history",
     "waffle",
     "django_htmx",
+    # Request, response and database metrics for /metrics (integrations/prometheus.py adds ours).
+    "django_prometheus",
     # The door plumbing every app shares: admin site and dashboard, their templates and tags.
     "marketerapi",
     "governance",
@@ -65,6 +67,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "marketerapi.middleware.RequestIdMiddleware",
     # One row per request for the request log, queued in process (governance/requestlog/).
     "marketerapi.middleware.RequestLogMiddleware",
@@ -83,6 +86,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "waffle.middleware.WaffleMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "marketerapi.urls"
@@ -208,6 +212,18 @@ REQUEST_LOG_BATCH = env_int("REQUEST_LOG_BATCH", 200, minimum=1)
 REQUEST_LOG_FLUSH_SECONDS = env_float("REQUEST_LOG_FLUSH_SECONDS", 2.0, minimum=0.1)
 REQUEST_LOG_BACKGROUND = True
 REQUEST_LOG_SINK = "governance.requestlog.buffer.add"
+
+# Prometheus /metrics (integrations/prometheus.py): refused to everyone unless the caller's
+# address is in METRICS_ALLOWED_NETWORKS (CIDRs) or it sends Authorization: Bearer METRICS_TOKEN.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperSetting(
+            f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network; use CIDRs such as 10.0.0.0/8."
+        ) from None
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # Job slots (integrations/jobs/slots.py): how many heavy jobs — publishes, campaign sends,
 # exports — run at once per environment, by environment slug ("*" for the others). Past it
