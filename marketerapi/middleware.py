@@ -33,9 +33,14 @@ class RequestIdMiddleware:
         request_id = incoming if _VALID.match(incoming) else new_request_id()
         request.request_id = request_id  # type: ignore[attr-defined]
         token = _request_id.set(request_id)
+        from marketerapi import logs
+
+        # Every log line of the request carries its id and door; the actor's builder adds who and where.
+        log_token = logs.open_context(request_id=request_id, door=door_of(request.path))
         try:
             response = self.get_response(request)
         finally:
+            logs.close_context(log_token)
             _request_id.reset(token)
         response["X-Request-ID"] = request_id
         return response

@@ -391,19 +391,34 @@ for _network in OUTBOUND_ALLOWED_NETWORKS:
         ) from None
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+# json: one JSON object per line with request_id, actor, environment and door (web, worker
+# and beat alike; marketerapi/logs.py); plain: the same fields as text, for a terminal.
+LOG_FORMAT = env_choice("LOG_FORMAT", "json", choices=("json", "plain"))
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "marketerapi.middleware.RequestIdLogFilter"}},
+    "filters": {"context": {"()": "marketerapi.logs.ContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "marketerapi.logs.RedactingJsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s "
+            "%(request_id)s %(actor)s %(environment)s %(door)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "plain": {
+            "()": "marketerapi.logs.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s "
+            "[%(request_id)s %(door)s %(actor)s@%(environment)s] %(message)s",
+        },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+# Workers and beat log through the same LOGGING (Celery would otherwise install its own format).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 if CELERY_TASK_ALWAYS_EAGER:
     # No broker: tasks run in-process, so kombu's "No hostname was supplied" and a trace line
     # per task say nothing a developer can act on. A worker (with a broker) keeps them.

@@ -71,6 +71,9 @@ def admin_actor(request: HttpRequest, environment: Any = None) -> Any:
     )
     # The request log reads the environment from here (marketerapi.middleware.RequestLogMiddleware).
     request.marketerapi_actor = actor  # type: ignore[attr-defined]
+    from marketerapi import logs
+
+    logs.bind(actor=actor.label, environment=getattr(actor.environment, "slug", "-"), door=str(Door.ADMIN))
     return actor
 
 
