@@ -98,7 +98,7 @@ def test_a_batch_the_database_refuses_is_dropped_not_raised(monkeypatch):
     assert buffer.pending() == 0
 
 
-def test_the_writer_thread_writes_what_gathered(settings, transactional_db, api):
+def test_the_writer_thread_writes_what_gathered(settings, django_db_serialized_rollback, transactional_db, api):
     settings.REQUEST_LOG_BACKGROUND = True
     settings.REQUEST_LOG_FLUSH_SECONDS = 0.1
     client = api("developer")
