@@ -58,3 +58,11 @@ def _beat_log_context(**kwargs: Any) -> None:
     from marketerapi import logs
 
     logs.open_context(door="beat", actor="system")
+
+
+@signals.worker_process_init.connect
+def _tracing(**kwargs: Any) -> None:
+    """OpenTelemetry in each worker process (after the fork), when OTEL_* is set."""
+    from marketerapi import tracing
+
+    tracing.configure()

@@ -116,3 +116,29 @@ def test_the_settings_log_json_by_default():
     assert settings.LOG_FORMAT == "json"
     assert settings.LOGGING["handlers"]["console"]["formatter"] == "json"
     assert settings.CELERY_WORKER_HIJACK_ROOT_LOGGER is False
+
+
+def test_tracing_is_off_without_otel_variables(monkeypatch):
+    from marketerapi import tracing
+
+    for name in [n for n in __import__("os").environ if n.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
+    assert tracing.wanted() is False and tracing.configure() is False
+
+
+def test_tracing_stays_off_when_the_packages_are_missing(monkeypatch, caplog):
+    import builtins
+
+    from marketerapi import tracing
+
+    real_import = builtins.__import__
+
+    def no_opentelemetry(name, *args, **kwargs):
+        if name.startswith("opentelemetry"):
+            raise ImportError(name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "marketerapi")
+    monkeypatch.setattr(builtins, "__import__", no_opentelemetry)
+    assert tracing.configure() is False
+    assert "tracing stays off" in caplog.text
