@@ -125,6 +125,16 @@ CONN_MAX_AGE = env_int("CONN_MAX_AGE", 600, minimum=0)
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=CONN_MAX_AGE, conn_health_checks=True),
 }
+# A read replica for previews and exports (marketerapi/dbrouter.py); writes, and every other
+# read, stay on DATABASE_URL.
+DATABASE_REPLICA_URL = env_url("DATABASE_REPLICA_URL", "", schemes=("sqlite", "postgres", "postgresql", "pgsql"))
+REPLICA_DATABASE: str | None = None
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL, conn_max_age=CONN_MAX_AGE, conn_health_checks=True
+    )
+    REPLICA_DATABASE = "replica"
+DATABASE_ROUTERS = ["marketerapi.dbrouter.ReplicaRouter"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serializes writers; wait rather than fail when the worker thread writes.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20

@@ -37,6 +37,7 @@ from governance.access import objectperms
 from governance.actors import Actor
 from governance.models import Environment
 from governance.roles import ADMIN, ROLE_NAMES
+from marketerapi.dbrouter import replica_reads
 from marketerapi.problems import NotFound
 
 REQUIRED_METADATA: tuple[str, ...] = ("name", "owner_team", "channel", "purpose", "description")
@@ -154,11 +155,13 @@ def audience_preview(*, actor: Actor, rules: Any, channel: str, audience: Audien
     """
     policy.require(actor, "audience.preview", audience)
     checked = rules_check_or_raise(actor.environment, rules, self_id=audience.pk if audience else None)
-    result = compute_preview(
-        environment=actor.environment, rules=rules, channel=channel, live_versions=checked.live_versions
-    )
-    # Custom attributes and events nobody has: a did-you-mean warning each (a key may be new).
-    result["warnings"].extend(catalogue.unknown_names(actor.environment, rules))
+    # The preview's counting reads go to the read replica when one is configured.
+    with replica_reads():
+        result = compute_preview(
+            environment=actor.environment, rules=rules, channel=channel, live_versions=checked.live_versions
+        )
+        # Custom attributes and events nobody has: a did-you-mean warning each (a key may be new).
+        result["warnings"].extend(catalogue.unknown_names(actor.environment, rules))
     return result
 
 
