@@ -22,6 +22,7 @@ import ipaddress
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Min
@@ -92,14 +93,15 @@ class MarketerCollector:
 
         now = timezone.now()
         jobs = GaugeMetricFamily("marketerapi_jobs", "Jobs by kind and state.", labels=["kind", "state"])
-        for row in Job.objects.values("kind", "state").annotate(n=Count("id")).order_by():
+        for row in _rows(Job.objects.values("kind", "state").annotate(n=Count("id")).order_by()):
             jobs.add_metric([row["kind"], row["state"]], row["n"])
         yield jobs
 
         durations: dict[str, list[float]] = {}
         finished = Job.objects.filter(finished_at__gte=now - timedelta(hours=1), started_at__isnull=False)
         for kind, started, ended in finished.values_list("kind", "started_at", "finished_at")[:10_000]:
-            durations.setdefault(kind, []).append((ended - started).total_seconds())
+            if started is not None and ended is not None:
+                durations.setdefault(kind, []).append((ended - started).total_seconds())
         duration = GaugeMetricFamily(
             "marketerapi_job_duration_seconds",
             "Run time of the jobs finished in the last hour.",
@@ -114,13 +116,14 @@ class MarketerCollector:
             n=Count("id"), oldest=Min("occurred_at")
         )
         yield GaugeMetricFamily("marketerapi_outbox_pending", "Domain events not yet relayed.", value=pending["n"])
-        lag = (now - pending["oldest"]).total_seconds() if pending["oldest"] else 0.0
+        oldest = pending["oldest"]
+        lag = (now - oldest).total_seconds() if oldest is not None else 0.0
         yield GaugeMetricFamily("marketerapi_outbox_lag_seconds", "Age of the oldest event not yet relayed.", value=lag)
 
         deliveries = GaugeMetricFamily(
             "marketerapi_webhook_deliveries", "Webhook deliveries by state.", labels=["state"]
         )
-        for row in (
+        for row in _rows(
             WebhookDelivery.objects.filter(state__in=("pending", "dead"))
             .values("state")
             .annotate(n=Count("id"))
@@ -132,7 +135,7 @@ class MarketerCollector:
         letters = GaugeMetricFamily(
             "marketerapi_dead_letters_open", "Dead letters not yet replayed or discarded.", labels=["kind"]
         )
-        for row in (
+        for row in _rows(
             DeadLetter.objects.filter(resolved_at__isnull=True).values("kind").annotate(n=Count("id")).order_by()
         ):
             letters.add_metric([row["kind"]], row["n"])
@@ -141,7 +144,7 @@ class MarketerCollector:
         pushes = GaugeMetricFamily(
             "marketerapi_destination_pushes", "Destination pushes waiting (deferred) or failed.", labels=["state"]
         )
-        for row in (
+        for row in _rows(
             DestinationPush.objects.filter(state__in=("deferred", "failed"))
             .values("state")
             .annotate(n=Count("id"))
@@ -166,7 +169,7 @@ class MarketerCollector:
             labels=["rate_class"],
         )
         recent = RequestLog.objects.filter(occurred_at__gte=now - RECENT, code="rate_limited")
-        for row in recent.values("rate_class").annotate(n=Count("id")).order_by():
+        for row in _rows(recent.values("rate_class").annotate(n=Count("id")).order_by()):
             limited.add_metric([row["rate_class"] or "unknown"], row["n"])
         yield limited
 
@@ -174,9 +177,13 @@ class MarketerCollector:
             "marketerapi_approvals_pending", "Approval requests waiting for votes.", labels=["environment"]
         )
         waiting = ApprovalRequest.objects.filter(state=ApprovalState.PENDING)
-        for row in waiting.values("environment__slug").annotate(n=Count("id")).order_by():
+        for row in _rows(waiting.values("environment__slug").annotate(n=Count("id")).order_by()):
             approvals.add_metric([row["environment__slug"]], row["n"])
         yield approvals
+
+
+def _rows(queryset: Any) -> list[dict[str, Any]]:
+    return list(queryset)
 
 
 _registered = False

@@ -98,7 +98,7 @@ def approval_lead_times(period: Period) -> list[float]:
         decided_at__lt=period.until,
         state__in=DECIDED_STATES,
     ).values_list("created_at", "decided_at")
-    return [(decided - created).total_seconds() for created, decided in rows]
+    return [(decided - created).total_seconds() for created, decided in rows if decided is not None]
 
 
 def doors(period: Period) -> list[dict[str, Any]]:

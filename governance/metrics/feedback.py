@@ -42,7 +42,7 @@ def _limit_hits(period: Period) -> list[dict[str, Any]]:
         occurred_at__lte=OuterRef("occurred_at") + SELF_RESOLVE_WINDOW,
     )
     succeeded = Exists(later_success)
-    return list(
+    queryset: Any = (
         RequestLog.objects.filter(
             environment_id=period.environment.pk,
             occurred_at__gte=period.since,
@@ -58,6 +58,7 @@ def _limit_hits(period: Period) -> list[dict[str, Any]]:
         )
         .order_by("-hits", "code", "route")
     )
+    return list(queryset)
 
 
 def _limit_people(period: Period) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
