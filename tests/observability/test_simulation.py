@@ -182,7 +182,7 @@ def _client_in(environment, user):
 
 
 def test_marketing_ops_proposes_and_an_admin_applies_through_an_approval(
-    pilot, persona, month, django_capture_on_commit_callbacks
+    pilot, persona, month, django_capture_on_commit_callbacks, eager_celery
 ):
     ops, admin = persona("marketing_ops"), persona("admin")
     before = ApprovalPolicy.objects.filter(environment=pilot, action="audience.publish").count()
@@ -215,7 +215,7 @@ def test_a_proposal_waits_for_an_admin_even_in_a_sandbox(api):
     assert not ApprovalPolicy.objects.filter(threshold=10000).exists()
 
 
-def test_a_proposal_to_change_an_existing_policy(pilot, persona, django_capture_on_commit_callbacks):
+def test_a_proposal_to_change_an_existing_policy(pilot, persona, django_capture_on_commit_callbacks, eager_celery):
     existing = ApprovalPolicy.objects.filter(environment=pilot, action="audience.publish").first()
     assert existing is not None
     ops, admin = persona("marketing_ops"), persona("admin")
