@@ -12,6 +12,7 @@ from governance import permcache
 from governance.access.selectors import environment_for_session
 from governance.audit.trail import normalized_ip
 from governance.models import ApiToken, Door, Environment
+from marketerapi import logs
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -100,7 +101,7 @@ def actor_from_request(request: Any, door: str = Door.API) -> Actor:
     else:
         token = None
         environment = environment_for_session(request)
-    return Actor(
+    actor = Actor(
         # Authenticated, so a User (the project's user model), never AnonymousUser.
         user=cast("User", request.user),
         environment=environment,
@@ -109,3 +110,7 @@ def actor_from_request(request: Any, door: str = Door.API) -> Actor:
         ip=client_ip(request),
         request_id=getattr(request, "request_id", ""),
     )
+    # The request log reads the environment from here (marketerapi.middleware.RequestLogMiddleware).
+    getattr(request, "_request", request).marketerapi_actor = actor
+    logs.bind(actor=actor.label, environment=environment.slug, door=door)
+    return actor

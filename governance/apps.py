@@ -25,6 +25,17 @@ class GovernanceConfig(AppConfig):
             flag_services.execute_disable_personalization,
             fingerprint=flag_services.flag_fingerprint,
         )
+        # Approval-policy proposals (marketing ops) wait for an admin and are applied when approved.
+        from governance.metrics import services as metrics_services
+        from governance.policy.engine import register_hook
+
+        register_hook(metrics_services.PROPOSE, metrics_services.proposal_needs_an_admin)
+        register_executor(
+            metrics_services.PROPOSE,
+            metrics_services.execute_proposal,
+            fingerprint=metrics_services.policy_fingerprint,
+            load=metrics_services.load_proposal_target,
+        )
 
 
 def _register_history() -> None:

@@ -467,3 +467,44 @@ class OutboxEvent(models.Model):
             "environment": self.environment.slug,
             "data": self.data,
         }
+
+
+# --- the request log ------------------------------------------------------------
+
+
+class RequestLog(models.Model):
+    """One API request or portal (or admin) page: who, through which door, which route,
+    how it ended and how long it took. Kept REQUEST_LOG_RETENTION_DAYS, then pruned.
+
+    Written off the hot path in batches (governance/requestlog/buffer.py). The ids are
+    plain numbers, not foreign keys: a batch written seconds later must not fail because a
+    token or user was deleted in between, and a log row must never hold up such a delete.
+    """
+
+    occurred_at = models.DateTimeField(default=timezone.now)
+    environment_id = models.BigIntegerField(null=True, blank=True)
+    user_id = models.BigIntegerField(null=True, blank=True)
+    username = models.CharField(max_length=150, blank=True)
+    token_id = models.BigIntegerField(null=True, blank=True)
+    door = models.CharField(max_length=8, choices=Door.choices)
+    method = models.CharField(max_length=8)
+    route = models.CharField(max_length=120, blank=True, help_text="The URL pattern's name, e.g. tokens-list.")
+    status = models.PositiveSmallIntegerField()
+    code = models.CharField(max_length=64, blank=True, help_text="The problem `code` of a refusal or error.")
+    rate_class = models.CharField(max_length=8, blank=True)
+    latency_ms = models.FloatField()
+    request_id = models.CharField(max_length=128, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [
+            ("view_metrics", "Can read adoption and policy metrics"),
+            ("propose_approvalpolicy", "Can propose approval-policy changes (an admin applies them)"),
+        ]
+        indexes = [
+            models.Index(fields=["user_id", "environment_id", "-id"], name="requestlog_user"),
+            models.Index(fields=["occurred_at"], name="requestlog_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.method} {self.route} {self.status}"

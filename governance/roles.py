@@ -14,8 +14,19 @@ APPROVER = "approver"
 COMPLIANCE_REVIEWER = "compliance_reviewer"
 DEVELOPER = "developer"
 ADMIN = "admin"
+# Marketing operations: read the adoption and policy metrics and propose approval-policy
+# changes, which an admin applies through an approval request (docs/metrics.md).
+MARKETING_OPS = "marketing_ops"
 
-ROLE_NAMES: tuple[str, ...] = (ANALYST, CAMPAIGN_OPERATOR, APPROVER, COMPLIANCE_REVIEWER, DEVELOPER, ADMIN)
+ROLE_NAMES: tuple[str, ...] = (
+    ANALYST,
+    CAMPAIGN_OPERATOR,
+    APPROVER,
+    COMPLIANCE_REVIEWER,
+    DEVELOPER,
+    ADMIN,
+    MARKETING_OPS,
+)
 
 # The audit log (PRODUCT.md §4): every role reads the events of its own actions; these
 # roles read everyone's, in their environment. Decided by role, not by a model permission:
@@ -91,7 +102,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_SUPPRESSION_EDITING,
         "audiences.add_export",
     ],
-    APPROVER: [*_EVERYONE],
+    APPROVER: [*_EVERYONE, "governance.view_metrics"],
     COMPLIANCE_REVIEWER: [*_EVERYONE, "audiences.view_profile_pii", "audiences.add_export", "audiences.export_pii"],
     DEVELOPER: [*_EVERYONE, *_INTEGRATION, *_AUDIENCE_AUTHORING, *_CAMPAIGN_AUTHORING, *_SUPPRESSION_EDITING],
     ADMIN: [
@@ -139,7 +150,12 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "auth.change_group",
         "auth.view_user",
         "auth.change_user",
+        "governance.view_metrics",
+        "governance.propose_approvalpolicy",
+        # The request log's admin page (read-only) and its reports.
+        "governance.view_requestlog",
     ],
+    MARKETING_OPS: [*_EVERYONE, "governance.view_metrics", "governance.propose_approvalpolicy"],
 }
 
 

@@ -45,3 +45,11 @@ def idempotency_purge_task() -> int:
     from governance.limits.idempotency import purge_expired
 
     return purge_expired()
+
+
+@app.task(name="governance.request_log_prune", **TASK_DEFAULTS)
+def request_log_prune_task() -> int:
+    """Delete the request log's rows past REQUEST_LOG_RETENTION_DAYS."""
+    from governance.requestlog.services import request_log_prune
+
+    return request_log_prune()

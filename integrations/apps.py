@@ -33,3 +33,7 @@ class IntegrationsConfig(AppConfig):
         dead_letters.register_dead_letter_kind(dead_letters.DESTINATION_PUSH, destinations.PUSH_DEAD_LETTERS)
         # A Celery worker writes its heartbeat when it starts, while it runs, and forgets it on shutdown.
         heartbeats.connect_worker_signals()
+        # Our gauges on /metrics, beside django-prometheus's (integrations/prometheus.py).
+        from integrations import prometheus
+
+        prometheus.register()

@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "simple_history",
     "waffle",
     "django_htmx",
+    # Request, response and database metrics for /metrics (integrations/prometheus.py adds ours).
+    "django_prometheus",
     # The door plumbing every app shares: admin site and dashboard, their templates and tags.
     "marketerapi",
     "governance",
@@ -66,9 +68,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "marketerapi.middleware.RequestIdMiddleware",
     # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
     "marketerapi.middleware.ContentSecurityPolicyMiddleware",
+    # One row per request for the request log, queued in process (governance/requestlog/).
+    "marketerapi.middleware.RequestLogMiddleware",
     # A NUL character in a path, query or form is a 400, not a database error.
     "marketerapi.middleware.NulRefusalMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -86,6 +91,7 @@ MIDDLEWARE = [
     "marketerapi.middleware.ServiceOutageMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "waffle.middleware.WaffleMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "marketerapi.urls"
@@ -124,6 +130,16 @@ CONN_MAX_AGE = env_int("CONN_MAX_AGE", 600, minimum=0)
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=CONN_MAX_AGE, conn_health_checks=True),
 }
+# A read replica for previews and exports (marketerapi/dbrouter.py); writes, and every other
+# read, stay on DATABASE_URL.
+DATABASE_REPLICA_URL = env_url("DATABASE_REPLICA_URL", "", schemes=("sqlite", "postgres", "postgresql", "pgsql"))
+REPLICA_DATABASE: str | None = None
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL, conn_max_age=CONN_MAX_AGE, conn_health_checks=True
+    )
+    REPLICA_DATABASE = "replica"
+DATABASE_ROUTERS = ["marketerapi.dbrouter.ReplicaRouter"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serializes writers; wait rather than fail when the worker thread writes.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
@@ -207,7 +223,31 @@ CELERY_BEAT_SCHEDULE = {
     # Scheduled campaigns whose time has come; send jobs whose worker died (stale heartbeat).
     "campaigns.start_due sweep": _every("campaigns.start_due", 30.0),
     "campaigns.send_recover sweep": _every("campaigns.send_recover", 60.0),
+    # The request log past REQUEST_LOG_RETENTION_DAYS.
+    "governance.request_log_prune": _every("governance.request_log_prune", 3600.0),
 }
+
+# The request log (governance/requestlog/): each API request and portal page, queued in
+# process and written in one INSERT per REQUEST_LOG_BATCH rows or REQUEST_LOG_FLUSH_SECONDS,
+# kept REQUEST_LOG_RETENTION_DAYS and pruned hourly by beat.
+REQUEST_LOG_ENABLED = env_bool("REQUEST_LOG_ENABLED", True)
+REQUEST_LOG_RETENTION_DAYS = env_int("REQUEST_LOG_RETENTION_DAYS", 90, minimum=1)
+REQUEST_LOG_BATCH = env_int("REQUEST_LOG_BATCH", 200, minimum=1)
+REQUEST_LOG_FLUSH_SECONDS = env_float("REQUEST_LOG_FLUSH_SECONDS", 2.0, minimum=0.1)
+REQUEST_LOG_BACKGROUND = True
+REQUEST_LOG_SINK = "governance.requestlog.buffer.add"
+
+# Prometheus /metrics (integrations/prometheus.py): refused to everyone unless the caller's
+# address is in METRICS_ALLOWED_NETWORKS (CIDRs) or it sends Authorization: Bearer METRICS_TOKEN.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", [])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperSetting(
+            f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network; use CIDRs such as 10.0.0.0/8."
+        ) from None
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # Job slots (integrations/jobs/slots.py): how many heavy jobs — publishes, campaign sends,
 # exports — run at once per environment, by environment slug ("*" for the others). Past it
@@ -436,19 +476,34 @@ for _network in OUTBOUND_ALLOWED_NETWORKS:
         ) from None
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+# json: one JSON object per line with request_id, actor, environment and door (web, worker
+# and beat alike; marketerapi/logs.py); plain: the same fields as text, for a terminal.
+LOG_FORMAT = env_choice("LOG_FORMAT", "json", choices=("json", "plain"))
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "marketerapi.middleware.RequestIdLogFilter"}},
+    "filters": {"context": {"()": "marketerapi.logs.ContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "marketerapi.logs.RedactingJsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s "
+            "%(request_id)s %(actor)s %(environment)s %(door)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "plain": {
+            "()": "marketerapi.logs.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s "
+            "[%(request_id)s %(door)s %(actor)s@%(environment)s] %(message)s",
+        },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+# Workers and beat log through the same LOGGING (Celery would otherwise install its own format).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 if CELERY_TASK_ALWAYS_EAGER:
     # No broker: tasks run in-process, so kombu's "No hostname was supplied" and a trace line
     # per task say nothing a developer can act on. A worker (with a broker) keeps them.

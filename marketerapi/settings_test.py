@@ -12,3 +12,8 @@ from marketerapi.settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+# No writer thread: a test flushes the request log when it wants the rows (buffer.flush()).
+REQUEST_LOG_BACKGROUND = False
+# A second database for the replica router's tests: the test replica mirrors the primary
+# (the same test database). Routing stays off unless a test sets REPLICA_DATABASE = "replica".
+DATABASES.setdefault("replica", {**DATABASES["default"], "TEST": {"MIRROR": "default"}})  # noqa: F405

@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from audiences.api.exports import ExportFile
+from integrations.prometheus import metrics_view
 from marketerapi.problems import api_path_not_found
 
 FAVICON = (Path(__file__).resolve().parent / "static" / "favicon.svg").read_bytes()
@@ -33,6 +34,8 @@ api_v1 = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("favicon.ico", favicon, name="favicon"),
+    # Prometheus: refused unless METRICS_ALLOWED_NETWORKS or METRICS_TOKEN lets the caller in.
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file (?script), not inline, so

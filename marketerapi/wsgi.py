@@ -92,3 +92,8 @@ def _application() -> WSGIApp:
 
 
 application = _application()
+
+# OpenTelemetry, when OTEL_* is set and the packages are installed (marketerapi/tracing.py).
+from marketerapi import tracing  # noqa: E402
+
+tracing.configure()

@@ -16,4 +16,5 @@ urlpatterns = [
     path("audiences/", include(("portal.audiences.urls", "portal-audiences"))),
     path("approvals/", include(("portal.approvals.urls", "portal-approvals"))),
     path("audit/", include(("portal.audit.urls", "portal-audit"))),
+    path("requests/", include(("portal.requests.urls", "portal-requests"))),
 ]

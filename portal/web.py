@@ -111,7 +111,9 @@ def render_problem(
     problem = Problem.of(error)
     if template is None:
         template = "portal/_problem.html" if getattr(request, "htmx", False) else "portal/problem.html"
-    return render(request, template, {"problem": problem}, status=status or problem.status)
+    response = render(request, template, {"problem": problem}, status=status or problem.status)
+    response.problem_code = problem.code  # type: ignore[attr-defined]  # for the request log
+    return response
 
 
 # The policy action of each portal form that changes state (namespace:url name). A refusal

@@ -26,6 +26,7 @@ PERSONAS = {
     "compliance": ["compliance_reviewer"],
     "developer": ["developer", "growth"],
     "admin": ["admin"],
+    "marketing_ops": ["marketing_ops"],
     "outsider": ["campaign_operator", "other"],
     "nobody": [],
 }
@@ -96,6 +97,17 @@ def _own_sign_in_counts(monkeypatch):
     from governance.limits import signin
 
     monkeypatch.setattr(signin, "PREFIX", f"test:signin:{uuid.uuid4().hex[:12]}:")
+
+
+@pytest.fixture(autouse=True)
+def _own_request_log():
+    """Each test starts with an empty request-log buffer and leaves none behind (the rows
+    are written only when a test calls buffer.flush())."""
+    from governance.requestlog import buffer
+
+    buffer.discard()
+    yield
+    buffer.discard()
 
 
 @pytest.fixture

@@ -210,6 +210,19 @@ MATRIX: dict[str, Route] = {
     # --- me, tokens, flags (governance/api) ---
     "GET /api/v1/me": Route(own=statuses(200)),
     "GET /api/v1/me/quotas": Route(own=statuses(200)),
+    "GET /api/v1/me/requests": Route(own=statuses(200)),
+    "GET /api/v1/metrics/adoption": Route(own=statuses(403, approver=200, admin=200)),
+    "GET /api/v1/metrics/policy": Route(own=statuses(403, approver=200, admin=200)),
+    "POST /api/v1/metrics/policy/simulate": Route(
+        own=statuses(403, approver=200, admin=200),
+        body={"kind": "rate_limit", "rate_class": "write", "limit": 5},
+        action="metrics.view",
+    ),
+    "POST /api/v1/metrics/policy/proposals": Route(
+        own=statuses(403, admin=202),
+        body={"kind": "approval_policy", "action": "audience.publish", "steps": [["approver"]]},
+        action="approval_policy.propose",
+    ),
     "GET /api/v1/tokens": Route(own=integrators(200)),
     "POST /api/v1/tokens": Route(
         own=integrators(201), body={"name": "matrix", "scopes": ["read"]}, action="token.create"

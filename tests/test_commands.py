@@ -85,7 +85,7 @@ def test_seed_demo_is_idempotent_and_undoes_changes_by_hand(debug):
 
     output = run("seed_demo")
 
-    assert "0 new, 8 reset" in output
+    assert "0 new, 9 reset" in output
     assert User.objects.filter(username__startswith="demo-").count() == len(DEMO_USERS)
     operator.refresh_from_db()
     assert operator.check_password("demo")

@@ -13,4 +13,4 @@ service would raise; what a form cannot foresee (a refusal by the policy, a race
 back as an error message and nothing is saved.
 """
 
-from governance.admin import access, approvals, audit, environments, flags, limits, people  # noqa: F401
+from governance.admin import access, approvals, audit, environments, flags, limits, metrics, people  # noqa: F401

@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from simple_history.admin import SimpleHistoryAdmin
 
+from governance.admin.metrics import SimulateBeforeSaveMixin, approval_rule
 from governance.approvals import registry
 from governance.approvals import services as approval_services
 from governance.configuration import services as config_services
@@ -73,7 +74,7 @@ class ApprovalPolicyForm(forms.ModelForm):
 
 
 @admin.register(ApprovalPolicy)
-class ApprovalPolicyAdmin(ServiceAdminMixin, NoDeleteMixin, SimpleHistoryAdmin):
+class ApprovalPolicyAdmin(SimulateBeforeSaveMixin, ServiceAdminMixin, NoDeleteMixin, SimpleHistoryAdmin):
     form = ApprovalPolicyForm
     list_display = ["environment", "action", "condition", "steps_text", "description", "is_active"]
     list_filter = ["environment", "action", "is_active"]
@@ -89,6 +90,9 @@ class ApprovalPolicyAdmin(ServiceAdminMixin, NoDeleteMixin, SimpleHistoryAdmin):
     @admin.display(description="approvals")
     def steps_text(self, obj: ApprovalPolicy) -> str:
         return " then ".join(" or ".join(step) for step in obj.steps or [])
+
+    def simulation_rule(self, data: dict[str, Any]) -> dict[str, Any]:
+        return approval_rule(data)
 
     def save_model(self, request: HttpRequest, obj: ApprovalPolicy, form: Any, change: bool) -> None:
         config_services.approval_policy_save(actor=admin_actor(request, obj.environment), approval_policy=obj)

@@ -11,6 +11,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
+from governance.admin.metrics import SimulateBeforeSaveMixin, quota_rule
 from governance.configuration import services as config_services
 from governance.configuration import validators
 from governance.configuration.errors import InvalidConfig
@@ -60,7 +61,7 @@ class QuotaPolicyForm(forms.ModelForm):
 
 
 @admin.register(QuotaPolicy)
-class QuotaPolicyAdmin(ServiceAdminMixin, NoDeleteMixin, SimpleHistoryAdmin):
+class QuotaPolicyAdmin(SimulateBeforeSaveMixin, ServiceAdminMixin, NoDeleteMixin, SimpleHistoryAdmin):
     form = QuotaPolicyForm
     list_display = ["name", "action", "limit", "period", "subject", "environment", "is_active"]
     list_filter = ["period", "environment", "role", "is_active"]
@@ -77,6 +78,9 @@ class QuotaPolicyAdmin(ServiceAdminMixin, NoDeleteMixin, SimpleHistoryAdmin):
         if obj.role:
             return f"role {obj.role}"
         return "everyone (default)"
+
+    def simulation_rule(self, data: dict[str, Any]) -> dict[str, Any]:
+        return quota_rule(data)
 
     def save_model(self, request: HttpRequest, obj: QuotaPolicy, form: Any, change: bool) -> None:
         config_services.quota_policy_save(actor=admin_actor(request, obj.environment), quota_policy=obj)

@@ -4,12 +4,14 @@ Each module defines `urlpatterns`; this package joins them, and marketerapi/urls
 them under /api/v1/.
 """
 
-from governance.api import approvals, audit, flags, me, tokens
+from governance.api import approvals, audit, flags, me, metrics, requests, tokens
 
 urlpatterns = [
     *me.urlpatterns,
+    *requests.urlpatterns,
     *tokens.urlpatterns,
     *flags.urlpatterns,
     *approvals.urlpatterns,
     *audit.urlpatterns,
+    *metrics.urlpatterns,
 ]

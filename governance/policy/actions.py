@@ -238,6 +238,16 @@ ACTIONS: dict[str, Action] = {
             approval=True,
         ),
         Action("flag.meta_change", "governance.change_flagmeta", "Describe a feature flag", scope=ADMIN),
+        # Adoption and policy metrics, simulation and proposals (governance/metrics/). A proposal
+        # files an approval request that an admin decides; approving it applies the change.
+        Action("metrics.view", "governance.view_metrics", "Read adoption and policy metrics", unsafe=False),
+        Action(
+            "approval_policy.propose",
+            "governance.propose_approvalpolicy",
+            "Propose an approval-policy change",
+            scope=WRITE,
+            approval=True,
+        ),
         # Domain events, jobs and the service's status (integrations/).
         Action("domain_event.view", "governance.view_outboxevent", "See the timeline of domain events", unsafe=False),
         # Exports of audience members (audiences/exports/). Masked: analysts, operators,

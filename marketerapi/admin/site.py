@@ -61,7 +61,7 @@ def admin_actor(request: HttpRequest, environment: Any = None) -> Any:
     from governance.actors import Actor, client_ip
     from governance.models import Door
 
-    return Actor(
+    actor = Actor(
         # The admin site lets in signed-in staff only (has_permission): never a system actor.
         user=cast("User", request.user),
         environment=environment if environment is not None else admin_environment(request),
@@ -69,6 +69,12 @@ def admin_actor(request: HttpRequest, environment: Any = None) -> Any:
         ip=client_ip(request),
         request_id=getattr(request, "request_id", ""),
     )
+    # The request log reads the environment from here (marketerapi.middleware.RequestLogMiddleware).
+    request.marketerapi_actor = actor  # type: ignore[attr-defined]
+    from marketerapi import logs
+
+    logs.bind(actor=actor.label, environment=getattr(actor.environment, "slug", "-"), door=str(Door.ADMIN))
+    return actor
 
 
 def may_use_admin(user: Any) -> bool:

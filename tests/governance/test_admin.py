@@ -31,6 +31,7 @@ from governance.models import (
     OutboxEvent,
     QuotaPolicy,
     QuotaUsage,
+    RequestLog,
     ServiceAccount,
 )
 from integrations.models import (
@@ -98,6 +99,7 @@ def everything(sandbox, pilot, platform_admin, tmp_path):
     delivery = WebhookDelivery.objects.create(subscription=hook, event=event)
     DeliveryAttempt.objects.create(delivery=delivery, attempt=1, status_code=500)
     DeadLetter.objects.create(environment=sandbox, kind="outbox_dispatch", reference_id=str(event.pk))
+    RequestLog.objects.create(environment_id=sandbox.pk, door="api", method="GET", route="me", status=200, latency_ms=1)
     destination = DestinationFactory(
         environment=sandbox, name="drop", config={"directory": str(tmp_path), "format": "jsonl"}
     )

@@ -315,6 +315,14 @@ CALLS: dict[str, Call] = {
         "operator", "audience.edit", {"purpose": "retention"}, setup=_audience
     ),
     "DELETE /api/v1/audiences/{audience_id}": Call("operator", "audience.delete", setup=_audience),
+    "POST /api/v1/metrics/policy/simulate": Call(
+        "admin", None, {"kind": "quota", "action": "audience.publish", "limit": 1}
+    ),
+    "POST /api/v1/metrics/policy/proposals": Call(
+        "admin",
+        "approval_policy.propose",
+        {"kind": "approval_policy", "action": "audience.publish", "steps": [["approver"]]},
+    ),
     "POST /api/v1/audiences/preview": Call(
         "analyst", None, {"rules": {"attr": "region", "op": "eq", "value": "EU"}, "channel": "email"}
     ),

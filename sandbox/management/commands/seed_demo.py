@@ -34,6 +34,7 @@ DEMO_USERS: dict[str, tuple[str, str | None, bool]] = {
     "demo-compliance": (roles.COMPLIANCE_REVIEWER, None, False),
     "demo-developer": (roles.DEVELOPER, "growth", True),
     "demo-admin": (roles.ADMIN, None, True),
+    "demo-marketing-ops": (roles.MARKETING_OPS, None, False),
 }
 TEAMS = ("growth", "retention")
 
