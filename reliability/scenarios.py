@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -210,7 +211,10 @@ def webhook_worker_killed(ctx: Context) -> Outcome:
     from tests.reliability.receivers import Receiver
 
     events = int(ctx.size("webhook_events", 30, 200))
-    receiver = Receiver(default=Reply(delay=0.1)).start()
+    receiver = Receiver(default=Reply(delay=0.1))
+    # A kill cuts deliveries mid-answer; the receiver need not print each broken pipe.
+    receiver.server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
+    receiver.start()
     developer = ctx.api("developer")
     try:
         hook = developer.call("POST", "/api/v1/webhooks", {"url": receiver.url, "event_types": ["consent.updated"]})
@@ -233,7 +237,9 @@ def webhook_worker_killed(ctx: Context) -> Outcome:
         ctx.stack.processes["worker"].kill()
         at_kill = len(receiver.received)
         ctx.stack.start_worker()
-        limit = ctx.size("webhook_recovery_seconds", 90, 120)
+        # Deliveries a killed worker had claimed are leased for integrations.webhooks.delivery.LEASE
+        # (5 minutes); the full run waits that long to tell "late" from "lost".
+        limit = ctx.size("webhook_recovery_seconds", 90, 400)
         done, seconds = wait_for(lambda: len(set(receiver.event_ids())) >= events, limit, every=0.5)
         time.sleep(3)  # a late duplicate would arrive now
         counts = Counter(receiver.event_ids())
@@ -282,7 +288,7 @@ def redis_outage(ctx: Context) -> Outcome:
     )
     publish = operator.call("POST", f"/api/v1/audiences/{audience}/publish", {})
     job_id = publish.body.get("job", {}).get("id") if isinstance(publish.body, dict) else None
-    final, job_s = (
+    _, job_s = (
         wait_for(lambda: job_state(operator, job_id).get("state") in TERMINAL, 90, every=1) if job_id else (None, 0)
     )
     end_state = job_state(operator, job_id).get("state") if job_id else None
@@ -293,7 +299,7 @@ def redis_outage(ctx: Context) -> Outcome:
         expected="/status answers 200 reporting the cache down; API reads answer the documented fallback "
         "(503 service_unavailable with Retry-After, never a 500); the portal shows its friendly page; after the "
         "restart the worker picks up a new publish and it succeeds.",
-        observed=f"/status {status.status}, cache {status.body.get('cache', {}).get('status') if cache_down or isinstance(status.body, dict) else '?'}; "
+        observed=f"/status {status.status}, cache {'down' if cache_down else 'not reported down'}; "
         f"GET /audiences {read.status} {read.code} in {read.seconds * 1000:.0f} ms "
         f"(Retry-After {read.headers.get('retry-after', '-')}); portal / {page_home.status_code}, "
         f"/audiences/ {page_list.status_code}; cache ok again after {back_s} s; publish "
@@ -309,7 +315,7 @@ def redis_outage(ctx: Context) -> Outcome:
 @scenario("d", "Restart PostgreSQL under load")
 def postgres_restart(ctx: Context) -> Outcome:
     clients = int(ctx.size("pg_clients", 8, 40))
-    seconds = ctx.size("pg_seconds", 12, 30)
+    seconds = ctx.size("pg_seconds", 20, 40)
     token = ctx.token("developer")
     paths = ["/api/v1/audiences?limit=5", "/api/v1/me", "/api/v1/profiles?limit=5"]
 
@@ -325,7 +331,7 @@ def postgres_restart(ctx: Context) -> Outcome:
     restart_at: dict[str, float] = {}
 
     def restart() -> None:
-        time.sleep(seconds / 3)
+        time.sleep(seconds / 4)
         restart_at["start"] = time.monotonic()
         ctx.stack.postgres.restart()
         restart_at["end"] = time.monotonic()
@@ -339,15 +345,15 @@ def postgres_restart(ctx: Context) -> Outcome:
     unavailable = [a for a in result.answers if a.status == 503]
     stamps = sorted(float(a.path.rsplit("@", 1)[1]) for a in unavailable)
     gap = round(stamps[-1] - stamps[0], 1) if stamps else 0.0
-    tail = [a for a in result.answers if float(a.path.rsplit("@", 1)[1]) > restart_at.get("end", 0) + 5]
+    tail = [a for a in result.answers if float(a.path.rsplit("@", 1)[1]) > restart_at.get("end", 0) + 2]
     recovered = bool(tail) and all(a.status in (200, 429) for a in tail)
     codes = Counter(a.code for a in unavailable)
     passed = not errors and recovered and not [a for a in result.answers if a.status == 0]
     return Outcome(
         done=f"{clients} clients read the API for {seconds:.0f} s; the drills' PostgreSQL cluster is restarted "
-        f"(pg_ctlcluster restart) a third of the way in.",
+        f"(pg_ctlcluster restart) a quarter of the way in.",
         expected="During the gap only 503 service_unavailable (with Retry-After); no 500 and no dropped "
-        "connection; every answer 5 s after PostgreSQL is back is a 200.",
+        "connection; every answer from 2 s after PostgreSQL is back is a 200.",
         observed=f"statuses {dict(sorted(statuses.items()))}; 503 codes {dict(codes)}; 503s over {gap} s; "
         f"restart took {restart_at.get('end', 0) - restart_at.get('start', 0):.1f} s; "
         f"after recovery {len(tail)} answers, all 200: {recovered}" + (f"; 5xx: {errors[:3]}" if errors else ""),
@@ -507,34 +513,29 @@ def fuzz(ctx: Context) -> Outcome:
         summary = _fuzz_summary(done.stdout + done.stderr)
         totals.update(summary)
         failures += done.returncode != 0
-        lines.append(f"{role}: exit {done.returncode} in {time.monotonic() - started:.0f} s, {dict(summary)}")
+        found = ", ".join(f"{name} {count}" for name, count in sorted(summary.items())) or "no failure"
+        lines.append(f"{role}: exit {done.returncode} in {time.monotonic() - started:.0f} s — {found}")
     return Outcome(
         done=f"schemathesis over /api/schema/ with a token of each of {', '.join(roles)}: every check, "
         f"phases examples, coverage, fuzzing and stateful, {examples} examples per operation.",
         expected="Zero 5xx and zero schema violations (exit 0 for every role).",
-        observed="; ".join(lines) + f". Reports: var/reliability/fuzz-<role>.txt.",
+        observed="; ".join(lines) + ". Reports: var/reliability/fuzz-<role>.txt.",
         passed=failures == 0,
-        figures=dict(totals),
+        figures={
+            "failures": sum(totals.values()),
+            "server_errors": sum(v for k, v in totals.items() if k.startswith(("ST101", "ST102"))),
+        },
     )
 
 
+_FUZZ_FAILURE = re.compile(r"❌ (ST\d+) ([^:\n]+): (\d+)")
+
+
 def _fuzz_summary(output: str) -> Counter[str]:
+    """The summary's failure lines ("❌ ST108 Response violates schema: 2") as {code name: count}."""
     found: Counter[str] = Counter()
-    for name in (
-        "server_error",
-        "not_a_server_error",
-        "status_code_conformance",
-        "response_schema_conformance",
-        "content_type_conformance",
-        "negative_data_rejection",
-        "positive_data_acceptance",
-        "use_after_free",
-        "ensure_resource_availability",
-        "missing_required_header",
-    ):
-        count = output.count(name)
-        if count:
-            found[name] = count
+    for code, name, count in _FUZZ_FAILURE.findall(output):
+        found[f"{code} {name.strip()}"] += int(count)
     return found
 
 

@@ -93,4 +93,7 @@ class PreviewBusy(ApplicationError):
     status = 429
     code = "preview_busy"
     title = "Too many previews are running at once"
-    hint = "Try again in a few seconds (see Retry-After); previews of other people in this environment are running."
+    hint = (
+        "Try again in a few seconds (see Retry-After): your other previews, or other people's in this environment, "
+        "are still running."
+    )

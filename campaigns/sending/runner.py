@@ -33,7 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from audiences.models import Profile
@@ -453,24 +453,15 @@ def _defer_rest(campaign: Campaign, job: Job, error: AdapterError) -> Job:
 
 
 def send_jobs_recover(*, now: datetime | None = None) -> list[int]:
-    """Send jobs to run again: queued ones whose kick was lost, running ones whose worker is gone."""
+    """Send jobs to run again: queued ones whose kick was lost (older than a minute; one
+    waiting for a job slot is only claimed once a slot frees), running ones whose worker is
+    gone (stale heartbeat)."""
     now = now or timezone.now()
-    stale = now - stale_after()
-    ids = list(
+    lost_kick = Q(state=JobState.QUEUED, created_at__lt=now - timedelta(minutes=1))
+    dead_worker = Q(state=JobState.RUNNING, heartbeat_at__lt=now - stale_after())
+    return list(
         Job.objects.filter(kind="campaign.send")
-        .filter(models_q_queued(now) | models_q_stale(stale))
+        .filter(lost_kick | dead_worker)
+        .order_by("pk")
         .values_list("pk", flat=True)[:100]
     )
-    return ids
-
-
-def models_q_queued(now: datetime) -> Any:
-    from django.db.models import Q
-
-    return Q(state=JobState.QUEUED, created_at__lt=now - timedelta(minutes=1))
-
-
-def models_q_stale(stale: datetime) -> Any:
-    from django.db.models import Q
-
-    return Q(state=JobState.RUNNING, heartbeat_at__lt=stale)

@@ -194,8 +194,9 @@ _FAILURES = {
     "are audited.",
     404: "No such request in your token's environment (`approval_not_found`); other environments' requests are "
     "never shown.",
-    409: "The request is no longer pending (`approval_closed`), it expired (`approval_expired`), or you already "
-    "voted (`already_voted`).",
+    409: "The request is no longer pending (`approval_closed`), it expired (`approval_expired`), you already "
+    "voted (`already_voted`), or its target changed after it was filed (`approval_stale`, with `changes`: the "
+    "requester must request it again).",
     422: "A filter value that is not valid (`invalid_filter`), e.g. an unknown state.",
 }
 

@@ -51,6 +51,26 @@ def test_a_stopped_heartbeat_is_recovered_and_the_job_says_what_happened(actor, 
 
 
 @pytest.mark.django_db
+def test_the_portal_job_panel_says_the_job_was_restarted(actor, sandbox, monkeypatch, persona):
+    from django.test import Client
+
+    from governance.access.selectors import SESSION_ENVIRONMENT_KEY
+
+    monkeypatch.setattr("audiences.tasks.audience_publish_task.delay", lambda job_id: None)
+    job = _running_job(actor, sandbox, silent_for=runner.STALE_AFTER + timedelta(seconds=1))
+    runner.publish_job_run(job.pk)
+    browser = Client()
+    browser.force_login(persona("operator"))
+    session = browser.session
+    session[SESSION_ENVIRONMENT_KEY] = "sandbox"
+    session.save()
+
+    body = browser.get(f"/audiences/jobs/{job.pk}/", HTTP_HX_REQUEST="true").content.decode()
+
+    assert "job-restarts" in body and "another worker took the job over" in body
+
+
+@pytest.mark.django_db
 def test_a_live_heartbeat_is_left_alone(actor, sandbox, monkeypatch):
     monkeypatch.setattr("audiences.tasks.audience_publish_task.delay", lambda job_id: None)
     job = _running_job(actor, sandbox, silent_for=timedelta(seconds=1))

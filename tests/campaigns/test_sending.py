@@ -147,3 +147,22 @@ def test_empty_audience_is_not_ready_and_nothing_is_written(actor, sandbox, tmp_
     assert Campaign.objects.get(pk=campaign.pk).state == CampaignState.DRAFT
     assert not Send.objects.exists() and not ReviewItem.objects.exists()
     assert not AuditEvent.objects.filter(action="campaign.activate").exists()
+
+
+def test_the_recovery_sweep_finds_send_jobs_whose_worker_died_or_kick_was_lost(sandbox):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from campaigns.sending.runner import send_jobs_recover
+    from tests.factories import JobFactory
+
+    now = timezone.now()
+    lost_kick = JobFactory(kind="campaign.send", created_at=now - timedelta(minutes=5))
+    fresh = JobFactory(kind="campaign.send", created_at=now)
+    dead = JobFactory(kind="campaign.send", running=True, heartbeat_at=now - timedelta(hours=1))
+    alive = JobFactory(kind="campaign.send", running=True, heartbeat_at=now)
+    other = JobFactory(kind="destination.push", created_at=now - timedelta(minutes=5))
+    found = set(send_jobs_recover(now=now))
+    assert {lost_kick.pk, dead.pk} <= found
+    assert not found & {fresh.pk, alive.pk, other.pk}
