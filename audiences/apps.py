@@ -54,8 +54,11 @@ class AudiencesConfig(AppConfig):
 
         from audiences.publishing.runner import recover_on_worker_start
 
-        # A worker that starts sweeps for publish jobs a killed worker left running.
+        # A worker that starts sweeps for publish jobs and exports a killed worker left running.
         worker_ready.connect(recover_on_worker_start, weak=False, dispatch_uid="audiences.publish_recover_on_start")
+        from audiences.exports.runner import recover_on_worker_start as exports_recover_on_start
+
+        worker_ready.connect(exports_recover_on_start, weak=False, dispatch_uid="audiences.exports_recover_on_start")
         from governance.models import Environment
 
         post_save.connect(_environment_saved, sender=Environment, dispatch_uid="audiences.global_suppression_list")

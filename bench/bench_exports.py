@@ -99,7 +99,7 @@ def _setup() -> dict[str, Any]:
     loaded = Profile.objects.filter(environment=environment).count()
     if loaded != ROWS:
         with transaction.atomic(), connection.cursor() as cursor:
-            Audience.objects.filter(environment=environment).update(live_version=None)
+            # Deleting the versions clears the audiences' live_version (on_delete SET_NULL).
             AudienceVersion.objects.filter(audience__environment=environment).delete()
             Audience.objects.filter(environment=environment).delete()
             cursor.execute(

@@ -542,6 +542,78 @@ def _fuzz_summary(output: str) -> Counter[str]:
 # --- g) hypothesis over the rules language and bulk payloads ---------------------------
 
 
+@scenario("h", "SIGKILL a Celery worker mid-export")
+def export_worker_killed(ctx: Context) -> Outcome:
+    import psycopg
+
+    operator, analyst = ctx.api("operator"), ctx.api("analyst")
+    audience = new_audience(operator, f"Drill export {uuid.uuid4().hex[:6]}")
+    published = operator.call("POST", f"/api/v1/audiences/{audience}/publish", {})
+    if published.status != 202 or "job" not in published.body:
+        return Outcome("export", "a published audience", f"publish: {published.status} {published.body}", False)
+    publish_job = int(published.body["job"]["id"])
+    wait_for(lambda: job_state(operator, publish_job).get("state") in TERMINAL, 60)
+    versions = (operator.call("GET", f"/api/v1/audiences/{audience}/versions").body or {}).get("results") or []
+    expected_rows = next((v.get("members") for v in versions if v.get("is_live")), None)
+    # Hold the membership table so the export blocks after the worker claimed it and opened
+    # its temporary file: the kill lands mid-export whatever the machine's speed.
+    blocker = psycopg.connect(ctx.stack.postgres.url)
+    blocker.execute("LOCK TABLE audiences_membership IN ACCESS EXCLUSIVE MODE")
+    answer = analyst.call("POST", "/api/v1/exports", {"audience": audience, "fields": ["external_id", "email"]})
+    if answer.status != 202 or "export" not in answer.body:
+        blocker.close()
+        return Outcome("export", "202 with an export", f"{answer.status} {answer.body}", False)
+    export_id, job_id = int(answer.body["export"]["id"]), int(answer.body["export"]["job"]["id"])
+    running, _ = wait_for(lambda: job_state(analyst, job_id).get("state") == "running", 30)
+    time.sleep(1.0)
+    ctx.stack.processes["worker"].kill()
+    blocker.rollback()
+    blocker.close()
+    after_kill = analyst.call("GET", f"/api/v1/exports/{export_id}").body or {}
+    link_after_kill = analyst.call("GET", f"/api/v1/exports/{export_id}/download")
+
+    ctx.stack.start_worker()
+    limit = ctx.size("export_recovery_seconds", 90, 90)
+    final, seconds = wait_for(
+        lambda: (
+            (e := analyst.call("GET", f"/api/v1/exports/{export_id}").body or {}).get("state") in ("ready", "failed")
+            and e
+        ),
+        limit,
+        every=1.0,
+    )
+    export = final or analyst.call("GET", f"/api/v1/exports/{export_id}").body or {}
+    rows = None
+    if export.get("state") == "ready":
+        link = analyst.call("GET", f"/api/v1/exports/{export_id}/download").body or {}
+        file = analyst.call("GET", str(link.get("url", "")))
+        rows = len(str(file.body).splitlines()) - 1 if file.status == 200 else None
+    offered_nothing = after_kill.get("state") != "ready" and link_after_kill.status == 409
+    passed = (
+        bool(running)
+        and offered_nothing
+        and export.get("state") == "ready"
+        and rows is not None
+        and rows == export.get("rows")
+        and (expected_rows is None or rows == expected_rows)
+    )
+    return Outcome(
+        done="Publish an audience of every sandbox profile, export it (CSV, email masked); SIGKILL the worker while "
+        "the export's job is `running` with its temporary file open; start a new worker.",
+        expected=f"Nothing is offered after the kill (no download: 409 `export_not_ready`); within {limit:.0f} s of "
+        "the restart the export is taken over and finishes with every member exactly once, or fails saying why.",
+        observed=(
+            f"job {job_id} was {'running' if running else 'never seen running'} at the kill; after the kill the "
+            f"export was `{after_kill.get('state')}` and its download answered {link_after_kill.status} "
+            f"{link_after_kill.code}; at the end `{export.get('state')}` "
+            + (f"{seconds} s after the restart" if final else f"still after {limit:.0f} s")
+            + f", {export.get('rows')} rows, the file has {rows} (live version: {expected_rows})"
+        ),
+        passed=passed,
+        figures={"recovery_s": seconds if final else None, "rows": rows, "state": export.get("state")},
+    )
+
+
 @scenario("g", "Hypothesis: the rules language and bulk payloads")
 def hypothesis_properties(ctx: Context) -> Outcome:
     examples = int(ctx.size("hypothesis_examples", 60, 400))

@@ -260,6 +260,18 @@ def exports_recover(*, now: datetime | None = None) -> list[int]:
     return stuck
 
 
+def recover_on_worker_start(sender: Any = None, **kwargs: Any) -> None:
+    """celery's `worker_ready`: a worker that starts (a restart after a crash, above all)
+    picks up at once the exports a dead worker left `running`, rather than waiting for beat."""
+    try:
+        recovered = exports_recover()
+    except Exception:
+        logger.warning("the exports recovery sweep at worker start failed", exc_info=True)
+        return
+    if recovered:
+        logger.info("worker start: re-enqueued export jobs %s", recovered)
+
+
 def exports_sweep() -> dict[str, Any]:
     """The periodic sweep: expire files, then pick up lost exports."""
     from audiences.exports.services import exports_expire

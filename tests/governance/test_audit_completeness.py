@@ -447,10 +447,6 @@ ALLOWED_WRITES: dict[tuple[str, str], str] = {
         "failing_since is delivery bookkeeping set and cleared by the relay (excluded from the subscription's "
         "history); pausing a failing subscription goes through webhooks.webhook_pause_failing, which audits."
     ),
-    ("bench/bench_exports.py", "Audience.update"): (
-        "benchmark harness, not product code: it clears its own bench environment's live versions before "
-        "deleting and reloading that environment's scratch data."
-    ),
 }
 
 _MANAGERS = frozenset({"objects", "_default_manager", "_base_manager"})

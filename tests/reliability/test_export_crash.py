@@ -159,7 +159,9 @@ def test_a_worker_killed_mid_export_offers_nothing_and_a_fresh_worker_finishes_i
 
     second = start_worker(queue, exports_root, slow=False)
     try:
-        export_task.apply_async(args=[export.job_id], queue=queue)  # what the redelivery or the sweep sends
+        # What the sweep sends (beat, or the new worker's own sweep as it starts; both on
+        # the default queue, which this test's worker does not read).
+        export_task.apply_async(args=[export.job_id], queue=queue)
         wait_for(lambda: Export.objects.get(pk=export.pk).state == ExportState.READY, what="the export to finish")
     finally:
         stop(second)
