@@ -255,6 +255,31 @@ class CampaignDetail(_CampaignView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class ShareRequestSerializer(StrictSerializer):
+    team = serializers.CharField(required=False)
+    user = serializers.CharField(required=False)
+    level = serializers.ChoiceField(["view", "change"])
+
+
+class CampaignShare(_CampaignView):
+    policy_actions: ClassVar[dict[str, str]] = {"POST": "campaign.share"}
+
+    @extend_schema(
+        operation_id="campaigns_share",
+        summary="Share a campaign with a team or a person",
+        description='Send {"team": "retention", "level": "change"} (or "user"). `change` lets them edit, activate, '
+        "pause and cancel it; `view` only shows it (everyone in the environment sees campaigns anyway).\n\n"
+        "**Permission:** the owning team or admin (`campaign.share`). Audited.",
+        parameters=[CAMPAIGN_ID],
+        request=ShareRequestSerializer,
+        responses={200: CampaignSerializer, **problem_responses(400, 401, 403, 404, 422, failures=_FAILURES)},
+    )
+    def post(self, request: Request, campaign_id: str) -> Response:
+        campaign = self._campaign(campaign_id)
+        data = validated(ShareRequestSerializer, request.data)
+        return Response(CampaignSerializer(services.campaign_share(actor=self.actor, campaign=campaign, **data)).data)
+
+
 class CampaignReadiness(_CampaignView):
     @extend_schema(
         operation_id="campaigns_readiness",
