@@ -174,3 +174,12 @@ def test_sharing_change_lets_another_team_edit_only_the_owners_share(setup, api)
         f"/api/v1/campaigns/{campaign['id']}/share", {"team": "other", "level": "view"}, format="json"
     )
     assert passed_on.status_code == 403
+
+
+def test_a_schedule_without_an_offset_is_in_the_environments_time_zone(setup, sandbox):
+    client, _audience, _destination, body = setup
+    sandbox.time_zone = "Europe/Paris"
+    sandbox.save(update_fields=["time_zone"])
+    created = client.post("/api/v1/campaigns/", {**body, "schedule_at": "2099-06-01T09:00:00"}, format="json")
+    assert created.status_code == 201, created.json()
+    assert Campaign.objects.get(pk=created.json()["id"]).schedule_at.isoformat() == "2099-06-01T07:00:00+00:00"
