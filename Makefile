@@ -5,6 +5,7 @@
 #                 CELERY_BROKER_URL and REQUIRE_SERVICES from the environment)
 #   make lint     ruff check, ruff format --check, mypy (django-stubs) on every app
 #   make bench    benchmarks → bench/results.md
+#   make reliability  crash, outage, load and fuzz drills on real processes → docs/reliability.md
 #   make token    print a new API token (default: demo-developer in sandbox), with make run's settings
 #   make migrate  apply migrations
 #   make clean    remove caches and build output (keeps .venv and db.sqlite3; see distclean)
@@ -15,7 +16,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: help install run test lint bench token migrate clean distclean
+.PHONY: help install run test lint bench reliability token migrate clean distclean
 
 # `make token WHO=demo-analyst ENVIRONMENT=pilot`: whose token, in which environment.
 WHO ?= demo-developer
@@ -38,6 +39,9 @@ lint: install ## ruff check, ruff format --check, mypy (django-stubs) on every a
 
 bench: install ## run bench/bench_*.py on PostgreSQL (BENCH_DATABASE_URL) → bench/results.md; ARGS=bench_api_read for one
 	@scripts/bench.sh $(ARGS)
+
+reliability: install ## drills on PostgreSQL, Redis, gunicorn, Celery → docs/reliability.md; RELIABILITY_BOUNDED=1 for CI's
+	@scripts/reliability.sh
 
 token: install ## print a new API token for WHO (demo-developer) in ENVIRONMENT (sandbox), with make run's settings
 	@DEBUG=$${DEBUG:-1} $(PY) manage.py issue_token $(WHO) --environment $(ENVIRONMENT)

@@ -247,6 +247,11 @@ class AudienceVersion(models.Model):
     removed = models.PositiveIntegerField(null=True, blank=True)
     waterfall = models.JSONField(default=list, blank=True)
     members_retained = models.BooleanField(default=True)
+    withdrawn = models.PositiveIntegerField(
+        default=0,
+        help_text="Members removed while it was live because they withdrew consent for its channel "
+        "(audiences/publishing/withdrawal.py); `members` counts those who remain.",
+    )
     rebuilt_from = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     job = models.ForeignKey("integrations.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
@@ -414,3 +419,62 @@ class CatalogueEntry(models.Model):
     def types(self) -> list[str]:
         """The JSON types seen, by name ("text", "number", …)."""
         return [name for name, bit in VALUE_TYPE_BITS.items() if self.value_types & bit]
+
+
+# --- exports ---------------------------------------------------------------------
+
+
+class ExportFormat(models.TextChoices):
+    CSV = "csv", "CSV"
+    JSONL = "jsonl", "JSON lines"
+
+
+class ExportState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    READY = "ready", "Ready to download"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired (file deleted)"
+
+
+class Export(models.Model):
+    """The members of an audience's live version written to a file (CSV or JSON lines) for
+    download: PII masked unless it is a PII export (a compliance reviewer's, approved where
+    the policy asks). Written by audiences/exports/services.py (request, download, expiry)
+    and its worker side (audiences/exports/runner.py)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="exports")
+    audience = models.ForeignKey(Audience, on_delete=models.SET_NULL, null=True, related_name="exports")
+    version = models.ForeignKey(
+        AudienceVersion,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The live version whose members were written (set when the export runs).",
+    )
+    format = models.CharField(max_length=8, choices=ExportFormat.choices)
+    fields = models.JSONField(help_text='The columns, in order, e.g. ["external_id", "email", "attributes.tier"].')
+    pii = models.BooleanField(default=False, help_text="PII unmasked (a PII export) or masked.")
+    state = models.CharField(max_length=12, choices=ExportState.choices, default=ExportState.QUEUED)
+    job = models.ForeignKey("integrations.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    rows = models.PositiveBigIntegerField(null=True, blank=True)
+    size = models.PositiveBigIntegerField(null=True, blank=True, help_text="Bytes.")
+    file_name = models.CharField(max_length=300, blank=True, help_text="The file in the exports storage when ready.")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [("export_pii", "Can export audience members with PII unmasked")]
+        indexes = [
+            models.Index(fields=["environment", "-id"], name="export_env_id"),
+            models.Index(fields=["state", "expires_at"], name="export_state_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"export #{self.pk} ({self.format}, {self.state})"

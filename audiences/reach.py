@@ -245,7 +245,7 @@ ANALYTIC_SETTINGS = {"jit": "off", "work_mem": "64MB"}
 
 
 @contextmanager
-def _analytic_statements() -> Iterator[None]:
+def _analytic_statements(timeout_ms: int | None = None) -> Iterator[None]:
     """PostgreSQL, for the grouped pass and the sample: no JIT, and room to sort in memory.
 
     Each statement runs once, and JIT-compiling a plan of this size took longer than it
@@ -254,14 +254,20 @@ def _analytic_statements() -> Iterator[None]:
     group's sort of 120,000 matching profiles spilled to disk. `set_config(…, true)` is
     `SET LOCAL`: it ends with the transaction, so outside one the preview opens its own.
     Inside the caller's it needs no savepoint (a RELEASE would keep the settings anyway).
+
+    `timeout_ms`: the preview budget's statement timeout (definitions/budget.py), set in the
+    same statement; a statement it cancels raises OperationalError (SQLSTATE 57014).
     """
     if connection.vendor != "postgresql":
         yield
         return
+    values = dict(ANALYTIC_SETTINGS)
+    if timeout_ms is not None:
+        values["statement_timeout"] = f"{timeout_ms}ms"
     with transaction.atomic(savepoint=False):
         with connection.cursor() as cursor:
-            calls = ", ".join("set_config(%s, %s, true)" for _ in ANALYTIC_SETTINGS)
-            cursor.execute(f"SELECT {calls}", [part for item in ANALYTIC_SETTINGS.items() for part in item])
+            calls = ", ".join("set_config(%s, %s, true)" for _ in values)
+            cursor.execute(f"SELECT {calls}", [part for item in values.items() for part in item])
         yield
 
 
@@ -273,8 +279,10 @@ def compute_preview(
     live_versions: dict[int, int | None] | None = None,
     now: datetime | None = None,
     sample_size: int = SAMPLE_SIZE,
+    timeout_ms: int | None = None,
 ) -> dict[str, Any]:
     """Count, waterfall, breakdowns and a sample (unmasked; the caller masks it).
+    `timeout_ms`: cancel a statement that runs longer (PostgreSQL; the preview budget).
 
     Three queries whatever the data: the restrictions that apply, the grouped pass and
     the sample (on PostgreSQL one more before the last two: their settings).
@@ -320,7 +328,7 @@ def compute_preview(
     sample_query = reachable_queryset(
         environment, rules, channel, now=now, live_versions=live_versions, gate=gate
     ).order_by("pk")[:sample_size]
-    with _analytic_statements():
+    with _analytic_statements(timeout_ms):
         groups: list[dict[str, Any]] = [dict(group) for group in grouped]
         sample = list(sample_query)
 
@@ -397,7 +405,12 @@ def _breakdown(groups: Iterable[dict[str, Any]], key: str, known: Iterable[str])
 
 
 def reach_stats(
-    environment: Environment, rules: dict[str, Any], channel: str, live_versions: dict[int, int | None]
+    environment: Environment,
+    rules: dict[str, Any],
+    channel: str,
+    live_versions: dict[int, int | None],
+    *,
+    timeout_ms: int | None = None,
 ) -> dict[str, Any]:
     """What validate reports, in two queries: the restrictions that apply and one aggregate
     over the matching profiles (each step, and the profiles each restriction removes).
@@ -419,7 +432,11 @@ def reach_stats(
     }
     for index, restriction in enumerate(restrictions):
         aggregates[f"r{index}"] = Count("pk", filter=consented_unsuppressed & restriction_removes(restriction, channel))
-    counts = matching.aggregate(**aggregates)
+    if timeout_ms is None:
+        counts = matching.aggregate(**aggregates)
+    else:
+        with _analytic_statements(timeout_ms):
+            counts = matching.aggregate(**aggregates)
     counts["restrictions"] = [
         {
             "id": restriction.pk,

@@ -31,16 +31,16 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
-from django.db.models.lookups import GreaterThanOrEqual
+from django.db.models import Case, CharField, Count, Exists, IntegerField, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Coalesce, Lower, StrIndex, Substr
+from django.db.models.lookups import Contains, Exact, GreaterThanOrEqual, In, StartsWith
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
 from audiences.models import Audience, AudienceState, Channel, ConsentStatus, LifecycleStage, ProfileEvent, Region
+from marketerapi.moments import BadUtcOffset, NotADate, moment_error, parse_moment
 from marketerapi.problems import ApplicationError
 
 if TYPE_CHECKING:
@@ -65,6 +65,9 @@ EVENT_PROPERTY_OPERATORS = ("eq", "neq", "in", "not_in", "gt", "gte", "lt", "lte
 ATTRIBUTES: dict[str, tuple[str, tuple[str, ...]]] = {
     "external_id": (STRING, ()),
     "email": (STRING, ()),
+    # The part of the email address after the "@", lower-cased, computed in SQL: not
+    # personal data, so every role may filter on it (PRODUCT.md §4).
+    "email_domain": (STRING, ()),
     "phone": (STRING, ()),
     "push_token": (STRING, ()),
     "first_name": (STRING, ()),
@@ -76,6 +79,13 @@ ATTRIBUTES: dict[str, tuple[str, tuple[str, ...]]] = {
     "created_at": (DATETIME, ()),
     "updated_at": (DATETIME, ()),
 }
+# Personal data among the profile attributes: a role that may not see it (every role but
+# compliance_reviewer: `profile.view_pii`) may test only whether it is there (the presence
+# operators), never its value — a value test answers "does Ann's phone start with +4477…"
+# one count at a time (issue 12). Custom attributes and event properties marked `pii` in
+# the catalogue follow the same rule (audiences/profiles/pii_filters.py).
+PII_ATTRIBUTES: frozenset[str] = frozenset({"email", "phone", "first_name", "last_name", "push_token"})
+PRESENCE_OPERATORS: frozenset[str] = frozenset({"is_null"})
 CUSTOM_PREFIX = "attributes."
 _CUSTOM_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
@@ -335,12 +345,14 @@ def _check_value(
             result.add(
                 item_ptr, "not_a_string", f"{name} compares with text.", 'Put the value in quotes, e.g. "value": "GB".'
             )
-        elif kind == DATETIME and _parse_when(item) is None:
+        elif kind == DATETIME and (refusal := moment_error(item, field=name)) is not None:
+            # One reader of dates for every door (marketerapi/moments.py): `not_a_date`, or
+            # `bad_utc_offset` for an offset the database cannot store (beyond ±15:59).
             result.add(
                 item_ptr,
-                "not_a_date",
-                f"{item!r} is not a date.",
-                "Write a date like 2026-11-01 or 2026-11-01T09:00:00Z.",
+                refusal.code,
+                f"{item!r} is not a date." if refusal.code == "not_a_date" else refusal.detail.split(": ", 1)[-1],
+                refusal.hint,
             )
         elif kind == JSON and (item is None or not isinstance(item, (str, int, float, bool))):
             result.add(
@@ -510,6 +522,56 @@ def names_used(node: Any, pointer: str = "") -> list[NameUse]:
     return out
 
 
+@dataclass(frozen=True)
+class PiiFilter:
+    """A condition of a rule tree that tests the value of personal data: `field` as a
+    marketer names it (`email`, `attributes.backup_email`, `order.card_holder`)."""
+
+    pointer: str
+    field: str
+    op: str
+
+
+def pii_filters(
+    node: Any,
+    *,
+    pii_keys: frozenset[str] | set[str] = frozenset(),
+    pii_properties: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset(),
+    pointer: str = "",
+) -> list[PiiFilter]:
+    """Every condition of a rule tree that tests a personal value with another operator than
+    a presence check: the PII profile attributes, custom attributes whose key is in
+    `pii_keys`, and event properties `(event type, property)` in `pii_properties`."""
+    out: list[PiiFilter] = []
+    if not isinstance(node, dict):
+        return out
+    for key in ("all", "any"):
+        if isinstance(node.get(key), list):
+            for index, child in enumerate(node[key]):
+                out.extend(
+                    pii_filters(
+                        child, pii_keys=pii_keys, pii_properties=pii_properties, pointer=_ptr(pointer, key, index)
+                    )
+                )
+    if "not" in node:
+        out.extend(
+            pii_filters(node["not"], pii_keys=pii_keys, pii_properties=pii_properties, pointer=_ptr(pointer, "not"))
+        )
+    name, op = node.get("attr"), node.get("op")
+    if isinstance(name, str) and op not in PRESENCE_OPERATORS:
+        personal = name in PII_ATTRIBUTES or (name.startswith(CUSTOM_PREFIX) and name[len(CUSTOM_PREFIX) :] in pii_keys)
+        if personal:
+            out.append(PiiFilter(_ptr(pointer, "op"), name, str(op)))
+    event = node.get("event")
+    if isinstance(event, str) and pii_properties and isinstance(node.get("where"), list):
+        for index, item in enumerate(node["where"]):
+            if isinstance(item, dict) and (event, item.get("property")) in pii_properties:
+                out.append(
+                    PiiFilter(_ptr(pointer, "where", index, "op"), f"{event}.{item['property']}", str(item.get("op")))
+                )
+    return out
+
+
 def rule_references(rules: Any) -> list[tuple[str, int]]:
     """The in_audience references of a rule tree, with their pointers inside the rules."""
     return _references(rules)
@@ -617,17 +679,13 @@ def rules_check_or_raise(
 
 
 def _parse_when(value: Any) -> datetime | None:
+    """A rule's date (text only), read by the one reader of dates; None when it does not read."""
     if not isinstance(value, str):
         return None
-    parsed = parse_datetime(value)
-    if parsed is None:
-        day = parse_date(value)
-        if day is None:
-            return None
-        parsed = datetime(day.year, day.month, day.day)
-    if timezone.is_naive(parsed):
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+    try:
+        return parse_moment(value, field="value")
+    except (NotADate, BadUtcOffset):
+        return None
 
 
 @dataclass(frozen=True)
@@ -665,6 +723,8 @@ class Compiler:
 
     def _attr(self, node: dict[str, Any]) -> Q:
         name, op, value = node["attr"], node["op"], node.get("value")
+        if name == "email_domain":
+            return _email_domain(op, value)
         kind, _ = attribute_type(name) or (JSON, ())
         column = "attributes__" + name[len(CUSTOM_PREFIX) :] if name.startswith(CUSTOM_PREFIX) else name
         if kind == DATETIME:
@@ -743,6 +803,36 @@ def _compare(column: str, op: str, value: Any, kind: str) -> Q:
         # Django does this by itself for real nullable columns.
         q &= Q(**{f"{column}__isnull": False})
     return q
+
+
+def _email_domain(op: str, value: Any) -> Q:
+    """`email_domain` tests, in SQL: the lower-cased text after the first "@" of the email
+    address; missing when there is no email or it has no "@" (never the whole address).
+    Missing values follow the language's null semantics (comparisons false; neq, not_in and
+    is_null true)."""
+    domain = Case(
+        When(email__contains="@", then=Lower(Substr("email", StrIndex("email", Value("@")) + 1))),
+        default=Value(None),
+        output_field=CharField(),
+    )
+    present = Q(email__contains="@")
+    if op == "is_null":
+        return ~present if value else present
+    if op == "neq":
+        return ~_email_domain("eq", value)
+    if op == "not_in":
+        return ~_email_domain("in", value)
+    if op == "eq":
+        lookup: Any = Exact(domain, str(value).lower())
+    elif op == "in":
+        lookup = In(domain, [str(item).lower() for item in value])
+    elif op == "contains":
+        lookup = Contains(domain, str(value).lower())
+    elif op == "starts_with":
+        lookup = StartsWith(domain, str(value).lower())
+    else:
+        raise ValueError(op)
+    return present & Q(lookup)
 
 
 def compile_rules(

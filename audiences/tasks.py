@@ -27,3 +27,20 @@ def audience_publish_recover_task() -> list[int]:
     from audiences.publishing.runner import publish_jobs_recover
 
     return publish_jobs_recover()
+
+
+@app.task(name="audiences.export", **TASK_DEFAULTS)
+def export_task(job_id: int) -> str | None:
+    """Write the export of an `export.create` job to its file (audiences/exports/runner.py)."""
+    from audiences.exports.runner import export_job_run
+
+    job = export_job_run(job_id)
+    return job.state if job is not None else None
+
+
+@app.task(name="audiences.exports_sweep", **TASK_DEFAULTS)
+def exports_sweep_task() -> dict[str, object]:
+    """Delete expired export files; enqueue again exports whose worker died or whose kick was lost."""
+    from audiences.exports.runner import exports_sweep
+
+    return exports_sweep()

@@ -409,6 +409,10 @@ class FlagMeta(models.Model):
     description = models.TextField()
     owner = models.CharField(max_length=100, help_text="The team or person who answers for the flag.")
     affects_personalization = models.BooleanField(default=False)
+    on_in_sandbox = models.BooleanField(
+        default=False,
+        help_text="On for everyone in sandbox environments, whatever the rollout says (unless Everyone is No).",
+    )
     history = HistoricalRecords()
 
     class Meta:

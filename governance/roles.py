@@ -81,13 +81,23 @@ _INTEGRATION = [
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    ANALYST: [*_EVERYONE],
-    CAMPAIGN_OPERATOR: [*_EVERYONE, *_AUDIENCE_AUTHORING, *_CAMPAIGN_AUTHORING, *_SUPPRESSION_EDITING],
+    # Exports (PRODUCT.md §4): masked for analysts, operators and admins; with PII for
+    # compliance reviewers only.
+    ANALYST: [*_EVERYONE, "audiences.add_export"],
+    CAMPAIGN_OPERATOR: [
+        *_EVERYONE,
+        *_AUDIENCE_AUTHORING,
+        *_CAMPAIGN_AUTHORING,
+        *_SUPPRESSION_EDITING,
+        "audiences.add_export",
+    ],
     APPROVER: [*_EVERYONE],
-    COMPLIANCE_REVIEWER: [*_EVERYONE, "audiences.view_profile_pii"],
+    COMPLIANCE_REVIEWER: [*_EVERYONE, "audiences.view_profile_pii", "audiences.add_export", "audiences.export_pii"],
     DEVELOPER: [*_EVERYONE, *_INTEGRATION, *_AUDIENCE_AUTHORING, *_CAMPAIGN_AUTHORING, *_SUPPRESSION_EDITING],
     ADMIN: [
         *_EVERYONE,
+        "audiences.add_export",
+        "audiences.view_export",
         *_INTEGRATION,
         *_AUDIENCE_AUTHORING,
         *_CAMPAIGN_AUTHORING,

@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib import parse
 
+from django import forms
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django_filters import rest_framework as _filters
@@ -290,12 +291,61 @@ class UnknownQueryParameters(ApplicationError):
     title = "The query names parameters this endpoint does not know"
 
 
+class _MomentField(forms.Field):
+    """A form field read by the one reader of dates (marketerapi/moments.py); a bad value is
+    refused with its own problem (`not_a_date`, `bad_utc_offset`), naming the parameter."""
+
+    def __init__(self, *args: Any, parameter: str = "", **kwargs: Any) -> None:
+        self.parameter = parameter
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value: Any) -> Any:
+        if value in self.empty_values:
+            return None
+        from marketerapi.moments import parse_moment
+
+        return parse_moment(value, field=self.parameter or "date")
+
+
+class MomentField(_serializers.DateTimeField):
+    """A date-time in a request body (`occurred_at`, `captured_at`), read by the one reader of
+    dates: an offset beyond ±15:59 is refused as `bad_utc_offset` (anything unreadable keeps
+    DRF's code `invalid`) with the row's pointer, instead of reaching the database as a 500."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        from marketerapi.moments import BadUtcOffset, NotADate, parse_moment
+
+        try:
+            moment = parse_moment(value, field=self.field_name or "date")
+        except BadUtcOffset as error:
+            raise _serializers.ValidationError(error.detail.split(": ", 1)[-1], code=error.code) from None
+        except NotADate as error:
+            # DRF's own code for a bad date-time (`invalid`), which ingestion has always answered.
+            raise _serializers.ValidationError(error.detail.split(": ", 1)[-1], code="invalid") from None
+        return super().to_internal_value(moment)
+
+
+class MomentFilter(_filters.IsoDateTimeFilter):
+    """An ISO 8601 date or date-time query parameter (`?updated_since=`, `?since=`): what
+    every list filters dates with, instead of django-filter's IsoDateTimeFilter (which lets
+    offsets beyond ±15:59 through to the database, a 500). Use it in a StrictFilterSet,
+    which tells each one its parameter's name."""
+
+    field_class = _MomentField
+
+
 class StrictFilterSet(_filters.FilterSet):
     """A FilterSet that refuses unknown query parameters instead of ignoring them,
     so a typo (`?regoin=EU`) never silently returns everything."""
 
     # Parameters read by pagination and rendering rather than by the filters.
     extra_parameters: frozenset[str] = frozenset({"cursor", "limit", "format"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, item in self.filters.items():
+            if isinstance(item, MomentFilter):
+                item.extra["parameter"] = name  # read by its form field, built on first use
 
     def is_valid(self) -> bool:
         unknown = sorted(set(self.data) - set(self.filters) - self.extra_parameters)

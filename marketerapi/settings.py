@@ -171,6 +171,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # How often a worker writes its heartbeat (/status; a job whose worker stopped beating is
 # taken over by the recovery sweeps).
 WORKER_HEARTBEAT_SECONDS = 15.0
+# Without PostgreSQL's advisory locks (SQLite), a running publish job whose heartbeat is
+# older than this is taken for dead and taken over (on PostgreSQL the job's lock decides).
+PUBLISH_STALE_SECONDS = env_int("PUBLISH_STALE_SECONDS", 60, minimum=5)
 
 
 def _every(task: str, seconds: float) -> dict[str, Any]:
@@ -196,8 +199,11 @@ CELERY_BEAT_SCHEDULE = {
     "integrations.worker_heartbeat": _every("integrations.worker_heartbeat", WORKER_HEARTBEAT_SECONDS),
     # Heavy jobs waiting for a job slot whose kick was lost (integrations/jobs/slots.py).
     "integrations.job_slots_dispatch sweep": _every("integrations.job_slots_dispatch", 30.0),
-    # Publish jobs whose worker died (stale heartbeat) or whose kick was lost.
-    "audiences.publish_recover sweep": _every("audiences.publish_recover", 60.0),
+    # Publish jobs whose worker died (its job lock released, or a stale heartbeat) or whose
+    # kick was lost: within a minute of a SIGKILL (workers also sweep as they start).
+    "audiences.publish_recover sweep": _every("audiences.publish_recover", 30.0),
+    # Exports: delete files past their expiry; pick up exports whose worker died.
+    "audiences.exports_sweep": _every("audiences.exports_sweep", 60.0),
     # Scheduled campaigns whose time has come; send jobs whose worker died (stale heartbeat).
     "campaigns.start_due sweep": _every("campaigns.start_due", 30.0),
     "campaigns.send_recover sweep": _every("campaigns.send_recover", 60.0),
@@ -255,6 +261,42 @@ STORAGES: dict[str, Any] = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+
+# --- exports (audiences/exports/, docs/exports.md) -------------------------------------
+# Where export files are written: a local directory by default, or an S3-compatible bucket
+# (django-storages; install boto3 beside it) when EXPORTS_S3_BUCKET is set.
+EXPORTS_ROOT = env_str("EXPORTS_ROOT", str(BASE_DIR / "var" / "exports"))
+EXPORTS_S3_BUCKET = env_str("EXPORTS_S3_BUCKET", "")
+EXPORTS_S3_ENDPOINT_URL = env_str("EXPORTS_S3_ENDPOINT_URL", "")
+# Hours an export's file is kept (then a periodic task deletes it), and hours a download
+# link stays valid (never beyond the file's own expiry).
+EXPORTS_TTL_HOURS = env_int("EXPORTS_TTL_HOURS", 24, minimum=1)
+EXPORTS_LINK_HOURS = env_int("EXPORTS_LINK_HOURS", 24, minimum=1)
+if EXPORTS_S3_BUCKET:
+    STORAGES["exports"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": EXPORTS_S3_BUCKET,
+            "endpoint_url": EXPORTS_S3_ENDPOINT_URL or None,
+            "default_acl": None,
+            "file_overwrite": True,
+            "location": "exports",
+        },
+    }
+else:
+    STORAGES["exports"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": EXPORTS_ROOT},
+    }
+
+# --- preview budget (audiences/definitions/budget.py, docs/limits.md) -----------
+# A preview's (and validate's) statements are cancelled after this many milliseconds (PostgreSQL).
+PREVIEW_STATEMENT_TIMEOUT_MS = env_int("PREVIEW_STATEMENT_TIMEOUT_MS", 10_000, minimum=100)
+# Rules scoring more than this (rules_cost: a `contains` on a custom attribute 8, an event 6+) are refused.
+PREVIEW_MAX_COST = env_int("PREVIEW_MAX_COST", 200, minimum=1)
+# Previews running at once, per person (or token) and per environment; more wait with 429.
+PREVIEW_CONCURRENCY_PER_USER = env_int("PREVIEW_CONCURRENCY_PER_USER", 2, minimum=1)
+PREVIEW_CONCURRENCY_PER_ENVIRONMENT = env_int("PREVIEW_CONCURRENCY_PER_ENVIRONMENT", 6, minimum=1)
 
 # --- request limits -------------------------------------------------------------
 # A 10,000-row bulk upsert is about 4 MB of JSON; leave room, refuse far beyond it.

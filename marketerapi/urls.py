@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from audiences.api.exports import ExportFile
 from marketerapi.problems import api_path_not_found
 
 FAVICON = (Path(__file__).resolve().parent / "static" / "favicon.svg").read_bytes()
@@ -41,6 +42,8 @@ urlpatterns = [
     # would answer its HTML debug page, which an integrator's client cannot read).
     re_path(r"^api/", api_path_not_found, name="api-not-found"),
     path("admin/", admin.site.urls),
+    # A signed export download link (audiences/api/exports.py): the signature is the credential.
+    path("downloads/exports/<str:signature>", ExportFile.as_view(), name="export-file"),
     path("", include("portal.urls")),
 ]
 

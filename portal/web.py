@@ -114,6 +114,48 @@ def render_problem(
     return render(request, template, {"problem": problem}, status=status or problem.status)
 
 
+# The policy action of each portal form that changes state (namespace:url name). A refusal
+# raised before the service is reached — the read check of the selector that loads the
+# object, e.g. for a person without a role — is then recorded as a denied attempt of that
+# action, as the API's ActorMixin does: every refused change leaves its audit row.
+PORTAL_ACTIONS: dict[str, str] = {
+    "portal-audiences:edit": "audience.edit",
+    "portal-audiences:delete": "audience.delete",
+    "portal-audiences:publish": "audience.publish",
+    "portal-audiences:rollback": "audience.rollback",
+    "portal-audiences:promote": "audience.promote",
+    "portal-audiences:share": "audience.share",
+    "portal-audiences:unshare": "audience.share",
+    "portal-audiences:copy": "audience.copy",
+    "portal-approvals:approve": "approval.vote",
+    "portal-approvals:reject": "approval.vote",
+    "portal-approvals:cancel": "approval.cancel",
+}
+
+
+def _audit_refused_change(request: HttpRequest, error: ApplicationError) -> None:
+    from django.db import transaction
+
+    from governance.audit import trail as audit
+    from governance.models import Outcome
+    from governance.policy.engine import PolicyDenied
+
+    match = request.resolver_match
+    action = PORTAL_ACTIONS.get(match.view_name if match else "")
+    if request.method != "POST" or action is None or not isinstance(error, PolicyDenied):
+        return
+    if getattr(error, "denial", None) is not None:
+        return  # policy.require audited it already
+    with transaction.atomic():
+        audit.record(
+            portal_actor(request),
+            action,
+            outcome=Outcome.DENIED,
+            reasons=[error.detail],
+            changes={"refused": {"method": "POST", "path": request.path, "rule": error.extra.get("rule", "")}},
+        )
+
+
 def portal_view(view: View) -> View:
     """Signed-in only; a service's refusal becomes its title and hint on the page, not an error page."""
 
@@ -128,6 +170,7 @@ def portal_view(view: View) -> View:
         try:
             return view(request, *args, **kwargs)
         except ApplicationError as error:
+            _audit_refused_change(request, error)
             return render_problem(request, error)
         except Http404 as error:
             return render_problem(

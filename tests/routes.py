@@ -60,3 +60,20 @@ def api_routes(methods: Iterable[str] = METHODS) -> dict[str, Any]:
 
 def dotted(view: Any) -> str:
     return f"{view.__module__}.{view.__qualname__}"
+
+
+def door_routes(prefix: str, methods: Iterable[str] = ("GET", "POST")) -> dict[str, Any]:
+    """ "METHOD /path/{param}" → the view, for every route under `prefix` ("" for the
+    portal: every path outside /api/ and /admin/; "admin/" for the admin site)."""
+    routes: dict[str, Any] = {}
+    for route, callback in _walk(get_resolver()):
+        path = readable(route)
+        if prefix:
+            if not path.startswith("/" + prefix):
+                continue
+        elif path.startswith(("/api/", "/admin", "/static/")) or path in ("/healthz", "/favicon.ico"):
+            continue
+        view = getattr(callback, "cls", None) or getattr(callback, "view_class", None) or callback
+        for method in _methods(callback, methods):
+            routes[f"{method} {path}"] = view
+    return routes

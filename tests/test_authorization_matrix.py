@@ -33,6 +33,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -43,7 +44,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from waffle.models import Flag
 
-from audiences.models import Audience
+from audiences.models import Audience, Export
 from campaigns.models import ReviewItem
 from governance.access.objectperms import share
 from governance.models import ApiToken, ApprovalRequest, AuditEvent, Environment, OutboxEvent
@@ -166,6 +167,7 @@ NOT_FOUND = {
     "dead_letter_id": "dead_letter_not_found",
     "destination_id": "destination_not_found",
     "job_id": "job_not_found",
+    "export_id": "export_not_found",
     "name": "flag_not_found",
     "campaign_id": "campaign_not_found",
     "item_id": "review_item_not_found",
@@ -390,6 +392,25 @@ MATRIX: dict[str, Route] = {
     ),
     "GET /api/v1/audiences/{audience_id}/memberships": Route(
         own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)
+    ),
+    # --- exports: masked for analysts, operators, compliance reviewers, admins (PRODUCT.md §4);
+    # each sees their own, compliance reviewers and admins everyone's; only who ran one downloads it.
+    "GET /api/v1/exports": Route(own=roles(200)),
+    "POST /api/v1/exports": Route(
+        action="export.create",
+        own=statuses(202, approver=403, developer=403, nobody=403),
+        body=lambda call: {"audience": call.world.audiences[("sandbox", call.team or "growth")], "fields": ["email"]},
+    ),
+    "GET /api/v1/exports/{export_id}": Route(
+        own=roles(200),
+        foreign=statuses(404, compliance=200, admin=200, nobody=403),
+        other_env=hidden(*ROLELESS),
+    ),
+    "GET /api/v1/exports/{export_id}/download": Route(
+        own=roles(200),
+        foreign=statuses(404, compliance=403, admin=403, nobody=403),
+        other_env=hidden(*ROLELESS),
+        codes={FOREIGN: codes("export_not_yours", "compliance", "admin")},
     ),
     # --- domain events, webhooks, dead letters ---
     "GET /api/v1/events": Route(own=roles(200)),
@@ -630,6 +651,7 @@ class World:
     campaigns: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (environment, team, variant) → id
     review_items: dict[tuple[str, str], int] = field(default_factory=dict)  # (environment, team) → id
     drop_directory: str = ""
+    exports: dict[tuple[str, str], int] = field(default_factory=dict)  # (environment, persona) → id
 
 
 @dataclass(frozen=True)
@@ -732,8 +754,35 @@ def build_world(tmp_dir: str) -> World:
                 environment=environment, campaign=campaign, destination=destination, recipients=1, why="matrix"
             ).pk
     Flag.objects.create(name="matrix_flag", everyone=None)
+    for persona, user in [*world.users.items(), ("colleague", requester)]:
+        world.exports[("sandbox", persona)] = _ready_export(sandbox, world.audiences[("sandbox", "growth")], user)
+    world.exports[("pilot", "colleague")] = _ready_export(pilot, world.audiences[("pilot", "growth")], requester)
     Flag.objects.update_or_create(name="destination_payload_preview", defaults={"everyone": True})
     return world
+
+
+def _ready_export(environment: Environment, audience_id: int, user: Any) -> int:
+    return Export.objects.create(
+        environment=environment,
+        audience_id=audience_id,
+        format="csv",
+        fields=["external_id"],
+        state="ready",
+        rows=0,
+        size=0,
+        file_name="matrix.csv",
+        created_by=user,
+        expires_at=timezone.now() + timedelta(days=1),
+    ).pk
+
+
+def _export_param(call: Call) -> int:
+    world = call.world
+    return {
+        OWN: world.exports[("sandbox", call.persona)],
+        FOREIGN: world.exports[("sandbox", "colleague")],
+        OTHER_ENV: world.exports[("pilot", "colleague")],
+    }[call.ownership]
 
 
 def _audience_param(call: Call) -> int:
@@ -786,6 +835,7 @@ PARAM_BUILDERS: dict[str, Callable[[Call], Any]] = {
     "dead_letter_id": _environment_scoped("dead_letter"),
     "destination_id": _environment_scoped("destination"),
     "job_id": _environment_scoped("job"),
+    "export_id": _export_param,
     "name": _flag_param,
 }
 
@@ -811,7 +861,7 @@ def _review_item_param(call: Call) -> int:
 PARAM_BUILDERS["campaign_id"] = _campaign_param
 PARAM_BUILDERS["item_id"] = _review_item_param
 
-OWNED_KINDS = frozenset({"audience_id", "token_id", "approval_id", "campaign_id", "item_id"})
+OWNED_KINDS = frozenset({"audience_id", "token_id", "approval_id", "campaign_id", "item_id", "export_id"})
 
 
 @pytest.fixture(scope="module")

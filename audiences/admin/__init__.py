@@ -1,3 +1,3 @@
 """The audiences admin, one module per area; importing this package registers them all."""
 
-from audiences.admin import catalogue, definitions, profiles, sharing, versions  # noqa: F401
+from audiences.admin import catalogue, definitions, exports, profiles, sharing, versions  # noqa: F401

@@ -16,7 +16,8 @@ from django.http import HttpRequest, HttpResponse
 
 from audiences.models import Consent, ConsentChange, Profile, ProfileEvent
 from audiences.profiles import services
-from audiences.profiles.pii import MASKS
+from audiences.profiles.pii import MASKS, mask_pii
+from audiences.profiles.selectors import pii_attribute_keys
 from marketerapi.admin.mixins import ReadOnlyAdminMixin
 from marketerapi.admin.site import admin_actor
 
@@ -94,10 +95,17 @@ class ProfileAdmin(ReadOnlyAdmin):
 
     DETAIL_FIELDS = [f.name for f in Profile._meta.fields if f.name != "id"]
 
+    @admin.display(description="attributes")
+    def attributes_masked(self, profile: Profile) -> Any:
+        """The custom attributes, those marked as personal data in the catalogue masked."""
+        keys = pii_attribute_keys(environment=profile.environment)
+        return mask_pii({"attributes": profile.attributes}, keys)["attributes"]
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if _sees_pii(request):
             return self.DETAIL_FIELDS
-        return [f"{name}_masked" if name in MASKS else name for name in self.DETAIL_FIELDS]
+        masked = {*MASKS, "attributes"}
+        return [f"{name}_masked" if name in masked else name for name in self.DETAIL_FIELDS]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return self.get_fields(request, obj)

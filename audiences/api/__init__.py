@@ -6,6 +6,7 @@ answers with and without a trailing slash."""
 from django.urls import re_path
 
 from audiences.api import definitions as audience_api
+from audiences.api import exports as export_api
 from audiences.api import profiles as api
 from audiences.api import publishing as publish_api
 from audiences.api import suppressions as suppression_api
@@ -77,5 +78,13 @@ urlpatterns = [
         r"^audiences/(?P<audience_id>[0-9]{1,18})/memberships/?$",
         publish_api.AudienceMemberships.as_view(),
         name="audience-memberships",
+    ),
+    # Exports (audiences/api/exports.py); the file itself is at /downloads/exports/<signature>.
+    re_path(r"^exports/?$", export_api.ExportListCreate.as_view(), name="export-list"),
+    re_path(r"^exports/(?P<export_id>[0-9]{1,18})/?$", export_api.ExportDetail.as_view(), name="export-detail"),
+    re_path(
+        r"^exports/(?P<export_id>[0-9]{1,18})/download/?$",
+        export_api.ExportDownloadLink.as_view(),
+        name="export-download",
     ),
 ]

@@ -436,6 +436,16 @@ APPROVAL_EXAMPLE = {
     "hint": "It runs once an approver and a developer or admin approve it, within 72 hours; follow it at the url.",
 }
 
+# The preview budget's refusals (audiences/definitions/budget.py, docs/limits.md).
+_BUDGET = {
+    422: "Bad values or invalid rules (`invalid_rules`, every problem with its pointer and hint), or the preview "
+    "budget: rules too expensive to preview (`preview_too_expensive`, with `cost` and `max_cost`) or a preview "
+    "stopped by the statement timeout (`preview_timed_out`): split the rule into smaller audiences or remove some "
+    "`contains` conditions.",
+    429: "Too many preview requests in 60 seconds (`rate_limited`), or too many previews running at once for you or "
+    "in the environment (`preview_busy`): wait for Retry-After (a few seconds) and try again.",
+}
+
 PREVIEW_NOTE = (
     "The answer: `count` (profiles matching the rules), `reachable` (reach for the channel), the reach `waterfall` "
     "(matching → no address for the channel (`no address`: email needs an email address, sms a phone number, push a "
@@ -613,7 +623,19 @@ class AudienceDetail(ActorMixin, APIView):
             200: AudienceDetailSerializer,
             202: ApprovalFiledSerializer,
             204: OpenApiResponse(description="The draft was deleted."),
-            **problem_responses(401, 403, 404, 409, failures=_FAILURES),
+            **problem_responses(
+                401,
+                403,
+                404,
+                409,
+                failures=_FAILURES,
+                overrides={
+                    409: "The audience is archived already (`audience_archived`; checked after your permission), in "
+                    "use (`audience_in_use`, with `used_by`), its first publish is being built (`audience_building`, "
+                    "with `job_id`: wait for the job, then DELETE again), or an approval is already open "
+                    "(`approval_pending`)."
+                },
+            ),
         },
         examples=[OpenApiExample("Approval filed", response_only=True, status_codes=["202"], value=APPROVAL_EXAMPLE)],
     )
@@ -639,7 +661,10 @@ class AudienceRulesPreview(ActorMixin, APIView):
             + "\n\n**Permission:** any role (`audience.preview`). Nothing is saved."
         ),
         request=PreviewRequestSerializer,
-        responses={200: PreviewSerializer, **problem_responses(400, 401, 403, 422, 429, failures=_FAILURES)},
+        responses={
+            200: PreviewSerializer,
+            **problem_responses(400, 401, 403, 422, 429, failures=_FAILURES, overrides=_BUDGET),
+        },
         examples=[
             OpenApiExample(
                 "Request",
@@ -669,7 +694,10 @@ class AudiencePreview(ActorMixin, APIView):
         ),
         parameters=[AUDIENCE_ID],
         request=None,
-        responses={200: PreviewSerializer, **problem_responses(401, 403, 404, 422, 429, failures=_FAILURES)},
+        responses={
+            200: PreviewSerializer,
+            **problem_responses(401, 403, 404, 422, 429, failures=_FAILURES, overrides=_BUDGET),
+        },
         examples=[OpenApiExample("Preview", response_only=True, value=PREVIEW_EXAMPLE)],
     )
     def post(self, request: Request, audience_id: str) -> Response:
@@ -703,7 +731,10 @@ class AudienceValidate(ActorMixin, APIView):
         ),
         parameters=[AUDIENCE_ID],
         request=None,
-        responses={200: ValidateSerializer, **problem_responses(401, 403, 404, 429, failures=_FAILURES)},
+        responses={
+            200: ValidateSerializer,
+            **problem_responses(401, 403, 404, 422, 429, failures=_FAILURES, overrides=_BUDGET),
+        },
         examples=[
             OpenApiExample(
                 "Checks",

@@ -34,7 +34,7 @@ from audiences.profiles.errors import (
 from audiences.profiles.pii import mask_pii
 from governance import policy
 from governance.limits.idempotency import idempotent
-from marketerapi.api import ActorMixin, StrictFilterSet, problem_responses
+from marketerapi.api import ActorMixin, MomentField, MomentFilter, StrictFilterSet, problem_responses
 from marketerapi.problems import _HINTS as GENERIC_HINTS
 from marketerapi.problems import flatten_validation
 
@@ -335,20 +335,22 @@ class ProfileSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: Profile) -> dict[str, Any]:
         data = super().to_representation(instance)
-        return data if self.context.get("reveal_pii", False) else mask_pii(data)
+        if self.context.get("reveal_pii", False):
+            return data
+        return mask_pii(data, self.context.get("pii_keys", frozenset()))
 
 
 class ProfileFilter(StrictFilterSet):
     external_id = filters.CharFilter(help_text="Exactly this external_id.")
-    email = filters.CharFilter(help_text="Exactly this email address.")
+    email = filters.CharFilter(help_text="Exactly this email address (compliance_reviewer only: personal data).")
     region = filters.ChoiceFilter(choices=Region.choices)
     country = filters.CharFilter(method="filter_country", help_text="Two-letter code, e.g. GB.")
     locale = filters.CharFilter()
     lifecycle_stage = filters.ChoiceFilter(choices=LifecycleStage.choices)
-    updated_since = filters.IsoDateTimeFilter(
+    updated_since = MomentFilter(
         field_name="updated_at", lookup_expr="gte", help_text="Changed at or after this time (ISO 8601)."
     )
-    updated_before = filters.IsoDateTimeFilter(
+    updated_before = MomentFilter(
         field_name="updated_at", lookup_expr="lt", help_text="Changed before this time (ISO 8601)."
     )
 
@@ -381,8 +383,10 @@ PROFILE_EXAMPLE = {
 
 PII_NOTE = (
     "Emails, phones and names are masked (`a***@e***.test`, `***23`, `A***`) for every role except "
-    "compliance_reviewer; `pii_masked` says which you got. Every unmasked read is audited "
-    "(`profile.pii_read`, one audit event per request listing the ids read)."
+    "compliance_reviewer, and so are the custom `attributes` an admin marked as personal data in the attribute "
+    "catalogue (their values read `***`); `pii_masked` says which you got. Every unmasked read is audited "
+    "(`profile.pii_read`, one audit event per request listing the ids read). Looking profiles up by personal data "
+    "(`?email=`) is for compliance reviewers only: other roles get a 403 `pii_lookup_refused` naming the parameter."
 )
 
 
@@ -410,12 +414,16 @@ class ProfileList(ActorMixin, generics.ListAPIView):
         examples=[OpenApiExample("A page", value=PROFILE_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        selectors.profile_lookup_check(actor=self.actor, params=request.query_params.keys())
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         decision = selectors.profile_pii_decision(actor=self.actor)
         if decision.allowed:
             services.profile_pii_read_record(actor=self.actor, profiles=page or [], decision=decision)
+        keys = frozenset() if decision.allowed else selectors.pii_attribute_keys(environment=self.actor.environment)
         serializer = self.get_serializer(
-            page, many=True, context={**self.get_serializer_context(), "reveal_pii": decision.allowed}
+            page,
+            many=True,
+            context={**self.get_serializer_context(), "reveal_pii": decision.allowed, "pii_keys": keys},
         )
         return self.get_paginated_response(serializer.data)
 
@@ -442,7 +450,8 @@ class ProfileDetail(ActorMixin, APIView):
         decision = selectors.profile_pii_decision(actor=self.actor)
         if decision.allowed:
             services.profile_pii_read_record(actor=self.actor, profiles=[profile], decision=decision)
-        return Response(ProfileSerializer(profile, context={"reveal_pii": decision.allowed}).data)
+        keys = frozenset() if decision.allowed else selectors.pii_attribute_keys(environment=self.actor.environment)
+        return Response(ProfileSerializer(profile, context={"reveal_pii": decision.allowed, "pii_keys": keys}).data)
 
 
 ALL_OR_NOTHING = (
@@ -540,7 +549,7 @@ class ProfileEventRowSerializer(RowSerializer):
     type = serializers.RegexField(
         r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=64, help_text="What the customer did, e.g. cart_abandoned."
     )
-    occurred_at = serializers.DateTimeField(help_text="ISO 8601; without an offset, UTC is assumed.")
+    occurred_at = MomentField(help_text="ISO 8601; without an offset, UTC is assumed.")
     properties = serializers.DictField(required=False, help_text="Anything about the event, as a JSON object.")
     event_id = serializers.CharField(
         max_length=128, required=False, allow_null=True, help_text="Your id of the event: a resend is stored once."
@@ -632,7 +641,7 @@ class ConsentUpdateRowSerializer(RowSerializer):
     source = serializers.CharField(  # type: ignore[assignment]
         max_length=64, help_text="Where consent was captured, e.g. preference_center."
     )
-    captured_at = serializers.DateTimeField(help_text="When the customer gave or withdrew consent (ISO 8601).")
+    captured_at = MomentField(help_text="When the customer gave or withdrew consent (ISO 8601).")
 
     hints = {
         "captured_at": "Send when the customer decided, in ISO 8601, e.g. 2026-11-01T10:00:00Z; "
@@ -654,6 +663,10 @@ class ConsentSyncOutcomeSerializer(serializers.Serializer):
     updated = serializers.IntegerField(help_text="Updates applied (each wrote a consent ledger row).")
     unchanged = serializers.IntegerField(help_text="Same status and captured_at as stored.")
     stale = serializers.IntegerField(help_text="Older than what is stored, or than another update in the batch.")
+    removed_from_audiences = serializers.IntegerField(
+        help_text="Memberships of live audience versions removed because consent for their channel was withdrawn "
+        "(pushed to the connected destinations at once)."
+    )
     # A response field named like Serializer.errors: DRF reads declared fields first.
     errors = serializers.ListField(  # type: ignore[assignment]
         child=serializers.DictField(), help_text="Always empty on success."

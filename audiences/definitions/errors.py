@@ -35,6 +35,13 @@ class AudienceInUse(ApplicationError):
     hint = "Remove it from what uses it (listed in `used_by`) first, then try again."
 
 
+class AudienceBuilding(ApplicationError):
+    status = 409
+    code = "audience_building"
+    title = "The audience's first version is being built"
+    hint = "Wait for the publish job to finish (GET /api/v1/jobs/{id}), then send DELETE again: it archives it."
+
+
 class UnknownEnvironment(ApplicationError):
     status = 422
     code = "unknown_environment"
@@ -56,4 +63,37 @@ class OwnerChangedByTransfer(ApplicationError):
     hint = (
         'Hand the audience to another team with POST /api/v1/audiences/{id}/transfer {"team": "<team>"} '
         "(Transfer on its page in the portal); only the owning team or an admin may."
+    )
+
+
+# The preview budget (budget.py).
+
+
+class PreviewTooExpensive(ApplicationError):
+    status = 422
+    code = "preview_too_expensive"
+    title = "The rules are too expensive to preview"
+    hint = (
+        "Split the rule into smaller audiences (combine them with `in_audience`), or remove some `contains` "
+        "conditions on custom attributes and some event conditions."
+    )
+
+
+class PreviewTimedOut(ApplicationError):
+    status = 422
+    code = "preview_timed_out"
+    title = "The preview took too long and was stopped"
+    hint = (
+        "Split the rule into smaller audiences (combine them with `in_audience`), or remove some `contains` "
+        "conditions; `eq`, `in` and `starts_with` on built-in attributes are the fastest."
+    )
+
+
+class PreviewBusy(ApplicationError):
+    status = 429
+    code = "preview_busy"
+    title = "Too many previews are running at once"
+    hint = (
+        "Try again in a few seconds (see Retry-After): your other previews, or other people's in this environment, "
+        "are still running."
     )

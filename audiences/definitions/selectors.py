@@ -17,12 +17,14 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from audiences.catalogue import selectors as catalogue
+from audiences.definitions.budget import preview_budget
 from audiences.definitions.filters import audiences_filtered
 from audiences.models import (
     Audience,
@@ -30,6 +32,7 @@ from audiences.models import (
 )
 from audiences.profiles import selectors, services
 from audiences.profiles.pii import SHOWN_FIELDS, mask_pii
+from audiences.profiles.pii_filters import rules_pii_guard
 from audiences.reach import ADDRESS_WORDS, address_rule, compute_preview, reach_stats
 from audiences.rules import rule_references, rules_check, rules_check_or_raise
 from governance import policy
@@ -150,13 +153,25 @@ def audience_preview(*, actor: Actor, rules: Any, channel: str, audience: Audien
     environment's catalogue has never seen (with a `pointer`).
 
     For a saved audience pass it (its id guards against cycles); rules that do not
-    validate are refused with 422 `invalid_rules` before anything is counted.
+    validate are refused with 422 `invalid_rules` before anything is counted; the preview
+    budget (definitions/budget.py) refuses rules that cost too much (422), more previews at
+    once than allowed (429) and stops one that runs too long (422).
     """
     policy.require(actor, "audience.preview", audience)
     checked = rules_check_or_raise(actor.environment, rules, self_id=audience.pk if audience else None)
-    result = compute_preview(
-        environment=actor.environment, rules=rules, channel=channel, live_versions=checked.live_versions
+    # Counts, waterfall, breakdowns and the sample answer questions about whoever the rules
+    # select: rules that test personal data only for those who may see it (audited).
+    rules_pii_guard(
+        actor=actor, environment=actor.environment, rules=rules, purpose="audience.preview", target=audience
     )
+    with preview_budget(actor=actor, rules=rules):
+        result = compute_preview(
+            environment=actor.environment,
+            rules=rules,
+            channel=channel,
+            live_versions=checked.live_versions,
+            timeout_ms=settings.PREVIEW_STATEMENT_TIMEOUT_MS,
+        )
     # Custom attributes and events nobody has: a did-you-mean warning each (a key may be new).
     result["warnings"].extend(catalogue.unknown_names(actor.environment, rules))
     return result
@@ -222,6 +237,13 @@ def audience_validate(*, actor: Actor, audience: Audience) -> dict[str, Any]:
     policy.require(actor, "audience.view", audience)
     channel = audience.channel
     checked = rules_check(audience.environment, audience.rules, self_id=audience.pk)
+    rules_pii_guard(
+        actor=actor,
+        environment=audience.environment,
+        rules=audience.rules,
+        purpose="audience.validate",
+        target=audience,
+    )
     checks: list[dict[str, Any]] = []
 
     if checked.valid:
@@ -265,7 +287,14 @@ def audience_validate(*, actor: Actor, audience: Audience) -> dict[str, Any]:
         return {"valid": False, "checks": checks}
 
     checks.append(_known_names_check(audience))
-    stats = reach_stats(audience.environment, audience.rules, channel, checked.live_versions)
+    with preview_budget(actor=actor, rules=audience.rules):
+        stats = reach_stats(
+            audience.environment,
+            audience.rules,
+            channel,
+            checked.live_versions,
+            timeout_ms=settings.PREVIEW_STATEMENT_TIMEOUT_MS,
+        )
     matching, addressed, consented = stats["matching"], stats["addressed"], stats["consented"]
     reachable = stats["reachable"]
     one, many = ADDRESS_WORDS[channel]

@@ -36,6 +36,7 @@ from guardian.shortcuts import get_group_perms, get_user_perms
 from audiences.definitions.checks import Problems, check_text, invalid, picks_any_team, resolve_team
 from audiences.definitions.errors import (
     AudienceArchived,
+    AudienceBuilding,
     AudienceInUse,
     AudienceNameTaken,
     OwnerChangedByTransfer,
@@ -43,15 +44,18 @@ from audiences.definitions.errors import (
     UnknownEnvironment,
 )
 from audiences.definitions.selectors import audience_copy_name, audience_queryset, audiences_referring_to, teams
-from audiences.models import Audience, AudienceState, RegionalRestriction
+from audiences.models import Audience, AudienceState, AudienceVersion, RegionalRestriction, VersionState
+from audiences.profiles.pii_filters import rules_pii_guard
 from audiences.rules import rule_references, rules_check, rules_check_or_raise, rules_pointer
 from governance import outbox, policy
 from governance.access import objectperms
 from governance.actors import Actor
 from governance.approvals import ActionOutcome, Execution, fingerprint_of, request_or_run
 from governance.audit import trail as audit
-from governance.models import Environment, Outcome
+from governance.models import DataKind, Environment, Outcome
 from governance.roles import ADMIN
+from integrations.jobs import services as jobs
+from integrations.models import JobState
 from marketerapi.problems import Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -142,6 +146,9 @@ def audience_create(
     chosen = found.check(resolve_team, actor, owner_team)
     found.rules(environment, rules)
     found.raise_all()
+    rules_pii_guard(
+        actor=actor, environment=environment, rules=rules, purpose="audience.create", audit_denial="audience.create"
+    )
     values, team = cast("dict[str, Any]", checked), cast("Group", chosen)
     _ensure_name_free(environment, values["name"])
     now = timezone.now()
@@ -213,6 +220,15 @@ def audience_update(*, actor: Actor, audience: Audience, **changes: Any) -> Audi
         found.rules(audience.environment, changes["rules"], self_id=audience.pk)
         values["rules"] = changes["rules"]
     found.raise_all()
+    if "rules" in values:
+        rules_pii_guard(
+            actor=actor,
+            environment=audience.environment,
+            rules=values["rules"],
+            purpose="audience.edit",
+            target=audience,
+            audit_denial="audience.edit",
+        )
     if "name" in values:
         _ensure_name_free(audience.environment, values["name"], exclude=audience.pk)
 
@@ -297,6 +313,8 @@ def audience_delete(*, actor: Actor, audience: Audience) -> ActionOutcome[Audien
     published audience is archived (`audience_archive`: the result is the archived
     audience, or an approval request is filed where the environment's policy asks for one)."""
     if audience.state == AudienceState.ARCHIVED:
+        # Permission first, then state: who may not archive it learns 403, not that it is archived.
+        policy.require(actor, "audience.archive", audience)
         raise AudienceArchived(f"{audience.name!r} is archived already.", hint="There is nothing left to do.")
     if audience.state != AudienceState.DRAFT or audience.live_version_id is not None:
         archived = audience_archive(actor=actor, audience=audience)
@@ -307,12 +325,39 @@ def audience_delete(*, actor: Actor, audience: Audience) -> ActionOutcome[Audien
         locked = Audience.objects.select_for_update().select_related("owner_team").get(pk=audience.pk)
         if locked.state != AudienceState.DRAFT or locked.live_version_id is not None:
             raise Conflict(f"{locked.name!r} was published meanwhile.", hint="Send DELETE again: it archives it now.")
+        _refuse_if_building(locked)
         target = (Audience._meta.label_lower, locked.pk, locked.name)
         before = summary(locked)
         _forget_shares(locked)
         locked.delete()
         audit.record(actor, "audience.delete", target, decision=decision, changes={"before": before})
     return ActionOutcome(result=None)
+
+
+def _refuse_if_building(locked: Audience) -> None:
+    """Under the audience's row lock (which the swap takes before a version goes live): a
+    first publish still queued is cancelled with the draft (a conditional UPDATE, so a
+    worker that claimed it meanwhile wins and the delete is refused); one a worker is
+    building refuses the delete with 409 `audience_building`."""
+    for version in AudienceVersion.objects.filter(audience=locked, state=VersionState.BUILDING).select_related("job"):
+        job = version.job
+        if job is None or job.state not in (JobState.QUEUED, JobState.RUNNING):
+            continue
+        if job.state == JobState.QUEUED and jobs.job_cancel(job):
+            note = jobs.note(
+                "audience_deleted",
+                f"Version {version.number} was not built: the draft {locked.name!r} was deleted first.",
+                "",
+            )
+            jobs.job_amend(job.pk, lambda row, note=note: setattr(row, "errors", [note]))
+            continue
+        raise AudienceBuilding(
+            f"Version {version.number} of {locked.name!r} is being built (job {job.pk}); deleting the draft now "
+            "would leave a published audience without a definition.",
+            hint=f"Wait for job {job.pk} to finish (GET /api/v1/jobs/{job.pk}), then send DELETE again: a published "
+            "audience is archived.",
+            job_id=job.pk,
+        )
 
 
 def audience_archive(
@@ -422,6 +467,38 @@ def share_needs_owner(
         "object_permission",
         [f"{target} is owned by the team {team!r}; only that team or an admin may share it."],
         hint=f"Ask the {team} team (or an admin) to share it.",
+    )
+
+
+# How strong an environment's controls are, by the data it holds: a sandbox's synthetic data
+# has the weakest (developers edit and publish there freely), real data the strongest.
+DATA_STRENGTH = {DataKind.SYNTHETIC: 0, DataKind.CONSTRAINED: 1, DataKind.REAL: 2}
+
+
+def is_downward(source: Environment, target: Environment) -> bool:
+    return DATA_STRENGTH.get(DataKind(target.data_kind), 0) < DATA_STRENGTH.get(DataKind(source.data_kind), 0)
+
+
+def promote_not_down(actor: Actor, spec: policy.Action, target: Any, context: dict[str, Any]) -> policy.Decision | None:
+    """Promote copies definitions upward (sandbox → pilot → production). Down into an
+    environment with weaker controls (production → sandbox) it would copy production's
+    definitions — its attribute names, its segments, its thresholds — where developers
+    edit freely: only an admin may, and the audit event says it went down."""
+    into = context.get("into")
+    if not isinstance(target, Audience) or not isinstance(into, Environment) or ADMIN in actor.roles:
+        return None
+    if not is_downward(target.environment, into):
+        return None
+    return policy.Decision(
+        policy.DENY,
+        "promote_down",
+        [
+            f"{into.slug} ({into.data_kind} data) has weaker controls than {target.environment.slug} "
+            f"({target.environment.data_kind} data): copying {target.environment.slug}'s definitions there would "
+            "put them where fewer rules protect them."
+        ],
+        hint=f"Promote upward only (e.g. from {into.slug} into {target.environment.slug}); if a copy below is really "
+        "needed, ask an admin to promote it.",
     )
 
 
@@ -642,8 +719,8 @@ def audience_promote(
     mapped stays as it was and is reported in `unmapped` (the copy's validate check then
     fails until it is fixed). The audit event is written in the target environment.
     """
-    policy.require(actor, "audience.promote", audience)
     target = Environment.objects.filter(slug=str(environment)).first()
+    policy.require(actor, "audience.promote", audience, {"into": target})
     if target is None:
         known = list(Environment.objects.order_by("id").values_list("slug", flat=True))
         raise UnknownEnvironment(
@@ -683,6 +760,9 @@ def audience_promote(
     _ensure_name_free(target, copy_name, hint=clash_hint)
     rules, unmapped = _map_references(audience, target)
     checked = rules_check(target, rules)
+    rules_pii_guard(
+        actor=there, environment=target, rules=rules, purpose="audience.promote", audit_denial="audience.promote"
+    )
     blocking = [p for p in checked.problems if p["code"] not in REFERENCE_CODES]
     if blocking:
         rules_check_or_raise(target, rules)
@@ -717,6 +797,8 @@ def audience_promote(
                 "from": {"environment": audience.environment.slug, "audience_id": audience.pk, "name": audience.name},
                 "after": summary(copy),
                 "unmapped": unmapped,
+                # Into a weaker environment (an admin only: promote_not_down).
+                "downward": is_downward(audience.environment, target),
             },
         )
     return Promotion(audience_queryset().get(pk=copy.pk), unmapped, warnings)
@@ -771,6 +853,14 @@ def audience_copy(
     checked = rules_check(environment, audience.rules)
     if any(p["code"] not in REFERENCE_CODES for p in checked.problems):
         rules_check_or_raise(environment, audience.rules)
+    rules_pii_guard(
+        actor=actor,
+        environment=environment,
+        rules=audience.rules,
+        purpose="audience.copy",
+        target=audience,
+        audit_denial="audience.copy",
+    )
     warnings = list(checked.problems)  # only references are left: warned, fixed in the copy
 
     now = timezone.now()

@@ -97,3 +97,24 @@ def raise_row_errors(errors: list[dict[str, Any]], *, allowed_fields: Sequence[s
     if any(e["code"] == "not_an_object" for e in errors):
         raise MalformedBatch(detail, errors=errors)
     raise InvalidRows(detail, errors=errors)
+
+
+class PiiFilterRefused(ApplicationError):
+    status = 403
+    code = "pii_filter_refused"
+    title = "Your role may not filter on personal data"
+    hint = (
+        'Filter on presence instead ({"attr": "email", "op": "is_null", "value": false}), or on the email domain '
+        '({"attr": "email_domain", "op": "eq", "value": "example.com"}); only a compliance reviewer may filter on '
+        "the value of personal data."
+    )
+
+
+class PiiLookupRefused(ApplicationError):
+    status = 403
+    code = "pii_lookup_refused"
+    title = "Your role may not look profiles up by personal data"
+    hint = (
+        "Look profiles up by external_id (?external_id=…) instead; only a compliance reviewer may look them up by "
+        "email address."
+    )

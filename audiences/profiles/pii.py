@@ -69,9 +69,16 @@ MASKS = {
 }
 
 
-def mask_pii(data: dict[str, Any]) -> dict[str, Any]:
-    """Mask the PII fields of a profile's representation in place, and return it."""
+def mask_pii(data: dict[str, Any], pii_keys: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
+    """Mask the PII fields of a profile's representation in place, and return it; with
+    `pii_keys` (the custom attributes marked as personal data in the catalogue) also those
+    keys of its `attributes`, whatever their values, to `***`."""
     for field, mask in MASKS.items():
         if field in data:
             data[field] = mask(data[field])
+    attributes = data.get("attributes")
+    if pii_keys and isinstance(attributes, dict):
+        data["attributes"] = {
+            key: (STARS if key in pii_keys and value is not None else value) for key, value in attributes.items()
+        }
     return data

@@ -6,11 +6,15 @@ another environment (404, not 403, so ids of other environments do not leak).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db.models import QuerySet
 
-from audiences.models import ConsentChange, Profile
+from audiences.models import CatalogueEntry, CatalogueKind, ConsentChange, Profile
+from audiences.profiles.errors import PiiLookupRefused
 from governance import policy
 from governance.actors import Actor
+from governance.models import Environment
 from marketerapi.problems import NotFound
 
 
@@ -46,6 +50,42 @@ def _profile_in_environment(actor: Actor, profile_id: int, queryset: QuerySet[Pr
 def profile_pii_decision(*, actor: Actor) -> policy.Decision:
     """May the actor see unmasked emails, phones and names? (compliance reviewers only)."""
     return policy.decide(actor, "profile.view_pii")
+
+
+# The lookups of the profiles list that name a person by personal data (?email=): an exact
+# match maps an address to a profile, so only those who may see PII may use them.
+PII_LOOKUPS: tuple[str, ...] = ("email", "phone", "first_name", "last_name", "push_token")
+
+
+def profile_lookup_check(*, actor: Actor, params: Iterable[str]) -> None:
+    """Refuse looking profiles up by personal data to a role that may not see it (403
+    `pii_lookup_refused`, naming the parameters); those who may are audited by the read."""
+    named = [name for name in PII_LOOKUPS if name in set(params)]
+    if not named or profile_pii_decision(actor=actor).allowed:
+        return
+    raise PiiLookupRefused(
+        f"Your role may not look profiles up by {', '.join(named)}: that would tell whose "
+        f"{'address' if named == ['email'] else 'personal data'} it is.",
+        errors=[
+            {
+                "pointer": f"?{name}",
+                "code": "pii_lookup_refused",
+                "message": f"{name} is personal data.",
+                "hint": PiiLookupRefused.hint,
+            }
+            for name in named
+        ],
+    )
+
+
+def pii_attribute_keys(*, environment: Environment) -> frozenset[str]:
+    """The custom attribute keys marked as personal data in the environment's catalogue: what
+    every representation of a profile masks for those who may not see PII (one query)."""
+    return frozenset(
+        CatalogueEntry.objects.filter(environment=environment, kind=CatalogueKind.ATTRIBUTE, pii=True).values_list(
+            "key", flat=True
+        )
+    )
 
 
 def profile_consent_history(*, actor: Actor, profile_id: int) -> QuerySet[ConsentChange]:

@@ -21,9 +21,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from audiences.catalogue import services as catalogue
-from audiences.models import Consent, ConsentChange, Profile, ProfileEvent
+from audiences.models import Consent, ConsentChange, ConsentStatus, Profile, ProfileEvent
 from audiences.profiles.errors import check_batch_size, duplicate_row_errors, raise_row_errors, row_error
 from audiences.profiles.pii import PII_FIELDS
+from audiences.publishing.withdrawal import remove_withdrawn
 from governance import outbox, policy
 from governance.actors import Actor
 from governance.audit import trail as audit
@@ -284,6 +285,8 @@ class ConsentSyncOutcome:
     updated: int
     unchanged: int
     stale: int
+    # Memberships of live versions removed because consent was withdrawn (withdrawal.py).
+    removed_from_audiences: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -301,6 +304,10 @@ def consent_sync(*, actor: Actor, updates: Sequence[Mapping[str, Any]]) -> Conse
       (with the request id), and the profile gets one `consent.updated` domain event
       listing its changes. A newer `captured_at` with the same status is applied too:
       it renews the proof of consent, and later updates are judged stale against it.
+    - A channel's consent set to anything but granted takes the person out of every live
+      version of that channel in the environment at once (one statement), recorded on
+      each version and queued for the connected destinations (`removed_from_audiences`
+      counts the memberships; audiences/publishing/withdrawal.py).
     """
     decision = policy.require(actor, "consent.sync")
     check_batch_size(updates, "updates")
@@ -389,12 +396,35 @@ def consent_sync(*, actor: Actor, updates: Sequence[Mapping[str, Any]]) -> Conse
                 for profile_id, changes in changes_by_profile.items()
             ),
         )
-        outcome = ConsentSyncOutcome(updated=len(consents), unchanged=unchanged, stale=stale)
+        # Consent withdrawn after publish: out of every live version of the channel now, and
+        # the removal queued for the destinations (audiences/publishing/withdrawal.py).
+        withdrawn: dict[str, list[int]] = {}
+        for consent in consents:
+            if consent.status != ConsentStatus.GRANTED:
+                withdrawn.setdefault(consent.channel, []).append(consent.profile_id)
+        removal = remove_withdrawn(
+            environment=environment,
+            withdrawn=withdrawn,
+            requested_by=actor.user if getattr(actor.user, "pk", None) else None,
+        )
+        outcome = ConsentSyncOutcome(
+            updated=len(consents), unchanged=unchanged, stale=stale, removed_from_audiences=removal.memberships
+        )
         audit.record(
             actor,
             "consent.sync",
             (Consent._meta.label_lower, "", f"batch of {len(updates):,} consent updates"),
             decision=decision,
-            changes={"rows": len(updates), **outcome.as_dict(), "profiles_changed": len(changes_by_profile)},
+            changes={
+                "rows": len(updates),
+                **outcome.as_dict(),
+                "profiles_changed": len(changes_by_profile),
+                # The membership change on each live version, with the sync that caused it.
+                **(
+                    {"live_versions": {**removal.as_dict(), "removed_by_version": removal.by_version_text()}}
+                    if removal.memberships
+                    else {}
+                ),
+            },
         )
     return outcome

@@ -11,9 +11,10 @@ with a reason, recover jobs whose worker died.
 
 Everything before the swap leaves the previous version live: a failure marks the version
 `failed` with its error and the job `failed` with a hint. A killed worker leaves the job
-`running`, and its heartbeat goes stale — `publish_jobs_recover` (Celery beat,
-`audiences.publish_recover`) enqueues it again, and the next run starts the step it was in
-over. Job rows change only through integrations.jobs.services.
+`running`; its lock (PostgreSQL) is released with its connection — `publish_jobs_recover`
+(Celery beat every 30 s, `audiences.publish_recover`, and every worker as it starts)
+enqueues it again, and the next run takes it over (saying so in `result.restarts`) and
+starts the step it was in over. Job rows change only through integrations.jobs.services.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -45,8 +46,12 @@ ROLLBACK = "audience.rollback"
 JOB_KINDS = (PUBLISH, ROLLBACK)
 # Steps a publish job reports in `progress` (materialize, go live, deliver).
 STEPS_TOTAL = 3
-# A running job whose heartbeat is older than this lost its worker: it may be taken over.
-STALE_AFTER = timedelta(minutes=10)
+# Where there are no advisory locks (SQLite: development, tests), a running job whose
+# heartbeat is older than this lost its worker: it may be taken over (PUBLISH_STALE_SECONDS).
+STALE_AFTER = timedelta(seconds=settings.PUBLISH_STALE_SECONDS)
+# PostgreSQL: the job's advisory lock tells a live worker from a dead one. A job claimed
+# less than this ago may not hold its lock yet (claim, then lock): it counts as alive.
+CLAIM_GRACE = timedelta(seconds=5)
 # A queued job older than this lost its kick (broker down, process killed after commit).
 LOST_AFTER = timedelta(minutes=2)
 # A job taken over this many times is given up: the worker keeps dying on it.
@@ -75,27 +80,56 @@ def _unlock(job_id: int) -> None:
 
 
 def worker_alive(job: Job, now: datetime) -> bool:
-    """Is a worker still on this running job? Its heartbeat is recent, or (PostgreSQL) some
-    session holds the job's lock — one long INSERT … SELECT beats no heartbeat."""
-    if job.heartbeat_at is None or job.heartbeat_at > now - STALE_AFTER:
+    """Is a worker still on this running job? PostgreSQL: some session holds the job's
+    lock — the worker holds it for the whole run, however long one INSERT … SELECT takes,
+    and a killed worker's connection closes and releases it at once — or the job was
+    claimed a moment ago (CLAIM_GRACE). Elsewhere: its heartbeat is within STALE_AFTER."""
+    if job.heartbeat_at is None:
         return True
     if connection.vendor != "postgresql":
-        return False
+        return job.heartbeat_at > now - STALE_AFTER
+    if job.heartbeat_at > now - CLAIM_GRACE:
+        return True
     if _try_lock(job.pk):
         _unlock(job.pk)
         return False
     return True
 
 
+def stale_before(now: datetime) -> datetime:
+    """Heartbeats older than this may belong to a dead worker (then `worker_alive` decides)."""
+    return now - (CLAIM_GRACE if connection.vendor == "postgresql" else STALE_AFTER)
+
+
 def _claim(job_id: int, now: datetime) -> Job | None:
-    """queued → running; or take over a running job whose worker is gone."""
+    """queued → running; or take over a running job whose worker is gone, saying so in the
+    job's `result.restarts`."""
     job = jobs.job_claim(job_id, now=now)
     if job is not None:
         return job
     running = Job.objects.filter(pk=job_id, kind__in=JOB_KINDS, state=JobState.RUNNING).first()
     if running is None or worker_alive(running, now):
         return None
-    return jobs.job_take_over(running, stale_before=now - STALE_AFTER, now=now)
+    taken = jobs.job_take_over(running, stale_before=stale_before(now), now=now)
+    if taken is None:
+        return None
+    phase = (running.progress or {}).get("phase", "building")
+    note = jobs.note(
+        "worker_restarted",
+        f"The worker stopped while {phase} (attempt {running.attempts}); another worker took the job over and "
+        "restarted the step it was in. Nothing was done twice.",
+        "Nothing to do; if it happens often, ask a platform engineer to look at the workers.",
+        attempt=taken.attempts,
+    )
+    # In the result, not the warnings: a job that then finishes did all its work (succeeded).
+    return jobs.job_amend(
+        taken.pk, lambda row: setattr(row, "result", {**(row.result or {}), "restarts": [*_restarts(row), note]})
+    )
+
+
+def _restarts(job: Job) -> list[dict[str, Any]]:
+    restarts = (job.result or {}).get("restarts")
+    return list(restarts) if isinstance(restarts, list) else []
 
 
 def _task_actor(version: AudienceVersion, job: Job) -> Actor:
@@ -154,8 +188,13 @@ def _run(job: Job, now: datetime | None) -> Job:
             swap_live(version, job, build, actor=_task_actor(version, job))
             warnings = build.warnings
         except Superseded:
-            # A newer publish failed this version while it was built: drop what this run inserted.
+            # A newer publish replaced this version while it was built (it took this job for
+            # dead): drop what this run inserted. That publish ended this job `cancelled`,
+            # "superseded by job N" (services._supersede); the state stays as it set it.
             Membership.objects.filter(version_id=version.pk).delete()
+            job.refresh_from_db()
+            if job.state in jobs.TERMINAL:
+                return job
             return jobs.job_fail(
                 job,
                 error=jobs.note(
@@ -174,10 +213,11 @@ def _run(job: Job, now: datetime | None) -> Job:
                 previous,
                 BuildFailed(
                     "publish_failed",
-                    f"{type(exc).__name__}: {exc}",
+                    failure_words(exc),
                     f"Nothing went live. Publish again; if it fails again, ask a platform engineer, quoting job "
                     f"{job.pk}.",
                 ),
+                operator_detail=f"{type(exc).__name__}: {exc}",
             )
     # From here the version is live (also when a worker died after the swap and this run
     # resumes): what is left is delivering the pushes the swap created, and retention.
@@ -197,8 +237,9 @@ def _run(job: Job, now: datetime | None) -> Job:
         delivery_errors = [
             jobs.note(
                 "delivery_interrupted",
-                f"Version {version.number} is live, but running its pushes failed ({type(exc).__name__}: {exc}).",
+                f"Version {version.number} is live, but running its pushes stopped: {failure_words(exc)}",
                 "Nothing to do: the pushes are kept and the retry sweep delivers them.",
+                operator_detail=f"{type(exc).__name__}: {exc}"[:2000],
             )
         ]
     pruned = prune_memberships(version.audience_id)
@@ -210,7 +251,20 @@ def _run(job: Job, now: datetime | None) -> Job:
     )
 
 
-def _fail(job: Job, version: AudienceVersion, previous: int | None, failure: BuildFailed) -> Job:
+def failure_words(exc: BaseException) -> str:
+    """What a marketer reads about an unexpected failure: words, never the raw exception
+    (its text, with SQL and hostnames, is kept for operators: the log, and the job's error
+    `operator_detail`, shown in the admin site only)."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return "the database was unavailable for a moment; retrying is safe."
+    if isinstance(exc, DatabaseError):
+        return "the database refused a change; retrying is safe, and a platform engineer can see why in the job."
+    return "an unexpected error occurred; retrying is safe, and a platform engineer can see why in the job."
+
+
+def _fail(
+    job: Job, version: AudienceVersion, previous: int | None, failure: BuildFailed, *, operator_detail: str = ""
+) -> Job:
     live = (
         AudienceVersion.objects.filter(pk=previous).values_list("number", flat=True).first()
         if previous is not None
@@ -219,7 +273,8 @@ def _fail(job: Job, version: AudienceVersion, previous: int | None, failure: Bui
     stays = f"version {live} stays live" if live is not None else "the audience has no live version yet"
     message = f"Version {version.number} did not go live ({stays}): {failure.message}"
     fail_version(version, message)
-    return jobs.job_fail(job, error=jobs.note(failure.code, message, failure.hint))
+    extra = {"operator_detail": operator_detail[:2000]} if operator_detail else {}
+    return jobs.job_fail(job, error=jobs.note(failure.code, message, failure.hint, **extra))
 
 
 def fail_version(version: AudienceVersion, error: str) -> None:
@@ -272,18 +327,23 @@ def prune_memberships(audience_id: int, *, keep: int | None = None) -> list[int]
 
 
 def publish_jobs_recover(*, now: datetime | None = None) -> list[int]:
-    """Publish jobs whose worker died (running, silent for STALE_AFTER) or whose kick was
-    lost (queued for LOST_AFTER): enqueue them again. The task's claim decides who runs."""
+    """Publish jobs whose worker died or whose kick was lost (queued for LOST_AFTER):
+    enqueue them again; the task's claim decides who runs. Run every 30 s by beat
+    (`audiences.publish_recover`) and when a worker starts (`recover_on_worker_start`), so a
+    SIGKILLed worker's job is taken over within a minute instead of blocking the audience.
+
+    Dead: on PostgreSQL, no session holds the job's lock (checked per candidate); elsewhere,
+    a heartbeat older than STALE_AFTER."""
     now = now or timezone.now()
-    stuck = list(
+    candidates = list(
         Job.objects.filter(kind__in=JOB_KINDS)
         .filter(
-            Q(state=JobState.RUNNING, heartbeat_at__lt=now - STALE_AFTER)
+            Q(state=JobState.RUNNING, heartbeat_at__lt=stale_before(now))
             | Q(state=JobState.QUEUED, created_at__lt=now - LOST_AFTER)
         )
-        .order_by("id")
-        .values_list("pk", flat=True)[:100]
+        .order_by("id")[:100]
     )
+    stuck = [job.pk for job in candidates if job.state == JobState.QUEUED or not worker_alive(job, now)]
     from audiences.tasks import audience_publish_task
 
     for job_id in stuck:
@@ -292,3 +352,15 @@ def publish_jobs_recover(*, now: datetime | None = None) -> list[int]:
         except Exception:
             logger.warning("could not enqueue publish job %s", job_id, exc_info=True)
     return stuck
+
+
+def recover_on_worker_start(sender: Any = None, **kwargs: Any) -> None:
+    """celery's `worker_ready`: a worker that starts (a restart after a crash, above all)
+    sweeps at once for jobs a dead worker left `running`, rather than waiting for beat."""
+    try:
+        recovered = publish_jobs_recover()
+    except Exception:
+        logger.warning("the publish recovery sweep at worker start failed", exc_info=True)
+        return
+    if recovered:
+        logger.info("worker start: re-enqueued publish jobs %s", recovered)

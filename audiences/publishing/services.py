@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from audiences.definitions.errors import AudienceArchived
 from audiences.models import Audience, AudienceState, AudienceVersion, Membership, VersionState
+from audiences.profiles.pii_filters import rules_pii_guard
 from audiences.publishing.build import plural, rebuild_warning
 from audiences.publishing.errors import (
     OutsideChangeWindow,
@@ -51,7 +52,7 @@ from governance.actors import Actor
 from governance.approvals import ActionOutcome, Execution, fingerprint_of, request_or_run, windows
 from governance.audit import trail as audit
 from governance.limits import quotas
-from governance.limits.services import quota_consume
+from governance.limits.services import quota_consume, quota_refund
 from integrations.jobs import services as jobs
 from integrations.models import Job, JobState
 from marketerapi.problems import NotFound
@@ -113,6 +114,21 @@ def publish_fingerprint(audience: Audience) -> str:
     )
 
 
+def publish_changes(request: Any, audience: Audience) -> list[dict[str, Any]]:
+    """What changed in the audience since a publish request was filed (its `change`
+    snapshot against the audience now): rules, channel, name; else when it was edited."""
+    snapshot = request.change or {}
+    changed = [
+        {"field": name, "requested": snapshot.get(name), "now": getattr(audience, name)}
+        for name in ("rules", "channel", "name")
+        if name in snapshot and snapshot.get(name) != getattr(audience, name)
+    ]
+    edited = audience.updated_at.isoformat()
+    if not changed and snapshot.get("edited_at") not in (None, edited):
+        changed.append({"field": "edited_at", "requested": snapshot.get("edited_at"), "now": edited})
+    return changed
+
+
 def rollback_fingerprint(audience: Audience) -> str:
     """What approvers of a rollback approved: the live version it replaces."""
     return fingerprint_of("audiences.audience", audience.pk, "rollback", audience.live_version_id, audience.state)
@@ -152,10 +168,12 @@ def _reach_and_diff(audience: Audience, live_versions: dict[int, int | None]) ->
     return counts["reach"], counts["reach"] - counts["kept"], (live.members or 0) - counts["kept"]
 
 
-def _in_progress(locked: Audience, now: datetime) -> None:
+def _in_progress(locked: Audience, now: datetime) -> list[AudienceVersion]:
     """One build per audience at a time. A queued build is replaced by the new request (the
     newest definition wins, nothing has been done yet); a running one refuses it, unless its
-    worker is gone (stale heartbeat and, on PostgreSQL, no worker holding the job's lock)."""
+    worker is gone (stale heartbeat and, on PostgreSQL, no worker holding the job's lock).
+    Returns the builds to replace: `_supersede` them once the new job exists."""
+    replaced = []
     for version in AudienceVersion.objects.filter(audience=locked, state=VersionState.BUILDING).select_related("job"):
         job = version.job
         if job is not None and job.state == JobState.RUNNING and worker_alive(job, now):
@@ -164,22 +182,35 @@ def _in_progress(locked: Audience, now: datetime) -> None:
                 hint=f"Follow GET /api/v1/jobs/{job.pk}; publish again once it has finished.",
                 job_id=job.pk,
             )
-        reason = (
-            "Replaced by a newer publish before it started."
-            if job is None or job.state == JobState.QUEUED
-            else "Its worker stopped; replaced by a newer publish."
+        replaced.append(version)
+    return replaced
+
+
+def _supersede(replaced: list[AudienceVersion], new_job: Job, now: datetime) -> None:
+    """The builds `_in_progress` found replaced by `new_job`: each version failed, each job
+    `cancelled` ("superseded by job N": one terminal state, whether a worker had started it
+    or not), and the publish quota unit it was charged given back — it built nothing."""
+    for version in replaced:
+        job = version.job
+        started = job is not None and job.state == JobState.RUNNING
+        reason = f"superseded by job {new_job.pk}" + (" (its worker had stopped)" if started else "")
+        fail_version(version, f"Not built: {reason}.")
+        if job is None:
+            continue
+        note = jobs.note(
+            "superseded",
+            f"Version {version.number} was not built: {reason}.",
+            f"Follow job {new_job.pk} (GET /api/v1/jobs/{new_job.pk}) instead.",
+            superseded_by=new_job.pk,
         )
-        fail_version(version, reason)
-        if job is not None:
-            note = jobs.note(
-                "superseded",
-                f"Version {version.number} was not built: {reason.lower()}",
-                "Follow the newer publish's job instead.",
-            )
-            if not jobs.job_cancel(job, now=now):
-                jobs.job_fail(job, error=note, now=now)
-            else:
-                jobs.job_amend(job.pk, lambda row, note=note: setattr(row, "errors", [note]))
+        if jobs.job_supersede(job, by=new_job.pk, error=note, now=now):
+            charge = (job.params or {}).get("quota_charge")
+            if charge:
+                quota_refund(
+                    name=charge["quota"],
+                    subject=charge["subject"],
+                    period_start=datetime.fromisoformat(charge["period_start"]),
+                )
 
 
 def _new_version(
@@ -243,7 +274,17 @@ def audience_publish(
     def checked() -> RulesCheck:
         if audience.state == AudienceState.ARCHIVED:
             raise AudienceArchived(f"{audience.name!r} is archived; archived audiences are not published.")
-        return rules_check_or_raise(audience.environment, audience.rules, self_id=audience.pk)
+        found = rules_check_or_raise(audience.environment, audience.rules, self_id=audience.pk)
+        # Members of rules that test personal data are an answer about it (issue 12).
+        rules_pii_guard(
+            actor=actor,
+            environment=audience.environment,
+            rules=audience.rules,
+            purpose=PUBLISH,
+            target=audience,
+            audit_denial=PUBLISH,
+        )
+        return found
 
     @functools.cache
     def reach_and_diff() -> tuple[int, int, int]:
@@ -263,11 +304,14 @@ def audience_publish(
                 f"Publish {audience.name!r}: adds {plural(added, 'person', 'people')}, "
                 f"removes {removed:,} (reach {reach:,} by {audience.channel})"
             )
+            # The snapshot approvers judge: a vote after the definition changed is refused
+            # (approval_stale), with what changed (publish_changes).
             change = {
                 "audience_id": audience.pk,
                 "name": audience.name,
                 "channel": audience.channel,
                 "rules": audience.rules,
+                "edited_at": audience.updated_at.isoformat(),
                 "added": added,
                 "removed": removed,
                 "context": {"reach": reach},
@@ -297,16 +341,27 @@ def _publish_now(
         locked = Audience.objects.select_for_update(of=("self",)).select_related("environment").get(pk=audience.pk)
         if locked.state == AudienceState.ARCHIVED:
             raise AudienceArchived(f"{locked.name!r} was archived meanwhile; it is not published.")
-        _in_progress(locked, now)
+        replaced = _in_progress(locked, now)
         quota = quota_consume(actor, QUOTA)
+        # Where the unit was counted, so that a publish superseded before it is built gives it back.
+        charge = (
+            {"quota": QUOTA, "subject": quota.subject, "period_start": quota.period_start.isoformat()}
+            if quota is not None
+            else None
+        )
         job, version = _new_version(
             locked,
             actor,
             kind=PUBLISH,
             rules=locked.rules,
             channel=locked.channel,
-            params={"approval_request": context.get("approved_request"), "approval_refs": approval_refs},
+            params={
+                "approval_request": context.get("approved_request"),
+                "approval_refs": approval_refs,
+                "quota_charge": charge,
+            },
         )
+        _supersede(replaced, job, now)
         audit.record(
             actor,
             PUBLISH,
@@ -348,6 +403,15 @@ def audience_rollback(
     metrics = _Context(context, reach=lambda: restored().members or 0)
     decision = policy.require(actor, ROLLBACK, audience, metrics)
     target = restored()
+    # Republishing rules that test personal data is publishing them (issue 12).
+    rules_pii_guard(
+        actor=actor,
+        environment=audience.environment,
+        rules=target.rules,
+        purpose=ROLLBACK,
+        target=audience,
+        audit_denial=ROLLBACK,
+    )
     summary, change = "", {}
     if decision.needs_approval:
         summary = f"Roll {audience.name!r} back to version {version} ({plural(target.members or 0, 'member')})"
@@ -395,7 +459,7 @@ def _rollback_now(
         locked = Audience.objects.select_for_update(of=("self",)).select_related("environment").get(pk=audience.pk)
         if locked.state == AudienceState.ARCHIVED:
             raise AudienceArchived(f"{locked.name!r} was archived meanwhile; it is not rolled back.")
-        _in_progress(locked, now)
+        replaced = _in_progress(locked, now)
         job, new = _new_version(
             locked,
             actor,
@@ -409,6 +473,7 @@ def _rollback_now(
             },
             rebuilt_from=target,
         )
+        _supersede(replaced, job, now)
         audit.record(
             actor,
             ROLLBACK,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 from django.db import transaction
 from django.utils import timezone
 
+from audiences.models import Audience
 from campaigns.definitions.selectors import campaign_queryset
 from campaigns.models import EDITABLE_STATES, Campaign, CampaignState, Send, SendState, SkipReason
 from campaigns.sending.errors import CampaignNotReady, CampaignOutsideChangeWindow, CampaignStateConflict
@@ -50,8 +51,23 @@ SEND_JOB = "campaign.send"
 
 
 def activate_fingerprint(campaign: Campaign) -> str:
-    """What approvers of an activation approved: the definition as last edited."""
-    return fingerprint_of("campaigns.campaign", campaign.pk, campaign.updated_at.isoformat(), campaign.state)
+    """What approvers of an activation approved: the message, who gets it (the audience's live
+    version), where it goes and when — not the campaign's own state, which the request itself
+    moves to pending_approval."""
+    live_version = Audience.objects.filter(pk=campaign.audience_id).values_list("live_version_id", flat=True).first()
+    return fingerprint_of(
+        "campaigns.campaign",
+        campaign.pk,
+        campaign.name,
+        campaign.channel,
+        campaign.audience_id,
+        live_version,
+        campaign.destination_id,
+        campaign.assets,
+        campaign.schedule_at.isoformat() if campaign.schedule_at else None,
+        campaign.frequency_cap,
+        campaign.frequency_period_days,
+    )
 
 
 def _event(campaign: Campaign, **extra: Any) -> dict[str, Any]:

@@ -15,12 +15,13 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from simple_history.admin import SimpleHistoryAdmin
 
+from governance.approvals import registry
 from governance.approvals import services as approval_services
 from governance.configuration import services as config_services
 from governance.configuration import validators
 from governance.configuration.errors import InvalidConfig
 from governance.configuration.selectors import approval_actions
-from governance.models import ApprovalPolicy, ApprovalRequest, ApprovalVote
+from governance.models import ApprovalPolicy, ApprovalRequest, ApprovalState, ApprovalVote
 from marketerapi.admin.large_tables import LargeTableMixin
 from marketerapi.admin.mixins import NoDeleteMixin, ReadOnlyAdminMixin, ServiceAdminMixin, problem_text
 from marketerapi.admin.site import admin_actor
@@ -150,6 +151,26 @@ class ApprovalRequestAdmin(ReadOnlyAdminMixin, LargeTableMixin, SimpleHistoryAdm
     date_hierarchy = "created_at"
     inlines = [ApprovalVoteInline]
     actions = ["approve", "reject"]
+    readonly_fields = ["what_changed"]
+
+    @admin.display(description="what changed since it was filed")
+    def what_changed(self, obj: ApprovalRequest) -> str:
+        """A stale open request: what its target looks like now against what it shows."""
+        if obj.state not in (ApprovalState.PENDING, ApprovalState.APPROVED) or obj.executed_at is not None:
+            superseded = (obj.result or {}).get("superseded_by")
+            return f"Replaced by request {superseded}." if superseded else "—"
+        target = registry.load_target(obj)
+        current = registry.current_fingerprint(obj, target)
+        if current is None or current == obj.target_fingerprint:
+            return "Nothing: the target is as filed."
+        changes = registry.what_changed(obj, target)
+        if not changes:
+            return "The target changed; the request cannot be approved and must be filed again."
+        return "; ".join(
+            f"{c['field']}: requested {json.dumps(c['requested'], default=str)[:300]}, "
+            f"now {json.dumps(c['now'], default=str)[:300]}"
+            for c in changes
+        )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApprovalRequest]:
         return (

@@ -80,13 +80,27 @@ class ApprovalSerializer(serializers.Serializer):
         return approval_as_dict(instance)
 
 
+class ChangedFieldSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="e.g. rules, channel, name.")
+    requested = serializers.JSONField(help_text="As the request shows it.")
+    now = serializers.JSONField(help_text="As it is now.")
+
+
 class ApprovalDetailSerializer(ApprovalSerializer):
     change = serializers.DictField(help_text="What will be done, as filed.")
     policy = serializers.DictField(help_text="A snapshot of the policy that asked for approval.")
     steps = StepSerializer(many=True)
     votes = VoteSerializer(many=True)
     stale_reason = serializers.CharField(allow_null=True)
-    result = serializers.DictField(help_text="The action's result, or `error` with `code`, `message` and `hint`.")
+    changes = ChangedFieldSerializer(
+        many=True,
+        help_text="A stale request: what changed in the target since it was filed (as requested, and now). "
+        "A stale request cannot be approved (409 `approval_stale`); requesting again replaces it.",
+    )
+    result = serializers.DictField(
+        help_text="The action's result, or `error` with `code`, `message` and `hint`; a request replaced by a "
+        "newer one has `superseded_by`."
+    )
     you = YouSerializer()
 
     def to_representation(self, instance: ApprovalRequest) -> dict[str, Any]:
@@ -157,6 +171,7 @@ def approval_detail(request: ApprovalRequest, actor: Actor) -> dict[str, Any]:
                 for v in standing.votes
             ],
             "stale_reason": standing.stale_reason,
+            "changes": standing.changes,
             "result": request.result,
             "you": {
                 "may_vote": standing.may_vote,
@@ -179,8 +194,9 @@ _FAILURES = {
     "are audited.",
     404: "No such request in your token's environment (`approval_not_found`); other environments' requests are "
     "never shown.",
-    409: "The request is no longer pending (`approval_closed`), it expired (`approval_expired`), or you already "
-    "voted (`already_voted`).",
+    409: "The request is no longer pending (`approval_closed`), it expired (`approval_expired`), you already "
+    "voted (`already_voted`), or its target changed after it was filed (`approval_stale`, with `changes`: the "
+    "requester must request it again).",
     422: "A filter value that is not valid (`invalid_filter`), e.g. an unknown state.",
 }
 
@@ -230,6 +246,7 @@ DETAIL_EXAMPLE = {
         }
     ],
     "stale_reason": None,
+    "changes": [],
     "result": {},
     "you": {"may_vote": True, "may_cancel": False, "reason": ""},
 }

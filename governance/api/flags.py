@@ -43,6 +43,9 @@ class FlagSerializer(serializers.Serializer):
     affects_personalization = serializers.BooleanField(
         help_text="Switching it off changes what customers see; in pilot and production that needs two approvals."
     )
+    on_in_sandbox = serializers.BooleanField(
+        help_text="On for everyone in sandbox environments (the product's capability flags)."
+    )
     rollout = RolloutSerializer()
     modified = serializers.DateTimeField(allow_null=True)
 
@@ -137,7 +140,11 @@ class FlagDetail(ActorMixin, APIView):
     def get(self, request: Request, name: str) -> Response:
         user = self.actor.user
         flag = flag_get(actor=self.actor, name=name)
-        return Response(flag_as_dict(flag, user, group_ids_of(user) if user is not None else None))
+        return Response(
+            flag_as_dict(
+                flag, user, group_ids_of(user) if user is not None else None, sandbox=self.actor.environment.is_sandbox
+            )
+        )
 
     @extend_schema(
         operation_id="flags_partial_update",
@@ -205,7 +212,12 @@ class FlagDetail(ActorMixin, APIView):
         flag = flag_get(actor=self.actor, name=name)
         return Response(
             {
-                "flag": flag_as_dict(flag, user, group_ids_of(user) if user is not None else None),
+                "flag": flag_as_dict(
+                    flag,
+                    user,
+                    group_ids_of(user) if user is not None else None,
+                    sandbox=self.actor.environment.is_sandbox,
+                ),
                 "changed": outcome.result.changed,
                 "notes": outcome.result.notes,
             }

@@ -25,6 +25,7 @@ from governance.approvals.registry import (
     Execution,
     ExecutorMissing,
     fingerprint_of,
+    register_change_describer,
     register_executor,
     register_fingerprint,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "approvals_due",
     "approvals_expire",
     "fingerprint_of",
+    "register_change_describer",
     "register_executor",
     "register_fingerprint",
     "request_or_run",

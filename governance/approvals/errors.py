@@ -54,6 +54,16 @@ class CommentRequired(ApplicationError):
     hint = 'Say what should change, e.g. {"comment": "Reach is too wide; exclude opted-out regions."}'
 
 
+class ApprovalStale(ApplicationError):
+    status = 409
+    code = "approval_stale"
+    title = "The target changed after the request was filed"
+    hint = (
+        "What you would approve is no longer what the request shows (see `changes`). Ask the requester to "
+        "request it again: the new request replaces this one."
+    )
+
+
 class ApprovalPending(ApplicationError):
     status = 409
     code = "approval_pending"

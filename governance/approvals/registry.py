@@ -165,3 +165,25 @@ def current_fingerprint(request: ApprovalRequest, target: Any) -> str | None:
     if spec is None or spec.fingerprint is None or not request.target_fingerprint or target is None:
         return None
     return spec.fingerprint(target)
+
+
+# --- what changed under a stale request ----------------------------------------------------------
+
+ChangeDescriber = Callable[["ApprovalRequest", Any], "list[dict[str, Any]]"]
+_DESCRIBERS: dict[str, ChangeDescriber] = {}
+
+
+def register_change_describer(action: str, describe: ChangeDescriber) -> None:
+    """How to say what changed in a request's target since it was filed: a list of
+    `{"field", "requested", "now"}` comparing the request's snapshot (`change`) with the
+    target now. Registered with the executor, in the app's AppConfig.ready()."""
+    _DESCRIBERS[action] = describe
+
+
+def what_changed(request: ApprovalRequest, target: Any) -> list[dict[str, Any]]:
+    """What changed in the target since the request was filed (empty when the action says
+    nothing more than that it changed)."""
+    describe = _DESCRIBERS.get(request.action)
+    if describe is None or target is None:
+        return []
+    return describe(request, target)

@@ -14,7 +14,7 @@ environment, and a request is still read and voted on in its own environment onl
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -260,6 +260,8 @@ class Standing:
     stale_reason: str | None
     refusal: ApplicationError | None
     may_cancel: bool
+    # What changed in the target since the request was filed (a stale request): field, requested, now.
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def may_vote(self) -> bool:
@@ -279,14 +281,17 @@ def approval_standing(*, request: ApprovalRequest, actor: Actor) -> Standing:
     counting = counting_approvals(votes)
     is_stale = request.is_stale
     stale_reason = None
-    if request.state == ApprovalState.PENDING:
-        current = registry.current_fingerprint(request, registry.load_target(request))
+    changes: list[dict[str, Any]] = []
+    refusal = vote_refusal(actor, request, votes, roles)
+    if request.state in (ApprovalState.PENDING, ApprovalState.APPROVED) and request.executed_at is None:
+        target = registry.load_target(request)
+        current = registry.current_fingerprint(request, target)
         if current is not None and current != request.target_fingerprint:
             is_stale = True
-            stale_reason = (
-                f"{request.target_label or 'The target'} changed after the votes so far; they stop counting "
-                "with the next vote."
-            )
+            changes = registry.what_changed(request, target)
+            stale_reason = stale_words(request)
+            if refusal is None:
+                refusal = stale_refusal(request, changes)
     if stale_reason is None and request.is_stale:
         stale_reason = "The target changed after the request was filed; earlier votes no longer count."
     may_cancel = (
@@ -303,6 +308,24 @@ def approval_standing(*, request: ApprovalRequest, actor: Actor) -> Standing:
         votes=votes,
         is_stale=is_stale,
         stale_reason=stale_reason,
-        refusal=vote_refusal(actor, request, votes, roles),
+        refusal=refusal,
         may_cancel=may_cancel,
+        changes=changes,
+    )
+
+
+def stale_words(request: ApprovalRequest) -> str:
+    return (
+        f"{request.target_label or 'The target'} changed after the request was filed: what it shows is no longer "
+        "what would run, so it cannot be approved. The requester must request it again; the new request replaces "
+        "this one."
+    )
+
+
+def stale_refusal(request: ApprovalRequest, changes: list[dict[str, Any]]) -> errors.ApprovalStale:
+    """409 `approval_stale`: a vote on a request whose target changed since it was filed."""
+    fields = ", ".join(change["field"] for change in changes)
+    return errors.ApprovalStale(
+        stale_words(request) + (f" Changed: {fields}." if fields else ""),
+        changes=changes,
     )

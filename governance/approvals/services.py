@@ -89,23 +89,56 @@ def request_or_run(
     """
     if not decision.needs_approval:
         return ActionOutcome(result=run(), warnings=list(warnings))
-    pending = selectors.open_request_id(action=action, target=target)
-    if pending is not None:
-        label = audit.describe_target(target)[2] or str(target)
-        raise errors.ApprovalPending(
-            pending_detail or f"{label!r} waits for approval of this already (request {pending}).",
-            approval_url=f"/api/v1/approvals/{pending}",
+    with transaction.atomic():
+        pending = selectors.open_request_id(action=action, target=target)
+        stale: ApprovalRequest | None = None
+        if pending is not None:
+            stale = _stale_open_request(pending, fingerprint)
+            if stale is None:
+                label = audit.describe_target(target)[2] or str(target)
+                raise errors.ApprovalPending(
+                    pending_detail or f"{label!r} waits for approval of this already (request {pending}).",
+                    approval_url=f"/api/v1/approvals/{pending}",
+                )
+        request = approval_request_create(
+            actor=actor,
+            action=action,
+            target=target,
+            summary=summary,
+            change=change,
+            decision=decision,
+            fingerprint=fingerprint,
+            supersedes=stale,
         )
-    request = approval_request_create(
-        actor=actor,
-        action=action,
-        target=target,
-        summary=summary,
-        change=change,
-        decision=decision,
-        fingerprint=fingerprint,
-    )
+        if stale is not None:
+            _supersede(stale, request)
     return ActionOutcome(approval=request, warnings=list(warnings))
+
+
+def _stale_open_request(request_id: int, fingerprint: str) -> ApprovalRequest | None:
+    """The open request `request_id`, locked, when the target changed since it was filed
+    (its fingerprint is not the target's now): a new request replaces it. None otherwise."""
+    if not fingerprint:
+        return None
+    request = ApprovalRequest.objects.select_for_update().get(pk=request_id)
+    if not request.target_fingerprint or request.target_fingerprint == fingerprint or request.executed_at:
+        return None
+    return request
+
+
+def _supersede(stale: ApprovalRequest, new: ApprovalRequest) -> None:
+    """A stale open request, replaced by `new`: cancelled, saying by which. Audited in the
+    new request's own event (`supersedes`); `approval.decided` tells subscribers."""
+    stale.state = ApprovalState.CANCELLED
+    stale.is_stale = True
+    stale.decided_at = new.created_at
+    stale.result = {
+        **(stale.result or {}),
+        "superseded_by": new.pk,
+        "reason": f"The target changed after this request was filed; request {new.pk} replaces it.",
+    }
+    stale.save(update_fields=["state", "is_stale", "decided_at", "result"])
+    outbox.emit("approval.decided", stale, payload(stale, step="supersede", by=None))
 
 
 @dataclass
@@ -121,10 +154,11 @@ class VoteOutcome:
 class _Refused(Exception):
     """Carries a refusal out of the locked transaction, so its writes roll back."""
 
-    def __init__(self, error: ApplicationError, audited: bool) -> None:
+    def __init__(self, error: ApplicationError, audited: bool, stale: bool = False) -> None:
         super().__init__(str(error))
         self.error = error
         self.audited = audited
+        self.stale = stale
 
 
 def _json(value: Any) -> Any:
@@ -195,6 +229,7 @@ def approval_request_create(
     change: dict[str, Any],
     decision: policy.Decision,
     fingerprint: str = "",
+    supersedes: ApprovalRequest | None = None,
 ) -> ApprovalRequest:
     """File an approval request for an action the policy said needs approval.
 
@@ -239,7 +274,12 @@ def approval_request_create(
             target,
             outcome=Outcome.APPROVAL_REQUESTED,
             decision=decision,
-            changes={"approval_request": request.pk, "summary": request.summary, "change": request.change},
+            changes={
+                "approval_request": request.pk,
+                "summary": request.summary,
+                "change": request.change,
+                **({"supersedes": supersedes.pk} if supersedes is not None else {}),
+            },
             approval_refs=[{"approval_request": request.pk, "state": request.state}],
         )
     return request
@@ -318,6 +358,8 @@ def _vote(actor: Actor, request: ApprovalRequest, decision_value: str, comment: 
             # Refusals to vote (own request, wrong role, a second vote) are recorded like
             # any denied attempt, in their own transaction so they survive the refusal.
             with transaction.atomic():
+                if refused.stale:
+                    ApprovalRequest.objects.filter(pk=request.pk).update(is_stale=True)
                 audit.record(
                     actor,
                     audit_action,
@@ -341,6 +383,15 @@ def _vote_locked(
 ) -> VoteOutcome:
     notices: list[str] = []
     if request.state == ApprovalState.PENDING:
+        if decision_value == VoteDecision.APPROVE:
+            # An approval is of what the request shows: a changed target is refused, never
+            # approved in its new state (issue 12: the vote published the edited rules).
+            target = registry.load_target(request)
+            current = registry.current_fingerprint(request, target)
+            if current is not None and current != request.target_fingerprint:
+                raise _Refused(
+                    selectors.stale_refusal(request, registry.what_changed(request, target)), audited=True, stale=True
+                )
         stale_notice = _mark_stale_if_changed(request)
         if stale_notice:
             notices.append(stale_notice)

@@ -14,6 +14,14 @@ class FeatureDisabled(ApplicationError):
     hint = "Ask an admin to add you to the flag's pilot group; GET /api/v1/flags/ lists what is on for you."
 
 
+def turn_on_hint(name: str) -> str:
+    """The hint of a capability that is off for someone: which flag, and who turns it on."""
+    return (
+        f"Ask an admin to turn on {name} for your team (add your team to the flag's pilot group); "
+        "GET /api/v1/flags/ lists what is on for you."
+    )
+
+
 class FlagNotFound(NotFound):
     code = "flag_not_found"
 

@@ -10,16 +10,32 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from waffle.models import Flag
 
-from governance.flags.errors import FeatureDisabled
+from governance.flags.errors import FeatureDisabled, turn_on_hint
 from governance.flags.rollout import evaluate
+
+if TYPE_CHECKING:
+    from governance.actors import Actor
 
 
 def _refusal(name: str) -> FeatureDisabled:
-    return FeatureDisabled(f"The feature behind the flag {name!r} is not enabled for you yet.", flag=name)
+    return FeatureDisabled(
+        f"The feature behind the flag {name!r} is not enabled for you yet.", hint=turn_on_hint(name), flag=name
+    )
+
+
+def require_flag(actor: Actor, name: str) -> None:
+    """Refuse (403 `feature_disabled`, its hint naming the flag) unless flag `name` is on
+    for the actor — for a capability that depends on the input (a campaign's channel).
+    A capability that is an action of its own names the flag in its policy row instead
+    (`Action(..., flag=...)`), and the policy engine refuses the same way."""
+    from governance.flags.selectors import flag_active_for
+
+    if not actor.is_system and not flag_active_for(name, actor):
+        raise _refusal(name)
 
 
 def FlagRequired(name: str) -> type:

@@ -1,11 +1,13 @@
 """Who has a flag: the one evaluation, and what a change of its settings does to that.
 
 A flag is on for a user when, in this order: `everyone` is set (yes or no decides alone);
-the user is a superuser (`superusers`, on by default in waffle), staff (`staff`) or signed
-in (`authenticated`); the user is listed in `users` or is in one of `groups` (a pilot
-group); or the user falls in the `percent` rollout. The rollout bucket is a hash of the
-flag's name and the user's id: stable, so a person stays in as the percentage grows, and
-independent per flag, so the same 10 % of people are not the guinea pigs of every flag.
+the user acts in a sandbox and the flag's metadata says `on_in_sandbox` (the product's
+capability flags: a sandbox has every capability, for everyone); the user is a superuser
+(`superusers`, on by default in waffle), staff (`staff`) or signed in (`authenticated`);
+the user is listed in `users` or is in one of `groups` (a pilot group); or the user falls
+in the `percent` rollout. The rollout bucket is a hash of the flag's name and the user's
+id: stable, so a person stays in as the percentage grows, and independent per flag, so
+the same 10 % of people are not the guinea pigs of every flag.
 Waffle's `languages`, `testing` and `rollout` modes are not used by the API.
 
 `flag_snapshot` is what decides who has a flag, as JSON; `narrows` says whether a change
@@ -43,9 +45,11 @@ def evaluate(
     user_group_ids: set[int] | None = None,
     flag_group_ids: Iterable[int] | None = None,
     flag_user_ids: Iterable[int] | None = None,
+    sandbox: bool = False,
 ) -> FlagState:
     """Whether `flag` is on for `user`, and why. Pass the id sets when you have them
-    (prefetched); otherwise waffle's cached sets and one query for the user's groups."""
+    (prefetched); otherwise waffle's cached sets and one query for the user's groups.
+    `sandbox`: the user acts in a sandbox environment (then a flag `on_in_sandbox` is on)."""
     if flag.pk is None:
         return FlagState(False, "off: no such flag")
     if flag.everyone is True:
@@ -54,6 +58,8 @@ def evaluate(
         return FlagState(False, "off for everyone")
     if user is None or not user.is_authenticated:
         return FlagState(False, "off: not signed in")
+    if sandbox and on_in_sandbox(flag):
+        return FlagState(True, "on for everyone in the sandbox")
     if flag.superusers and user.is_superuser:
         return FlagState(True, "on for superusers")
     if flag.staff and user.is_staff:
@@ -74,6 +80,18 @@ def evaluate(
             return FlagState(True, f"on: you are in the {percent:g}% rollout")
         return FlagState(False, f"off: you are not in the {percent:g}% rollout yet")
     return FlagState(False, "off: not in its groups, users or rollout")
+
+
+def on_in_sandbox(flag: Flag) -> bool:
+    """The flag's metadata says it is on for everyone in a sandbox (select_related("meta")
+    saves the query)."""
+    from governance.models import FlagMeta
+
+    try:
+        meta = flag.meta  # type: ignore[attr-defined]  # FlagMeta's reverse one-to-one
+    except FlagMeta.DoesNotExist:
+        return False
+    return bool(meta.on_in_sandbox)
 
 
 def group_ids_of(user: User) -> set[int]:

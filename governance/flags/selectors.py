@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 def flag_active_for(name: str, actor: Actor | None) -> bool:
     """Is flag `name` on for the actor's user? Unknown flags are off (WAFFLE_FLAG_DEFAULT).
     `actor` may be None for someone not signed in."""
-    return evaluate(Flag.get(name), actor.user if actor is not None else None).active
+    if actor is None:
+        return evaluate(Flag.get(name), None).active
+    environment = getattr(actor, "environment", None)
+    sandbox = environment is not None and environment.is_sandbox
+    return evaluate(Flag.get(name), actor.user, sandbox=sandbox).active
 
 
 def flags_for(actor: Actor) -> list[dict[str, Any]]:
@@ -35,7 +39,8 @@ def flags_for(actor: Actor) -> list[dict[str, Any]]:
     mine = group_ids_of(user) if user is not None else set()
     # "meta" is FlagMeta's one-to-one to waffle's Flag: the stubs do not see reverse relations on it.
     flags = Flag.objects.select_related("meta").prefetch_related("groups", "users").order_by("name")  # type: ignore[misc]
-    return [flag_as_dict(flag, user, mine) for flag in flags]
+    sandbox = actor.environment is not None and actor.environment.is_sandbox
+    return [flag_as_dict(flag, user, mine, sandbox=sandbox) for flag in flags]
 
 
 def flag_list(*, actor: Actor) -> list[dict[str, Any]]:
@@ -59,8 +64,11 @@ def flag_get(*, actor: Actor, name: str) -> Flag:
     return flag
 
 
-def flag_as_dict(flag: Flag, user: User | None, user_group_ids: set[int] | None = None) -> dict[str, Any]:
-    """A flag as the API shows it (groups and users prefetched, or read here)."""
+def flag_as_dict(
+    flag: Flag, user: User | None, user_group_ids: set[int] | None = None, *, sandbox: bool = False
+) -> dict[str, Any]:
+    """A flag as the API shows it (groups and users prefetched, or read here); `sandbox`:
+    the caller acts in a sandbox."""
     meta = getattr(flag, "meta", None)
     groups = list(flag.groups.all())
     user_ids = [u.pk for u in flag.users.all()]
@@ -70,6 +78,7 @@ def flag_as_dict(flag: Flag, user: User | None, user_group_ids: set[int] | None 
         user_group_ids=user_group_ids,
         flag_group_ids=[g.pk for g in groups],
         flag_user_ids=user_ids,
+        sandbox=sandbox,
     )
     return {
         "name": flag.name,
@@ -78,6 +87,7 @@ def flag_as_dict(flag: Flag, user: User | None, user_group_ids: set[int] | None 
         "description": meta.description if meta else flag.note,
         "owner": meta.owner if meta else "",
         "affects_personalization": bool(meta and meta.affects_personalization),
+        "on_in_sandbox": bool(meta and meta.on_in_sandbox),
         "rollout": {
             "everyone": flag.everyone,
             "percent": float(flag.percent) if flag.percent is not None else None,

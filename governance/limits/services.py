@@ -9,6 +9,8 @@ governed state.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -56,3 +58,16 @@ def quota_consume(actor: Actor, name: str, amount: int = 1) -> QuotaStatus | Non
     if not counted:
         raise exceeded(status, amount)
     return status
+
+
+def quota_refund(*, name: str, subject: str, period_start: datetime, amount: int = 1) -> bool:
+    """Give back `amount` units that `quota_consume` counted for work that was then not
+    done (a publish superseded before it was built): the same row it counted on
+    (`QuotaStatus.subject`, `.period_start`), never below zero. In the transaction of the
+    change that undoes the work; False when there was nothing to give back."""
+    if amount < 1:
+        raise ValueError("amount must be at least 1")
+    if not transaction.get_connection().in_atomic_block:
+        raise OutsideTransaction("quota_refund() must run inside the transaction of the change it accounts for")
+    row = QuotaUsage.objects.filter(quota=name, subject=subject, period_start=period_start, used__gte=amount)
+    return bool(row.update(used=F("used") - amount))

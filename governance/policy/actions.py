@@ -240,6 +240,21 @@ ACTIONS: dict[str, Action] = {
         Action("flag.meta_change", "governance.change_flagmeta", "Describe a feature flag", scope=ADMIN),
         # Domain events, jobs and the service's status (integrations/).
         Action("domain_event.view", "governance.view_outboxevent", "See the timeline of domain events", unsafe=False),
+        # Exports of audience members (audiences/exports/). Masked: analysts, operators,
+        # compliance reviewers, admins; unmasked PII: compliance reviewers, behind the
+        # exports_pii flag, with one compliance reviewer's approval in pilot and production.
+        Action("export.view", None, "See exports", unsafe=False, any_role=True),
+        Action("export.create", "audiences.add_export", "Export an audience's members (PII masked)", scope=EXPORT),
+        Action(
+            "export.create_pii",
+            "audiences.export_pii",
+            "Export an audience's members with PII",
+            scope=EXPORT,
+            flag="exports_pii",
+            approval=True,
+        ),
+        Action("export.download", None, "Download an export's file", scope=EXPORT, any_role=True),
+        Action("export.expire", None, "Delete an expired export's file", any_role=True),
         Action("job.view", "integrations.view_job", "See jobs", unsafe=False),
         Action("status.view", None, "See the health of the service", unsafe=False, any_role=True),
         # Webhooks and their dead letters (integrations/webhooks/). The roles hold view/add/change

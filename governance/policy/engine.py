@@ -210,6 +210,7 @@ def _copy_offer(spec: Action, target: Any) -> str:
 def _check_flag(actor: Actor, spec: Action) -> Decision | None:
     if not spec.flag:
         return None
+    from governance.flags.errors import turn_on_hint
     from governance.flags.selectors import flag_active_for
 
     if flag_active_for(spec.flag, actor):
@@ -217,7 +218,7 @@ def _check_flag(actor: Actor, spec: Action) -> Decision | None:
     return _deny(
         "feature_flag",
         f"{spec.description} is not enabled for you yet (flag {spec.flag!r}).",
-        "Ask an admin to add you to the flag's pilot group; GET /api/v1/flags/ lists what is on for you.",
+        turn_on_hint(spec.flag),
     )
 
 
@@ -316,7 +317,14 @@ def require(actor: Actor, action: str, target: Any = None, context: dict[str, An
         if ACTIONS[action].unsafe:
             with transaction.atomic():
                 audit.record(actor, action, target, outcome=Outcome.DENIED, decision=decision)
-        error = PolicyDenied(" ".join(decision.reasons), hint=decision.hint, rule=decision.rule)
+        error: ApplicationError = PolicyDenied(" ".join(decision.reasons), hint=decision.hint, rule=decision.rule)
+        if decision.rule == "feature_flag":
+            # A capability behind a flag: the same problem as the flag gates of views.
+            from governance.flags.errors import FeatureDisabled
+
+            error = FeatureDisabled(
+                " ".join(decision.reasons), hint=decision.hint, rule=decision.rule, flag=ACTIONS[action].flag
+            )
         if ACTIONS[action].unsafe:
             # Inside an idempotency claim (governance/limits/idempotency.py) the transaction above is
             # a savepoint that this refusal rolls back; the claim records the denial again.

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from governance.models import OutboxEvent
 from governance.outbox import EVENT_TYPES
 from integrations.outbox import selectors
-from marketerapi.api import ActorMixin, StrictFilterSet, problem_responses
+from marketerapi.api import ActorMixin, MomentFilter, StrictFilterSet, problem_responses
 
 _FAILURES = {
     400: "An unknown query parameter or a bad `since`.",
@@ -41,7 +41,7 @@ class DomainEventFilter(StrictFilterSet):
     type = filters.CharFilter(
         method="filter_type", help_text="One type or several separated by commas, e.g. consent.updated."
     )
-    since = filters.IsoDateTimeFilter(
+    since = MomentFilter(
         field_name="occurred_at", lookup_expr="gte", help_text="Events at or after this time (ISO 8601)."
     )
 

@@ -54,6 +54,14 @@ def queue_position(job: Job) -> int | None:
     return Job.objects.filter(kind=job.kind, state=JobState.QUEUED, id__lt=job.pk).count() + 1
 
 
+# Keys of a job's notes for operators only (the raw exception text): the admin site shows them.
+OPERATOR_ONLY = frozenset({"operator_detail"})
+
+
+def _public_note(note: Any) -> Any:
+    return {k: v for k, v in note.items() if k not in OPERATOR_ONLY} if isinstance(note, dict) else note
+
+
 def job_as_public(job: Job) -> dict[str, Any]:
     progress = dict(job.progress or {})
     done, total = progress.get("done"), progress.get("total")
@@ -67,8 +75,8 @@ def job_as_public(job: Job) -> dict[str, Any]:
         "target": {"type": job.target_type, "id": job.target_id} if job.target_type else None,
         "progress": progress,
         "queue_position": queue_position(job),
-        "warnings": list(job.warnings or []),
-        "errors": list(job.errors or []),
+        "warnings": [_public_note(note) for note in job.warnings or []],
+        "errors": [_public_note(note) for note in job.errors or []],
         "result": dict(job.result or {}),
         "requested_by": job.requested_by.get_username() if job.requested_by_id and job.requested_by else None,
         "created_at": job.created_at,

@@ -155,6 +155,22 @@ def job_cancel(job: Job, *, now: datetime | None = None) -> bool:
     return bool(cancelled)
 
 
+def job_supersede(job: Job, *, by: int, error: dict[str, Any], now: datetime | None = None) -> bool:
+    """queued or running → cancelled, replaced by job `by` (its one terminal state, whether
+    a worker had started it or not), with `error` saying so and `result.superseded_by`.
+    False when it had finished already. A worker still on it finds it no longer running:
+    its progress and finish are no-ops (conditional on `running`)."""
+    now = now or timezone.now()
+    return bool(
+        Job.objects.filter(pk=job.pk, state__in=[JobState.QUEUED, JobState.RUNNING]).update(
+            state=JobState.CANCELLED,
+            finished_at=now,
+            errors=[*(job.errors or []), error],
+            result={**(job.result or {}), "superseded_by": by},
+        )
+    )
+
+
 @transaction.atomic
 def job_amend(job_id: int, change: Any) -> Job:
     """Change a job's warnings, errors or result under its row lock (e.g. mark a warning

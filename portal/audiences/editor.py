@@ -32,7 +32,10 @@ from audiences.catalogue import selectors as catalogue
 from audiences.definitions import selectors as audience_selectors
 from audiences.definitions import services as audience_services
 from audiences.definitions.checks import every_problem
+from audiences.definitions.errors import PreviewBusy, PreviewTimedOut, PreviewTooExpensive
 from audiences.models import Audience, AudienceState, Channel, ConsentStatus, Profile
+from audiences.profiles.errors import PiiFilterRefused
+from audiences.profiles.selectors import profile_pii_decision
 from governance.actors import Actor
 from governance.limits.errors import RateLimited
 from governance.limits.ratelimit import PREVIEW
@@ -167,15 +170,21 @@ def rule_catalog(actor: Actor, *, exclude: int | None = None) -> dict[str, Any]:
     audiences for in_audience (one query), and the custom attribute keys, event types and
     event properties its data holds (the catalogue, audiences/catalogue/selectors.py)."""
     attributes = []
+    # Personal data is offered to a role that may not see it as what it may test: presence.
+    sees_pii = profile_pii_decision(actor=actor).allowed
     for name, (kind, values) in rules.ATTRIBUTES.items():
-        field = Profile._meta.get_field(name)
-        label = str(getattr(field, "verbose_name", name))
+        field = Profile._meta.get_field(name) if name != "email_domain" else None
+        label = str(getattr(field, "verbose_name", name)) if field is not None else "email domain"
         names = dict(getattr(field, "choices", None) or [])
+        personal = name in rules.PII_ATTRIBUTES
+        if personal and not sees_pii:
+            label += " (personal data: only whether it is set)"
         attributes.append(
             {
                 "name": name,
                 "label": label[:1].upper() + label[1:],
                 "type": kind,
+                "pii": personal,
                 "values": [{"value": value, "label": f"{value} — {names.get(value, value)}"} for value in values],
             }
         )
@@ -353,13 +362,15 @@ def _save(
 
 
 def _edit_permission(actor: Actor, audience: Audience) -> Permission:
-    if audience.state == AudienceState.ARCHIVED:
+    # Permission first, then state (as the services do).
+    permission = can(actor, "audience.edit", audience)
+    if permission.allowed and audience.state == AudienceState.ARCHIVED:
         return Permission(
             allowed=False,
             reason=f"“{audience.name}” is archived: archived audiences are kept for the record and cannot change.",
             hint="Create a new audience instead.",
         )
-    return can(actor, "audience.edit", audience)
+    return permission
 
 
 @require_http_methods(["GET", "POST"])
@@ -522,6 +533,10 @@ def _breakdowns(breakdowns: dict[str, dict[str, int]], count: int) -> list[dict[
     return tables
 
 
+# What the preview budget refuses (definitions/budget.py): shown in the panel, not as a page.
+BUDGET_ERRORS = (PreviewTooExpensive, PreviewTimedOut, PreviewBusy)
+
+
 def _preview_fragment(
     request: HttpRequest,
     *,
@@ -576,7 +591,7 @@ def audience_preview(request: HttpRequest) -> HttpResponse:
         return _preview_fragment(request, problem=Problem.of(error))
     try:
         result = audience_selectors.audience_preview(actor=actor, rules=rules_value, channel=channel, audience=audience)
-    except rules.InvalidRules as error:
+    except (rules.InvalidRules, PiiFilterRefused, *BUDGET_ERRORS) as error:
         return _preview_fragment(request, problem=Problem.of(error))
     shown = audience_selectors.preview_as_seen(actor=actor, result=result)
     return _preview_fragment(
@@ -630,7 +645,14 @@ def audience_validate(request: HttpRequest, audience_id: int) -> HttpResponse:
         if rules_value != audience.rules:
             candidate.rules = rules_value
             edited.append("rules")
-    result = audience_selectors.audience_validate(actor=actor, audience=candidate)
+    try:
+        result = audience_selectors.audience_validate(actor=actor, audience=candidate)
+    except PiiFilterRefused as error:
+        context = {"problem": Problem.of(error), "marks": problem_marks("validate", error.errors)}
+        return render(request, "portal/audiences/_validation.html", context, status=error.status)
+    except BUDGET_ERRORS as error:
+        context = {"problem": Problem.of(error), "marks": problem_marks("validate", [])}
+        return render(request, "portal/audiences/_validation.html", context, status=error.status)
     marked: list[dict[str, Any]] = []
     for check in result["checks"]:
         severity = {"severity": "warning"} if check["status"] == "warning" else {}

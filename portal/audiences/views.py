@@ -110,6 +110,8 @@ def _field_error(pointer: str, message: str, hint: str, code: str = "invalid") -
 def _attr_label(name: str) -> str:
     if name.startswith("attributes."):
         return f"{name.removeprefix('attributes.')} (custom attribute)"
+    if name == "email_domain":
+        return "Email domain"
     try:
         return str(getattr(Profile._meta.get_field(name), "verbose_name", name)).capitalize()
     except Exception:

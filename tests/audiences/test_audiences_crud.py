@@ -589,6 +589,22 @@ def test_deleting_an_archived_audience_is_409(api, sandbox):
     problem(api("operator").delete(f"{URL}{audience.pk}"), 409, "audience_archived")
 
 
+def test_deleting_an_archived_audience_checks_permission_before_state(api, persona, sandbox, pilot):
+    from tests.refusals import denied_event, refused
+
+    audience = AudienceFactory(environment=sandbox, state=AudienceState.ARCHIVED)
+
+    # another team, and a role that may not archive at all: 403 (audited), never 409
+    refused(api("operator2").delete(f"{URL}{audience.pk}"), 403, "permission_denied")
+    denied_event(persona("operator2"), "audience.archive")
+    assert api("analyst").delete(f"{URL}{audience.pk}").status_code == 403
+    # another environment's audience: 404
+    elsewhere = AudienceFactory(environment=pilot, state=AudienceState.ARCHIVED)
+    assert api("operator").delete(f"{URL}{elsewhere.pk}").status_code == 404
+    # the owning team: now the state
+    problem(api("operator").delete(f"{URL}{audience.pk}"), 409, "audience_archived")
+
+
 def test_an_audience_another_uses_is_neither_deleted_nor_archived(api, sandbox):
     used = AudienceFactory(environment=sandbox, name="Used")
     AudienceVersionFactory(audience=used, live=True)

@@ -283,6 +283,45 @@ def test_another_team_promotes_into_its_own_team(api, sandbox, production):
     assert mine.status_code == 201 and mine.json()["audience"]["owner_team"] == "retention"
 
 
+@pytest.mark.parametrize("source", ["production", "pilot"])
+def test_promote_down_into_a_weaker_environment_is_refused_with_why_and_audited(api, persona, source):
+    from governance.models import Environment
+
+    environment = Environment.objects.get(slug=source)
+    audience = AudienceFactory(environment=environment)
+
+    response = api("operator", environment).post(url(audience, "promote"), {"environment": "sandbox"}, format="json")
+
+    problem = refused(response, 403, "permission_denied")
+    assert problem["rule"] == "promote_down"
+    assert "weaker controls" in problem["detail"] and "admin" in problem["hint"]
+    denied_event(persona("operator"), "audience.promote", environment=environment)
+    assert not Audience.objects.filter(environment__slug="sandbox").exists()
+
+
+def test_production_into_pilot_is_down_too(api, production):
+    audience = AudienceFactory(environment=production)
+    response = api("operator", production).post(url(audience, "promote"), {"environment": "pilot"}, format="json")
+    assert refused(response, 403, "permission_denied")["rule"] == "promote_down"
+
+
+def test_an_admin_may_promote_down_and_the_audit_event_says_so(api, production, sandbox):
+    audience = AudienceFactory(environment=production, owner_team__name="growth")
+
+    response = api("admin", production).post(url(audience, "promote"), {"environment": "sandbox"}, format="json")
+
+    assert response.status_code == 201, response.content
+    event = AuditEvent.objects.get(action="audience.promote", outcome="allowed")
+    assert event.environment == sandbox and event.changes["downward"] is True
+    assert event.changes["from"]["environment"] == "production"
+
+
+def test_promote_up_is_not_downward(api, sandbox):
+    audience = AudienceFactory(environment=sandbox)
+    assert api("operator").post(url(audience, "promote"), {"environment": "pilot"}, format="json").status_code == 201
+    assert AuditEvent.objects.get(action="audience.promote").changes["downward"] is False
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [

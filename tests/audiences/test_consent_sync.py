@@ -51,7 +51,7 @@ def test_applies_updates_writes_the_ledger_and_one_event_per_profile(api, profil
     )
 
     assert response.status_code == 200, response.json()
-    assert response.json() == {"updated": 3, "unchanged": 0, "stale": 0, "errors": []}
+    assert response.json() == {"updated": 3, "unchanged": 0, "stale": 0, "removed_from_audiences": 0, "errors": []}
     email = Consent.objects.get(profile=profile, channel="email")
     assert (email.status, email.source, email.captured_at) == (
         "denied",
@@ -97,7 +97,7 @@ def test_an_update_older_than_the_stored_one_is_stale_and_ignored(api, profile):
 
     response = api("developer").post(URL, [update(status="granted", captured_at="2026-02-28T10:00:00Z")], format="json")
 
-    assert response.json() == {"updated": 0, "unchanged": 0, "stale": 1, "errors": []}
+    assert response.json() == {"updated": 0, "unchanged": 0, "stale": 1, "removed_from_audiences": 0, "errors": []}
     after = db_state()
     assert after.pop("audit") == before.pop("audit") + 1, "the sync itself is audited"
     assert after == before
@@ -108,7 +108,7 @@ def test_same_captured_at_and_status_is_unchanged(api, profile):
 
     response = api("developer").post(URL, [update(status="granted")], format="json")
 
-    assert response.json() == {"updated": 0, "unchanged": 1, "stale": 0, "errors": []}
+    assert response.json() == {"updated": 0, "unchanged": 1, "stale": 0, "removed_from_audiences": 0, "errors": []}
     assert not ConsentChange.objects.exists()
     assert not OutboxEvent.objects.exists()
 
@@ -124,13 +124,13 @@ def test_sending_the_same_batch_twice_changes_nothing_the_second_time(api, profi
         ]
     }
     first = client.post(URL, batch, format="json")
-    assert first.json() == {"updated": 2, "unchanged": 0, "stale": 1, "errors": []}
+    assert first.json() == {"updated": 2, "unchanged": 0, "stale": 1, "removed_from_audiences": 0, "errors": []}
     before = db_state()
 
     second = client.post(URL, batch, format="json")
 
     assert second.status_code == 200
-    assert second.json() == {"updated": 0, "unchanged": 2, "stale": 1, "errors": []}
+    assert second.json() == {"updated": 0, "unchanged": 2, "stale": 1, "removed_from_audiences": 0, "errors": []}
     after = db_state()
     assert after.pop("audit") == before.pop("audit") + 1
     assert after == before, "no consent, ledger or outbox change the second time"
@@ -147,7 +147,7 @@ def test_within_one_batch_the_newest_wins_and_the_others_are_stale(api, profile)
         format="json",
     )
 
-    assert response.json() == {"updated": 1, "unchanged": 0, "stale": 2, "errors": []}
+    assert response.json() == {"updated": 1, "unchanged": 0, "stale": 2, "removed_from_audiences": 0, "errors": []}
     assert Consent.objects.get(profile=profile, channel="email").status == "denied"
     assert ConsentChange.objects.count() == 1
 
@@ -155,7 +155,7 @@ def test_within_one_batch_the_newest_wins_and_the_others_are_stale(api, profile)
 def test_on_equal_captured_at_in_one_batch_the_later_row_wins(api, profile):
     response = api("developer").post(URL, [update(status="granted"), update(status="denied")], format="json")
 
-    assert response.json() == {"updated": 1, "unchanged": 0, "stale": 1, "errors": []}
+    assert response.json() == {"updated": 1, "unchanged": 0, "stale": 1, "removed_from_audiences": 0, "errors": []}
     assert Consent.objects.get(profile=profile, channel="email").status == "denied"
 
 
@@ -210,7 +210,14 @@ def test_one_audit_event_with_counts(api, profile):
     client.post(URL, [update(), update(channel="sms")], format="json")
 
     audit = AuditEvent.objects.get(action="consent.sync")
-    assert audit.changes == {"rows": 2, "updated": 1, "unchanged": 0, "stale": 1, "profiles_changed": 1}
+    assert audit.changes == {
+        "rows": 2,
+        "updated": 1,
+        "unchanged": 0,
+        "stale": 1,
+        "removed_from_audiences": 0,
+        "profiles_changed": 1,
+    }
     assert audit.actor_user == client.user
 
 

@@ -297,12 +297,15 @@ def test_a_crash_after_materializing_leaves_the_previous_version_live(actor, san
     target = fresh(target)
     assert target.live_version.number == 1 and members_of(target.live_version) == {p.external_id for p in first}
     v2 = AudienceVersion.objects.get(audience=target, number=2)
-    assert v2.state == VersionState.FAILED and "worker lost its database connection" in v2.error
+    assert v2.state == VersionState.FAILED and "an unexpected error occurred" in v2.error
     assert not Membership.objects.filter(version=v2).exists()
     assert job.state == JobState.FAILED
     (error,) = job.errors
     assert error["code"] == "publish_failed"
     assert "version 1 stays live" in error["message"] and error["hint"]
+    # the raw exception is for operators (the admin site, the log), never in what a marketer reads
+    assert "worker lost its database connection" not in v2.error + error["message"]
+    assert error["operator_detail"] == "RuntimeError: worker lost its database connection"
 
     # re-running works
     monkeypatch.undo()
@@ -365,7 +368,9 @@ def test_a_stale_build_is_superseded_by_a_new_publish(actor, sandbox, monkeypatc
 
     assert job.state == JobState.SUCCEEDED and fresh(target).live_version.number == 3
     old = Job.objects.get(pk=outcome.result.job.pk)
-    assert old.state == JobState.FAILED and old.errors[-1]["code"] == "superseded"
+    # one terminal state for a superseded job, started or not (issue 12): cancelled, saying by which job
+    assert old.state == JobState.CANCELLED and old.errors[-1]["code"] == "superseded"
+    assert old.result["superseded_by"] == job.pk and f"superseded by job {job.pk}" in old.errors[-1]["message"]
     assert AudienceVersion.objects.get(pk=outcome.result.version.pk).state == VersionState.FAILED
     # and the old worker, were it to come back, cannot swap its version live
     assert runner.publish_job_run(old.pk) is None

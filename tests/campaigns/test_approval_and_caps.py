@@ -71,3 +71,24 @@ def test_the_frequency_cap_counts_sends_of_other_campaigns(actor, sandbox, tmp_p
     run(campaign_activate(actor=operator, campaign=campaign).result.job_id)
     assert states(campaign) == {"sent": 2, "skipped": 1}
     assert Send.objects.get(campaign=campaign, profile=members[0]).reason == "frequency_cap"
+
+
+def test_an_activation_whose_audience_was_republished_cannot_be_approved(actor, pilot, tmp_path, local_targets_allowed):
+    """The approver approved who gets it: a new live version of the audience makes the request stale."""
+    import pytest
+
+    from governance.approvals.errors import ApprovalStale
+    from tests.factories import AudienceVersionFactory
+
+    operator, approver = actor("operator", pilot), actor("approver", pilot)
+    audience = audience_with(pilot, people(pilot, "st", 2))
+    campaign = campaign_for(operator, audience, drop(pilot, str(tmp_path)))
+    outcome = campaign_activate(actor=operator, campaign=campaign)
+    assert outcome.approval is not None
+
+    AudienceVersionFactory(audience=audience, memberships=people(pilot, "st2", 3), live=True)
+
+    with pytest.raises(ApprovalStale):
+        approval_approve(actor=approver, request=ApprovalRequest.objects.get(pk=outcome.approval.pk))
+    assert Campaign.objects.get(pk=campaign.pk).state == CampaignState.PENDING_APPROVAL
+    assert not Send.objects.exists()

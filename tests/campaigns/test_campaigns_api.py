@@ -146,7 +146,7 @@ def test_a_schedule_waits_for_the_beat(setup, actor, settings):
     client, _audience, _destination, body = setup
     from waffle.models import Flag
 
-    Flag.objects.create(name="campaign_scheduling", everyone=True)
+    Flag.objects.update_or_create(name="campaign_scheduling", defaults={"everyone": True})
     soon = timezone.now() + timedelta(hours=1)
     campaign = client.post("/api/v1/campaigns/", {**body, "schedule_at": soon.isoformat()}, format="json").json()
     accepted = client.post(f"/api/v1/campaigns/{campaign['id']}/activate")

@@ -16,6 +16,7 @@ from audiences.models import (
     Audience,
     CatalogueEntry,
     ConsentChange,
+    Export,
     RegionalRestriction,
     SuppressionEntry,
     SuppressionList,
@@ -102,6 +103,9 @@ def everything(sandbox, pilot, platform_admin, tmp_path):
     )
     job = JobFactory(environment=sandbox)
     DestinationPush.objects.create(destination=destination, job=job, kind="members", payload={})
+    Export.objects.create(
+        environment=sandbox, audience=lapsed, format="csv", fields=["external_id"], created_by=operator
+    )
     from campaigns.models import ReviewItem
     from tests.factories import CampaignFactory
 

@@ -329,22 +329,69 @@ def test_only_the_requester_may_cancel(filed, people, production):
 # --- stale requests ------------------------------------------------------------------------------
 
 
-def test_a_target_changed_while_pending_makes_the_request_stale(filed, people, production):
+def test_a_target_changed_while_pending_cannot_be_approved(filed, people, production):
+    """Issue 12: the approver's vote used to approve the edited target the request did not
+    show. Now it is refused (409 `approval_stale`, audited) and the request says so."""
     approval_approve(actor=act(people["approver"], production), request=filed)
     audience = Audience.objects.get(pk=filed.target_id)
     audience.rules = {"all": [{"attr": "region", "op": "in", "value": ["EU", "UK"]}]}
     audience.save()
 
-    outcome = approval_approve(actor=act(people["admin"], production), request=filed)
+    with pytest.raises(errors.ApprovalStale) as raised:
+        approval_approve(actor=act(people["admin"], production), request=filed)
 
-    assert outcome.request.state == "pending" and outcome.request.is_stale
-    assert "no longer count" in outcome.notices[0]
-    assert "Approved (1 of 2). Still needed: an approver." == outcome.message
-    assert dict(filed.votes.values_list("voter__username", "counts")) == {"a-approver": False, "a-admin": True}
+    assert raised.value.status == 409 and "request it again" in raised.value.hint
+    filed.refresh_from_db()
+    assert filed.state == "pending" and filed.is_stale
+    denied = AuditEvent.objects.get(action="approval.approve", outcome="denied")
+    assert denied.changes["code"] == "approval_stale"
+    # nothing changes that: the earlier approver cannot approve the new version either
+    with pytest.raises(errors.ApprovalStale):
+        approval_approve(actor=act(people["approver2"], production), request=filed)
+    # a rejection still closes it
+    assert approval_reject(actor=act(people["admin"], production), request=filed, comment="stale").request.state == (
+        "rejected"
+    )
 
-    # The earlier approver looks again and approves the new version.
-    again = approval_approve(actor=act(people["approver"], production), request=filed)
-    assert again.request.state == "approved"
+
+def test_requesting_again_supersedes_the_stale_request(filed, people, production):
+    from governance.approvals import request_or_run
+
+    audience = Audience.objects.get(pk=filed.target_id)
+    audience.rules = {"all": [{"attr": "region", "op": "in", "value": ["EU", "UK"]}]}
+    audience.save()
+    actor = act(people["requester"], production)
+
+    outcome = request_or_run(
+        actor=actor,
+        action=ACTION,
+        target=audience,
+        decision=policy.require(actor, ACTION, audience, {}),
+        summary="Ship again",
+        change={"context": {}},
+        fingerprint=audience_fingerprint(audience),
+        run=lambda: None,
+    )
+
+    new = outcome.approval
+    filed.refresh_from_db()
+    assert filed.state == "cancelled" and filed.is_stale and filed.result["superseded_by"] == new.pk
+    assert new.state == "pending" and new.target_fingerprint == audience_fingerprint(audience)
+    event = AuditEvent.objects.filter(action=ACTION, outcome="approval_requested").order_by("-id").first()
+    assert event.changes["supersedes"] == filed.pk
+    assert OutboxEvent.objects.filter(type="approval.decided", data__step="supersede").count() == 1
+    # an unchanged target: a second request is still refused while the first is open
+    with pytest.raises(errors.ApprovalPending):
+        request_or_run(
+            actor=actor,
+            action=ACTION,
+            target=audience,
+            decision=policy.require(actor, ACTION, audience, {}),
+            summary="Ship again",
+            change={"context": {}},
+            fingerprint=audience_fingerprint(audience),
+            run=lambda: None,
+        )
 
 
 def test_a_target_changed_after_approval_is_not_run(filed, people, production, executor):

@@ -109,6 +109,11 @@ def _audience(user: Any, environment: Environment) -> dict[str, Any]:
     return {"audience_id": audience.pk}
 
 
+def _published_audience(user: Any, environment: Environment) -> dict[str, Any]:
+    audience = AudienceFactory(environment=environment, name="Audit export", published=True)
+    return {"audience_id": audience.pk}
+
+
 def _shared_audience(user: Any, environment: Environment) -> dict[str, Any]:
     from django.contrib.auth.models import Group
 
@@ -339,6 +344,12 @@ CALLS: dict[str, Call] = {
     "POST /api/v1/suppressions": Call(
         "operator", "suppression.change_global", {"list": "global", "entries": [{"external_id": "cust-audit-1"}]}
     ),
+    "POST /api/v1/exports": Call(
+        "analyst",
+        "export.create",
+        lambda values: {"audience": values["audience_id"], "fields": ["external_id", "email"]},
+        setup=_published_audience,
+    ),
 }
 
 
@@ -431,6 +442,14 @@ ALLOWED_WRITES: dict[tuple[str, str], str] = {
     ("integrations/webhooks/delivery.py", "WebhookSubscription.update"): (
         "failing_since is delivery bookkeeping set and cleared by the relay (excluded from the subscription's "
         "history); pausing a failing subscription goes through webhooks.webhook_pause_failing, which audits."
+    ),
+    ("bench/bench_campaigns.py", "Campaign.update"): (
+        "benchmark harness, not product code: it puts its own scratch campaign back into `active` between "
+        "timed runs in its own bench environment, so each run sends the same recipients again."
+    ),
+    ("bench/bench_exports.py", "Audience.update"): (
+        "benchmark harness, not product code: it clears its own bench environment's live versions before "
+        "deleting and reloading that environment's scratch data."
     ),
 }
 

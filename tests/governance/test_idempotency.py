@@ -380,7 +380,7 @@ def test_consent_sync_replays_without_a_second_sync(api):
 
     outcome = _ingest_twice(api("developer"), "/api/v1/consent/sync", {"updates": [update]}, "consent.sync")
 
-    assert outcome == {"updated": 1, "unchanged": 0, "stale": 0, "errors": []}
+    assert outcome == {"updated": 1, "unchanged": 0, "stale": 0, "removed_from_audiences": 0, "errors": []}
 
 
 def test_the_ingestion_endpoints_document_the_key_and_refuse_a_reused_one(api):

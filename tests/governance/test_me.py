@@ -11,6 +11,7 @@ from drf_spectacular.generators import SchemaGenerator
 from waffle.models import Flag
 
 from governance.api import me
+from governance.flags.capabilities import CAPABILITY_FLAGS
 from governance.models import ApiToken, FlagMeta
 
 
@@ -45,7 +46,11 @@ def test_me_through_a_token(api):
     assert body["token"]["prefix"] == token.prefix
     assert body["token"]["scopes"] == token.scopes
     assert body["token"]["expires_at"].startswith(f"{token.expires_at:%Y-%m-%dT%H:%M:%S}")
-    assert body["flags"] == [{"name": "new_preview", "description": "The reach waterfall in previews."}]
+    # In the sandbox the product's capability flags are on for everyone; the rest is the test's.
+    assert [f for f in body["flags"] if f["name"] not in CAPABILITY_FLAGS] == [
+        {"name": "new_preview", "description": "The reach waterfall in previews."}
+    ]
+    assert {f["name"] for f in body["flags"]} >= set(CAPABILITY_FLAGS)
     assert body["rate_limits"] == {
         "read": {"limit": 1200, "window": 60, "source": "role:developer"},
         "write": {"limit": 120, "window": 60, "source": "default"},
@@ -96,7 +101,7 @@ def test_me_answers_in_a_fixed_number_of_queries(api):
     with CaptureQueriesContext(connection) as many:
         response = client.get("/api/v1/me")
 
-    assert len(response.json()["flags"]) == 6 and len(response.json()["teams"]) == 6
+    assert len(response.json()["flags"]) == 6 + len(CAPABILITY_FLAGS) and len(response.json()["teams"]) == 6
     # The token, the user's groups, the flags with their groups and users.
     assert len(many.captured_queries) == len(few.captured_queries) <= 5, [q["sql"] for q in many.captured_queries]
 
