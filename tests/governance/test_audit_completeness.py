@@ -443,10 +443,6 @@ ALLOWED_WRITES: dict[tuple[str, str], str] = {
         "failing_since is delivery bookkeeping set and cleared by the relay (excluded from the subscription's "
         "history); pausing a failing subscription goes through webhooks.webhook_pause_failing, which audits."
     ),
-    ("bench/bench_campaigns.py", "Campaign.update"): (
-        "benchmark harness, not product code: it puts its own scratch campaign back into `active` between "
-        "timed runs in its own bench environment, so each run sends the same recipients again."
-    ),
     ("bench/bench_exports.py", "Audience.update"): (
         "benchmark harness, not product code: it clears its own bench environment's live versions before "
         "deleting and reloading that environment's scratch data."
