@@ -494,6 +494,13 @@ MATRIX: dict[str, Route] = {
         foreign=statuses(403, admin=204),
         other_env=hidden(*ROLELESS),
     ),
+    "POST /api/v1/campaigns/{campaign_id}/share": Route(
+        action="campaign.share",
+        own=statuses(403, operator=200, operator2=200, outsider=200, developer=200, admin=200),
+        foreign=statuses(403, admin=200),
+        other_env=hidden(*ROLELESS),
+        body={"team": "partners", "level": "change"},
+    ),
     "GET /api/v1/campaigns/{campaign_id}/readiness": Route(
         own=roles(200), foreign=roles(200), other_env=hidden(*ROLELESS)
     ),

@@ -12,6 +12,7 @@ _ID = r"(?P<campaign_id>[0-9]{1,18})"
 urlpatterns = [
     re_path(r"^campaigns/?$", api.CampaignListCreate.as_view(), name="campaign-list"),
     re_path(rf"^campaigns/{_ID}/?$", api.CampaignDetail.as_view(), name="campaign-detail"),
+    re_path(rf"^campaigns/{_ID}/share/?$", api.CampaignShare.as_view(), name="campaign-share"),
     re_path(rf"^campaigns/{_ID}/readiness/?$", api.CampaignReadiness.as_view(), name="campaign-readiness"),
     re_path(rf"^campaigns/{_ID}/activate/?$", api.CampaignActivate.as_view(), name="campaign-activate"),
     re_path(rf"^campaigns/{_ID}/pause/?$", api.CampaignPause.as_view(), name="campaign-pause"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.request import Request
@@ -21,7 +22,7 @@ from campaigns.definitions import selectors, services
 from campaigns.models import Campaign, CampaignChannel
 from campaigns.sending import selectors as sending_selectors
 from campaigns.sending import services as sending
-from governance.approvals import approval_brief
+from governance.approvals import approval_brief, windows
 from governance.limits.idempotency import idempotent
 from marketerapi.api import ActorMixin, CursorPagination, StrictSerializer, problem_responses
 
@@ -154,10 +155,10 @@ class CampaignPagination(CursorPagination):
     ordering = "-id"
 
 
-def _body(request: Request) -> Any:
-    if not request.body.strip():
-        return {}
-    return request.data
+def _in_environment_time(actor: Any, parse: Any) -> dict[str, Any]:
+    """A `schedule_at` without an offset is a time in the environment's time zone (PRODUCT.md)."""
+    with timezone.override(windows.zone_of(actor.environment)):
+        return dict(parse())
 
 
 class CampaignListCreate(ActorMixin, generics.ListAPIView):
@@ -196,7 +197,7 @@ class CampaignListCreate(ActorMixin, generics.ListAPIView):
         examples=[OpenApiExample("Created", value=CAMPAIGN_EXAMPLE, response_only=True, status_codes=["201"])],
     )
     def post(self, request: Request) -> Response:
-        data = validated(CampaignCreateSerializer, request.data)
+        data = _in_environment_time(self.actor, lambda: validated(CampaignCreateSerializer, request.data))
         campaign = services.campaign_create(actor=self.actor, **data)
         return Response(
             CampaignSerializer(campaign).data,
@@ -235,7 +236,7 @@ class CampaignDetail(_CampaignView):
     )
     def patch(self, request: Request, campaign_id: str) -> Response:
         campaign = self._campaign(campaign_id)
-        data = validated(CampaignUpdateSerializer, request.data, partial=True)
+        data = _in_environment_time(self.actor, lambda: validated(CampaignUpdateSerializer, request.data, partial=True))
         return Response(CampaignSerializer(services.campaign_update(actor=self.actor, campaign=campaign, **data)).data)
 
     @extend_schema(
@@ -253,6 +254,31 @@ class CampaignDetail(_CampaignView):
     def delete(self, request: Request, campaign_id: str) -> Response:
         services.campaign_delete(actor=self.actor, campaign=self._campaign(campaign_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ShareRequestSerializer(StrictSerializer):
+    team = serializers.CharField(required=False)
+    user = serializers.CharField(required=False)
+    level = serializers.ChoiceField(["view", "change"])
+
+
+class CampaignShare(_CampaignView):
+    policy_actions: ClassVar[dict[str, str]] = {"POST": "campaign.share"}
+
+    @extend_schema(
+        operation_id="campaigns_share",
+        summary="Share a campaign with a team or a person",
+        description='Send {"team": "retention", "level": "change"} (or "user"). `change` lets them edit, activate, '
+        "pause and cancel it; `view` only shows it (everyone in the environment sees campaigns anyway).\n\n"
+        "**Permission:** the owning team or admin (`campaign.share`). Audited.",
+        parameters=[CAMPAIGN_ID],
+        request=ShareRequestSerializer,
+        responses={200: CampaignSerializer, **problem_responses(400, 401, 403, 404, 422, failures=_FAILURES)},
+    )
+    def post(self, request: Request, campaign_id: str) -> Response:
+        campaign = self._campaign(campaign_id)
+        data = validated(ShareRequestSerializer, request.data)
+        return Response(CampaignSerializer(services.campaign_share(actor=self.actor, campaign=campaign, **data)).data)
 
 
 class CampaignReadiness(_CampaignView):

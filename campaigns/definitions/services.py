@@ -13,10 +13,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audiences.definitions.checks import resolve_team
+from audiences.definitions.selectors import teams
 from audiences.models import Audience
 from campaigns.definitions import checks
 from campaigns.definitions.errors import CampaignNameTaken, CampaignNotEditable
@@ -27,6 +29,7 @@ from governance.access import objectperms
 from governance.actors import Actor
 from governance.audit import trail as audit
 from governance.models import Environment
+from governance.roles import ADMIN
 from integrations.models import Destination
 from marketerapi.problems import ApplicationError, InvalidInput
 
@@ -269,12 +272,80 @@ def campaign_delete(*, actor: Actor, campaign: Campaign) -> None:
         locked.delete()
 
 
-def campaign_share(*, actor: Actor, campaign: Campaign, grantee: Group | User, level: str) -> Campaign:
-    """Share a campaign with a team or person (`view` or `change`)."""
+def share_needs_owner(
+    actor: Actor, spec: policy.Action, target: Any, context: dict[str, Any]
+) -> policy.Decision | None:
+    """Only the owning team or an admin shares a campaign (`campaign.share`): a share of
+    change lets people edit and activate it, not pass it on (a policy hook, CampaignsConfig)."""
+    if not isinstance(target, Campaign) or ADMIN in actor.roles:
+        return None
+    # Actor.user is typed AbstractBaseUser (no groups); the user model is auth.User.
+    if actor.user is not None and actor.user.groups.filter(pk=target.owner_team_id).exists():  # type: ignore[attr-defined]
+        return None
+    team = target.owner_team.name
+    return policy.Decision(
+        policy.DENY,
+        "object_permission",
+        [f"{target} is owned by the team {team!r}; only that team or an admin may share it."],
+        hint=f"Ask the {team} team (or an admin) to share it.",
+    )
+
+
+def _grantee(team: str | None, user: str | None) -> Group | User:
+    if (team is None) == (user is None):
+        raise InvalidInput(
+            "Name either a team or a user, not both or neither.",
+            errors=[
+                checks.problem(
+                    "",
+                    "one_grantee",
+                    "Name either a team or a user, not both or neither.",
+                    'Send {"team": "retention", "level": "change"} or {"user": "ann", "level": "view"}.',
+                )
+            ],
+        )
+    if team is not None:
+        group = teams().filter(name=team).first()
+        if group is None:
+            raise InvalidInput(
+                f"There is no team {team!r}.",
+                errors=[
+                    checks.problem(
+                        "/team", "unknown_team", f"There is no team {team!r}.", "Teams are groups such as growth."
+                    )
+                ],
+            )
+        return group
+    found = get_user_model().objects.filter(username=user, is_active=True).first()
+    if found is None:
+        raise InvalidInput(
+            f"There is no active user {user!r}.",
+            errors=[checks.problem("/user", "unknown_user", f"There is no active user {user!r}.", "Check the name.")],
+        )
+    return cast("User", found)
+
+
+def campaign_share(
+    *, actor: Actor, campaign: Campaign, level: str, team: str | None = None, user: str | None = None
+) -> Campaign:
+    """Share with a team or a person at `view` or `change` (replacing an earlier level)."""
     decision = policy.require(actor, "campaign.share", campaign)
+    if level not in objectperms.SHARE_LEVELS:
+        raise InvalidInput(
+            f"{level!r} is not a share level.",
+            errors=[
+                checks.problem("/level", "invalid_choice", f"{level!r} is not a share level.", "Use view or change.")
+            ],
+        )
+    grantee = _grantee(team, user)
     with transaction.atomic():
+        objectperms.unshare(campaign, grantee)
         objectperms.share(campaign, grantee, level)
         audit.record(
-            actor, "campaign.share", campaign, decision=decision, changes={"grantee": str(grantee), "level": level}
+            actor,
+            "campaign.share",
+            campaign,
+            decision=decision,
+            changes={"grantee": {"team": team} if team else {"user": user}, "after": {"level": level}},
         )
-    return campaign
+    return campaign_queryset().get(pk=campaign.pk)

@@ -157,3 +157,29 @@ def test_a_schedule_waits_for_the_beat(setup, actor, settings):
     assert campaign_start_due() == []
     assert campaign_start_due(now=soon + timedelta(seconds=1)) == [campaign["id"]]
     assert Campaign.objects.get(pk=campaign["id"]).state == "active"
+
+
+def test_sharing_change_lets_another_team_edit_only_the_owners_share(setup, api):
+    client, _audience, _destination, body = setup
+    campaign = client.post("/api/v1/campaigns/", body, format="json").json()
+    other = api("operator2")  # retention
+    refused = other.patch(f"/api/v1/campaigns/{campaign['id']}", {"purpose": "theirs"}, format="json")
+    assert refused.status_code == 403 and "growth" in refused.json()["detail"]
+    shared = client.post(
+        f"/api/v1/campaigns/{campaign['id']}/share", {"team": "retention", "level": "change"}, format="json"
+    )
+    assert shared.status_code == 200
+    assert other.patch(f"/api/v1/campaigns/{campaign['id']}", {"purpose": "theirs"}, format="json").status_code == 200
+    passed_on = other.post(
+        f"/api/v1/campaigns/{campaign['id']}/share", {"team": "other", "level": "view"}, format="json"
+    )
+    assert passed_on.status_code == 403
+
+
+def test_a_schedule_without_an_offset_is_in_the_environments_time_zone(setup, sandbox):
+    client, _audience, _destination, body = setup
+    sandbox.time_zone = "Europe/Paris"
+    sandbox.save(update_fields=["time_zone"])
+    created = client.post("/api/v1/campaigns/", {**body, "schedule_at": "2099-06-01T09:00:00"}, format="json")
+    assert created.status_code == 201, created.json()
+    assert Campaign.objects.get(pk=created.json()["id"]).schedule_at.isoformat() == "2099-06-01T07:00:00+00:00"

@@ -177,6 +177,7 @@ def _campaign(state: str = "draft") -> Callable[[Any, Environment], dict[str, An
     def setup(user: Any, environment: Environment) -> dict[str, Any]:
         from tests.factories import CampaignFactory
 
+        team("retention")
         member = ProfileFactory(environment=environment, external_id="cust-audit-c", consent="granted")
         audience = AudienceFactory(environment=environment, name="Audit campaign audience", owner_team=team("growth"))
         AudienceVersionFactory(audience=audience, memberships=[member], live=True)
@@ -234,6 +235,9 @@ CALLS: dict[str, Call] = {
     ),
     "PATCH /api/v1/campaigns/{campaign_id}": Call("operator", "campaign.edit", {"purpose": "audit"}, setup=_campaign()),
     "DELETE /api/v1/campaigns/{campaign_id}": Call("operator", "campaign.delete", setup=_campaign()),
+    "POST /api/v1/campaigns/{campaign_id}/share": Call(
+        "operator", "campaign.share", {"team": "retention", "level": "change"}, setup=_campaign()
+    ),
     "POST /api/v1/campaigns/{campaign_id}/activate": Call("operator", "campaign.activate", setup=_campaign()),
     "POST /api/v1/campaigns/{campaign_id}/pause": Call("operator", "campaign.pause", setup=_campaign("active")),
     "POST /api/v1/campaigns/{campaign_id}/resume": Call("operator", "campaign.resume", setup=_campaign("paused")),
