@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from django.urls import re_path
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
@@ -92,8 +92,8 @@ class TokenListView(ActorMixin, APIView):
         summary="List API tokens",
         description="Tokens of this environment that you answer for (yours and your service accounts'); "
         "admins see all. Secrets are never shown again. Needs the developer or admin role.",
-        responses=TokenSerializer(many=True),
-        examples=[OpenApiExample("A token", value=[EXAMPLE_TOKEN], response_only=True)],
+        responses=inline_serializer("TokenList", fields={"results": TokenSerializer(many=True)}),
+        examples=[OpenApiExample("A token", value={"results": [EXAMPLE_TOKEN]}, response_only=True)],
     )
     def get(self, request: Request) -> Response:
         tokens = selectors.token_list(actor=self.actor)
