@@ -192,7 +192,7 @@ def _admin_may_open(persona: str, key: str) -> bool:
 @pytest.mark.slow
 @pytest.mark.parametrize("key", admin_routes())
 def test_admin_route_matrix(world, db, key):
-    mismatches = _check(world, key, "/admin/login/", may_open=_admin_may_open)
+    mismatches = _check(world, key, "/admin/login/", may_open=_admin_may_open, personas=ADMIN_PERSONAS)
     assert not mismatches, f"{key}:\n" + "\n".join(mismatches)
 
 
