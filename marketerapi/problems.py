@@ -523,3 +523,19 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Any:
             content_type=PROBLEM_CONTENT_TYPE,
         )
     return error_page(request, status=400)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a portal session's unsafe call without its CSRF token. Under /api/ a
+    problem (the API answers nothing else), in a browser the friendly 403 page."""
+    if _wants_problem(request):
+        body = problem(
+            status=403,
+            code="csrf_failed",
+            title="The request's CSRF check failed",
+            detail="A call with a portal session cookie that changes something must carry the CSRF token.",
+            hint="Send the X-CSRFToken header with the csrftoken cookie's value, or call the API with "
+            "`Authorization: Bearer mk_…` and no session cookie.",
+        )
+        return JsonResponse(body, status=403, content_type=PROBLEM_CONTENT_TYPE)
+    return error_page(request, status=403)

@@ -59,6 +59,18 @@ def write_report(path: Path, rows: list[tuple[str, str, Outcome, float]], *, bou
         "`RELIABILITY_<NAME>` (see `ctx.size(...)` in each drill). Process logs and the fuzzers' reports are",
         "in `var/reliability/`.",
         "",
+        "What a failed drill points at (issue 12):",
+        "",
+        "- a) a killed worker's publish stays `running` until its heartbeat is older than",
+        "  `audiences.publishing.runner.STALE_AFTER` (10 minutes); a restarted worker does not take",
+        '  it over (the hole "a SIGKILLed publish stays running", being fixed by sec2).',
+        "- b) deliveries the killed worker had claimed are leased for",
+        "  `integrations.webhooks.delivery.LEASE` (5 minutes) and a claim takes up to `DELIVERY_BATCH` (100)",
+        "  due deliveries, not only the 8 it sends at once: nothing is lost, but the rest waits out the",
+        "  lease. The full run waits 400 s to tell late from lost.",
+        "- f) schema drift (undocumented 400/403/429/503 on most operations, validation the",
+        "  schema does not state); the fuzzers' reports list each case with a curl line.",
+        "",
     ]
     path.write_text("\n".join(lines))
 
@@ -68,6 +80,9 @@ def main() -> int:
     wanted = [k for k in os.environ.get("RELIABILITY_SCENARIOS", "").split(",") if k]
     profiles = int(os.environ.get("RELIABILITY_PROFILES") or (5_000 if bounded else 200_000))
     report = Path(os.environ.get("RELIABILITY_REPORT") or ROOT / "docs" / "reliability.md")
+    if not report.is_absolute():
+        report = ROOT / report
+    report.parent.mkdir(parents=True, exist_ok=True)
     stack = Stack()
     rows: list[tuple[str, str, Outcome, float]] = []
     began = time.monotonic()

@@ -204,3 +204,27 @@ def test_a_webhook_signature_cannot_be_altered_or_replayed():
     )
     assert not verify_signature(header, body, "whsec_other", now=now), "another secret"
     assert not verify_signature(header, body, "whsec_test", now=now + 301), "replayed after the tolerance"
+
+
+def test_an_api_call_with_a_session_and_no_csrf_token_is_a_problem_not_an_html_page(persona, sandbox):
+    """Found by the fuzzer: DELETE /api/v1/audiences/null,null/ with a session cookie met
+    Django's CSRF check before the API's not-found answer, and got its HTML page."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(persona("operator"))
+
+    response = client.delete("/api/v1/audiences/null,null/")
+
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["code"] == "csrf_failed" and "X-CSRFToken" in body["hint"]
+
+
+def test_the_token_list_is_documented_as_the_object_it_returns(db):
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    ok = schema["paths"]["/api/v1/tokens/"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    resolved = schema["components"]["schemas"][ok["$ref"].rsplit("/", 1)[-1]] if "$ref" in ok else ok
+
+    assert resolved["type"] == "object" and "results" in resolved["properties"]
