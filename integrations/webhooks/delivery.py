@@ -1,7 +1,7 @@
 """Webhook delivery: due WebhookDelivery rows → signed HTTP POSTs, at least once.
 
 Safe to run in any number of workers and to kill at any point. `deliver_webhooks` claims
-due pending deliveries, counting the attempt and leasing them for LEASE in the claim's
+due pending deliveries, counting the attempt and leasing them (lease_for: as long as sending them could take) in the claim's
 transaction, then POSTs them outside any transaction with explicit connect/read timeouts
 (WEBHOOK_CONNECT_TIMEOUT, WEBHOOK_READ_TIMEOUT, WEBHOOK_CONCURRENCY threads), then records
 each result (the delivery log, the next attempt with exponential backoff and full jitter
@@ -63,10 +63,19 @@ BACKOFF_BASE = 60.0
 BACKOFF_FACTOR = 5.0
 BACKOFF_MAX_GAP = 16 * 3600.0
 MIN_GAP = 1.0
-# How long a claimed delivery is held for its worker: longer than the slowest attempt
-# (connect + read timeouts, a full batch in the thread pool), short enough that a killed
-# worker's deliveries are retried within minutes.
+# How long claimed deliveries are held for their worker (lease_for): as long as sending them
+# could take at worst, and never longer than LEASE, so that a killed worker's deliveries are
+# retried as soon as that worker could no longer be sending them.
 LEASE = timedelta(minutes=5)
+LEASE_MARGIN = timedelta(seconds=10)
+
+
+def lease_for(count: int) -> timedelta:
+    """The lease of a claim of `count` deliveries: every request waiting out its connect and
+    read timeouts, `sending.concurrency()` at a time, plus a margin for recording; at most LEASE."""
+    rounds = -(-max(1, count) // max(1, sending.concurrency()))
+    worst = timedelta(seconds=rounds * (sending.connect_timeout() + sending.read_timeout())) + LEASE_MARGIN
+    return min(worst, LEASE)
 
 
 def kick_deliveries() -> None:
@@ -273,7 +282,7 @@ def _claim_deliveries(now: datetime, limit: int) -> tuple[list[Claimed], int]:
             _dead_letter_exhausted(d, now)
         if chosen:
             WebhookDelivery.objects.filter(pk__in=[d.id for d in chosen]).update(
-                attempts=F("attempts") + 1, next_attempt_at=now + LEASE
+                attempts=F("attempts") + 1, next_attempt_at=now + lease_for(len(chosen))
             )
     claimed = [
         Claimed(

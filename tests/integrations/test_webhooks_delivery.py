@@ -363,11 +363,14 @@ def test_an_attempt_claimed_by_a_worker_that_died_counts_and_is_retried_after_th
         deliver(now)
     monkeypatch.undo()
     delivery = WebhookDelivery.objects.get()
-    assert delivery.attempts == 1 and delivery.next_attempt_at == now + webhook_delivery.LEASE
+    # one delivery is leased for one request's connect and read timeouts and a margin (13 + 10 s)
+    lease = webhook_delivery.lease_for(1)
+    assert lease == timedelta(seconds=23)
+    assert delivery.attempts == 1 and delivery.next_attempt_at == now + lease
 
     # within the lease nothing is sent; after it the delivery goes out once
-    assert deliver(now + webhook_delivery.LEASE - timedelta(seconds=1)).claimed == 0
-    assert deliver(now + webhook_delivery.LEASE).succeeded == 1
+    assert deliver(now + lease - timedelta(seconds=1)).claimed == 0
+    assert deliver(now + lease).succeeded == 1
     assert len(hook.received) == 1
     delivery.refresh_from_db()
     assert delivery.attempts == 2 and delivery.state == DeliveryState.SUCCEEDED
@@ -432,3 +435,12 @@ def test_delivery_bodies_are_compact_json_of_the_public_event(sandbox):
     body = webhook_delivery.event_body(event)
     assert json.loads(body) == event.as_public()
     assert b", " not in body and "ü".encode() in body
+
+
+def test_a_claim_is_leased_for_as_long_as_sending_it_could_take(settings):
+    settings.WEBHOOK_CONNECT_TIMEOUT, settings.WEBHOOK_READ_TIMEOUT, settings.WEBHOOK_CONCURRENCY = 3.0, 10.0, 8
+
+    assert webhook_delivery.lease_for(8) == timedelta(seconds=13 + 10)  # one round of 8 threads
+    assert webhook_delivery.lease_for(9) == timedelta(seconds=2 * 13 + 10)
+    assert webhook_delivery.lease_for(30) == timedelta(seconds=4 * 13 + 10)
+    assert webhook_delivery.lease_for(10_000) == webhook_delivery.LEASE  # never longer than LEASE
