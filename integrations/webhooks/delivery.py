@@ -3,7 +3,8 @@
 Safe to run in any number of workers and to kill at any point. `deliver_webhooks` claims
 due pending deliveries, counting the attempt and leasing them (`lease_for`: as long as
 sending them could take) in the claim's transaction, then POSTs them outside any
-transaction with explicit connect/read timeouts (WEBHOOK_CONNECT_TIMEOUT, WEBHOOK_READ_TIMEOUT, WEBHOOK_CONCURRENCY threads), then records
+transaction with explicit connect/read timeouts (WEBHOOK_CONNECT_TIMEOUT,
+WEBHOOK_READ_TIMEOUT, WEBHOOK_CONCURRENCY threads), then records
 each result (the delivery log, the next attempt with exponential backoff and full jitter
 honouring Retry-After, or the dead letter after MAX_ATTEMPTS). A worker that dies after
 the claim leaves a lease that runs out; the attempt counts, so work that kills workers
