@@ -210,7 +210,7 @@ MATRIX: dict[str, Route] = {
     # --- me, tokens, flags (governance/api) ---
     "GET /api/v1/me": Route(own=statuses(200)),
     "GET /api/v1/me/quotas": Route(own=statuses(200)),
-    "GET /api/v1/me/requests": Route(own=statuses(200)),
+    "GET /api/v1/me/requests": Route(own=roles(200)),  # like the audit log: any role, own rows
     "GET /api/v1/metrics/adoption": Route(own=statuses(403, approver=200, admin=200)),
     "GET /api/v1/metrics/policy": Route(own=statuses(403, approver=200, admin=200)),
     "POST /api/v1/metrics/policy/simulate": Route(

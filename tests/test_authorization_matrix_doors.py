@@ -47,8 +47,9 @@ PERSONAS_AND_ANONYMOUS = (*MATRIX_PERSONAS, "anonymous")
 # Portal paths that are not pages of the product: the API's catch-all, sign-in and -out.
 # Not pages of the portal: the API's own matrix covers /api; a signed export download link is
 # authorized by its signature (tests/audiences/test_exports.py: altered, expired and other
-# people's links are refused).
-NOT_PAGES = re.compile(r"^(GET|POST) /((api|login|logout)$|downloads/)")
+# people's links are refused); /metrics is Prometheus's scrape, let in by network or token
+# only (tests/observability/test_prometheus.py).
+NOT_PAGES = re.compile(r"^(GET|POST) /((api|login|logout|metrics)$|downloads/)")
 STAFF = ("admin", "developer")
 
 

@@ -214,6 +214,7 @@ ACTIONS: dict[str, Action] = {
         # (governance/audit/selectors.py: own actions, or everyone's for roles.AUDIT_READ_ALL_ROLES).
         # Exporting writes an `audit.export` event.
         Action("audit.view", None, "Read the audit log", unsafe=False, any_role=True),
+        Action("request_log.view", None, "Read your own request history", unsafe=False, any_role=True),
         Action("audit.verify", None, "Verify the audit log's hash chain", unsafe=False, any_role=True),
         Action("audit.export", None, "Export the audit log", scope=EXPORT, any_role=True),
         # Approvals (governance/approvals/): everyone in an environment sees its requests; who may

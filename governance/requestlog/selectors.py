@@ -9,7 +9,11 @@ from governance.models import RequestLog
 
 
 def request_log_list(*, actor: Actor) -> QuerySet[RequestLog]:
-    """The actor's own requests in their environment, newest first (others' are never shown)."""
+    """`request_log.view` (any role): the actor's own requests in their environment, newest
+    first (others' are never shown)."""
+    from governance import policy
+
+    policy.require(actor, "request_log.view")
     if actor.user is None:
         return RequestLog.objects.none()
     return RequestLog.objects.filter(user_id=actor.user.pk, environment_id=actor.environment.pk).order_by("-id")
