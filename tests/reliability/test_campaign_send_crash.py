@@ -8,11 +8,6 @@ REQUIRE_SERVICES=1).
 
 from __future__ import annotations
 
-import queue
-import signal
-import subprocess
-import sys
-import threading
 from collections import defaultdict
 from datetime import timedelta
 
@@ -31,8 +26,7 @@ from tests.campaigns.support import audience_with, campaign_for
 from tests.conftest import require_service
 from tests.factories import DestinationFactory
 from tests.fakes.server import FakeServer
-from tests.processes import ROOT, clean_env
-from tests.reliability.test_dispatch_crash import database_url
+from tests.reliability.fixtures import HeldProcess
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -43,47 +37,9 @@ def postgres(django_db_serialized_rollback, transactional_db):
         require_service("PostgreSQL", "the crash test kills a process that holds a job; set DATABASE_URL")
 
 
-class Sender:
-    def __init__(self, job_id: int) -> None:
-        env = clean_env(
-            DATABASE_URL=database_url(),
-            DJANGO_SETTINGS_MODULE="marketerapi.settings_test",
-            SECRET_KEY=settings.SECRET_KEY,
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability.campaign_sender_process", str(job_id)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            self.lines.put(line)
-
-    def wait_for_hook(self, timeout: float = 90) -> None:
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                self.kill()
-                pytest.fail("the sender never reached its hook:\n" + "".join(self.output))
-            if line.startswith("HOLDING"):
-                return
-            if line.startswith("DONE"):
-                pytest.fail("the sender finished without reaching its hook:\n" + "".join(self.output))
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-        assert self.process.returncode == -signal.SIGKILL
+def Sender(job_id: int) -> HeldProcess:
+    """`python -m tests.reliability.campaign_sender_process JOB` on the test database."""
+    return HeldProcess("tests.reliability.campaign_sender_process", str(job_id), name="sender", hook_timeout=90)
 
 
 def test_a_sender_killed_mid_send_delivers_each_recipient_exactly_once(postgres, actor, sandbox, monkeypatch):

@@ -20,9 +20,8 @@ from integrations.models import DeliveryState, WebhookDelivery
 from tests.factories import WebhookSubscriptionFactory
 from tests.processes import ROOT, clean_env
 from tests.reliability import fixtures, test_dispatch_crash
-from tests.reliability.fixtures import SECRET, emit
+from tests.reliability.fixtures import SECRET, database_url, emit
 from tests.reliability.receivers import Answer
-from tests.reliability.test_dispatch_crash import database_url
 from tests.test_celery_worker import broker_url
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]

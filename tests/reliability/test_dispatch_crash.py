@@ -9,15 +9,9 @@ the same steps on SQLite with an exception injected after the claim.
 
 from __future__ import annotations
 
-import queue
-import signal
-import subprocess
-import sys
-import threading
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -27,7 +21,6 @@ from integrations.outbox import relay
 from integrations.webhooks import delivery
 from tests.conftest import require_service
 from tests.factories import WebhookSubscriptionFactory
-from tests.processes import ROOT, clean_env
 from tests.reliability import fixtures
 from tests.reliability.fixtures import emit
 from tests.reliability.receivers import Answer
@@ -45,55 +38,9 @@ def postgres(django_db_serialized_rollback, transactional_db):
         require_service("PostgreSQL", "the crash tests kill a process that holds row locks; set DATABASE_URL")
 
 
-def database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-class Dispatcher:
+def Dispatcher(stage: str) -> fixtures.HeldProcess:
     """`python -m tests.reliability.dispatcher_process STAGE` on the test database."""
-
-    def __init__(self, stage: str) -> None:
-        env = clean_env(
-            DATABASE_URL=database_url(),
-            DJANGO_SETTINGS_MODULE="marketerapi.settings_test",
-            SECRET_KEY=settings.SECRET_KEY,
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability.dispatcher_process", stage],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            self.lines.put(line)
-
-    def wait_for_hook(self, timeout: float = 60) -> None:
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                self.kill()
-                pytest.fail("the dispatcher never reached its hook:\n" + "".join(self.output))
-            if line.startswith("HOLDING"):
-                return
-            if line.startswith("DONE"):
-                pytest.fail("the dispatcher finished without reaching its hook:\n" + "".join(self.output))
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-        assert self.process.returncode == -signal.SIGKILL
+    return fixtures.HeldProcess("tests.reliability.dispatcher_process", stage, name="dispatcher")
 
 
 @pytest.fixture

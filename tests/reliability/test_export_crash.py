@@ -33,7 +33,7 @@ from integrations.models import Job
 from tests.factories import AudienceFactory, UserFactory
 from tests.processes import ROOT, clean_env
 from tests.reliability import test_dispatch_crash
-from tests.reliability.test_dispatch_crash import database_url
+from tests.reliability.fixtures import database_url
 from tests.test_celery_worker import broker_url
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
